@@ -6,3 +6,5 @@ registers the Gymnasium environment ids (``bundlerl/BundleRec-v0`` and variants)
 """
 
 __version__ = "0.1.0"
+
+import env as _env  # noqa: E402,F401  - registers the gymnasium ids on import

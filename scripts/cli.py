@@ -14,6 +14,9 @@ import sys
 #: Subcommand modules under ``scripts/``, in the order ``--help`` lists them.
 COMMANDS: tuple[str, ...] = (
     "catalog_cmd",
+    "train",
+    "evaluate",
+    "quickstart",
 )
 
 

@@ -1,0 +1,243 @@
+"""SB3-backed agents: factories for PPO, MaskablePPO and DQN, and :class:`SB3Policy` (the policy protocol).
+
+    >>> from env.vec_env import BundleRecVecEnv
+    >>> from agents.config import load_algo_config
+    >>> cfg = load_algo_config("ppo", "small")
+    >>> venv = BundleRecVecEnv("small", num_envs=cfg.num_envs, seed=0)
+    >>> model = make_model("ppo", venv, cfg, seed=0)
+    >>> model.learn(2_000)                      # SB3's verbs, unchanged: learn / predict / save / load
+    >>> policy = SB3Policy(model)               # agents.policy.Policy: action_probabilities(obs_batch)
+
+Networks (``NetworkConfig.extractor``): ``set`` = :class:`agents.networks.CandidateSetExtractor` with a
+per-candidate head (order-free); ``mlp`` = SB3's ``MultiInputPolicy`` (flattened Dict obs through an MLP).
+Heavy imports (torch, SB3) happen when this module is imported: import it lazily from scripts.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch as th
+from stable_baselines3 import DQN, PPO
+from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.torch_layers import CombinedExtractor
+
+from agents.config import ALGOS, AgentConfigError, DQNConfig, MaskablePPOConfig, NetworkConfig, PPOConfig
+from agents.networks import (
+    ACTIVATIONS, CandidateActorCriticPolicy, CandidateSetExtractor, MaskableCandidateActorCriticPolicy,
+    MaskedDQNPolicy, numpy_mask,
+)
+from agents.policy import MASK_KEY, Observation, Policy, PolicyError, batch_size_of, greedy_probabilities
+
+__all__ = ["MaskedDQN", "make_model", "make_ppo", "make_maskable_ppo", "make_dqn", "algo_class", "SB3Policy",
+           "load_model", "policy_kwargs_for"]
+
+
+class MaskedDQN(DQN):
+    """SB3 DQN whose exploration only picks valid candidates.
+
+    Epsilon-greedy per row (SB3's DQN explores the whole batch at once with one draw): with
+    probability ``exploration_rate`` a row takes a uniformly random *valid* candidate, otherwise the
+    greedy masked action of :class:`agents.networks.MaskedQNetwork`. The warm-up phase
+    (``learning_starts``) samples valid candidates too. Draws come from a ``numpy.random.Generator``
+    seeded with the model's seed.
+    """
+
+    policy_aliases = {**DQN.policy_aliases, "MaskedDQNPolicy": MaskedDQNPolicy}
+
+    def _rng(self) -> np.random.Generator:
+        if getattr(self, "_explore_rng", None) is None:
+            self._explore_rng = np.random.default_rng([0 if self.seed is None else int(self.seed), 4242])
+        return self._explore_rng
+
+    def _random_valid(self, obs) -> np.ndarray:
+        if isinstance(obs, dict) and MASK_KEY in obs and np.ndim(obs[MASK_KEY]) == 2:
+            mask = numpy_mask(obs).astype(np.float64)
+        else:
+            n = 1 if not isinstance(obs, dict) else np.asarray(next(iter(obs.values()))).shape[0]
+            mask = np.ones((n, int(self.action_space.n)))
+        mask[mask.sum(axis=1) == 0] = 1.0
+        cdf = (mask / mask.sum(axis=1, keepdims=True)).cumsum(axis=1)
+        u = self._rng().random(mask.shape[0])[:, None]
+        return (cdf <= u).sum(axis=1).clip(max=mask.shape[1] - 1)
+
+    def predict(self, observation, state=None, episode_start=None, deterministic: bool = False):
+        action, state = self.policy.predict(observation, state, episode_start, deterministic)
+        if deterministic or self.exploration_rate <= 0 or not isinstance(observation, dict):
+            return action, state
+        if np.ndim(observation[MASK_KEY]) != 2:  # single observation
+            return action, state
+        explore = self._rng().random(action.shape[0]) < self.exploration_rate
+        if explore.any():
+            action = np.where(explore, self._random_valid(observation), action)
+        return action, state
+
+    def _sample_action(self, learning_starts: int, action_noise=None, n_envs: int = 1):
+        if self.num_timesteps < learning_starts:
+            a = self._random_valid(self._last_obs)
+        else:
+            a, _ = self.predict(self._last_obs, deterministic=False)
+        return a, a
+
+    def _excluded_save_params(self) -> list[str]:
+        return [*super()._excluded_save_params(), "_explore_rng"]
+
+
+def _maskable_ppo_class():
+    from sb3_contrib import MaskablePPO
+
+    return MaskablePPO
+
+
+def _is_maskable(policy) -> bool:
+    from sb3_contrib.common.maskable.policies import MaskableActorCriticPolicy
+
+    return isinstance(policy, MaskableActorCriticPolicy)
+
+
+def algo_class(algo: str) -> type[BaseAlgorithm]:
+    """The SB3 class of ``algo`` (``ppo``: PPO, ``maskable_ppo``: sb3-contrib MaskablePPO, ``dqn``: :class:`MaskedDQN`)."""
+    if algo == "ppo":
+        return PPO
+    if algo == "maskable_ppo":
+        return _maskable_ppo_class()
+    if algo == "dqn":
+        return MaskedDQN
+    raise AgentConfigError(f"unknown algo {algo!r}; use one of {ALGOS}")
+
+
+def policy_kwargs_for(algo: str, net: NetworkConfig) -> tuple[Any, dict[str, Any]]:
+    """(policy class or alias, policy_kwargs) for ``algo`` with network ``net``."""
+    act = ACTIVATIONS[net.activation]
+    if net.extractor == "mlp":
+        kw: dict[str, Any] = dict(net_arch=list(net.net_arch), activation_fn=act)
+        if algo == "dqn":
+            return MaskedDQNPolicy, {**kw, "features_extractor_class": CombinedExtractor}
+        return "MultiInputPolicy", kw
+    fe = dict(features_extractor_class=CandidateSetExtractor,
+              features_extractor_kwargs=dict(hidden=net.hidden, context_dim=net.context_dim, activation=net.activation))
+    if algo == "dqn":
+        return MaskedDQNPolicy, {**fe, "net_arch": list(net.net_arch), "activation_fn": act,
+                                 "candidate_head": net.candidate_head, "scorer_hidden": net.hidden}
+    if net.candidate_head:
+        cls = CandidateActorCriticPolicy if algo == "ppo" else MaskableCandidateActorCriticPolicy
+        return cls, {**fe, "net_arch": dict(pi=[], vf=list(net.net_arch)), "activation_fn": act,
+                     "scorer_hidden": net.hidden}
+    return "MultiInputPolicy", {**fe, "net_arch": list(net.net_arch), "activation_fn": act}
+
+
+def _check_env(venv, cfg) -> None:
+    if venv.num_envs != cfg.num_envs:
+        raise AgentConfigError(f"the vec env has {venv.num_envs} envs but the config says num_envs={cfg.num_envs}; "
+                               "build the env with the config's num_envs")
+
+
+def make_ppo(venv, cfg: PPOConfig, *, seed: int | None = 0, tensorboard_log: str | None = None,
+             device: str = "cpu", verbose: int = 0) -> PPO:
+    """SB3 PPO on ``venv`` (a VecEnv with ``cfg.num_envs`` envs) with ``cfg``'s hyperparameters and network."""
+    _check_env(venv, cfg)
+    policy, pkw = policy_kwargs_for("ppo", cfg.network)
+    return PPO(policy, venv, policy_kwargs=pkw, seed=seed, tensorboard_log=tensorboard_log, device=device,
+               verbose=verbose, **cfg.sb3_kwargs())
+
+
+def make_maskable_ppo(venv, cfg: MaskablePPOConfig, *, seed: int | None = 0, tensorboard_log: str | None = None,
+                      device: str = "cpu", verbose: int = 0):
+    """sb3-contrib MaskablePPO (masks from ``venv.env_method("action_masks")``)."""
+    _check_env(venv, cfg)
+    policy, pkw = policy_kwargs_for("maskable_ppo", cfg.network)
+    return _maskable_ppo_class()(policy, venv, policy_kwargs=pkw, seed=seed, tensorboard_log=tensorboard_log,
+                                 device=device, verbose=verbose, **cfg.sb3_kwargs())
+
+
+def make_dqn(venv, cfg: DQNConfig, *, seed: int | None = 0, tensorboard_log: str | None = None,
+             device: str = "cpu", verbose: int = 0) -> MaskedDQN:
+    """:class:`MaskedDQN` (masked Q, masked exploration) on ``venv``."""
+    _check_env(venv, cfg)
+    policy, pkw = policy_kwargs_for("dqn", cfg.network)
+    return MaskedDQN(policy, venv, policy_kwargs=pkw, seed=seed, tensorboard_log=tensorboard_log, device=device,
+                     verbose=verbose, **cfg.sb3_kwargs())
+
+
+_FACTORIES = {"ppo": make_ppo, "maskable_ppo": make_maskable_ppo, "dqn": make_dqn}
+
+
+def make_model(algo: str, venv, cfg, **kwargs) -> BaseAlgorithm:
+    """The model of ``algo`` (see :data:`agents.config.ALGOS`); kwargs as :func:`make_ppo`."""
+    if algo not in _FACTORIES:
+        raise AgentConfigError(f"unknown algo {algo!r}; use one of {ALGOS}")
+    return _FACTORIES[algo](venv, cfg, **kwargs)
+
+
+def load_model(algo: str, path: str | Path, env=None, device: str = "cpu") -> BaseAlgorithm:
+    """``algo_class(algo).load(path, env=env)``; raises FileNotFoundError when ``path`` is missing."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no saved model at {path}")
+    return algo_class(algo).load(str(path), env=env, device=device)
+
+
+class SB3Policy(Policy):
+    """A trained SB3 model as an :class:`agents.policy.Policy`.
+
+    - PPO / MaskablePPO: the probabilities of the policy's categorical distribution, restricted to the
+      valid candidates and renormalised (MaskablePPO masks with the observation's mask; a candidate-head
+      policy already gives masked candidates zero mass). A row whose mass on valid candidates
+      underflows falls back to uniform over the valid ones.
+    - DQN: one-hot on the greedy valid candidate (masked Q), or with ``epsilon > 0`` the
+      epsilon-greedy probabilities ``(1 - eps) * onehot + eps / n_valid`` over valid candidates.
+
+    :param model: a PPO, MaskablePPO or DQN model.
+    :param name: label in tables (default: the algorithm's name).
+    :param epsilon: DQN only; exploration probability in [0, 1].
+    """
+
+    def __init__(self, model: BaseAlgorithm, name: str | None = None, epsilon: float = 0.0):
+        if not 0.0 <= epsilon <= 1.0:
+            raise PolicyError(f"epsilon={epsilon}; it must be in [0, 1]")
+        self.model = model
+        self.is_dqn = isinstance(model, DQN)
+        self.epsilon = float(epsilon)
+        if epsilon and not self.is_dqn:
+            raise PolicyError("epsilon applies to DQN models only")
+        self.name = name or type(model).__name__.lower()
+
+    @classmethod
+    def from_run_dir(cls, run_dir: str | Path, which: str = "best", **kwargs) -> "SB3Policy":
+        """Load the ``best`` (else ``final``) or ``final`` model of a ``bundlerl train`` run directory."""
+        from scripts.run_dir import RunDir
+
+        rd = RunDir.open(run_dir)
+        model = load_model(rd.algo, rd.model_path(which))
+        return cls(model, name=kwargs.pop("name", rd.path.name), **kwargs)
+
+    def _obs_tensor(self, obs: Observation):
+        pol = self.model.policy
+        obs_t, _ = pol.obs_to_tensor({k: np.asarray(v) for k, v in obs.items()})
+        return obs_t
+
+    def action_probabilities(self, obs: Observation) -> np.ndarray:
+        batch_size_of(obs)
+        mask = np.asarray(obs[MASK_KEY]) > 0
+        with th.no_grad():
+            obs_t = self._obs_tensor(obs)
+            if self.is_dqn:
+                q = self.model.q_net(obs_t).cpu().numpy().astype(np.float64)
+                probs = greedy_probabilities(q, mask)
+                if self.epsilon > 0:
+                    valid = np.where(mask.any(axis=1, keepdims=True), mask, True).astype(np.float64)
+                    probs = (1 - self.epsilon) * probs + self.epsilon * valid / valid.sum(axis=1, keepdims=True)
+                return probs
+            pol = self.model.policy
+            if _is_maskable(pol):
+                dist = pol.get_distribution(obs_t, action_masks=mask)
+            else:
+                dist = pol.get_distribution(obs_t)
+            probs = dist.distribution.probs.cpu().numpy().astype(np.float64)
+        valid = np.where(mask.any(axis=1, keepdims=True), mask, True)
+        probs = np.where(valid, probs, 0.0)
+        tot = probs.sum(axis=1, keepdims=True)
+        uniform = valid / valid.sum(axis=1, keepdims=True)
+        return np.where(tot > 1e-12, probs / np.maximum(tot, 1e-300), uniform)

@@ -1,0 +1,631 @@
+"""Candidate bundles per user: FAISS anchors completed with estimated complements.
+
+Method (all steps vectorised over users; loops only run over the small K, K_max, C axes):
+
+1. **Query** ``q = normalize((1 - a) * profile + a * history)`` with ``a = history_weight`` for
+   users that have a history vector (a zero row means none), else ``q = profile``.
+2. **Pool**: the ``pool_size`` nearest items to ``q`` in the :class:`~candidates.index.ItemIndex`,
+   bought items excluded. The first ``n_anchors`` pool items that fit the price cap are anchors.
+3. **Completion**: each anchor is grown greedily to ``K_max`` items from its ``n_complements``
+   top complements (complementarity model's top lists). Item ``j`` is added to bundle ``B`` to
+   maximise the marginal gain
+
+       g(j | B) = w_rel * rel(q, j) + w_comp * mean_{m in B} (comp(m->j) + comp(j->m)) / 2
+                  - w_sub * max_{m in B} sub(m, j)
+
+   with ``sub(m, j) = [cat(m) = cat(j)] * max(0, cos(e_m, e_j))`` (a same-category near-duplicate
+   is a substitute), skipping bought items and anything that would break the price cap
+   (discounted bundle price <= cap). ``rel`` here is computed in a ``rel_dim``-dimensional
+   PCA projection of the embeddings to keep the (users x anchors x complements) step cheap;
+   every *feature* below is exact. Each anchor yields its prefixes: sizes 1..K_max.
+4. **Cross-sell**: the ``n_cross_sell_seeds`` most recently bought items are completed the same
+   way but the bought item itself stays out of the bundle (it counts as a virtual member in
+   ``g`` so that the bundle complements it and does not substitute it).
+5. **Selection**: bundles are scored ``s = w_rel * mean rel(q) + w_comp * mean_comp - w_sub *
+   max_sub`` (cross-sell adds ``w_comp * mean comp(seed -> items)``) and ``K`` are chosen by MMR:
+   ``lambda * s - (1 - lambda) * |B & U| / |B|`` where U is the union of items already chosen;
+   identical item sets are dropped. The first ``round(cross_sell_share * K)`` picks come from
+   cross-sell bundles when a user has any.
+
+Pairwise complementarity and substitution among an item and its complement list are tabulated
+once per catalogue at construction (``(n, C+1, C+1)`` float32 each, ~97 MB at 100k items with C = 10), so the per-call work is
+table look-ups plus one gather of exact embeddings for the ~(anchors + seeds) * K_max items.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol, Sequence
+
+import numpy as np
+
+from candidates.index import IndexError_, ItemIndex, RaggedSet, UNIT_TOL
+from candidates.types import CANDIDATE_FEATURES, CandidateSet
+
+__all__ = [
+    "BuilderConfig",
+    "BundleBuilder",
+    "BuilderError",
+    "ComplementModelLike",
+    "discount_for_sizes",
+    "bundle_log_price",
+    "popularity_feature",
+    "mean_offdiag",
+    "max_offdiag",
+    "substitution",
+    "prefix_mean",
+    "inner_products_by_index",
+    "prefix_pair_mean",
+    "prefix_pair_max",
+]
+
+F_IDX = {name: i for i, name in enumerate(CANDIDATE_FEATURES)}
+
+
+class BuilderError(ValueError):
+    """Bad builder configuration or input; the message says what is wrong and how to fix it."""
+
+
+class ComplementModelLike(Protocol):
+    """What the builder needs from a complementarity model (``candidates.complementarity``)."""
+
+    top_items: np.ndarray
+    """(n, C_top) int32 top complements of each item, best first, -1 padded."""
+    top_scores: np.ndarray
+    """(n, C_top) float32 in [0, 1], their scores comp(i -> top_items[i, c])."""
+
+    def score(self, i: np.ndarray, j: np.ndarray) -> np.ndarray:
+        """(m,) float32 in [0, 1]: directed complementarity i -> j."""
+
+
+@dataclass(frozen=True)
+class BuilderConfig:
+    """How many candidate bundles to build and how to rank them."""
+
+    n_candidates: int = 32
+    """K: candidate bundles per user (fixed; unused slots are masked). >= 1."""
+    max_bundle_size: int = 3
+    """K_max: largest bundle. >= 1."""
+    pool_size: int = 64
+    """Nearest items fetched from the index per user; anchors are taken from it. >= n_anchors."""
+    n_anchors: int = 16
+    """Anchors per user, each completed into bundles of sizes 1..K_max. >= 1."""
+    n_complements: int = 10
+    """C: complements per anchor considered for completion (head of the model's top list). >= 1."""
+    n_cross_sell_seeds: int = 4
+    """Most recently bought items whose complements form cross-sell bundles. >= 0.
+    Constraint: (n_anchors + n_cross_sell_seeds) * max_bundle_size <= 64 (MMR uses 64-bit item sets)."""
+    cross_sell_share: float = 0.25
+    """Share of the K slots given first to cross-sell bundles when a user has any. In [0, 1]."""
+    history_weight: float = 0.3
+    """Weight a of the history vector in the query (1 - a for the profile). In [0, 1]."""
+    w_rel: float = 1.0
+    """Weight of relevance (cosine to the query). >= 0."""
+    w_comp: float = 1.0
+    """Weight of estimated complementarity. >= 0."""
+    w_sub: float = 1.0
+    """Weight of the substitute penalty. >= 0."""
+    mmr_lambda: float = 0.7
+    """MMR trade-off: 1 = pure score, 0 = pure diversity. In [0, 1]."""
+    rel_dim: int | None = 32
+    """PCA dimension used for relevance while completing bundles (speed); None = exact. >= 1."""
+    price_cap: float | None = None
+    """Global cap on a bundle's discounted price (currency units); combined with the per-call cap by min. > 0 or None."""
+    discounts: dict = field(default_factory=lambda: {2: 0.10, 3: 0.15})
+    """Bundle discount by size: key k applies to sizes >= k up to the next key (default: 10% for 2, 15% for 3+).
+    Keys >= 2, values in [0, 1)."""
+
+    def __post_init__(self) -> None:
+        def need(ok: bool, msg: str) -> None:
+            if not ok:
+                raise BuilderError(f"BuilderConfig: {msg}")
+
+        need(self.n_candidates >= 1, f"n_candidates={self.n_candidates}; use >= 1")
+        need(self.max_bundle_size >= 1, f"max_bundle_size={self.max_bundle_size}; use >= 1")
+        need(self.n_anchors >= 1, f"n_anchors={self.n_anchors}; use >= 1")
+        need(self.pool_size >= self.n_anchors, f"pool_size={self.pool_size} < n_anchors={self.n_anchors}; raise pool_size")
+        need(self.n_complements >= 1, f"n_complements={self.n_complements}; use >= 1")
+        need(self.n_cross_sell_seeds >= 0, f"n_cross_sell_seeds={self.n_cross_sell_seeds}; use >= 0")
+        need(
+            (self.n_anchors + self.n_cross_sell_seeds) * self.max_bundle_size <= 64,
+            f"(n_anchors + n_cross_sell_seeds) * max_bundle_size = "
+            f"{(self.n_anchors + self.n_cross_sell_seeds) * self.max_bundle_size} > 64; lower n_anchors or n_cross_sell_seeds",
+        )
+        for name in ("cross_sell_share", "history_weight", "mmr_lambda"):
+            v = getattr(self, name)
+            need(0.0 <= v <= 1.0, f"{name}={v}; use a value in [0, 1]")
+        for name in ("w_rel", "w_comp", "w_sub"):
+            v = getattr(self, name)
+            need(np.isfinite(v) and v >= 0, f"{name}={v}; use a finite weight >= 0")
+        need(self.rel_dim is None or self.rel_dim >= 1, f"rel_dim={self.rel_dim}; use >= 1 or None")
+        need(
+            self.price_cap is None or (np.isfinite(self.price_cap) and self.price_cap > 0),
+            f"price_cap={self.price_cap}; use a positive number or None",
+        )
+        for k, v in dict(self.discounts).items():
+            need(int(k) == k and k >= 2, f"discounts key {k!r}; keys are bundle sizes >= 2")
+            need(0.0 <= v < 1.0, f"discounts[{k}]={v}; use a fraction in [0, 1)")
+
+    def discount_table(self) -> np.ndarray:
+        """(K_max + 1,) float64: discount fraction for each size 0..K_max (0 for sizes 0 and 1)."""
+        return discount_for_sizes(np.arange(self.max_bundle_size + 1), self.discounts)
+
+
+# ---------------------------------------------------------------------- feature formulas
+def discount_for_sizes(sizes: np.ndarray, discounts: dict) -> np.ndarray:
+    """Discount fraction for each bundle size: the value of the largest key <= size, 0 if none."""
+    sizes = np.asarray(sizes)
+    out = np.zeros(sizes.shape, dtype=np.float64)
+    for k in sorted(discounts):
+        out = np.where(sizes >= k, float(discounts[k]), out)
+    return out
+
+
+def bundle_log_price(item_prices: np.ndarray, valid: np.ndarray, discounts: dict) -> np.ndarray:
+    """log of the discounted bundle price: log(sum of valid item prices * (1 - d(size))).
+
+    :param item_prices: (..., K_max) > 0; :param valid: (..., K_max) bool, at least one True per bundle.
+    """
+    size = valid.sum(-1)
+    total = np.where(valid, item_prices, 0.0).sum(-1)
+    return np.log(total * (1.0 - discount_for_sizes(size, discounts)))
+
+
+def popularity_feature(popularity: np.ndarray) -> np.ndarray:
+    """(n,) float32 in [0, 1]: log1p(popularity) / log1p(max popularity) (all 0 when max is 0)."""
+    lp = np.log1p(np.asarray(popularity, dtype=np.float64))
+    top = lp.max() if lp.size else 0.0
+    return (lp / top if top > 0 else np.zeros_like(lp)).astype(np.float32)
+
+
+def substitution(cat_a: np.ndarray, cat_b: np.ndarray, cos: np.ndarray) -> np.ndarray:
+    """Estimated substitution: [same category] * max(0, cosine), in [0, 1]."""
+    return np.where(np.asarray(cat_a) == np.asarray(cat_b), np.maximum(np.asarray(cos, dtype=np.float64), 0.0), 0.0)
+
+
+def mean_offdiag(pair: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """Mean of ``pair[..., u, v]`` over ordered pairs u != v of valid members; 0 when fewer than 2.
+
+    :param pair: (..., K, K); :param valid: (..., K) bool.
+    """
+    K = valid.shape[-1]
+    m = valid[..., :, None] & valid[..., None, :] & ~np.eye(K, dtype=bool)
+    cnt = m.sum((-1, -2))
+    s = np.where(m, pair, 0.0).sum((-1, -2))
+    return np.where(cnt > 0, s / np.maximum(cnt, 1), 0.0)
+
+
+def max_offdiag(pair: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """Max of ``pair[..., u, v]`` over pairs u != v of valid members; 0 when fewer than 2."""
+    K = valid.shape[-1]
+    m = valid[..., :, None] & valid[..., None, :] & ~np.eye(K, dtype=bool)
+    return np.where(m, pair, -np.inf).max((-1, -2), initial=-np.inf).clip(min=0.0) if K > 1 else np.zeros(valid.shape[:-1])
+
+
+def prefix_mean(x: np.ndarray) -> np.ndarray:
+    """Mean of the first k+1 entries along the last axis, for every k: (..., K) -> (..., K)."""
+    return np.cumsum(x, -1) / np.arange(1, x.shape[-1] + 1)
+
+
+def prefix_pair_mean(pair: np.ndarray) -> np.ndarray:
+    """For every prefix {0..k}: mean of ``pair[u, v]`` over ordered pairs u != v in it (0 for k = 0).
+
+    (..., K, K) -> (..., K); equals :func:`mean_offdiag` with the prefix as ``valid``.
+    """
+    K = pair.shape[-1]
+    upper = np.triu(np.ones((K, K), dtype=bool), 1)  # u < v
+    sym = pair + np.swapaxes(pair, -1, -2)
+    new = np.where(upper, sym, 0.0).sum(-2)  # pairs added by member v
+    size = np.arange(1, K + 1)
+    return np.cumsum(new, -1) / np.maximum(size * (size - 1), 1)
+
+
+def prefix_pair_max(pair: np.ndarray) -> np.ndarray:
+    """For every prefix {0..k}: max of ``pair[u, v]`` over pairs u != v in it, floored at 0 (0 for k = 0).
+
+    (..., K, K) -> (..., K), ``pair`` symmetric; equals :func:`max_offdiag` with the prefix as ``valid``.
+    """
+    K = pair.shape[-1]
+    upper = np.triu(np.ones((K, K), dtype=bool), 1)
+    new = np.where(upper, pair, 0.0).max(-2).clip(min=0.0)
+    return np.maximum.accumulate(new, -1)
+
+
+def inner_products_by_index(x: np.ndarray, table: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    """(N, L) float32: ``out[u, l] = <x[u], table[ids[u, l]]>``, 0 where ``ids`` is -1.
+
+    Fused gather + dot (``faiss.fvec_inner_products_by_idx``): it never materialises the
+    (N, L, d) gathered block, which is what made this step memory-bound in numpy.
+    """
+    import faiss
+
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    table = np.ascontiguousarray(table, dtype=np.float32)
+    ids = np.ascontiguousarray(ids, dtype=np.int64)
+    out = np.empty(ids.shape, dtype=np.float32)
+    if out.size:
+        faiss.fvec_inner_products_by_idx(
+            faiss.swig_ptr(out), faiss.swig_ptr(x), faiss.swig_ptr(table), faiss.swig_ptr(ids), table.shape[1], x.shape[0], ids.shape[1]
+        )
+    return np.where(ids >= 0, out, 0.0).astype(np.float32)
+
+
+def _check_rows(x, N: int | None, d: int, name: str, allow_zero: bool = False) -> np.ndarray:
+    x = np.asarray(x)
+    if x.ndim != 2 or x.shape[1] != d or (N is not None and x.shape[0] != N):
+        want = f"({N if N is not None else 'N'}, {d})"
+        raise BuilderError(f"{name} has shape {x.shape}; expected {want} float32 unit rows")
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    fin = np.isfinite(x).all(1)
+    if not fin.all():
+        raise BuilderError(f"{name}[{int(np.flatnonzero(~fin)[0])}] contains NaN or inf; fix the user vectors")
+    nrm = np.linalg.norm(x, axis=1)
+    bad = np.abs(nrm - 1) > UNIT_TOL
+    if allow_zero:
+        bad &= nrm > 0
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        hint = " (a zero row means 'no history')" if allow_zero else ""
+        raise BuilderError(f"{name}[{i}] has norm {nrm[i]:.4f}; rows must be unit-norm{hint}")
+    return x
+
+
+class BundleBuilder:
+    """Builds K candidate bundles per user from an item index and a complementarity model.
+
+    :param catalog: the (observable) catalogue with ``embeddings``; its ``complement_graph``
+        (simulator truth) is never read.
+    :param index: an :class:`~candidates.index.ItemIndex` over ``catalog.embeddings`` (same rows).
+    :param complement_model: anything with ``top_items``, ``top_scores`` (n, C_top) and
+        ``score(i, j)`` (see :class:`ComplementModelLike`).
+    :param config: :class:`BuilderConfig`.
+    Raises :class:`BuilderError` when the three disagree on the number of items or dimension.
+    Construction tabulates pairwise comp/sub over each item's complement list (O(n * C^2)).
+    """
+
+    def __init__(self, catalog, index: ItemIndex, complement_model: ComplementModelLike, config: BuilderConfig | None = None):
+        self.config = cfg = config or BuilderConfig()
+        if catalog.embeddings is None:
+            raise BuilderError("catalog has no embeddings; encode it first (catalog.with_embeddings(...))")
+        n, d = catalog.embeddings.shape
+        if index.n_items != n or index.dim != d:
+            raise BuilderError(
+                f"index holds {index.n_items} x {index.dim} vectors but the catalogue {n} x {d}; "
+                "build the index over catalog.embeddings (after a cold-start add, rebuild the builder with the extended catalogue)"
+            )
+        top = np.asarray(complement_model.top_items)
+        if top.ndim != 2 or top.shape[0] != n:
+            raise BuilderError(f"complement_model.top_items has shape {top.shape}; expected ({n}, C_top)")
+        self.catalog = catalog
+        self.index = index
+        self.comp = complement_model
+        self.n_items, self.dim = n, d
+        self.E = catalog.embeddings
+        self.price = catalog.price.astype(np.float64)
+        self.category = catalog.category
+        self.pop_feat = popularity_feature(catalog.popularity)
+        self.disc = cfg.discount_table()
+        self._tabulate(top, np.asarray(complement_model.top_scores, dtype=np.float32))
+        if cfg.rel_dim is None or cfg.rel_dim >= d:
+            self.W = None
+            self.Er = self.E
+        else:
+            # PCA of the uncentred second moment: the best rank-r approximation of inner products.
+            w, v = np.linalg.eigh((self.E.T.astype(np.float64) @ self.E) / n)
+            self.W = np.ascontiguousarray(v[:, ::-1][:, : cfg.rel_dim], dtype=np.float32)
+            self.Er = np.ascontiguousarray(self.E @ self.W)
+
+    # ------------------------------------------------------------------ tables
+    def _tabulate(self, top: np.ndarray, top_scores: np.ndarray, chunk: int = 4096) -> None:
+        """LIST (n, C+1): complement list with the item itself as last column ("self" code C);
+        COMPS (n, C+1, C+1) float32: comp(u -> v) + comp(v -> u) for u, v = LIST[a, .] (symmetrised,
+        0 on the diagonal and for missing entries); SEEDC (n, C): directed comp(a -> LIST[a, c]);
+        SUBX (n, C+1, C+1) float32: substitution."""
+        n, C = self.n_items, min(self.config.n_complements, top.shape[1])
+        self.C = C
+        lst = np.full((n, C + 1), -1, dtype=np.int64)
+        lst[:, :C] = top[:, :C]
+        self_idx = np.arange(n)
+        lst[:, :C] = np.where(lst[:, :C] == self_idx[:, None], -1, lst[:, :C])  # an item is not its own complement
+        lst[:, C] = self_idx
+        self.LIST = lst
+        self.COMPS = np.zeros((n, C + 1, C + 1), dtype=np.float32)
+        self.SEEDC = np.zeros((n, max(C, 1)), dtype=np.float32)
+        self.SUBX = np.zeros((n, C + 1, C + 1), dtype=np.float32)
+        eye = np.eye(C + 1, dtype=bool)
+        for s in range(0, n, chunk):
+            L = lst[s : s + chunk]
+            v = L >= 0
+            Lc = np.where(v, L, 0)
+            ok = v[:, :, None] & v[:, None, :] & ~eye
+            ii = np.broadcast_to(Lc[:, :, None], ok.shape)[ok]
+            jj = np.broadcast_to(Lc[:, None, :], ok.shape)[ok]
+            comp = np.zeros(ok.shape, dtype=np.float32)
+            comp[ok] = np.clip(np.asarray(self.comp.score(ii, jj), dtype=np.float32), 0.0, 1.0)
+            self.COMPS[s : s + chunk] = comp + comp.transpose(0, 2, 1)
+            self.SEEDC[s : s + chunk, :C] = comp[:, C, :C]
+            emb = self.E[Lc]  # (b, C+1, d)
+            cos = np.matmul(emb, emb.transpose(0, 2, 1))
+            cat = self.category[Lc]
+            sub = substitution(cat[:, :, None], cat[:, None, :], cos)
+            self.SUBX[s : s + chunk] = np.where(ok, sub, 0.0)
+
+    # ------------------------------------------------------------------ completion
+    def _complete(self, src, src_valid, include_src: bool, qr, cap, bought: RaggedSet):
+        """Greedy completion of each source item. Returns member codes (N, S, K_max) into
+        LIST[src] (C = the source itself, -1 = none) and ok (N, S, K_max): prefix of size k+1 valid."""
+        cfg, C, Km = self.config, self.C, self.config.max_bundle_size
+        N, S = src.shape
+        srcc = np.where(src_valid, src, 0)
+        cand = self.LIST[srcc, :C]  # (N, S, C)
+        candc = np.maximum(cand, 0)
+        cvalid = src_valid[..., None] & (cand >= 0) & ~bought.contains(cand)
+        # np.take on rows is several times faster than fancy indexing with a 3-D index
+        er = np.take(self.Er, candc.reshape(-1), axis=0).reshape(N, S * C, -1)
+        rel = np.matmul(er, qr[:, :, None]).reshape(N, S, C)
+        ar = np.arange(C)
+        comp_sum = self.COMPS[srcc, C, :C]
+        sub_max = self.SUBX[srcc, C, :C]
+        n_mem = 1
+        codes = np.full((N, S, Km), -1, dtype=np.int64)
+        ok = np.zeros((N, S, Km), dtype=bool)
+        size0 = 1 if include_src else 0
+        if include_src:
+            codes[..., 0] = C
+            ok[..., 0] = src_valid
+            price_sum = self.price[srcc]
+        else:
+            price_sum = np.zeros((N, S))
+        alive = src_valid.copy()
+        cand_price = self.price[candc]
+        base = cfg.w_rel * rel
+        for size_new in range(size0 + 1, Km + 1):
+            gain = base + (cfg.w_comp / (2 * n_mem)) * comp_sum - cfg.w_sub * sub_max
+            feas = cvalid & ((price_sum[..., None] + cand_price) * (1 - self.disc[size_new]) <= cap[:, None, None])
+            gain = np.where(feas, gain, -np.inf)
+            c = gain.argmax(-1)
+            got = alive & np.isfinite(np.take_along_axis(gain, c[..., None], -1)[..., 0])
+            codes[..., size_new - 1] = np.where(got, c, -1)
+            ok[..., size_new - 1] = got
+            alive = got
+            cvalid &= ar != c[..., None]
+            comp_sum = comp_sum + self.COMPS[srcc, c, :C]
+            sub_max = np.maximum(sub_max, self.SUBX[srcc, c, :C])
+            n_mem += 1
+            price_sum = price_sum + np.where(got, np.take_along_axis(cand_price, c[..., None], -1)[..., 0], 0.0)
+        return codes, ok
+
+    # ------------------------------------------------------------------ main entry
+    def build(
+        self,
+        profile: np.ndarray,
+        history: np.ndarray | None = None,
+        bought: Sequence[np.ndarray | None] | None = None,
+        shown: Sequence[np.ndarray | None] | None = None,
+        price_cap: np.ndarray | None = None,
+    ) -> CandidateSet:
+        """K candidate bundles for each of N users.
+
+        :param profile: (N, d) float32 unit rows, the profile-text embedding of each user.
+        :param history: (N, d) float32 unit rows (history vector), a zero row for a user without
+            history, or None for nobody.
+        :param bought: None or a sequence of N int arrays: catalogue positions already bought
+            (never appear in a bundle; the most recent, last in each array, seed cross-sell bundles).
+        :param shown: None or a sequence of N int arrays: items shown this session (novelty feature).
+        :param price_cap: None or (N,) max discounted bundle price per user (inf = none); combined
+            with ``config.price_cap`` by min.
+        :returns: :class:`CandidateSet` with items (N, K, K_max) int32, sizes (N, K) int8, mask (N, K)
+            bool (valid slots first), features (N, K, F) float32 in ``CANDIDATE_FEATURES`` order:
+            rel_profile, rel_history in [-1, 1]; mean_comp, max_sub in [0, 1]; log_price real;
+            size in (0, 1]; popularity, novelty in [0, 1]; discount in [0, 1).
+        Raises :class:`BuilderError` on wrong shapes, NaN/inf, non-unit rows or bad positions.
+        Deterministic: the same inputs give the same output.
+        """
+        cfg, Km, K, n = self.config, self.config.max_bundle_size, self.config.n_candidates, self.n_items
+        profile = _check_rows(profile, None, self.dim, "profile")
+        N = profile.shape[0]
+        if history is not None:
+            history = _check_rows(history, N, self.dim, "history", allow_zero=True)
+            has_h = np.linalg.norm(history, axis=1) > 0
+            a = np.where(has_h, cfg.history_weight, 0.0).astype(np.float32)[:, None]
+            q = (1 - a) * profile + a * history
+            qn = np.linalg.norm(q, axis=1, keepdims=True)
+            degenerate = qn[:, 0] <= 1e-6  # history exactly opposite to the profile: fall back to the profile
+            a = np.where(degenerate[:, None], 0.0, a)
+            qnorm = np.where(degenerate[:, None], 1.0, qn)
+            q = np.where(degenerate[:, None], profile, q / np.maximum(qn, 1e-12)).astype(np.float32)
+        else:
+            q = profile
+        cap = np.full(N, np.inf if cfg.price_cap is None else cfg.price_cap)
+        if price_cap is not None:
+            pc = np.asarray(price_cap, dtype=np.float64)
+            if pc.shape != (N,) or np.isnan(pc).any() or (pc <= 0).any():
+                raise BuilderError(f"price_cap must be (N,)=({N},) positive numbers (inf = no cap); got shape {pc.shape}")
+            cap = np.minimum(cap, pc)
+        try:
+            bought_set = RaggedSet(bought, N, n, "bought")
+            shown_set = RaggedSet(shown, N, n, "shown")
+            if N == 0:
+                return self._empty(0)
+            _, pool = self.index.search(q, cfg.pool_size, exclude=bought)
+        except IndexError_ as e:
+            raise BuilderError(str(e)) from None
+
+        # ---- anchors: first n_anchors pool items that fit the cap alone
+        poolc = np.maximum(pool, 0)
+        fits = (pool >= 0) & (self.price[poolc] <= cap[:, None])
+        order = np.argsort(~fits, axis=1, kind="stable")[:, : cfg.n_anchors]
+        anchors = np.take_along_axis(pool, order, 1)
+        a_valid = np.take_along_axis(fits, order, 1)
+        qr = q if self.W is None else q @ self.W
+        codes_a, ok_a = self._complete(anchors, a_valid, True, qr, cap, bought_set)
+        B = cfg.n_cross_sell_seeds
+        if B > 0:
+            seeds = bought_set.padded(B)
+            s_valid = seeds >= 0
+            codes_s = np.full(seeds.shape + (Km,), -1, dtype=np.int64)
+            ok_s = np.zeros(seeds.shape + (Km,), dtype=bool)
+            rows_cs = np.flatnonzero(s_valid.any(1))  # only users who bought something
+            if rows_cs.size:
+                c_s, o_s = self._complete(
+                    seeds[rows_cs], s_valid[rows_cs], False, qr[rows_cs], cap[rows_cs], bought_set.subset(rows_cs)
+                )
+                codes_s[rows_cs], ok_s[rows_cs] = c_s, o_s
+            src = np.concatenate([anchors, seeds], 1)
+            codes = np.concatenate([codes_a, codes_s], 1)
+            ok = np.concatenate([ok_a, ok_s], 1)
+        else:
+            src, codes, ok = anchors, codes_a, ok_a
+        S = src.shape[1]
+        is_cs_src = np.arange(S) >= anchors.shape[1]
+        srcc = np.maximum(src, 0)
+
+        # ---- per-source member slots (N, S, Km): items, exact relevance, pair tables.
+        # Candidate (s, k) = the first k+1 slots of source s; it is valid iff ok[s, k].
+        codesc = np.maximum(codes, 0)
+        slot_items = np.where(codes >= 0, self.LIST[srcc[..., None], codesc], -1)
+        sic = np.maximum(slot_items, 0)
+        # exact cosines to profile (and history); the query's follows: q = ((1-a) p + a h) / |.|
+        slot_ids = np.where(slot_items >= 0, slot_items, -1).reshape(N, S * Km)
+        rel_p = inner_products_by_index(profile, self.E, slot_ids).reshape(N, S, Km)
+        rel_h = inner_products_by_index(history, self.E, slot_ids).reshape(N, S, Km) if history is not None else None
+        s4 = srcc[..., None, None]
+        comp_pair = 0.5 * self.COMPS[s4, codesc[..., :, None], codesc[..., None, :]]  # (N, S, Km, Km), mean of both directions
+        sub_pair = self.SUBX[s4, codesc[..., :, None], codesc[..., None, :]]
+        seed_comp = self.SEEDC[srcc[..., None], np.minimum(codesc, self.SEEDC.shape[1] - 1)]  # comp(src -> slot item); cross-sell only
+
+        size = np.broadcast_to(np.arange(1, Km + 1), (N, S, Km))
+        f_relp = prefix_mean(rel_p)
+        f_relh = prefix_mean(rel_h) if history is not None else np.zeros((N, S, Km))
+        f_relq = (f_relp if history is None else ((1 - a) * f_relp.reshape(N, -1) + a * f_relh.reshape(N, -1)).reshape(N, S, Km) / qnorm[:, :, None])
+        mean_comp = prefix_pair_mean(comp_pair)
+        max_sub = prefix_pair_max(sub_pair)
+        f_pop = prefix_mean(self.pop_feat[sic])
+        f_nov = prefix_mean((~shown_set.contains(slot_items)).astype(np.float32))
+        d_b = self.disc[size]
+        f_logp = np.log(np.maximum(np.cumsum(self.price[sic], -1) * (1 - d_b), 1e-12))
+        score = cfg.w_rel * f_relq + cfg.w_comp * mean_comp - cfg.w_sub * max_sub
+        score = score + np.where(is_cs_src[None, :, None], cfg.w_comp * prefix_mean(seed_comp), 0.0)
+
+        M = S * Km
+        feats = np.stack(
+            [
+                {
+                    "rel_profile": f_relp, "rel_history": f_relh, "mean_comp": mean_comp, "max_sub": max_sub,
+                    "log_price": f_logp, "size": size / Km, "popularity": f_pop, "novelty": f_nov, "discount": d_b,
+                }[name]
+                for name in CANDIDATE_FEATURES
+            ],
+            axis=-1,
+        ).astype(np.float32).reshape(N, M, -1)
+        member = np.arange(Km)[None, :] <= np.arange(Km)[:, None]  # (k, slot)
+        cand_items = np.where(member, slot_items[..., None, :], -1).reshape(N, M, Km)
+        cvalid = ok.reshape(N, M)
+        size = size.reshape(N, M)
+        score = score.reshape(N, M)
+        is_cs = np.broadcast_to(is_cs_src[:, None], (S, Km)).reshape(M)
+
+        # ---- 64-bit item sets over each user's local item universe (<= 64 slots)
+        flat = slot_items.reshape(N, S * Km)
+        srt = np.argsort(flat, axis=1, kind="stable")
+        sv = np.take_along_axis(flat, srt, 1)
+        new = np.ones_like(sv, dtype=bool)
+        new[:, 1:] = sv[:, 1:] != sv[:, :-1]
+        local = np.empty_like(srt)
+        np.put_along_axis(local, srt, np.cumsum(new, axis=1) - 1, 1)
+        bits = np.where(flat >= 0, np.left_shift(np.uint64(1), local.astype(np.uint64)), np.uint64(0))
+        masks = np.bitwise_or.accumulate(bits.reshape(N, S, Km), axis=-1).reshape(N, M)
+
+        # ---- MMR selection
+        lam = cfg.mmr_lambda
+        base = np.where(cvalid, lam * score, -np.inf)
+        avail = cvalid.copy()
+        used = np.zeros(N, dtype=np.uint64)
+        sel = np.full((N, K), -1, dtype=np.int64)
+        n_cs = int(round(cfg.cross_sell_share * K)) if B > 0 else 0
+        rows = np.arange(N)
+        inv_size = 1.0 / np.maximum(size, 1)
+        for t in range(min(K, M)):
+            overlap = np.bitwise_count(masks & used[:, None]) * inv_size
+            allowed = avail
+            if t < n_cs:
+                cs_av = avail & is_cs
+                allowed = np.where(cs_av.any(1)[:, None], cs_av, avail)
+            val = np.where(allowed, base - (1 - lam) * overlap, -np.inf)
+            j = val.argmax(1)
+            got = allowed[rows, j]
+            sel[:, t] = np.where(got, j, -1)
+            pmask = np.where(got, masks[rows, j], np.uint64(0))
+            used |= pmask
+            avail &= ~((masks == pmask[:, None]) & got[:, None])
+
+        valid = sel >= 0
+        selc = np.maximum(sel, 0)
+        items = np.where(valid[..., None], np.take_along_axis(cand_items, selc[..., None], 1), -1).astype(np.int32)
+        sizes = np.where(valid, np.take_along_axis(size, selc, 1), 0).astype(np.int8)
+        features = np.where(valid[..., None], np.take_along_axis(feats, selc[..., None], 1), 0.0).astype(np.float32)
+        return CandidateSet(items=items, sizes=sizes, mask=valid, features=features)
+
+    def _empty(self, N: int) -> CandidateSet:
+        K, Km = self.config.n_candidates, self.config.max_bundle_size
+        return CandidateSet(
+            items=np.full((N, K, Km), -1, np.int32),
+            sizes=np.zeros((N, K), np.int8),
+            mask=np.zeros((N, K), bool),
+            features=np.zeros((N, K, len(CANDIDATE_FEATURES)), np.float32),
+        )
+
+    # ------------------------------------------------------------------ single-bundle completion
+    def complete_bundle(
+        self,
+        seed_items: Sequence[int] | np.ndarray,
+        k: int,
+        *,
+        profile: np.ndarray | None = None,
+        exclude: Sequence[int] | np.ndarray | None = None,
+        n_text_neighbours: int = 50,
+    ) -> np.ndarray:
+        """Rank items that complete a bundle made of ``seed_items``; works for any catalogue.
+
+        Candidates: the seeds' complement lists (full ``top_items`` width) plus the
+        ``n_text_neighbours`` nearest items to the seeds' mean embedding. Each candidate j gets
+        ``w_rel * cos(target, e_j) + w_comp * mean_s (comp(s->j) + comp(j->s)) / 2
+        - w_sub * max_s sub(s, j)`` with target = ``profile`` if given, else the normalised mean
+        of the seeds' embeddings.
+
+        :param seed_items: catalogue positions already in the bundle (>= 1, distinct).
+        :param k: number of items to return (>= 1).
+        :param profile: optional (d,) unit vector of the user.
+        :param exclude: positions never returned (e.g. bought items); seeds are always excluded.
+        :returns: (k,) int64 positions, best first, -1 padded when fewer candidates exist.
+        """
+        cfg, n = self.config, self.n_items
+        seeds = np.unique(np.asarray(seed_items, dtype=np.int64).reshape(-1))
+        if seeds.size == 0 or seeds.min() < 0 or seeds.max() >= n:
+            raise BuilderError(f"seed_items must be >= 1 positions in [0, {n}); got {np.asarray(seed_items).tolist()!r}")
+        if not isinstance(k, (int, np.integer)) or k < 1:
+            raise BuilderError(f"k={k!r}; ask for at least one item")
+        if profile is not None:
+            target = _check_rows(np.asarray(profile).reshape(1, -1), 1, self.dim, "profile")[0]
+        else:
+            m = self.E[seeds].mean(0)
+            target = (m / max(np.linalg.norm(m), 1e-12)).astype(np.float32)
+        top = np.asarray(self.comp.top_items)[seeds].reshape(-1)
+        _, nn = self.index.search(target[None, :], min(n_text_neighbours + seeds.size, n))
+        cand = np.unique(np.concatenate([top[top >= 0], nn[0][nn[0] >= 0]]))
+        drop = np.isin(cand, seeds)
+        if exclude is not None:
+            drop |= np.isin(cand, np.asarray(exclude, dtype=np.int64))
+        cand = cand[~drop]
+        out = np.full(k, -1, dtype=np.int64)
+        if cand.size == 0:
+            return out
+        ss, cc = np.repeat(seeds, cand.size), np.tile(cand, seeds.size)
+        comp = (np.asarray(self.comp.score(ss, cc), np.float64) + np.asarray(self.comp.score(cc, ss), np.float64)) / 2
+        comp = comp.reshape(seeds.size, cand.size).mean(0)
+        cos = self.E[seeds] @ self.E[cand].T
+        sub = substitution(self.category[seeds][:, None], self.category[cand][None, :], cos).max(0)
+        score = cfg.w_rel * (self.E[cand] @ target) + cfg.w_comp * comp - cfg.w_sub * sub
+        order = np.lexsort((cand, -score))[:k]  # ties broken by position: deterministic
+        out[: order.size] = cand[order]
+        return out

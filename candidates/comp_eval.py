@@ -1,0 +1,168 @@
+"""Evaluation of complementarity scores: held-out pair-ranking AUC and agreement with a true graph.
+
+Protocol (``pair_ranking_auc``): positives are directed co-purchase instances (i, j) of held-out
+baskets; each positive gets one negative (i, j') whose partner j' is drawn from the partners of
+all positives (so negatives match the positives' popularity exactly), resampled where j' == i or
+(i, j') is itself a held-out co-purchase. AUC = P(score(pos) > score(neg)), ties count 1/2.
+"Never seen" = the subset of positives and negatives whose pair never co-occurs in training.
+
+Baselines with the same ``ScoreFn`` signature: :func:`pmi_scorer` (item PMI, unseen pairs lowest)
+and :func:`category_lift_scorer` (raw category lift).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from sim_data.baskets import Baskets
+
+from .cooccurrence import PairCounts, _basket_pairs, category_counts
+
+__all__ = [
+    "auc",
+    "HeldoutPairs",
+    "heldout_pairs",
+    "pair_ranking_auc",
+    "pmi_scorer",
+    "category_lift_scorer",
+    "graph_agreement",
+    "spearman",
+]
+
+ScoreFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
+
+
+def _ranks(x: np.ndarray) -> np.ndarray:
+    """Average ranks (1-based) with ties sharing the mean rank."""
+    x = np.asarray(x, np.float64)
+    order = np.argsort(x, kind="mergesort")
+    xs = x[order]
+    bounds = np.flatnonzero(xs[1:] != xs[:-1]) + 1  # not np.diff: inf - inf is nan
+    starts = np.concatenate([[0], bounds])
+    ends = np.concatenate([bounds, [xs.size]])
+    avg = (starts + ends + 1) / 2.0
+    r = np.empty(x.size)
+    r[order] = np.repeat(avg, ends - starts)
+    return r
+
+
+def auc(pos: np.ndarray, neg: np.ndarray) -> float:
+    """Mann-Whitney AUC = P(pos > neg) + P(pos == neg) / 2; NaN if either side is empty."""
+    pos = np.asarray(pos, np.float64).ravel()
+    neg = np.asarray(neg, np.float64).ravel()
+    if pos.size == 0 or neg.size == 0:
+        return float("nan")
+    r = _ranks(np.concatenate([pos, neg]))
+    return float((r[: pos.size].sum() - pos.size * (pos.size + 1) / 2) / (pos.size * neg.size))
+
+
+def spearman(a: np.ndarray, b: np.ndarray) -> float:
+    """Spearman rank correlation (average ranks for ties); NaN for constant input."""
+    ra, rb = _ranks(np.ravel(a)), _ranks(np.ravel(b))
+    ra -= ra.mean()
+    rb -= rb.mean()
+    den = np.sqrt((ra**2).sum() * (rb**2).sum())
+    return float((ra * rb).sum() / den) if den > 0 else float("nan")
+
+
+@dataclass(frozen=True)
+class HeldoutPairs:
+    """Directed evaluation pairs: ``pos_i, pos_j`` (P,), ``neg_i, neg_j`` (P,) int64 and
+    ``pos_seen``, ``neg_seen`` (P,) bool = the pair co-occurs in the training baskets."""
+
+    pos_i: np.ndarray
+    pos_j: np.ndarray
+    neg_i: np.ndarray
+    neg_j: np.ndarray
+    pos_seen: np.ndarray
+    neg_seen: np.ndarray
+
+
+def heldout_pairs(train: Baskets, test: Baskets, rng: np.random.Generator, max_pairs: int = 200_000) -> HeldoutPairs:
+    """Sample up to ``max_pairs`` directed co-purchase instances of ``test`` (a pair bought together in k held-out
+    baskets can be drawn up to k times) and one popularity-matched negative for each."""
+    if train.n_items != test.n_items:
+        raise ValueError(f"train has n_items={train.n_items}, test {test.n_items}; split one Baskets object")
+    n = test.n_items
+    a, b = _basket_pairs(test.indptr, test.items)
+    if a.size == 0:
+        raise ValueError("the held-out baskets hold no pair of items; give baskets with >= 2 items")
+    keys = np.unique(a * n + b)  # every held-out co-purchase, to keep negatives clean
+    take = rng.choice(a.size, size=max_pairs, replace=False) if a.size > max_pairs else np.arange(a.size)
+    pi, pj = a[take], b[take]
+    # partner multiset of the *test* co-purchases: exact popularity match
+    all_j = b
+    nj = all_j[rng.integers(0, all_j.size, pi.size)]
+    for _ in range(20):
+        q = pi * n + nj
+        pos = np.minimum(np.searchsorted(keys, q), keys.size - 1)
+        bad = (nj == pi) | (keys[pos] == q)
+        if not bad.any():
+            break
+        nj[bad] = all_j[rng.integers(0, all_j.size, int(bad.sum()))]
+    tr = PairCounts.from_baskets(train)
+    return HeldoutPairs(pi, pj, pi.copy(), nj, tr.lookup(pi, pj) > 0, tr.lookup(pi, nj) > 0)
+
+
+def pair_ranking_auc(score: ScoreFn, pairs: HeldoutPairs) -> dict:
+    """AUCs of ``score`` on ``pairs``: ``overall``, ``never_seen`` and ``seen`` (subsets by training
+    co-occurrence), with the pair counts of each subset."""
+    sp = np.asarray(score(pairs.pos_i, pairs.pos_j), np.float64)
+    sn = np.asarray(score(pairs.neg_i, pairs.neg_j), np.float64)
+    ns_p, ns_n = ~pairs.pos_seen, ~pairs.neg_seen
+    return {
+        "overall": auc(sp, sn),
+        "never_seen": auc(sp[ns_p], sn[ns_n]),
+        "seen": auc(sp[~ns_p], sn[~ns_n]),
+        "n_pos": int(sp.size),
+        "n_pos_never_seen": int(ns_p.sum()),
+        "n_neg_never_seen": int(ns_n.sum()),
+    }
+
+
+def pmi_scorer(train: Baskets) -> ScoreFn:
+    """Item PMI ``log(n_ij B / (n_i n_j))`` from ``train``; pairs never seen together score -inf (all tied)."""
+    c = PairCounts.from_baskets(train)
+    n_i = c.item_counts.astype(np.float64)
+    B = max(1, c.n_baskets)
+
+    def score(i, j):
+        n_ij = c.lookup(i, j).astype(np.float64)
+        with np.errstate(divide="ignore"):
+            return np.where(n_ij > 0, np.log(n_ij * B / np.maximum(n_i[i] * n_i[j], 1.0)), -np.inf)
+
+    return score
+
+
+def category_lift_scorer(train: Baskets, category: np.ndarray, n_categories: int) -> ScoreFn:
+    """Raw (unshrunk) category lift ``N_ab B / (N_a N_b)`` from ``train``; 0 where a category is unseen."""
+    pair, single = category_counts(train, category, n_categories)
+    s = single.astype(np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        L = np.nan_to_num(pair * max(1, len(train)) / (s[:, None] * s[None, :]), nan=0.0, posinf=0.0)
+    cat = np.asarray(category, np.int64)
+    return lambda i, j: L[cat[i], cat[j]]
+
+
+def graph_agreement(estimated: np.ndarray, truth: np.ndarray, edge_threshold: float = 0.0) -> dict:
+    """Agreement of an estimated (C, C) category comp matrix with a true graph ``G`` (off-diagonal only).
+
+    ``auc``: estimated scores of true edges (G > edge_threshold) vs non-edges; ``spearman``: rank
+    correlation over all off-diagonal entries; ``spearman_edges``: over true edges only.
+    """
+    est = np.asarray(estimated, np.float64)
+    g = np.asarray(truth, np.float64)
+    if est.shape != g.shape or est.ndim != 2 or est.shape[0] != est.shape[1]:
+        raise ValueError(f"estimated {est.shape} and truth {g.shape} must be the same square shape")
+    off = ~np.eye(g.shape[0], dtype=bool)
+    e, t = est[off], g[off]
+    edge = t > edge_threshold
+    return {
+        "auc": auc(e[edge], e[~edge]),
+        "spearman": spearman(e, t),
+        "spearman_edges": spearman(e[edge], t[edge]) if edge.sum() > 2 else float("nan"),
+        "n_edges": int(edge.sum()),
+    }

@@ -1,0 +1,173 @@
+"""Co-purchase statistics from baskets and the formulas of the complementarity model.
+
+Everything here is numpy only and vectorised. Pair counts are kept sparse as a sorted array
+of encoded keys ``i * n + j`` (ordered pairs, both directions, ``i != j``) with their counts;
+lookups are ``np.searchsorted`` over that array.
+
+The formulas (each property-tested in ``tests/test_complementarity.py``):
+
+- expected count under independence:  ``E_ij = n_i n_j / B``
+- empirical-Bayes (Poisson-Gamma) shrunk lift: ``(n_ij + alpha * L0) / (E_ij + alpha)``; with
+  no evidence (``E_ij -> 0``, ``n_ij = 0``) it is the prior lift ``L0``; with much evidence it
+  tends to the raw lift ``n_ij / E_ij``.
+- direction factor: ``min(1, (n_j + beta) / (n_i + beta)) ** eta`` (a shrunk ratio of the
+  confidences ``P(j|i) / P(i|j) = n_j / n_i``): ``i -> j`` keeps its strength when ``j`` is at
+  least as common as ``i`` (buying ``i`` makes ``j`` likely), and is damped when ``j`` is rarer.
+- lift to [0, 1]: ``L / (L + kappa)`` (monotone; ``L = kappa`` maps to 0.5).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from sim_data.baskets import Baskets
+
+__all__ = [
+    "PairCounts",
+    "category_counts",
+    "expected_counts",
+    "shrunk_lift",
+    "direction_factor",
+    "lift_to_unit",
+    "category_log_lift",
+]
+
+
+def _basket_pairs(indptr: np.ndarray, items: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """All ordered pairs (a, b), a != b, of items sharing a basket; vectorised over baskets.
+
+    Returns two int64 arrays of length ``sum(s * (s - 1))`` (``s`` = basket sizes).
+    """
+    sizes = np.diff(indptr)
+    nnz = int(indptr[-1])
+    if nnz == 0:
+        z = np.zeros(0, np.int64)
+        return z, z
+    basket_of = np.repeat(np.arange(sizes.size), sizes)
+    reps = sizes[basket_of]  # each element pairs with every element of its basket
+    src = np.repeat(np.arange(nnz), reps)
+    start = np.repeat(np.cumsum(reps) - reps, reps)
+    dst = indptr[np.repeat(basket_of, reps)] + (np.arange(src.size) - start)
+    keep = src != dst
+    return items[src[keep]].astype(np.int64), items[dst[keep]].astype(np.int64)
+
+
+@dataclass(frozen=True)
+class PairCounts:
+    """Sparse basket co-occurrence counts over ``n_items`` items.
+
+    ``keys`` (P,) int64 sorted, ``key = i * n_items + j`` for each ordered pair with
+    ``count(i, j) > 0`` (symmetric: both (i, j) and (j, i) are stored); ``counts`` (P,) int32 =
+    number of baskets holding both; ``item_counts`` (n_items,) int64 = baskets holding each
+    item; ``n_baskets`` = number of baskets counted.
+    """
+
+    keys: np.ndarray
+    counts: np.ndarray
+    item_counts: np.ndarray
+    n_baskets: int
+    n_items: int
+
+    @classmethod
+    def from_baskets(cls, baskets: Baskets, max_basket_size: int = 0) -> "PairCounts":
+        """Count co-occurrences; baskets larger than ``max_basket_size`` (if > 0) are left out of the
+        pair counts (their quadratic pair count would dominate) but still count in ``item_counts``."""
+        if not isinstance(baskets, Baskets):
+            raise TypeError(f"baskets must be a sim_data.baskets.Baskets, got {type(baskets).__name__}")
+        n = int(baskets.n_items)
+        indptr, items = baskets.indptr, baskets.items
+        if max_basket_size > 0 and (baskets.sizes > max_basket_size).any():
+            keep = baskets.sizes <= max_basket_size
+            sub = baskets.subset(keep)
+            indptr, items = sub.indptr, sub.items
+        a, b = _basket_pairs(indptr, items)
+        keys, counts = np.unique(a * n + b, return_counts=True)
+        return cls(keys, counts.astype(np.int32), baskets.item_counts().astype(np.int64), len(baskets), n)
+
+    def lookup(self, i: np.ndarray, j: np.ndarray) -> np.ndarray:
+        """(m,) int64 co-occurrence counts of pairs (i[k], j[k]); 0 for pairs never seen together."""
+        q = np.asarray(i, np.int64) * self.n_items + np.asarray(j, np.int64)
+        if self.keys.size == 0:
+            return np.zeros(q.shape, np.int64)
+        pos = np.minimum(np.searchsorted(self.keys, q), self.keys.size - 1)
+        return np.where(self.keys[pos] == q, self.counts[pos], 0).astype(np.int64)
+
+    def rows(self, i: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Stored pairs whose first item is in ``i`` (int array): (row position in ``i``, j, count)."""
+        i = np.asarray(i, np.int64)
+        lo = np.searchsorted(self.keys, i * self.n_items)
+        hi = np.searchsorted(self.keys, (i + 1) * self.n_items)
+        lens = hi - lo
+        row = np.repeat(np.arange(i.size), lens)
+        idx = np.repeat(lo, lens) + (np.arange(int(lens.sum())) - np.repeat(np.cumsum(lens) - lens, lens))
+        return row, self.keys[idx] % self.n_items, self.counts[idx].astype(np.int64)
+
+    def pairs(self) -> tuple[np.ndarray, np.ndarray]:
+        """(i, j) int64 arrays of all stored ordered pairs."""
+        return self.keys // self.n_items, self.keys % self.n_items
+
+
+def category_counts(baskets: Baskets, category: np.ndarray, n_categories: int) -> tuple[np.ndarray, np.ndarray]:
+    """Category incidence statistics: a category counts once per basket however many of its items it holds.
+
+    Returns ``(pair, single)``: ``pair`` (C, C) int64 = baskets holding both categories (diagonal =
+    baskets holding >= 2 items of that category), ``single`` (C,) int64 = baskets holding the category.
+    """
+    category = np.asarray(category, np.int64)
+    C = int(n_categories)
+    basket_of = np.repeat(np.arange(len(baskets), dtype=np.int64), baskets.sizes)
+    cats = category[baskets.items]
+    key, mult = np.unique(basket_of * C + cats, return_counts=True)
+    single = np.bincount(key % C, minlength=C).astype(np.int64)
+    b = key // C
+    c = key % C
+    # CSR over baskets of distinct categories, then all ordered pairs of distinct categories
+    indptr = np.concatenate([[0], np.cumsum(np.bincount(b, minlength=len(baskets)))]).astype(np.int64)
+    x, y = _basket_pairs(indptr, c)
+    pair = np.bincount(x * C + y, minlength=C * C).reshape(C, C).astype(np.int64)
+    pair[np.diag_indices(C)] = np.bincount(c[mult >= 2], minlength=C)
+    return pair, single
+
+
+def expected_counts(n_i: np.ndarray, n_j: np.ndarray, n_baskets: int) -> np.ndarray:
+    """Expected co-occurrence count under independence, ``n_i * n_j / B`` (float64); B must be > 0."""
+    if n_baskets <= 0:
+        raise ValueError(f"n_baskets={n_baskets}; need at least one basket")
+    return np.asarray(n_i, np.float64) * np.asarray(n_j, np.float64) / float(n_baskets)
+
+
+def shrunk_lift(n_ij: np.ndarray, expected: np.ndarray, prior_lift: np.ndarray, alpha: float) -> np.ndarray:
+    """Posterior-mean lift ``(n_ij + alpha * prior) / (expected + alpha)`` (Poisson likelihood, Gamma prior
+    with mean ``prior_lift`` and strength ``alpha`` pseudo-expected-counts). All inputs broadcast; >= 0."""
+    if alpha <= 0:
+        raise ValueError(f"alpha={alpha}; the prior strength must be > 0")
+    return (np.asarray(n_ij, np.float64) + alpha * np.asarray(prior_lift, np.float64)) / (
+        np.asarray(expected, np.float64) + alpha
+    )
+
+
+def direction_factor(n_i: np.ndarray, n_j: np.ndarray, beta: float, eta: float) -> np.ndarray:
+    """``min(1, (n_j + beta) / (n_i + beta)) ** eta`` in (0, 1]; ``eta = 0`` gives a symmetric model."""
+    if beta <= 0 or eta < 0:
+        raise ValueError(f"beta={beta}, eta={eta}; need beta > 0 and eta >= 0")
+    r = (np.asarray(n_j, np.float64) + beta) / (np.asarray(n_i, np.float64) + beta)
+    return np.minimum(1.0, r) ** eta
+
+
+def lift_to_unit(lift: np.ndarray, kappa: float) -> np.ndarray:
+    """Map a lift in [0, inf) to [0, 1): ``L / (L + kappa)``, increasing; ``kappa > 0``."""
+    if kappa <= 0:
+        raise ValueError(f"kappa={kappa}; must be > 0")
+    lift = np.asarray(lift, np.float64)
+    return lift / (lift + kappa)
+
+
+def category_log_lift(pair: np.ndarray, single: np.ndarray, n_baskets: int, alpha: float) -> np.ndarray:
+    """(C, C) float32 log of the category lift shrunk toward 1 (independence) with strength ``alpha``.
+
+    ``pair``/``single`` from :func:`category_counts`. Categories never seen get log-lift 0.
+    """
+    E = expected_counts(single[:, None], single[None, :], n_baskets)
+    return np.log(shrunk_lift(pair, E, 1.0, alpha)).astype(np.float32)

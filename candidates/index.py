@@ -1,0 +1,366 @@
+"""Nearest-neighbour item index over catalogue embeddings (FAISS, inner product).
+
+Rows are unit-norm, so inner product = cosine. Three kinds:
+
+- ``"flat"`` (default): exact search, ``faiss.IndexFlatIP``. Best up to a few thousand items.
+- ``"hnsw"``: ``faiss.IndexHNSWFlat`` with ``METRIC_INNER_PRODUCT``; approximate, no training.
+- ``"ivf"``: ``faiss.IndexIVFFlat`` (inner product) with ``nlist`` k-means cells, ``nprobe``
+  visited per query; approximate, needs training (done on the vectors given at construction).
+
+Exclusion (items a user already bought) is given as a **sequence of N int arrays** (one
+ragged list of catalogue positions per query row; ``None`` or an empty array for none). It
+is applied by over-fetching ``k + max_excluded`` neighbours and filtering with one
+vectorised sorted-key lookup (:class:`RaggedSet`), so no per-query Python loop.
+
+``import candidates.index`` does not import faiss; faiss loads when an index is built.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+__all__ = ["IndexConfig", "ItemIndex", "IndexError_", "RaggedSet", "UNIT_TOL"]
+
+#: Largest tolerated deviation of a row's L2 norm from 1.
+UNIT_TOL = 1e-3
+
+_KINDS = ("flat", "hnsw", "ivf")
+
+
+class IndexError_(ValueError):
+    """Bad index configuration, input vectors or file; the message says what and how to fix it."""
+
+
+@dataclass(frozen=True)
+class IndexConfig:
+    """How to build and query an :class:`ItemIndex`."""
+
+    kind: str = "flat"
+    """"flat" (exact inner product), "hnsw" (graph, approximate) or "ivf" (inverted lists, approximate)."""
+    hnsw_m: int = 32
+    """HNSW: neighbours per node (memory and recall grow with it). >= 4."""
+    ef_construction: int = 80
+    """HNSW: candidate list size while building (build time and recall grow with it). >= hnsw_m."""
+    ef_search: int = 96
+    """HNSW: candidate list size at query time; raised to k automatically when k is larger. >= 1."""
+    nlist: int | None = None
+    """IVF: number of k-means cells; None = 4*sqrt(n) clipped to [1, n // 39] (faiss wants >= 39 points per cell)."""
+    nprobe: int = 16
+    """IVF: cells visited per query (recall and time grow with it). >= 1."""
+    n_threads: int | None = None
+    """OpenMP threads for faiss (``faiss.omp_set_num_threads`` before build and search); None = faiss default."""
+    train_seed: int = 1234
+    """IVF: seed of faiss k-means, so that the same vectors give the same index."""
+
+    def __post_init__(self) -> None:
+        if self.kind not in _KINDS:
+            raise IndexError_(f"IndexConfig.kind={self.kind!r}; choose one of {_KINDS}")
+        if self.hnsw_m < 4:
+            raise IndexError_(f"IndexConfig.hnsw_m={self.hnsw_m}; use >= 4 (32 is a good default)")
+        if self.ef_construction < self.hnsw_m:
+            raise IndexError_(f"IndexConfig.ef_construction={self.ef_construction} < hnsw_m={self.hnsw_m}; raise it")
+        if self.ef_search < 1:
+            raise IndexError_(f"IndexConfig.ef_search={self.ef_search}; use >= 1")
+        if self.nlist is not None and self.nlist < 1:
+            raise IndexError_(f"IndexConfig.nlist={self.nlist}; use >= 1 or None for automatic")
+        if self.nprobe < 1:
+            raise IndexError_(f"IndexConfig.nprobe={self.nprobe}; use >= 1")
+        if self.n_threads is not None and self.n_threads < 1:
+            raise IndexError_(f"IndexConfig.n_threads={self.n_threads}; use >= 1 or None")
+
+    @classmethod
+    def for_size(cls, n_items: int, **overrides) -> "IndexConfig":
+        """Default kind for a catalogue of ``n_items``: exact up to 5,000 items, HNSW above.
+
+        Measured on MiniLM vectors (BENCHMARKS.md, "Item index"): HNSW (M=32, ef_search=64..128)
+        beats flat from 10k items on and beats IVF at equal recall@50, at 10k and at 100k items.
+        """
+        kind = "flat" if n_items <= 5_000 else "hnsw"
+        return cls(**{"kind": kind, **overrides})
+
+
+class RaggedSet:
+    """Per-row sets of catalogue positions, for vectorised membership tests.
+
+    Built from a sequence of ``n_rows`` int arrays (``None`` entries = empty). Stored as
+    sorted unique int64 keys ``row * n_items + item``; :meth:`contains` is one
+    ``np.searchsorted``.
+    """
+
+    def __init__(self, rows: Sequence[np.ndarray | Sequence[int] | None] | None, n_rows: int, n_items: int, name: str = "exclude"):
+        self.n_rows = int(n_rows)
+        self.n_items = int(n_items)
+        if rows is None:
+            self.keys = np.zeros(0, dtype=np.int64)
+            self.lengths = np.zeros(self.n_rows, dtype=np.int64)
+            self._flat = self._row_of = self.keys
+            self._raw_lengths = self.lengths
+            return
+        if isinstance(rows, np.ndarray) and rows.dtype == bool:
+            raise IndexError_(
+                f"{name} is a boolean mask; give a sequence of {n_rows} int arrays (catalogue positions per row)"
+            )
+        if len(rows) != self.n_rows:
+            raise IndexError_(f"{name} has {len(rows)} rows for {n_rows} queries; give one int array per query row")
+        arrs = [np.zeros(0, np.int64) if r is None else np.asarray(r).reshape(-1) for r in rows]
+        lengths = np.fromiter((a.size for a in arrs), dtype=np.int64, count=len(arrs))
+        flat = np.concatenate(arrs) if arrs else np.zeros(0, np.int64)
+        if flat.size and not np.issubdtype(flat.dtype, np.integer):
+            raise IndexError_(f"{name} must hold integer catalogue positions; got dtype {flat.dtype}")
+        flat = flat.astype(np.int64, copy=False)
+        if flat.size and (flat.min() < 0 or flat.max() >= self.n_items):
+            bad = flat[(flat < 0) | (flat >= self.n_items)][0]
+            raise IndexError_(f"{name} holds position {bad} outside [0, {n_items}); give catalogue row positions")
+        row_of = np.repeat(np.arange(self.n_rows, dtype=np.int64), lengths)
+        self._flat, self._row_of, self._raw_lengths = flat, row_of, lengths
+        self.keys = np.unique(row_of * self.n_items + flat)
+        # distinct items per row (for over-fetch sizing)
+        self.lengths = np.bincount(self.keys // max(self.n_items, 1), minlength=self.n_rows).astype(np.int64)
+
+    @property
+    def max_len(self) -> int:
+        return int(self.lengths.max()) if self.lengths.size else 0
+
+    def contains(self, items: np.ndarray) -> np.ndarray:
+        """Bool array shaped like ``items`` (n_rows, ...): True where ``items[r, ...]`` is in row r's set.
+        Negative items (padding) are never contained."""
+        items = np.asarray(items)
+        if self.keys.size == 0:
+            return np.zeros(items.shape, dtype=bool)
+        # prefilter with "in any row's set" (one cheap lookup), then exact keys for the few hits
+        anyset = self.__dict__.get("_any")
+        if anyset is None:
+            anyset = np.zeros(self.n_items + 1, dtype=bool)  # last slot: padding -1
+            anyset[self.keys % self.n_items] = True
+            self._any = anyset
+        flat = items.reshape(-1)
+        hit = np.flatnonzero(anyset[np.where(flat >= 0, flat, self.n_items)])
+        out = np.zeros(flat.size, dtype=bool)
+        if hit.size:
+            rows = (hit // max(int(np.prod(items.shape[1:], dtype=np.int64)), 1)).astype(np.int64)
+            q = rows * self.n_items + flat[hit].astype(np.int64)
+            pos = np.minimum(np.searchsorted(self.keys, q), self.keys.size - 1)
+            out[hit] = self.keys[pos] == q
+        return out.reshape(items.shape)
+
+    def subset(self, rows: np.ndarray) -> "RaggedSet":
+        """The sets of the given rows (sorted, distinct row indices), as a new RaggedSet with rows 0..len(rows)-1.
+        Supports :meth:`contains` only (the given order of items is not kept)."""
+        rows = np.asarray(rows, dtype=np.int64)
+        out = RaggedSet(None, rows.size, self.n_items)
+        if self.keys.size:
+            new_row = np.full(self.n_rows, -1, dtype=np.int64)
+            new_row[rows] = np.arange(rows.size)
+            r = new_row[self.keys // self.n_items]
+            keep = r >= 0
+            out.keys = r[keep] * self.n_items + self.keys[keep] % self.n_items  # stays sorted: rows ascending
+            out.lengths = np.bincount(r[keep], minlength=rows.size).astype(np.int64)
+        return out
+
+    def padded(self, width: int) -> np.ndarray:
+        """(n_rows, width) int64: the last ``width`` items of each row in the order given (most
+        recent first), -1 padded. Used for cross-sell seeds."""
+        out = np.full((self.n_rows, width), -1, dtype=np.int64)
+        if width == 0 or self._flat.size == 0:
+            return out
+        start = np.concatenate([[0], np.cumsum(self._raw_lengths)[:-1]])
+        r = self._row_of
+        rank_from_end = (start[r] + self._raw_lengths[r] - 1) - np.arange(self._flat.size)
+        keep = rank_from_end < width
+        out[r[keep], rank_from_end[keep]] = self._flat[keep]
+        return out
+
+
+def check_vectors(x: np.ndarray, dim: int | None, name: str, allow_zero: bool = False) -> np.ndarray:
+    """Return ``x`` as C-contiguous float32 (m, dim) after checking shape, finiteness and unit norm.
+
+    Raises :class:`IndexError_` naming the first bad row. ``allow_zero`` accepts all-zero rows too.
+    """
+    x = np.asarray(x)
+    if x.ndim != 2:
+        raise IndexError_(f"{name} has shape {x.shape}; expected a 2-D (rows, dim) array")
+    if dim is not None and x.shape[1] != dim:
+        raise IndexError_(f"{name} has dimension {x.shape[1]} but the index has {dim}; encode with the same model")
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    finite = np.isfinite(x).all(axis=1)
+    if not finite.all():
+        raise IndexError_(f"{name}[{int(np.flatnonzero(~finite)[0])}] contains NaN or inf; fix the input vectors")
+    norms = np.linalg.norm(x, axis=1)
+    bad = np.abs(norms - 1) > UNIT_TOL
+    if allow_zero:
+        bad &= norms > 0
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise IndexError_(
+            f"{name}[{i}] has L2 norm {norms[i]:.4f}; rows must be unit-norm (divide by np.linalg.norm(x, axis=1))"
+        )
+    return x
+
+
+class ItemIndex:
+    """FAISS inner-product index over unit item vectors; positions = catalogue row positions.
+
+    :param vectors: (n, d) float32 unit-norm rows (``catalog.embeddings``).
+    :param config: how to build and search; defaults to exact search.
+    Raises :class:`IndexError_` on a bad shape, NaN/inf or non-unit rows.
+    """
+
+    def __init__(self, vectors: np.ndarray, config: IndexConfig | None = None) -> None:
+        self.config = config or IndexConfig()
+        vectors = check_vectors(vectors, None, "vectors")
+        if vectors.shape[0] == 0:
+            raise IndexError_("vectors is empty; an index needs at least one item")
+        self.dim = int(vectors.shape[1])
+        self._index = self._build(vectors)
+
+    # ------------------------------------------------------------------ construction
+    def _set_threads(self) -> None:
+        if self.config.n_threads is not None:
+            import faiss
+
+            faiss.omp_set_num_threads(self.config.n_threads)
+
+    def _build(self, vectors: np.ndarray):
+        import faiss
+
+        self._set_threads()
+        cfg, d, n = self.config, self.dim, vectors.shape[0]
+        if cfg.kind == "flat":
+            index = faiss.IndexFlatIP(d)
+        elif cfg.kind == "hnsw":
+            index = faiss.IndexHNSWFlat(d, cfg.hnsw_m, faiss.METRIC_INNER_PRODUCT)
+            index.hnsw.efConstruction = cfg.ef_construction
+        else:
+            nlist = cfg.nlist or int(np.clip(round(4 * np.sqrt(n)), 1, max(1, n // 39)))
+            if nlist > n:
+                raise IndexError_(f"IndexConfig.nlist={nlist} > {n} items; lower nlist or use kind='flat'")
+            quantizer = faiss.IndexFlatIP(d)
+            index = faiss.IndexIVFFlat(quantizer, d, nlist, faiss.METRIC_INNER_PRODUCT)
+            index.cp.seed = cfg.train_seed
+            index.train(vectors)
+        index.add(vectors)
+        return index
+
+    def _apply_search_params(self, k: int) -> None:
+        cfg = self.config
+        if cfg.kind == "hnsw":
+            self._index.hnsw.efSearch = max(cfg.ef_search, k)
+        elif cfg.kind == "ivf":
+            self._index.nprobe = min(cfg.nprobe, self._index.nlist)
+
+    @property
+    def n_items(self) -> int:
+        """Number of indexed items (catalogue rows plus any added later)."""
+        return int(self._index.ntotal)
+
+    def __len__(self) -> int:
+        return self.n_items
+
+    def __repr__(self) -> str:
+        return f"ItemIndex(kind={self.config.kind!r}, n_items={self.n_items}, dim={self.dim})"
+
+    # ------------------------------------------------------------------ queries
+    def search(
+        self, queries: np.ndarray, k: int, exclude: Sequence[np.ndarray | None] | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Top-``k`` items by inner product for each query row, best first.
+
+        :param queries: (N, d) float32 unit-norm rows.
+        :param k: neighbours per query, >= 1 (may exceed the item count: the tail is padded).
+        :param exclude: None, or a sequence of N int arrays: catalogue positions never returned
+            for that row (e.g. items already bought).
+        :returns: ``(scores (N, k) float32, items (N, k) int64)``; where fewer than k items
+            qualify, items are -1 and scores -inf.
+        Raises :class:`IndexError_` on wrong dim, NaN/inf, non-unit rows, k < 1 or a bad exclude.
+        """
+        if not isinstance(k, (int, np.integer)) or k < 1:
+            raise IndexError_(f"k={k!r}; ask for at least one neighbour")
+        queries = check_vectors(queries, self.dim, "queries")
+        N = queries.shape[0]
+        ex = RaggedSet(exclude, N, self.n_items) if exclude is not None else None
+        k_fetch = min(int(k) + (ex.max_len if ex is not None else 0), self.n_items)
+        if N == 0:
+            return np.zeros((0, k), np.float32), np.zeros((0, k), np.int64)
+        self._set_threads()
+        self._apply_search_params(k_fetch)
+        scores, items = self._index.search(queries, k_fetch)
+        keep = items >= 0
+        if ex is not None:
+            keep &= ~ex.contains(items)
+        # compact kept entries to the front of each row, preserving order (stable sort on ~keep)
+        order = np.argsort(~keep, axis=1, kind="stable")[:, :k]
+        items = np.take_along_axis(items, order, axis=1)
+        scores = np.take_along_axis(scores, order, axis=1)
+        valid = np.take_along_axis(keep, order, axis=1)
+        items = np.where(valid, items, -1).astype(np.int64)
+        scores = np.where(valid, scores, -np.inf).astype(np.float32)
+        if items.shape[1] < k:  # catalogue smaller than k
+            pad = k - items.shape[1]
+            items = np.pad(items, ((0, 0), (0, pad)), constant_values=-1)
+            scores = np.pad(scores, ((0, 0), (0, pad)), constant_values=-np.inf)
+        return scores, items
+
+    def add(self, vectors: np.ndarray) -> np.ndarray:
+        """Append items (cold start: a new item encoded from its text); retrievable at once.
+
+        :param vectors: (m, d) float32 unit-norm rows.
+        :returns: (m,) int64 their positions (``n_items`` before the call, onwards). Append the
+            same items to the catalogue in the same order so positions stay catalogue rows.
+        """
+        vectors = check_vectors(vectors, self.dim, "vectors")
+        start = self.n_items
+        self._set_threads()
+        self._index.add(vectors)
+        return np.arange(start, start + vectors.shape[0], dtype=np.int64)
+
+    def reconstruct(self, positions: np.ndarray) -> np.ndarray:
+        """(m, d) float32 stored vectors of the given positions (flat and HNSW only)."""
+        positions = np.asarray(positions, dtype=np.int64).reshape(-1)
+        if self.config.kind == "ivf":
+            raise IndexError_("reconstruct is not available for kind='ivf'; keep catalog.embeddings instead")
+        return np.stack([self._index.reconstruct(int(i)) for i in positions]) if positions.size else np.zeros((0, self.dim), np.float32)
+
+    # ------------------------------------------------------------------ persistence
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write the faiss index to ``path`` and a sidecar ``path + '.json'`` (config, dim, n), atomically."""
+        import faiss
+
+        from sim_data.io import atomic_write
+
+        path = Path(path)
+        with atomic_write(path) as tmp:
+            faiss.write_index(self._index, str(tmp))
+        meta = {"format": "bundlerl.ItemIndex/1", "dim": self.dim, "n_items": self.n_items, "config": asdict(self.config)}
+        side = path.with_name(path.name + ".json")
+        with atomic_write(side) as tmp:
+            tmp.write_text(json.dumps(meta, indent=2))
+        return path
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "ItemIndex":
+        """Read an index written by :meth:`save`. Raises :class:`IndexError_` if either file is missing or they disagree."""
+        import faiss
+
+        path = Path(path)
+        side = path.with_name(path.name + ".json")
+        if not path.exists() or not side.exists():
+            raise IndexError_(f"{path} or its sidecar {side.name} is missing; write it with ItemIndex.save")
+        meta = json.loads(side.read_text())
+        if meta.get("format") != "bundlerl.ItemIndex/1":
+            raise IndexError_(f"{side} is not an ItemIndex sidecar (format {meta.get('format')!r})")
+        index = faiss.read_index(str(path))
+        if index.d != meta["dim"] or index.ntotal != meta["n_items"]:
+            raise IndexError_(
+                f"{path} holds {index.ntotal} x {index.d} but its sidecar says {meta['n_items']} x {meta['dim']}; re-save the index"
+            )
+        self = cls.__new__(cls)
+        self.config = IndexConfig(**meta["config"])
+        self.dim = int(meta["dim"])
+        self._index = index
+        return self

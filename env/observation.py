@@ -1,0 +1,136 @@
+"""The observation: keys, spaces and the session counters, built from the recommender side only.
+
+An observation is a flat ``gymnasium.spaces.Dict`` of float32 Boxes:
+
+=================  ============  ==============================================================
+key                shape         content
+=================  ============  ==============================================================
+``profile``        (P,)          enc(persona profile text) projected on the top-P principal
+                                 directions of the item embeddings; each entry in [-1, 1]
+``history``        (P,)          the normalised mean embedding of the items of the bundles the
+                                 user clicked this session, projected the same way; 0 before
+                                 the first click
+``session``        (S,)          the session counters of :data:`SESSION_FEATURES`, in [0, 1]
+                                 (log_spent in [0, log1p(max spend / mean price)])
+``candidates``     (K, F)        per-candidate features, columns in ``CANDIDATE_FEATURES`` order
+``action_mask``    (K,)          1.0 where the candidate is a valid action, else 0.0
+=================  ============  ==============================================================
+
+Nothing here reads simulator truth (taste, needs, budget, fatigue, complement graph): the
+inputs are the profile vector, the event log the recommender keeps itself (shown, clicked,
+bought, spent) and the candidate set (SIMULATOR.md property 7).
+
+In compose mode ``K`` is ``M + 1``: row ``j < M`` describes the bundle "partial bundle + item j",
+row ``M`` ("done") the partial bundle itself.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from gymnasium import spaces
+
+from agents.policy import MASK_KEY
+
+__all__ = [
+    "PROFILE_KEY", "HISTORY_KEY", "SESSION_KEY", "CANDIDATES_KEY", "MASK_KEY", "OBS_KEYS",
+    "SESSION_FEATURES", "observation_space", "session_features",
+]
+
+PROFILE_KEY = "profile"
+HISTORY_KEY = "history"
+SESSION_KEY = "session"
+CANDIDATES_KEY = "candidates"
+OBS_KEYS = (PROFILE_KEY, HISTORY_KEY, SESSION_KEY, CANDIDATES_KEY, MASK_KEY)
+"""Observation keys in a fixed order."""
+
+SESSION_FEATURES: tuple[str, ...] = (
+    "progress",          # t / horizon
+    "clicks",            # clicks so far / horizon
+    "purchases",         # steps with >= 1 item bought so far / horizon
+    "items_bought",      # items bought so far / (horizon * K_max)
+    "log_spent",         # log1p(money spent so far / mean catalogue price)
+    "last_click",        # 1 if the previous step was clicked
+    "last_items",        # items bought at the previous step / K_max
+    "miss_streak",       # consecutive steps without a click / horizon (an observable proxy of fatigue)
+    "shown_share",       # distinct items shown so far / (horizon * K_max)
+    "partial_size",      # compose mode: items in the partial bundle / K_max (0 in bundle mode)
+)
+"""Names of the session counters, in column order of ``obs["session"]``."""
+
+
+def observation_space(P: int, K: int, F: int, log_price_range: tuple[float, float] = (-np.inf, np.inf),
+                      max_log_spent: float = np.inf) -> spaces.Dict:
+    """The Dict space for profile dim ``P``, ``K`` actions and ``F`` candidate features.
+
+    Bounds per candidate column (``CANDIDATE_FEATURES``): rel_profile, rel_history in [-1, 1]; mean_comp,
+    max_sub, size, popularity, novelty, discount in [0, 1]; log_price in ``log_price_range`` (the env passes
+    [log(cheapest item * (1 - largest discount)), log(K_max * dearest item)]). Session counters are in [0, 1]
+    except log_spent in [0, ``max_log_spent``].
+    """
+    from candidates.types import CANDIDATE_FEATURES
+
+    S = len(SESSION_FEATURES)
+    f32 = np.float32
+    lo = np.zeros((K, F), f32)
+    hi = np.ones((K, F), f32)
+    if F == len(CANDIDATE_FEATURES):
+        col = {n: i for i, n in enumerate(CANDIDATE_FEATURES)}
+        lo[:, col["rel_profile"]] = lo[:, col["rel_history"]] = -1.0
+        lo[:, col["log_price"]], hi[:, col["log_price"]] = log_price_range
+        # invalid (masked) slots carry all-zero features: keep 0 inside the log_price range
+        lo[:, col["log_price"]] = np.minimum(lo[:, col["log_price"]], 0.0)
+        hi[:, col["log_price"]] = np.maximum(hi[:, col["log_price"]], 0.0)
+    else:
+        lo[:], hi[:] = -np.inf, np.inf
+    s_hi = np.ones(S, f32)
+    s_hi[SESSION_FEATURES.index("log_spent")] = max_log_spent
+    return spaces.Dict(
+        {
+            PROFILE_KEY: spaces.Box(-1.0, 1.0, (P,), f32),
+            HISTORY_KEY: spaces.Box(-1.0, 1.0, (P,), f32),
+            SESSION_KEY: spaces.Box(np.zeros(S, f32), s_hi, dtype=f32),
+            CANDIDATES_KEY: spaces.Box(lo, hi, dtype=f32),
+            MASK_KEY: spaces.Box(0.0, 1.0, (K,), f32),
+        }
+    )
+
+
+def session_features(
+    t: np.ndarray,
+    clicks: np.ndarray,
+    purchases: np.ndarray,
+    items: np.ndarray,
+    spent: np.ndarray,
+    last_click: np.ndarray,
+    last_items: np.ndarray,
+    miss_streak: np.ndarray,
+    n_shown: np.ndarray,
+    partial: np.ndarray,
+    *,
+    horizon: int,
+    K_max: int,
+    mean_price: float,
+) -> np.ndarray:
+    """(N, S) float32 session counters from (N,) event counts (see :data:`SESSION_FEATURES`).
+
+    All inputs are recommender-side counts; money is in catalogue currency units.
+    """
+    h = float(horizon)
+    cols = (
+        t / h,
+        clicks / h,
+        purchases / h,
+        items / (h * K_max),
+        np.log1p(np.maximum(spent, 0.0) / mean_price),
+        last_click,
+        last_items / K_max,
+        miss_streak / h,
+        n_shown / (h * K_max),
+        partial / K_max,
+    )
+    return np.stack([np.asarray(c, dtype=np.float32) for c in cols], axis=1)
+
+
+def project(vecs: np.ndarray, projection: np.ndarray) -> np.ndarray:
+    """(N, P) float32 = vecs (N, d) @ projection (d, P), clipped to [-1, 1] against rounding."""
+    return np.clip(vecs @ projection, -1.0, 1.0).astype(np.float32, copy=False)

@@ -1,0 +1,162 @@
+"""The batched environment: a Stable-Baselines3 ``VecEnv`` stepping N users with one code path."""
+
+from __future__ import annotations
+
+from typing import Any, Iterable, Sequence
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+from gymnasium.utils import seeding
+from stable_baselines3.common.vec_env.base_vec_env import VecEnv
+
+from env.observation import MASK_KEY
+from env.presets import EnvConfig, build_world, get_config
+from env.session import SessionBatch
+
+__all__ = ["BundleRecVecEnv"]
+
+
+class BundleRecVecEnv(VecEnv):
+    """N independent shopper sessions of one preset, stepped together (SB3 ``VecEnv``).
+
+    Equivalent to ``DummyVecEnv([lambda: BundleRecEnv(preset) for _ in range(N)])`` seeded with
+    ``seed`` (row i behaves as a single env reset with ``seed + i``, SB3's convention) but
+    vectorised: one shopper step, one observation build and candidate rebuilds only for the
+    rows that need them (click / purchase / every ``refresh_every`` steps / new episode).
+
+    Auto-reset follows SB3: when row i ends, ``dones[i]`` is True, ``infos[i]["terminal_observation"]``
+    holds its last observation, ``infos[i]["TimeLimit.truncated"]`` is True when the horizon (not
+    the shopper) ended it, and the returned observation row is the first of the next episode.
+    ``infos[i]["episode"] = {"r", "l"}`` summarises the finished episode (as SB3's Monitor does).
+
+    Oracle access (SIMULATOR TRUTH, for oracles only — observable policies must use the
+    observation): ``.model`` (the ShopperModel), ``.state`` (the hidden ShopperState of all rows),
+    ``.candidate_items`` ((N, K, K_max) int32 catalogue rows of the current candidates; the items
+    themselves are observable, only their pairing with ``.state`` is truth).
+
+    :param preset: preset name or EnvConfig.
+    :param num_envs: number of users N >= 1.
+    :param seed: base seed; None for a random one. Row i uses ``seed + i``.
+    :param action_mode: ``"bundle"`` or ``"compose"``.
+    :param render_mode: None or ``"ansi"``.
+    """
+
+    def __init__(self, preset: "str | EnvConfig" = "default", num_envs: int = 256, seed: int | None = None,
+                 action_mode: str = "bundle", render_mode: str | None = None):
+        if num_envs < 1:
+            raise ValueError(f"num_envs={num_envs}; it must be >= 1")
+        self.config = get_config(preset)
+        self.world = build_world(self.config)
+        self.action_mode = action_mode
+        self.core = SessionBatch(self.world, self.config, num_envs, action_mode)
+        self.render_mode = render_mode
+        obs_space = self.core.observation_space()
+        super().__init__(num_envs, obs_space, spaces.Discrete(self.core.n_actions))
+        self._actions: np.ndarray | None = None
+        self._ep_return = np.zeros(num_envs, np.float64)
+        self._ep_len = np.zeros(num_envs, np.int64)
+        self._base_seed = seed
+        self._need_reset = True
+        self.seed(seed)
+        self.last_outcome = None
+        """The StepOutcome of the last step (before auto-reset): per-row click, n_bought, revenue, shown bundle."""
+
+    # ------------------------------------------------------------------ oracle access (truth)
+    @property
+    def model(self):
+        """SIMULATOR TRUTH: the ShopperModel (oracles only)."""
+        return self.core.model
+
+    @property
+    def state(self):
+        """SIMULATOR TRUTH: the hidden ShopperState of all rows (oracles only)."""
+        return self.core.state
+
+    @property
+    def candidate_items(self) -> np.ndarray:
+        """(N, K, K_max) int32 current candidate bundles (-1 padded)."""
+        return self.core.cand_items
+
+    # ------------------------------------------------------------------ VecEnv API
+    def seed(self, seed: int | None = None) -> Sequence[int | None]:
+        """Seed rows with ``seed + i`` (applied now: the next :meth:`reset` starts from these generators)."""
+        seeds = super().seed(seed)
+        rngs = [seeding.np_random(int(s))[0] for s in seeds]
+        self.core.seed_rows(np.arange(self.num_envs), rngs)
+        self._reset_seeds()
+        self._need_reset = True
+        return seeds
+
+    def reset(self):
+        self.core.reset_rows()
+        self._ep_return[:] = 0
+        self._ep_len[:] = 0
+        self._need_reset = False
+        self.reset_infos = [{} for _ in range(self.num_envs)]
+        return self.core.observe()
+
+    def step_async(self, actions: np.ndarray) -> None:
+        self._actions = np.asarray(actions)
+
+    def step_wait(self):
+        if self._need_reset:
+            raise gym.error.ResetNeeded("call reset() before step()")
+        out = self.core.step(self._actions.reshape(self.num_envs) if self._actions.size == self.num_envs
+                             else self._actions)
+        self.last_outcome = out
+        self._ep_return += out.reward
+        self._ep_len += 1
+        dones = out.terminated | out.truncated
+        infos: list[dict[str, Any]] = [{} for _ in range(self.num_envs)]
+        done_rows = np.flatnonzero(dones)
+        if done_rows.size:
+            terminal = self.core.observe(done_rows)
+            for j, r in enumerate(done_rows.tolist()):
+                infos[r] = {
+                    "terminal_observation": {k: v[j] for k, v in terminal.items()},
+                    "TimeLimit.truncated": bool(out.truncated[r] and not out.terminated[r]),
+                    "episode": {"r": float(self._ep_return[r]), "l": int(self._ep_len[r])},
+                }
+            self._ep_return[done_rows] = 0
+            self._ep_len[done_rows] = 0
+            self.core.reset_rows(done_rows)
+        obs = self.core.observe()
+        return obs, out.reward.copy(), dones, infos
+
+    def action_masks(self) -> np.ndarray:
+        """(N, n_actions) bool valid actions now (MaskablePPO)."""
+        return self.core.action_masks()
+
+    def close(self) -> None:
+        pass
+
+    def render(self, mode: str | None = None):
+        return None
+
+    def get_images(self):
+        return [None] * self.num_envs
+
+    def _indices(self, indices) -> list[int]:
+        return list(self._get_indices(indices))
+
+    def get_attr(self, attr_name: str, indices=None) -> list[Any]:
+        idx = self._indices(indices)
+        if attr_name == "render_mode":
+            return [self.render_mode] * len(idx)
+        value = getattr(self, attr_name)
+        return [value] * len(idx)
+
+    def set_attr(self, attr_name: str, value: Any, indices=None) -> None:
+        setattr(self, attr_name, value)
+
+    def env_method(self, method_name: str, *method_args, indices=None, **method_kwargs) -> list[Any]:
+        idx = self._indices(indices)
+        if method_name == "action_masks":
+            masks = self.core.action_masks()
+            return [masks[i] for i in idx]
+        result = getattr(self, method_name)(*method_args, **method_kwargs)
+        return [result] * len(idx)
+
+    def env_is_wrapped(self, wrapper_class: type[gym.Wrapper], indices=None) -> list[bool]:
+        return [False] * len(self._indices(indices))

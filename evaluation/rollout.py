@@ -1,0 +1,205 @@
+"""Roll a policy out on the batched env and summarise per-episode metrics with 95% CIs.
+
+    >>> from agents.baselines import ComplementGreedyPolicy
+    >>> res = evaluate(ComplementGreedyPolicy(), "small", n_episodes=200, seed=0)
+    >>> print(res.markdown())
+
+Unbiased episode sampling: the ``n_episodes`` are split over the rows in advance (row i runs
+its quota of consecutive episodes) rather than "the first n episodes to finish", which would
+over-represent short episodes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Mapping, Sequence
+
+import numpy as np
+
+from agents.policy import Policy
+from evaluation.stats import Estimate, mean_ci, ratio_ci
+
+__all__ = ["EvalResult", "evaluate", "markdown_table", "METRICS"]
+
+METRICS = ("return", "click_rate", "conversion", "items_per_purchase", "revenue", "length")
+"""Names of the summary metrics, in table order."""
+
+_LABELS = {
+    "return": "mean return",
+    "click_rate": "click rate",
+    "conversion": "conversion",
+    "items_per_purchase": "items / purchase",
+    "revenue": "revenue",
+    "length": "session length",
+}
+
+
+@dataclass
+class EvalResult:
+    """Per-episode metrics of one evaluation (arrays (n_episodes,), episodes in row-then-time order).
+
+    The bundle log has one row per shown bundle: ``log_episode`` (episode index), ``log_step``,
+    ``log_items`` (K_max,) int32 -1 padded, ``log_click``, ``log_n_bought``, ``log_propensity``.
+    """
+
+    policy: str
+    preset: str
+    seed: int
+    returns: np.ndarray
+    clicks: np.ndarray
+    purchases: np.ndarray
+    """Shown bundles that led to at least one item bought."""
+    items: np.ndarray
+    revenue: np.ndarray
+    length: np.ndarray
+    """Shown bundles (shopper-facing steps) in the episode."""
+    truncated: np.ndarray
+    """True when the horizon ended the episode (not the shopper)."""
+    invalid: np.ndarray
+    """Masked actions taken in the episode."""
+    uses_simulator_truth: bool = False
+    log_episode: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    log_step: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int32))
+    log_items: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.int32))
+    log_click: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))
+    log_n_bought: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int32))
+    log_propensity: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float64))
+
+    @property
+    def n_episodes(self) -> int:
+        return int(self.returns.size)
+
+    def summary(self) -> dict[str, Estimate]:
+        """Mean and 95% CI per metric of :data:`METRICS` (rates are ratios of totals, delta-method CIs)."""
+        return {
+            "return": mean_ci(self.returns),
+            "click_rate": ratio_ci(self.clicks, self.length),
+            "conversion": ratio_ci(self.purchases, self.clicks),
+            "items_per_purchase": ratio_ci(self.items, self.purchases),
+            "revenue": mean_ci(self.revenue),
+            "length": mean_ci(self.length),
+        }
+
+    def markdown(self) -> str:
+        """This result as a one-row markdown table."""
+        return markdown_table([self])
+
+
+def markdown_table(results: Sequence[EvalResult] | Mapping[str, EvalResult], digits: int = 3) -> str:
+    """A markdown table, one row per result (``name`` = the mapping key or the policy name), value ± 95% half-width.
+
+    Oracles (``uses_simulator_truth``) are labelled "(oracle, reads simulator truth)".
+    """
+    items = list(results.items()) if isinstance(results, Mapping) else [(r.policy, r) for r in results]
+    head = "| policy | episodes | " + " | ".join(_LABELS[m] for m in METRICS) + " |"
+    sep = "|" + "---|" * (len(METRICS) + 2)
+    rows = [head, sep]
+    for name, r in items:
+        label = name + (" (oracle, reads simulator truth)" if r.uses_simulator_truth else "")
+        s = r.summary()
+        rows.append(f"| {label} | {r.n_episodes} | " + " | ".join(s[m].format(digits) for m in METRICS) + " |")
+    return "\n".join(rows) + "\n"
+
+
+def evaluate(
+    policy: "Policy | Callable[..., Policy]",
+    preset="default",
+    n_episodes: int = 1000,
+    seed: int = 0,
+    num_envs: int = 256,
+    *,
+    deterministic: bool = True,
+    action_mode: str = "bundle",
+    progress: bool = True,
+    keep_log: bool = True,
+) -> EvalResult:
+    """Run ``n_episodes`` episodes of ``policy`` on a :class:`env.vec_env.BundleRecVecEnv` and collect metrics.
+
+    :param policy: a Policy, or a factory ``f(vec_env) -> Policy`` (oracles need the vec env's truth).
+    :param preset: preset name or EnvConfig.
+    :param n_episodes: episodes to collect (>= 1); split over ``min(num_envs, n_episodes)`` rows.
+    :param seed: env seed (row i: ``seed + i``) and the seed of the action-sampling generator.
+    :param num_envs: batch size N.
+    :param deterministic: passed to ``policy.act``; when False actions are sampled with a generator seeded by ``seed``.
+    :param action_mode: ``"bundle"`` or ``"compose"``.
+    :param progress: show a tqdm bar over episodes.
+    :param keep_log: keep the per-step bundle log.
+    :raises ValueError: bad counts.
+    """
+    if n_episodes < 1 or num_envs < 1:
+        raise ValueError(f"n_episodes={n_episodes}, num_envs={num_envs}; both must be >= 1")
+    from env.vec_env import BundleRecVecEnv
+
+    n_rows = min(num_envs, n_episodes)
+    venv = BundleRecVecEnv(preset, num_envs=n_rows, seed=seed, action_mode=action_mode)
+    pol = policy if isinstance(policy, Policy) else policy(venv)
+    if not isinstance(pol, Policy):
+        raise ValueError(f"policy factory returned {type(pol).__name__}; it must return an agents.policy.Policy")
+    quota = np.full(n_rows, n_episodes // n_rows, np.int64)
+    quota[: n_episodes % n_rows] += 1
+    offset = np.concatenate([[0], np.cumsum(quota)[:-1]])  # episode index of each row's first episode
+    done_count = np.zeros(n_rows, np.int64)
+    acc = {k: np.zeros(n_rows, np.float64) for k in ("ret", "clk", "pur", "itm", "rev", "len", "inv")}
+    out = {k: np.zeros(n_episodes, np.float64) for k in acc}
+    out_trunc = np.zeros(n_episodes, bool)
+    logs: dict[str, list] = {k: [] for k in ("ep", "step", "items", "click", "nb", "prop")}
+    rng = np.random.default_rng([seed, 31337])
+    obs = venv.reset()
+    pol.reset()
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=n_episodes, desc=f"evaluate {getattr(pol, 'name', 'policy')}", unit="ep", leave=False)
+    try:
+        while (done_count < quota).any():
+            actions, props = pol.act(obs, deterministic=deterministic, rng=rng)
+            obs, rewards, dones, infos = venv.step(actions)
+            o = venv.last_outcome
+            live = done_count < quota
+            acc["ret"] += rewards
+            acc["clk"] += o.click
+            acc["pur"] += o.n_bought > 0
+            acc["itm"] += o.n_bought
+            acc["rev"] += o.revenue
+            acc["len"] += o.responded
+            acc["inv"] += o.invalid
+            if keep_log:
+                rows = np.flatnonzero(live & o.responded)
+                if rows.size:
+                    logs["ep"].append(offset[rows] + done_count[rows])
+                    logs["step"].append(acc["len"][rows].astype(np.int32) - 1)
+                    logs["items"].append(o.shown[rows].astype(np.int32))
+                    logs["click"].append(o.click[rows].copy())
+                    logs["nb"].append(o.n_bought[rows].astype(np.int32))
+                    logs["prop"].append(np.asarray(props, np.float64)[rows])
+            fin = np.flatnonzero(dones & live)
+            if fin.size:
+                ep = offset[fin] + done_count[fin]
+                for k in acc:
+                    out[k][ep] = acc[k][fin]
+                out_trunc[ep] = o.truncated[fin] & ~o.terminated[fin]
+                done_count[fin] += 1
+                if bar is not None:
+                    bar.update(int(fin.size))
+            ended = np.flatnonzero(dones)
+            if ended.size:
+                for k in acc:
+                    acc[k][ended] = 0
+                pol.reset(ended)
+    finally:
+        if bar is not None:
+            bar.close()
+        venv.close()
+    cat = lambda xs, dt, shape=(0,): np.concatenate(xs).astype(dt) if xs else np.zeros(shape, dt)  # noqa: E731
+    return EvalResult(
+        policy=getattr(pol, "name", type(pol).__name__),
+        preset=venv.config.name,
+        seed=seed,
+        returns=out["ret"], clicks=out["clk"], purchases=out["pur"], items=out["itm"], revenue=out["rev"],
+        length=out["len"], truncated=out_trunc, invalid=out["inv"],
+        uses_simulator_truth=bool(getattr(pol, "uses_simulator_truth", False)),
+        log_episode=cat(logs["ep"], np.int64), log_step=cat(logs["step"], np.int32),
+        log_items=cat(logs["items"], np.int32, (0, venv.config.K_max)), log_click=cat(logs["click"], bool),
+        log_n_bought=cat(logs["nb"], np.int32), log_propensity=cat(logs["prop"], np.float64),
+    )

@@ -1,0 +1,80 @@
+"""Confidence intervals for evaluation summaries (numpy only).
+
+Episodes are the independent units: per-episode means get a normal-approximation interval on
+the sample mean; rates pooled over episodes (clicks / steps, purchases / clicks, ...) are ratios
+of per-episode sums and get a delta-method interval (the ratio estimator's standard error with
+episodes as clusters).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["Estimate", "mean_ci", "ratio_ci", "Z95"]
+
+Z95 = 1.959963984540054
+"""Two-sided 95% normal quantile."""
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """A point estimate with a confidence interval [low, high] and the number of episodes n."""
+
+    value: float
+    low: float
+    high: float
+    n: int
+
+    @property
+    def half_width(self) -> float:
+        return (self.high - self.low) / 2
+
+    def format(self, digits: int = 3) -> str:
+        """``"value ± half_width"``; ``"n/a"`` when undefined (NaN)."""
+        if not np.isfinite(self.value):
+            return "n/a"
+        return f"{self.value:.{digits}f} ± {self.half_width:.{digits}f}"
+
+
+def _check(x: np.ndarray, name: str) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float64)
+    if x.ndim != 1:
+        raise ValueError(f"{name} must be 1-d (one value per episode); got shape {x.shape}")
+    if not np.isfinite(x).all():
+        raise ValueError(f"{name} contains NaN or inf; pass finite per-episode values")
+    return x
+
+
+def mean_ci(x, z: float = Z95) -> Estimate:
+    """Mean of ``x`` (n,) with a normal-approximation interval mean ± z·sd/√n (sd with ddof=1).
+
+    n = 0 gives NaNs; n = 1 a zero-width interval. Raises ValueError on non-finite or non-1-d input.
+    """
+    x = _check(x, "x")
+    n = x.size
+    if n == 0:
+        return Estimate(float("nan"), float("nan"), float("nan"), 0)
+    m = float(x.mean())
+    se = float(x.std(ddof=1) / np.sqrt(n)) if n > 1 else 0.0
+    return Estimate(m, m - z * se, m + z * se, n)
+
+
+def ratio_ci(num, den, z: float = Z95) -> Estimate:
+    """Ratio of totals R = Σnum / Σden over episodes, with a delta-method interval.
+
+    se(R) = sqrt(Σ (num_i − R·den_i)² / (n (n−1))) / mean(den). NaN when Σden = 0.
+    """
+    num, den = _check(num, "num"), _check(den, "den")
+    if num.shape != den.shape:
+        raise ValueError(f"num {num.shape} and den {den.shape} must have the same shape")
+    n = num.size
+    if n == 0 or den.sum() == 0:
+        return Estimate(float("nan"), float("nan"), float("nan"), n)
+    r = float(num.sum() / den.sum())
+    if n == 1:
+        return Estimate(r, r, r, 1)
+    resid = num - r * den
+    se = float(np.sqrt((resid ** 2).sum() / (n * (n - 1))) / den.mean())
+    return Estimate(r, r - z * se, r + z * se, n)

@@ -1,0 +1,118 @@
+"""A tiny stand-in of the bundle env's observation contract, for agent unit tests only.
+
+Dict obs: profile (P,), history (P,), session (S,), candidates (K, F), action_mask (K,). The reward
+of candidate k is its feature 0 (so a learner can tell candidates apart); masked actions cost 1.
+All randomness from ``self.np_random``.
+"""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+P, S, K, F = 4, 3, 5, 9  # F = len(CANDIDATE_FEATURES), so the baselines read it
+
+
+def fake_space(k: int = K) -> spaces.Dict:
+    return spaces.Dict({
+        "profile": spaces.Box(-1, 1, (P,), np.float32),
+        "history": spaces.Box(-1, 1, (P,), np.float32),
+        "session": spaces.Box(0, np.inf, (S,), np.float32),
+        "candidates": spaces.Box(-np.inf, np.inf, (k, F), np.float32),
+        "action_mask": spaces.Box(0, 1, (k,), np.float32),
+    })
+
+
+class FakeBundleEnv(gym.Env):
+    def __init__(self, horizon: int = 5):
+        self.observation_space = fake_space()
+        self.action_space = spaces.Discrete(K)
+        self.horizon = horizon
+
+    def _draw(self):
+        r = self.np_random
+        mask = (r.random(K) < 0.6).astype(np.float32)
+        mask[r.integers(K)] = 1.0
+        cand = r.normal(size=(K, F)).astype(np.float32) * mask[:, None]
+        self._obs = {
+            "profile": r.uniform(-1, 1, P).astype(np.float32),
+            "history": np.zeros(P, np.float32),
+            "session": np.array([self.t / self.horizon, 0, 0], np.float32),
+            "candidates": cand,
+            "action_mask": mask,
+        }
+        return self._obs
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.t = 0
+        return self._draw(), {}
+
+    def step(self, action):
+        a = int(action)
+        ok = self._obs["action_mask"][a] > 0
+        reward = float(self._obs["candidates"][a, 0]) if ok else -1.0
+        self.t += 1
+        return self._draw(), reward, False, self.t >= self.horizon, {}
+
+    def action_masks(self):
+        return self._obs["action_mask"] > 0
+
+
+def fake_vec_env(n: int = 4, seed: int = 0):
+    from stable_baselines3.common.vec_env import DummyVecEnv
+
+    venv = DummyVecEnv([FakeBundleEnv for _ in range(n)])
+    venv.seed(seed)
+    return venv
+
+
+class FakeBundleVecEnv:
+    """Stand-in of ``env.vec_env.BundleRecVecEnv`` for evaluation code paths: the stand-in env batched,
+    with ``config`` (name, K_max) and ``last_outcome`` as ``evaluation.rollout.evaluate`` reads them."""
+
+    N_ITEMS, K_MAX = 20, 3
+
+    def __init__(self, preset="small", num_envs=4, seed=0, action_mode="bundle"):
+        from types import SimpleNamespace
+
+        self.venv = fake_vec_env(num_envs, seed=seed)
+        self.num_envs = num_envs
+        self.config = SimpleNamespace(name=str(preset), K_max=self.K_MAX)
+        self.rng = np.random.default_rng(seed)
+        self.last_outcome = None
+
+    def reset(self):
+        return self.venv.reset()
+
+    def step(self, actions):
+        obs, rew, dones, infos = self.venv.step(np.asarray(actions))
+        from types import SimpleNamespace
+
+        n, r = self.num_envs, self.rng
+        sizes = r.integers(1, self.K_MAX + 1, size=n)
+        shown = np.full((n, self.K_MAX), -1, np.int32)
+        for i, s in enumerate(sizes):
+            shown[i, :s] = r.choice(self.N_ITEMS, size=s, replace=False)
+        click = rew > 0
+        self.last_outcome = SimpleNamespace(
+            click=click, n_bought=np.where(click, 1, 0), revenue=np.where(click, 2.0, 0.0),
+            responded=np.ones(n, bool), invalid=rew == -1.0, shown=shown,
+            truncated=dones.copy(), terminated=np.zeros(n, bool))
+        return obs, rew, dones, infos
+
+    def close(self):
+        pass
+
+
+def fake_world(seed: int = 0):
+    """A world with a catalogue of ``FakeBundleVecEnv.N_ITEMS`` items: embeddings, categories, complement graph."""
+    from types import SimpleNamespace
+
+    r = np.random.default_rng(seed)
+    emb = r.normal(size=(FakeBundleVecEnv.N_ITEMS, 8)).astype(np.float32)
+    emb /= np.linalg.norm(emb, axis=1, keepdims=True)
+    cat = SimpleNamespace(embeddings=emb, category=r.integers(4, size=FakeBundleVecEnv.N_ITEMS),
+                          complement_graph=r.random((4, 4)).astype(np.float32))
+    return SimpleNamespace(catalog=cat)

@@ -1,0 +1,183 @@
+"""ItemIndex: exact search, exclusion, cold start, persistence, approximate recall, errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from candidates.index import IndexConfig, IndexError_, ItemIndex, RaggedSet
+
+
+def unit(rng: np.random.Generator, n: int, d: int) -> np.ndarray:
+    x = rng.standard_normal((n, d)).astype(np.float32)
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+@pytest.fixture(scope="module")
+def data():
+    rng = np.random.default_rng(0)
+    return unit(rng, 600, 16), unit(rng, 40, 16)
+
+
+def brute(E, Q, k, exclude=None):
+    S = Q @ E.T
+    if exclude is not None:
+        for r, ex in enumerate(exclude):
+            S[r, np.asarray(ex, dtype=int)] = -np.inf
+    items = np.argsort(-S, axis=1, kind="stable")[:, :k]
+    return np.take_along_axis(S, items, 1), items
+
+
+def test_flat_equals_brute_force(data):
+    E, Q = data
+    scores, items = ItemIndex(E).search(Q, 10)
+    ref_s, ref_i = brute(E, Q, 10)
+    assert items.dtype == np.int64 and scores.dtype == np.float32 and items.shape == (40, 10)
+    np.testing.assert_array_equal(items, ref_i)
+    np.testing.assert_allclose(scores, ref_s, atol=1e-5)
+
+
+def test_exclusion_never_returns_excluded_and_matches_brute_force(data):
+    E, Q = data
+    rng = np.random.default_rng(1)
+    ref_top = brute(E, Q, 5)[1]
+    # exclude each row's own true top-5 plus random items: the answer must be the next ones
+    exclude = [np.concatenate([ref_top[r], rng.integers(0, 600, rng.integers(0, 30))]) for r in range(len(Q))]
+    exclude[3] = None
+    exclude[4] = np.array([], dtype=int)
+    scores, items = ItemIndex(E).search(Q, 10, exclude=exclude)
+    for r, ex in enumerate(exclude):
+        if ex is not None:
+            assert not np.isin(items[r], ex).any()
+    ref_s, ref_i = brute(E, Q, 10, [e if e is not None else [] for e in exclude])
+    np.testing.assert_array_equal(items, ref_i)
+
+
+def test_k_larger_than_catalogue_pads():
+    E = unit(np.random.default_rng(2), 5, 8)
+    scores, items = ItemIndex(E).search(E[:2], 8, exclude=[[0], None])
+    assert items.shape == (2, 8)
+    assert (items[0, :4] >= 0).all() and (items[0, 4:] == -1).all() and np.isneginf(scores[0, 4:]).all()
+    assert (items[1, :5] >= 0).all() and (items[1, 5:] == -1).all()
+    assert 0 not in items[0]
+
+
+@pytest.mark.parametrize("kind", ["flat", "hnsw", "ivf"])
+def test_cold_start_add_is_retrievable_at_once(data, kind):
+    E, _ = data
+    index = ItemIndex(E, IndexConfig(kind=kind, nlist=8, nprobe=8))
+    new = unit(np.random.default_rng(3), 2, 16)
+    pos = index.add(new)
+    np.testing.assert_array_equal(pos, [600, 601])
+    assert index.n_items == 602
+    _, items = index.search(new, 1)
+    np.testing.assert_array_equal(items[:, 0], pos)
+
+
+@pytest.mark.parametrize("kind", ["flat", "hnsw", "ivf"])
+def test_save_load_round_trip(tmp_path, data, kind):
+    E, Q = data
+    cfg = IndexConfig(kind=kind, nlist=8, nprobe=4, ef_search=40)
+    index = ItemIndex(E, cfg)
+    path = index.save(tmp_path / "items.faiss")
+    assert (tmp_path / "items.faiss.json").exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp files left
+    back = ItemIndex.load(path)
+    assert back.config == cfg and back.n_items == 600 and back.dim == 16
+    for a, b in zip(index.search(Q, 7, exclude=[[1, 2]] * 40), back.search(Q, 7, exclude=[[1, 2]] * 40)):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_load_missing_or_mismatched(tmp_path, data):
+    with pytest.raises(IndexError_, match="missing"):
+        ItemIndex.load(tmp_path / "nope.faiss")
+    E, _ = data
+    path = ItemIndex(E).save(tmp_path / "a.faiss")
+    side = tmp_path / "a.faiss.json"
+    side.write_text(side.read_text().replace('"n_items": 600', '"n_items": 601'))
+    with pytest.raises(IndexError_, match="sidecar"):
+        ItemIndex.load(path)
+
+
+@pytest.mark.parametrize("kind,cfg", [("hnsw", dict(ef_search=64)), ("ivf", dict(nlist=32, nprobe=16))])
+def test_approximate_recall_sanity(kind, cfg):
+    rng = np.random.default_rng(4)
+    # clustered data, like text embeddings
+    centres = unit(rng, 40, 32)
+    E = centres[rng.integers(0, 40, 4000)] + 0.35 * rng.standard_normal((4000, 32)).astype(np.float32)
+    E /= np.linalg.norm(E, axis=1, keepdims=True)
+    Q = E[rng.integers(0, 4000, 200)]
+    exact = ItemIndex(E).search(Q, 20)[1]
+    approx = ItemIndex(E, IndexConfig(kind=kind, **cfg)).search(Q, 20)[1]
+    recall = np.mean([len(np.intersect1d(a, b)) / 20 for a, b in zip(exact, approx)])
+    assert recall >= 0.85, recall
+
+
+def test_for_size_picks_exact_for_small_catalogues():
+    assert IndexConfig.for_size(1000).kind == "flat"
+    assert IndexConfig.for_size(100_000).kind == "hnsw"
+    assert IndexConfig.for_size(100_000, ef_search=128).ef_search == 128
+
+
+def test_threads_respected(data):
+    import faiss
+
+    E, Q = data
+    before = faiss.omp_get_max_threads()
+    try:
+        ItemIndex(E, IndexConfig(n_threads=1)).search(Q, 3)
+        assert faiss.omp_get_max_threads() == 1
+    finally:
+        faiss.omp_set_num_threads(before)
+
+
+def test_errors(data):
+    E, Q = data
+    index = ItemIndex(E)
+    with pytest.raises(IndexError_, match="dimension"):
+        index.search(Q[:, :8], 3)
+    bad = Q.copy()
+    bad[2, 0] = np.nan
+    with pytest.raises(IndexError_, match=r"queries\[2\].*NaN"):
+        index.search(bad, 3)
+    with pytest.raises(IndexError_, match="norm"):
+        index.search(Q * 2, 3)
+    with pytest.raises(IndexError_, match="k=0"):
+        index.search(Q, 0)
+    with pytest.raises(IndexError_, match="boolean mask"):
+        index.search(Q, 3, exclude=np.zeros((40, 600), bool))
+    with pytest.raises(IndexError_, match="rows for 40"):
+        index.search(Q, 3, exclude=[[1]])
+    with pytest.raises(IndexError_, match="outside"):
+        index.search(Q, 3, exclude=[[600]] * 40)
+    with pytest.raises(IndexError_, match="norm"):
+        ItemIndex(E * 3)
+    with pytest.raises(IndexError_, match="dimension"):
+        index.add(np.ones((1, 4), np.float32) / 2)
+    with pytest.raises(IndexError_, match="kind"):
+        IndexConfig(kind="lsh")
+    with pytest.raises(IndexError_, match="nprobe"):
+        IndexConfig(nprobe=0)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    rows=st.lists(st.lists(st.integers(0, 19), max_size=6), min_size=1, max_size=6),
+    probe=st.lists(st.integers(-1, 19), min_size=3, max_size=3),
+    width=st.integers(0, 4),
+)
+def test_ragged_set_contains_and_padded(rows, probe, width):
+    rs = RaggedSet([np.array(r, dtype=int) for r in rows], len(rows), 20)
+    q = np.tile(np.array(probe), (len(rows), 1))
+    got = rs.contains(q)
+    want = np.array([[p in set(r) for p in probe] for r in rows])
+    np.testing.assert_array_equal(got, want)
+    keep = np.arange(len(rows))[::2]
+    sub = rs.subset(keep)
+    np.testing.assert_array_equal(sub.contains(q[keep]), want[keep])
+    pad = rs.padded(width)
+    for r, row in enumerate(rows):
+        last = list(reversed(row))[:width]
+        assert pad[r, : len(last)].tolist() == last and (pad[r, len(last) :] == -1).all()
