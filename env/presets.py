@@ -140,7 +140,7 @@ class EnvConfig:
             return self.shopper
         from env.shopper_params import ShopperParams
 
-        return _shopper_preset(ShopperParams, self.reward)
+        return getattr(ShopperParams, self.reward)()  # REWARD_MODES are ShopperParams' preset constructors
 
     def builder_config(self):
         """The BuilderConfig in force: ``builder`` or defaults with this K and K_max."""
@@ -181,24 +181,12 @@ def _generator_fingerprint() -> str:
     """Hash of the sim_data generator sources, so a changed generator never reuses a stale cached world."""
     root = Path(__file__).resolve().parents[1] / "sim_data"
     h = hashlib.sha256()
-    for rel in ("synthetic.py", "personas_gen.py", "basket_gen.py", "loaders.py", "taxonomy/general_store.json"):
-        f = root / rel
+    files = [root / rel for rel in ("synthetic.py", "personas_gen.py", "basket_gen.py", "taxonomy/general_store.json")]
+    files += sorted((root / "loaders").glob("*.py"))
+    for f in files:
         if f.is_file():
-            h.update(rel.encode() + f.read_bytes())
+            h.update(f.relative_to(root).as_posix().encode() + f.read_bytes())
     return h.hexdigest()[:16]
-
-
-def _shopper_preset(cls, reward: str):
-    """ShopperParams for a reward mode, whichever constructor F's class offers."""
-    for attr in (reward, f"for_{reward}"):
-        fn = getattr(cls, attr, None)
-        if callable(fn):
-            return fn()
-    for attr in ("preset", "for_reward", "from_reward", "reward_mode"):
-        fn = getattr(cls, attr, None)
-        if callable(fn):
-            return fn(reward)
-    raise ConfigError(f"ShopperParams has no preset for reward mode {reward!r}")
 
 
 def instacart_config(path: str | os.PathLike | None = None, **changes) -> EnvConfig:

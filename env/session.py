@@ -31,6 +31,7 @@ from env.observation import (
     CANDIDATES_KEY, HISTORY_KEY, MASK_KEY, PROFILE_KEY, SESSION_KEY, project, session_features,
 )
 from env.presets import EnvConfig, World
+from env.user_streams import UserStreams, splitmix64
 
 __all__ = ["SessionBatch", "StepOutcome", "InvalidActionError", "ACTION_MODES"]
 
@@ -69,11 +70,7 @@ class StepOutcome:
 
 def _hash_keys(keys: np.ndarray, salt: int) -> np.ndarray:
     """(n,) uint64 splitmix64 of keys ^ salt: a vectorised, batch-independent per-row draw."""
-    with np.errstate(over="ignore"):
-        z = (keys.astype(np.uint64) ^ np.uint64(salt)) + np.uint64(0x9E3779B97F4A7C15)
-        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-        return z ^ (z >> np.uint64(31))
+    return splitmix64(keys.astype(np.uint64) ^ np.uint64(salt))
 
 
 def _append(log: np.ndarray, count: np.ndarray, rows: np.ndarray, items: np.ndarray) -> None:
@@ -199,13 +196,7 @@ class SessionBatch:
 
     def _rng(self, keys: np.ndarray, salt: int):
         """The shopper's per-user random streams for ``keys`` (one per row), salted per purpose/step."""
-        import env.shopper as shopper  # F's per-user stream scheme
-
-        for name in ("user_rngs", "UserRngs", "UserStreams", "UserRNG", "PerUserRNG"):
-            make = getattr(shopper, name, None)
-            if callable(make):
-                return make(_hash_keys(keys, salt))
-        raise RuntimeError("env.shopper exposes no per-user random stream constructor (expected user_rngs(keys))")
+        return UserStreams(_hash_keys(keys, salt))
 
     # ------------------------------------------------------------------ candidates
     def _refresh(self, rows: np.ndarray) -> None:

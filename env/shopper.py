@@ -1,0 +1,384 @@
+"""The simulated shopper of ``../shared/SIMULATOR.md``: hidden state, bundle response, dynamics.
+
+SIMULATOR TRUTH. Only the environment's response step and the oracles (``agents/oracles.py``)
+may use this module; policies, baselines, candidate generation and serving never do.
+
+One code path for any number of users N: every method takes (N, ...) arrays and loops at most
+over bundle slots (K_max <= a handful) or purchase patterns (2^K_max), never over users. All
+randomness comes from the ``rng`` handed in: a ``numpy.random.Generator`` or, for batch-independent
+per-user streams, :class:`env.user_streams.UserStreams` (same ``random`` / ``standard_normal`` API).
+
+Model (symbols of SIMULATOR.md; constants in :class:`env.shopper_params.ShopperParams`):
+
+- item affinity   a(i) = w_s·<θ, e_i> + w_n·ν[c(i)] − β·log(p_i / p̄_c(i))
+- true complement comp*(i, j) = G[c(i), c(j)]·m(i, j), m = 0.5 + fit_brand·[same brand] + fit_tier·[same
+  price tier]; 0 within a category (same category = substitutes)
+- substitution    sub(i, j) = [c(i) = c(j)]·max(0, <e_i, e_j>)
+- utility         U(B) = mean a(i) + γ·mean_{i≠j} comp*(i, j) − δ·max_{i≠j} sub(i, j) − ρ·seen(B)
+- click           P = σ((U − τ_c)/T_c); an empty bundle (all -1: nothing shown) is never clicked
+- purchase        after a click, item i is wanted with prob σ((a(i) + γ·mean_{j≠i} comp*(j, i) − τ_b)/T_b)
+                  (0 for items bought earlier in the session); wanted items are bought in decreasing
+                  order of that probability, skipping those that no longer fit the remaining budget.
+                  Buying every item of a bundle of k >= 2 items pays (1 − d_k) of the sum.
+- reward          w_click·click + w_buy·items bought + w_rev·paid / p̄ (p̄ = mean catalogue price)
+- dynamics        per bought item (in purchase order): ν[c] ← ν[c]·(1 − s), then ν ← min(1, ν + κ·G[c, :]);
+                  budget −= paid; after a click θ ← normalize(θ + η·(mean e_B − θ)); fatigue: no click
+                  f ← min(1, f + φ_miss + φ_rep·seen(B)), click f ← f·(1 − φ_hit)
+- ending          left with prob σ(λ_0 + λ_f·f) (new f) after every step; out of budget when the budget is
+                  below the cheapest item of every still-relevant category (need >= need_relevant),
+                  which includes having no relevant category left.
+
+Rows whose session has ended (``state.active`` False) ignore further steps: no response, reward 0,
+``done`` True.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+import numpy as np
+
+from env.shopper_params import ShopperParams
+
+__all__ = ["ShopperError", "ShopperState", "Response", "ShopperModel", "user_rngs", "sigmoid"]
+
+from env.user_streams import user_rngs  # noqa: E402  (re-exported: the env draws per-user streams from here)
+
+
+class ShopperError(ValueError):
+    """Bad input to the shopper model (shapes, ids, a catalogue without truth); the message says what to do."""
+
+
+def sigmoid(x: np.ndarray) -> np.ndarray:
+    """Numerically safe logistic function."""
+    return 0.5 * (1.0 + np.tanh(0.5 * np.asarray(x)))
+
+
+@dataclass
+class ShopperState:
+    """Hidden state of N shoppers (SIMULATOR TRUTH); every field has N rows."""
+
+    theta: np.ndarray
+    """(N, d) float32 unit taste vectors."""
+    needs: np.ndarray
+    """(N, C) float32 in [0, 1]."""
+    budget: np.ndarray
+    """(N,) float32 >= 0, remaining budget in currency units."""
+    beta: np.ndarray
+    """(N,) float32 > 0, price sensitivity."""
+    fatigue: np.ndarray
+    """(N,) float32 in [0, 1]."""
+    shown: np.ndarray
+    """(N, n_items) bool, items shown this session."""
+    bought: np.ndarray
+    """(N, n_items) bool, items bought this session."""
+    active: np.ndarray
+    """(N,) bool, the session is still running."""
+
+    def __len__(self) -> int:
+        return self.budget.shape[0]
+
+    def copy(self) -> "ShopperState":
+        """A deep copy."""
+        return ShopperState(**{f.name: getattr(self, f.name).copy() for f in fields(self)})
+
+    def take(self, rows) -> "ShopperState":
+        """A new state holding ``rows`` (int indices, repeats allowed, or a bool mask), copied."""
+        return ShopperState(**{f.name: getattr(self, f.name)[rows] for f in fields(self)})
+
+    def put(self, rows, other: "ShopperState") -> None:
+        """Write ``other`` (len(rows) rows) into ``rows`` in place (e.g. auto-reset of finished sessions)."""
+        for f in fields(self):
+            getattr(self, f.name)[rows] = getattr(other, f.name)
+
+
+@dataclass
+class Response:
+    """What N shoppers did in one step; arrays (N,) unless stated."""
+
+    click: np.ndarray
+    """bool."""
+    bought: np.ndarray
+    """(N, K_max) bool, per bundle slot."""
+    n_bought: np.ndarray
+    """int32 items bought."""
+    revenue: np.ndarray
+    """float32 amount paid (after the bundle discount)."""
+    reward: np.ndarray
+    """float32 reward under the params' reward weights."""
+    left: np.ndarray
+    """bool: the shopper left (the σ(λ_0 + λ_f·f) draw)."""
+    out_of_budget: np.ndarray
+    """bool: the budget no longer buys anything relevant."""
+    done: np.ndarray
+    """bool: left | out_of_budget (always True for rows that were already inactive)."""
+
+
+class ShopperModel:
+    """The shopper of SIMULATOR.md over one catalogue; see the module docstring for the equations.
+
+    :param catalog: a ``sim_data.catalog.Catalog`` with ``embeddings`` (n, d) and the true
+        ``complement_graph`` (C, C); otherwise ShopperError.
+    :param params: ShopperParams (default: the purchases preset).
+
+    Bundles are int arrays with item indices in [0, n) and -1 for empty slots; the last axis is
+    the bundle (length K_max). Out-of-range ids, wrong shapes or state of another size raise ShopperError.
+    """
+
+    def __init__(self, catalog, params: ShopperParams | None = None):
+        if catalog.embeddings is None:
+            raise ShopperError("the shopper needs item embeddings: encode the catalogue first (catalog.with_embeddings)")
+        if catalog.complement_graph is None:
+            raise ShopperError(
+                "the shopper needs the true complement graph (catalog.complement_graph); synthetic catalogues carry it, "
+                "real ones get it from sim_data.loaders.calibrate_complement_graph"
+            )
+        self.params = params if params is not None else ShopperParams.purchases()
+        if not isinstance(self.params, ShopperParams):
+            raise ShopperError(f"params must be a ShopperParams, got {type(self.params).__name__}")
+        self.catalog = catalog
+        self.emb = np.ascontiguousarray(catalog.embeddings, dtype=np.float32)
+        self.n_items, self.dim = self.emb.shape
+        self.category = catalog.category.astype(np.int64)
+        G = np.array(catalog.complement_graph, dtype=np.float32)
+        np.fill_diagonal(G, 0.0)  # same category = substitutes, never complements
+        self.G = G
+        self.n_categories = G.shape[0]
+        self.price = catalog.price.astype(np.float32)
+        self.mean_price = float(self.price.mean())
+        self.log_rel_price = np.log(self.price / catalog.category_mean_price()[self.category]).astype(np.float32)
+        _, self.brand = np.unique(catalog.brand, return_inverse=True)
+        self.brand_known = np.char.str_len(catalog.brand.astype(str)) > 0
+        self.tier = catalog.price_tier(3).astype(np.int8)
+        cat_min = np.full(self.n_categories, np.inf, np.float32)
+        np.minimum.at(cat_min, self.category, self.price)
+        self.cat_min_price = cat_min
+        self._disc = np.array(self.params.discounts, np.float32)
+
+    # ------------------------------------------------------------------ input checks
+    def _bundles(self, bundles, N: int, ndim: int) -> np.ndarray:
+        b = np.asarray(bundles)
+        if b.ndim != ndim or b.shape[0] != N or not np.issubdtype(b.dtype, np.integer):
+            want = "(N, K_max)" if ndim == 2 else "(N, K, K_max)"
+            raise ShopperError(f"bundles must be an integer array of shape {want} with N={N}, got {b.dtype} {b.shape}")
+        bad = (b < -1) | (b >= self.n_items)
+        if bad.any():
+            raise ShopperError(
+                f"bundle item id {int(b[bad].flat[0])} is outside [0, {self.n_items}); use item indices, -1 for empty slots"
+            )
+        return b.astype(np.int64)
+
+    def _check_state(self, state: ShopperState) -> int:
+        N = len(state)
+        if state.theta.shape != (N, self.dim) or state.needs.shape != (N, self.n_categories):
+            raise ShopperError(
+                f"state has theta {state.theta.shape}, needs {state.needs.shape}; this model needs (N, {self.dim}) and "
+                f"(N, {self.n_categories}): was the state made by another catalogue's model?"
+            )
+        return N
+
+    # ------------------------------------------------------------------ initial state
+    def init_state(self, personas, profile_vecs: np.ndarray, rng) -> ShopperState:
+        """Fresh sessions for ``personas`` (N rows) whose profile text embeddings are ``profile_vecs`` (N, d).
+
+        θ = normalize(profile + σ_θ·ξ), ξ a uniform random unit direction drawn from ``rng``; needs, budget
+        and β are the persona's; fatigue 0; nothing shown or bought.
+        """
+        v = np.asarray(profile_vecs, dtype=np.float32)
+        N = len(personas)
+        if v.shape != (N, self.dim) or not np.isfinite(v).all():
+            raise ShopperError(f"profile_vecs must be finite with shape ({N}, {self.dim}), got {v.shape}")
+        if personas.needs.shape[1] != self.n_categories:
+            raise ShopperError(
+                f"personas have needs over {personas.needs.shape[1]} categories, the catalogue has {self.n_categories}"
+            )
+        xi = rng.standard_normal((N, self.dim))
+        xi /= np.maximum(np.linalg.norm(xi, axis=1, keepdims=True), 1e-12)
+        theta = _normalize(v + self.params.sigma_theta * xi)
+        return ShopperState(
+            theta=theta.astype(np.float32),
+            needs=personas.needs.astype(np.float32).copy(),
+            budget=personas.budget.astype(np.float32).copy(),
+            beta=personas.price_sensitivity.astype(np.float32).copy(),
+            fatigue=np.zeros(N, np.float32),
+            shown=np.zeros((N, self.n_items), bool),
+            bought=np.zeros((N, self.n_items), bool),
+            active=np.ones(N, bool),
+        )
+
+    # ------------------------------------------------------------------ scoring (N, J, K_max) bundles
+    def _terms(self, state: ShopperState, b: np.ndarray):
+        """Per-bundle pieces for bundles b (N, J, Km): affinity, pair comp, utility, purchase probabilities."""
+        p = self.params
+        N = b.shape[0]
+        valid = b >= 0
+        bc = np.maximum(b, 0)
+        rows = np.arange(N)[:, None, None]
+        sim = np.einsum("njkd,nd->njk", self.emb[bc], state.theta, optimize=True)
+        cat = self.category[bc]
+        aff = p.w_s * sim + p.w_n * state.needs[rows, cat] - state.beta[:, None, None] * self.log_rel_price[bc]
+        # pairs (i, j), i != j, both valid
+        pv = valid[..., :, None] & valid[..., None, :]
+        pv &= ~np.eye(b.shape[-1], dtype=bool)
+        ci, cj = cat[..., :, None], cat[..., None, :]
+        fit = 0.5 + p.fit_brand * ((self.brand[bc][..., :, None] == self.brand[bc][..., None, :])
+                                   & self.brand_known[bc][..., :, None])
+        fit = fit + p.fit_tier * (self.tier[bc][..., :, None] == self.tier[bc][..., None, :])
+        comp = np.where(pv, self.G[ci, cj] * fit, 0.0)  # comp*(i -> j)
+        same = (ci == cj) & pv
+        if same.any():
+            cos = np.einsum("njkd,njld->njkl", self.emb[bc], self.emb[bc], optimize=True)
+            sub = np.where(same, np.maximum(cos, 0.0), 0.0)
+        else:
+            sub = np.zeros(comp.shape)
+        size = valid.sum(-1)
+        n_pairs = np.maximum(size * (size - 1), 1)
+        seen = np.where(valid, state.shown[rows, bc], False).sum(-1) / np.maximum(size, 1)
+        util = (np.where(valid, aff, 0.0).sum(-1) / np.maximum(size, 1)
+                + p.gamma * comp.sum((-1, -2)) / n_pairs
+                - p.delta * sub.max((-1, -2))
+                - p.rho * seen)
+        # purchase score of i: its affinity plus what the others bring to it, comp*(j -> i)
+        into = comp.sum(-2) / np.maximum(size - 1, 1)[..., None]
+        buy = sigmoid((aff + p.gamma * into - p.tau_b) / p.T_b)
+        buy = np.where(valid & ~state.bought[rows, bc], buy, 0.0)
+        click = np.where(size > 0, sigmoid((util - p.tau_c) / p.T_c), 0.0)
+        click = np.where(state.active[:, None], click, 0.0)
+        return util, click, buy, seen, valid
+
+    def utility(self, state: ShopperState, bundles) -> np.ndarray:
+        """(N, K) float32 U(B) of candidate bundles (N, K, K_max); empty bundles score 0 (and are never clicked)."""
+        b = self._bundles(bundles, self._check_state(state), 3)
+        return self._terms(state, b)[0].astype(np.float32)
+
+    def click_prob(self, state: ShopperState, bundles) -> np.ndarray:
+        """(N, K) float32 P(click) of candidate bundles (N, K, K_max); 0 for empty bundles and ended sessions."""
+        b = self._bundles(bundles, self._check_state(state), 3)
+        return self._terms(state, b)[1].astype(np.float32)
+
+    def purchase_probs(self, state: ShopperState, bundles) -> np.ndarray:
+        """(N, K, K_max) float32 P(item wanted | click) per slot, before the budget; 0 for empty slots and items
+        already bought this session."""
+        b = self._bundles(bundles, self._check_state(state), 3)
+        return self._terms(state, b)[2].astype(np.float32)
+
+    def expected_reward(self, state: ShopperState, bundles) -> np.ndarray:
+        """(N, K) float64 exact one-step expected reward of showing each candidate bundle (N, K, K_max).
+
+        Exact for the response (click, every pattern of wanted items, the budget-ordered purchase and the
+        bundle discount are enumerated: 2^K_max patterns); it ignores what happens after the step.
+        """
+        b = self._bundles(bundles, self._check_state(state), 3)
+        _, click, buy, _, valid = self._terms(state, b)
+        p = self.params
+        Km = b.shape[-1]
+        order = np.argsort(-buy, axis=-1, kind="stable")
+        pb = np.take_along_axis(buy, order, -1)
+        price = np.take_along_axis(np.where(valid, self.price[np.maximum(b, 0)], 0.0), order, -1)
+        size = valid.sum(-1)
+        budget = self._budget_cap(state)[:, None]
+        exp = np.zeros(click.shape)
+        for pattern in range(1, 2**Km):
+            want = np.array([(pattern >> k) & 1 for k in range(Km)], bool)
+            prob = np.prod(np.where(want, pb, 1.0 - pb), axis=-1)
+            bought, n, paid = self._purchase(want, price, budget, size)
+            exp += prob * (p.w_buy * n + p.w_rev * paid / self.mean_price)
+        return click * (p.w_click + exp)
+
+    def _budget_cap(self, state: ShopperState) -> np.ndarray:
+        return state.budget.astype(np.float64) if self.params.budget else np.full(len(state), np.inf)
+
+    def _purchase(self, want, price, budget, size):
+        """Sequential budgeted purchase over slots already sorted by purchase probability.
+
+        :param want: (..., Km) bool wanted items; :param price: (..., Km) prices (0 for empty slots);
+        :param budget: budget broadcastable to want[..., 0]; :param size: (...) bundle sizes.
+        Returns bought (..., Km) bool, n (...) int, paid (...) float64 after the all-items discount.
+        """
+        Km = price.shape[-1]
+        left = np.broadcast_to(budget, price.shape[:-1]).astype(np.float64)
+        bought = np.zeros(np.broadcast_shapes(np.shape(want), price.shape), bool)
+        for k in range(Km):
+            take = want[..., k] & (price[..., k] <= left)
+            bought[..., k] = take
+            left = left - np.where(take, price[..., k], 0.0)
+        n = bought.sum(-1)
+        total = np.where(bought, price, 0.0).sum(-1)
+        full = (n == size) & (size >= 2)
+        paid = total * (1.0 - np.where(full, self._disc[np.minimum(size, 3)], 0.0))
+        return bought, n, paid
+
+    # ------------------------------------------------------------------ step
+    def leave_prob(self, fatigue: np.ndarray) -> np.ndarray:
+        """σ(λ_0 + λ_f·f): probability of leaving after a step with fatigue f (post-update)."""
+        return sigmoid(self.params.lambda_0 + self.params.lambda_f * np.asarray(fatigue, np.float64))
+
+    def cheapest_relevant_price(self, state: ShopperState) -> np.ndarray:
+        """(N,) float32 price of the cheapest item in any category with need >= need_relevant (inf if none)."""
+        relevant = state.needs >= self.params.need_relevant
+        return np.where(relevant, self.cat_min_price[None, :], np.inf).min(axis=1).astype(np.float32)
+
+    def step(self, state: ShopperState, bundles, rng) -> Response:
+        """Show one bundle per shopper (N, K_max) -1 padded (all -1 = nothing shown); mutate ``state``; respond.
+
+        Draws exactly N x (K_max + 2) uniforms from ``rng`` (click, one per slot for wanting, leave), so
+        per-user streams stay aligned whatever happens.
+        """
+        p = self.params
+        N = self._check_state(state)
+        b = self._bundles(bundles, N, 2)[:, None, :]  # (N, 1, Km)
+        Km = b.shape[-1]
+        u = rng.random((N, Km + 2))
+        _, pc, pb, seen, valid = self._terms(state, b)
+        pc, pb, seen, valid, b = pc[:, 0], pb[:, 0], seen[:, 0], valid[:, 0], b[:, 0]
+        active = state.active.copy()
+        click = active & (u[:, 0] < pc)
+        want = click[:, None] & (u[:, 1:Km + 1] < pb)
+        order = np.argsort(-pb, axis=-1, kind="stable")
+        bc = np.maximum(b, 0)
+        price = np.where(valid, self.price[bc], 0.0)
+        bought_sorted, n, paid = self._purchase(np.take_along_axis(want, order, -1), np.take_along_axis(price, order, -1),
+                                                self._budget_cap(state), valid.sum(-1))
+        bought = np.zeros_like(bought_sorted)
+        np.put_along_axis(bought, order, bought_sorted, -1)
+        # dynamics: purchases in purchase order (satiation, then activation of complements)
+        for k in range(Km):
+            slot = order[:, k]
+            who = np.flatnonzero(bought_sorted[:, k])
+            if who.size == 0:
+                continue
+            item = b[who, slot[who]]
+            c = self.category[item]
+            state.needs[who, c] *= 1.0 - p.satiation
+            if p.activation:
+                state.needs[who] = np.minimum(1.0, state.needs[who] + p.kappa * self.G[c])
+            state.bought[who, item] = True
+        if p.budget:
+            state.budget -= paid.astype(np.float32)
+            np.maximum(state.budget, 0.0, out=state.budget)  # guards float rounding only; purchases always fit
+        if click.any():
+            cr = np.flatnonzero(click)
+            e = np.where(valid[cr, :, None], self.emb[bc[cr]], 0.0).sum(1) / valid[cr].sum(1, keepdims=True)
+            state.theta[cr] = _normalize(state.theta[cr] + p.eta * (e - state.theta[cr]))
+        if p.fatigue:
+            f = state.fatigue
+            state.fatigue = np.where(
+                active, np.where(click, f * (1.0 - p.phi_hit), np.minimum(1.0, f + p.phi_miss + p.phi_rep * seen)), f
+            ).astype(np.float32)
+        vr = np.flatnonzero(active[:, None].repeat(Km, 1).ravel() & valid.ravel())
+        state.shown[vr // Km, b.ravel()[vr]] = True
+        left = active & (u[:, Km + 1] < self.leave_prob(state.fatigue))
+        cheapest = self.cheapest_relevant_price(state)
+        # without a budget, a shopper with nothing relevant left still ends the session
+        oob = active & ((state.budget < cheapest) if p.budget else ~np.isfinite(cheapest))
+        done = left | oob | ~active
+        state.active &= ~done
+        reward = p.w_click * click + p.w_buy * n + p.w_rev * paid / self.mean_price
+        return Response(
+            click=click, bought=bought, n_bought=n.astype(np.int32), revenue=paid.astype(np.float32),
+            reward=np.where(active, reward, 0.0).astype(np.float32), left=left, out_of_budget=oob, done=done,
+        )
+
+
+def _normalize(x: np.ndarray) -> np.ndarray:
+    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
