@@ -235,11 +235,26 @@ class SentenceEncoder:
             raise EncoderError(f"batch_size must be a positive int, got {bs!r}")
         show = len(texts) >= PROGRESS_MIN_TEXTS if progress is None else bool(progress)
         model = self._load()
-        out = model.encode(
-            texts, batch_size=int(bs), show_progress_bar=show, convert_to_numpy=True, normalize_embeddings=True
-        )
+        # Our own bar over chunks of batches: it names the work ("encoding texts") where the library's says "Batches".
+        step = int(bs) * 8
+        bar = None
+        if show:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=len(texts), desc=f"encoding texts ({self.device})", unit="text", leave=False)
+        parts = []
+        try:
+            for lo in range(0, len(texts), step):
+                chunk = texts[lo:lo + step]
+                parts.append(model.encode(chunk, batch_size=int(bs), show_progress_bar=False, convert_to_numpy=True,
+                                          normalize_embeddings=True))
+                if bar is not None:
+                    bar.update(len(chunk))
+        finally:
+            if bar is not None:
+                bar.close()
         self.texts_encoded += len(texts)
-        out = np.ascontiguousarray(out, dtype=np.float32)
+        out = np.ascontiguousarray(np.concatenate(parts), dtype=np.float32)
         # Re-normalise in float32 so every row has norm 1 to float32 precision whatever the backend did.
         out /= np.linalg.norm(out, axis=1, keepdims=True)
         return out
