@@ -78,11 +78,13 @@ def test_evaluate_without_anything_is_a_clear_error(tmp_path):
     assert out.returncode == 2 and "--preset" in out.stderr and "Traceback" not in out.stderr
 
 
-def test_train_then_evaluate_end_to_end(tmp_path):
-    """The real CLI on the real small preset: a few hundred PPO steps, then evaluate against two baselines."""
+@pytest.mark.parametrize("mode", ["bundle", "compose"])
+def test_train_then_evaluate_end_to_end(tmp_path, mode):
+    """The real CLI on the real small preset: a few hundred PPO steps (picking bundles, or composing them item by
+    item), then evaluate against two baselines."""
     runs = tmp_path / "runs"
     out = _cli("train", "--algo", "maskable_ppo", "--preset", "small", "--timesteps", "256", "--seed", "1",
-               "--num-envs", "8", "--set", "n_steps=16", "--set", "batch_size=64", "--eval-freq", "128",
+               "--action-mode", mode, "--num-envs", "8", "--set", "n_steps=16", "--set", "batch_size=64", "--eval-freq", "128",
                "--eval-episodes", "16", "--final-episodes", "16", "--out", str(runs), "--no-progress", timeout=300)
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-3000:]
     (run,) = list(runs.iterdir())
