@@ -4,8 +4,6 @@ train -> evaluate end-to-end run of the real CLI on the small preset."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import sys
 from pathlib import Path
 from types import SimpleNamespace
@@ -15,7 +13,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _cli import ROOT, run_cli as _cli  # noqa: E402
+
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
@@ -58,10 +58,6 @@ def test_bundle_metrics_match_a_brute_force_count(seed, n_eps, n_log, kmax, thr)
         np.testing.assert_allclose(got[k][1], den, err_msg=k)
 
 
-def _cli(*args, timeout=120, cwd=None):
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
-    return subprocess.run([sys.executable, "-m", "scripts.cli", *args], capture_output=True, text=True,
-                          timeout=timeout, cwd=cwd or ROOT, env=env)
 
 
 def test_evaluate_and_quickstart_help():

@@ -8,8 +8,6 @@ checkpoints, resume, report) in seconds; the subprocess test runs the real CLI o
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -19,8 +17,8 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _agents_fake_env import fake_vec_env  # noqa: E402
+from _cli import ROOT, run_cli as _cli  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
@@ -144,10 +142,6 @@ def test_train_config_validation():
             TrainConfig(**kw)
 
 
-def _cli(*args, timeout=120, cwd=None):
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
-    return subprocess.run([sys.executable, "-m", "scripts.cli", *args], capture_output=True, text=True,
-                          timeout=timeout, cwd=cwd or ROOT, env=env)
 
 
 def test_train_help_explains_itself():
