@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _cli import ROOT, run_cli as _cli  # noqa: E402
+from _cli import run_cli as _cli  # noqa: E402
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

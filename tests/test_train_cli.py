@@ -17,7 +17,7 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _agents_fake_env import fake_vec_env  # noqa: E402
-from _cli import ROOT, run_cli as _cli  # noqa: E402
+from _cli import run_cli as _cli  # noqa: E402
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
