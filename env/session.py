@@ -26,6 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from candidates.builder import inner_products_by_index
 from candidates.types import CANDIDATE_FEATURES
 from env.observation import (
     CANDIDATES_KEY, HISTORY_KEY, MASK_KEY, PROFILE_KEY, SESSION_KEY, project, session_features,
@@ -248,9 +249,9 @@ class SessionBatch:
         if clicked.any():
             sel = np.flatnonzero(clicked)
             h = self._history_vectors(rows[sel])
-            ic = np.maximum(items[sel], 0)
-            cos = np.einsum("nkmd,nd->nkm", self._emb[ic], h)
-            feat[sel, :, _REL_H] = np.where(valid[sel], cos, 0.0).sum(axis=2) / np.maximum(size[sel], 1)
+            # fused gather + dot: never materialises the (n, K, K_max, d) block of embeddings
+            cos = inner_products_by_index(h, self._emb, items[sel].reshape(sel.size, -1)).reshape(items[sel].shape)
+            feat[sel, :, _REL_H] = cos.sum(axis=2) / np.maximum(size[sel], 1)
         stale = ((items[..., None] == new_bought[:, None, None, :]) & valid[..., None]).any(axis=(2, 3))
         if stale.any():
             self.cand_mask[rows] = self.cand_mask[rows] & ~stale
