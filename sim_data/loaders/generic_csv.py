@@ -1,0 +1,121 @@
+"""A user's own catalogue, baskets and bundles as plain CSV files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ..baskets import Baskets
+from ..catalog import Catalog
+from ._csv import impute_prices, read_table
+
+__all__ = ["load_items_csv", "load_baskets_csv", "load_bundles_csv"]
+
+
+def load_items_csv(path: str | Path, *, name: str | None = None) -> Catalog:
+    """A catalogue from ``item_id,title,category[,price,description,department,brand,popularity]``.
+
+    One item per row, in file order. Categories are the distinct ``category`` values in sorted
+    order. Departments: the optional ``department`` column (each category must name one
+    department throughout), else a single department ``"all"``. Without a ``price`` column prices
+    are imputed by the documented hash rule (``sim_data.loaders._csv.impute_prices``) and
+    ``price_imputed`` is True. ``popularity`` defaults to 0 (fill it from baskets with
+    ``Baskets.item_counts`` if needed). No complement graph (use ``calibrate_complement_graph``).
+
+    :raises LoaderError: naming file, line and column for a missing column, empty id, title or
+        category, a duplicate id, a bad price (blank, non-numeric, NaN, inf, <= 0), a bad popularity,
+        or a category listed under two departments.
+    """
+    path = Path(path)
+    t = read_table(path, ["item_id", "title", "category"], ["price", "description", "department", "brand", "popularity"])
+    ids = t.strings("item_id", nonempty=True, what="item_id")
+    t.unique_ids("item_id", ids)
+    titles = t.strings("title", nonempty=True, what="title")
+    cats = t.strings("category", nonempty=True, what="category")
+    names = sorted(set(cats))
+    cpos = {c: k for k, c in enumerate(names)}
+    category = np.fromiter((cpos[c] for c in cats), dtype=np.int32, count=len(cats))
+    if "department" in t.columns:
+        depts = t.strings("department", nonempty=True, what="department")
+        dnames = sorted(set(depts))
+        dpos = {d: k for k, d in enumerate(dnames)}
+        cat_dept = np.full(len(names), -1, dtype=np.int32)
+        first_row: dict[int, int] = {}
+        for r, (c, d) in enumerate(zip(category.tolist(), depts)):
+            if cat_dept[c] < 0:
+                cat_dept[c], first_row[c] = dpos[d], r
+            elif cat_dept[c] != dpos[d]:
+                raise t.error(r, "department", f"category {names[c]!r} is in department {d!r} here but in "
+                              f"{dnames[cat_dept[c]]!r} on line {int(t.lines[first_row[c]])}",
+                              "give each category one department")
+    else:
+        dnames, cat_dept = ["all"], np.zeros(len(names), dtype=np.int32)
+    imputed = "price" not in t.columns
+    price = impute_prices(ids, category, names) if imputed else t.prices("price")
+    popularity = np.zeros(len(ids), dtype=np.float32)
+    if "popularity" in t.columns:
+        for r, v in enumerate(t.columns["popularity"]):
+            try:
+                popularity[r] = x = float(v)
+            except ValueError:
+                raise t.error(r, "popularity", f"{v!r} is not a number", "write a count such as 12 or leave the column out") from None
+            if not np.isfinite(x) or x < 0:
+                raise t.error(r, "popularity", f"{v!r} is not finite and >= 0", "write a count such as 12")
+    return Catalog(
+        item_ids=ids,
+        titles=titles,
+        descriptions=t.strings("description") if "description" in t.columns else [""] * len(ids),
+        category=category,
+        category_names=names,
+        category_department=cat_dept,
+        department_names=dnames,
+        brand=t.strings("brand") if "brand" in t.columns else [""] * len(ids),
+        price=price,
+        popularity=popularity,
+        price_imputed=imputed,
+        name=name or path.stem,
+        meta={"source": "items_csv", "file": str(path.resolve())},
+    )
+
+
+def _grouped(path: str | Path, catalog: Catalog, group: str) -> Baskets:
+    """Rows ``<group>,item_id`` → CSR, groups in order of first appearance, items in row order."""
+    t = read_table(path, [group, "item_id"])
+    gids = t.strings(group, nonempty=True, what=group)
+    iids = t.strings("item_id", nonempty=True, what="item_id")
+    lookup = catalog._id_lookup()
+    members: dict[str, dict[int, None]] = {}
+    for r, (g, i) in enumerate(zip(gids, iids)):
+        pos = lookup.get(i)
+        if pos is None:
+            raise t.error(r, "item_id", f"item {i!r} is not in catalogue {catalog.name!r} ({catalog.n_items} items)",
+                          "add it to the items file or drop the row")
+        members.setdefault(g, {}).setdefault(pos, None)  # a repeat within one group is a quantity: kept once
+    rows = [list(m) for m in members.values()]
+    sizes = np.fromiter((len(m) for m in rows), dtype=np.int64, count=len(rows))
+    return Baskets(np.concatenate([[0], np.cumsum(sizes)]), np.fromiter((i for m in rows for i in m), dtype=np.int64,
+                                                                         count=int(sizes.sum())),
+                   catalog.n_items, basket_ids=np.asarray(list(members), dtype=object))
+
+
+def load_baskets_csv(path: str | Path, catalog: Catalog) -> Baskets:
+    """Baskets from ``basket_id,item_id`` rows (one row per item of a basket).
+
+    Baskets appear in order of their first row, items in row order; an item repeated within a
+    basket is kept once (first position). ``basket_ids`` = the basket_id values; user and
+    order_number are None.
+
+    :raises LoaderError: naming file, line and column for a missing column, an empty cell, or an
+        item_id that is not in ``catalog``.
+    """
+    return _grouped(path, catalog, "basket_id")
+
+
+def load_bundles_csv(path: str | Path, catalog: Catalog) -> Baskets:
+    """Bundles from ``bundle_id,item_id`` rows, as a :class:`Baskets` CSR (one row per bundle).
+
+    Same contract as :func:`load_baskets_csv` with ``bundle_id`` in place of ``basket_id``;
+    ``basket_ids`` holds the bundle ids.
+    """
+    return _grouped(path, catalog, "bundle_id")

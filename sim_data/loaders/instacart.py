@@ -1,0 +1,157 @@
+"""Instacart Market Basket (Kaggle 2017 format) → (Catalog, Baskets)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ..baskets import Baskets
+from ..catalog import Catalog
+from ._csv import PRICE_BASE, PRICE_SIGMA_CAT, PRICE_SIGMA_ITEM, LoaderError, Table, impute_prices, read_table
+
+__all__ = ["load_instacart"]
+
+
+def _id_table(folder: Path, file: str, id_col: str, name_col: str) -> tuple[Table, np.ndarray, list[str]]:
+    t = read_table(folder / file, [id_col, name_col])
+    ids = t.ints(id_col)
+    t.unique_ids(id_col, ids)
+    return t, ids, t.strings(name_col, nonempty=True, what=name_col)
+
+
+def _positions(t: Table, column: str, values: np.ndarray, known: np.ndarray, what: str, fix: str) -> np.ndarray:
+    """Positions of ``values`` in the sorted id array ``known``; the first unknown one raises naming its line."""
+    pos = np.searchsorted(known, values)
+    pos = np.minimum(pos, known.size - 1)
+    bad = np.flatnonzero(known[pos] != values)
+    if bad.size:
+        r = int(bad[0])
+        raise t.error(r, column, f"{what} {int(values[r])} is not defined", fix)
+    return pos
+
+
+def load_instacart(folder: str | Path, *, min_orders: int = 0) -> tuple[Catalog, Baskets]:
+    """Read an Instacart-format folder into a catalogue and its baskets.
+
+    Files: ``products.csv`` (product_id, product_name, aisle_id, department_id), ``aisles.csv``
+    (aisle_id, aisle), ``departments.csv`` (department_id, department), ``order_products.csv``
+    (order_id, product_id, add_to_cart_order) and, optionally, ``orders.csv`` (order_id, user_id,
+    order_number; other columns ignored).
+
+    Catalogue: one item per product in ``products.csv`` order; ``item_ids`` = product_id as text;
+    title = product_name; description and brand empty (Instacart has neither); category = aisle
+    (categories in aisle_id order), department = department (in department_id order), an aisle's
+    department being the one its products name (the most common one if they disagree; department
+    0 for an aisle with no products); popularity = number of orders containing the product.
+
+    Prices: Instacart has none, so they are imputed and ``price_imputed`` is True. The rule
+    (:func:`sim_data.loaders._csv.impute_prices`): each aisle gets a lognormal median price
+    ``3.5 · exp(0.5 · z(aisle name))`` and each product ``median · exp(0.35 · z(product_id))``,
+    rounded to cents, floored at 0.49, where ``z`` is a standard normal derived from a BLAKE2b
+    hash of the key: deterministic, finite, > 0, independent of row order or any RNG.
+
+    Baskets: one per order, orders in ascending order_id, items in add_to_cart_order;
+    ``basket_ids`` = order_id as text. With ``orders.csv``: ``user`` = user_id and
+    ``order_number`` = order_number, and orders absent from it get user -1 and order_number 0;
+    without it both are None.
+
+    :param min_orders: drop products contained in fewer than this many orders (from the catalogue
+        and the baskets; baskets left empty are dropped). 0 keeps every product.
+    :raises LoaderError: naming file, line and column for a missing file or column, an empty file,
+        a non-integer id, a duplicate id, an empty name, a product in an undefined aisle or
+        department, an order line naming an unknown product, or a product repeated in one order.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise LoaderError(f"{folder}: not a folder; point at the folder holding products.csv, aisles.csv, "
+                          "departments.csv and order_products.csv")
+    if min_orders < 0:
+        raise LoaderError(f"min_orders={min_orders}; give 0 (keep all products) or a positive count")
+    ta, aisle_ids, aisle_names = _id_table(folder, "aisles.csv", "aisle_id", "aisle")
+    td, dept_ids, dept_names = _id_table(folder, "departments.csv", "department_id", "department")
+    a_order, d_order = np.argsort(aisle_ids, kind="stable"), np.argsort(dept_ids, kind="stable")
+    aisle_sorted, dept_sorted = aisle_ids[a_order], dept_ids[d_order]
+
+    tp = read_table(folder / "products.csv", ["product_id", "product_name", "aisle_id", "department_id"])
+    pid = tp.ints("product_id")
+    tp.unique_ids("product_id", pid)
+    titles = tp.strings("product_name", nonempty=True, what="product_name")
+    cat = _positions(tp, "aisle_id", tp.ints("aisle_id"), aisle_sorted, "aisle_id",
+                     "add the aisle to aisles.csv or correct the product's aisle_id")
+    dept = _positions(tp, "department_id", tp.ints("department_id"), dept_sorted, "department_id",
+                      "add the department to departments.csv or correct the product's department_id")
+    C, D = aisle_sorted.size, dept_sorted.size
+    votes = np.zeros((C, D), dtype=np.int64)
+    np.add.at(votes, (cat, dept), 1)
+    cat_dept = votes.argmax(axis=1)  # all-zero rows (aisles without products) → department 0
+
+    to = read_table(folder / "order_products.csv", ["order_id", "product_id", "add_to_cart_order"])
+    oid_raw, opid, rank = to.ints("order_id"), to.ints("product_id"), to.ints("add_to_cart_order")
+    p_order = np.argsort(pid, kind="stable")
+    item = p_order[_positions(to, "product_id", opid, pid[p_order], "product_id",
+                              "add the product to products.csv or drop the order line")]
+    order = np.lexsort((rank, oid_raw))
+    oid, item, src = oid_raw[order], item[order], order
+    pair = oid * (np.int64(pid.size) + 1) + item
+    srt = np.argsort(pair, kind="stable")
+    dup = np.flatnonzero(pair[srt][1:] == pair[srt][:-1])
+    if dup.size:
+        r = int(src[srt[dup[0] + 1]])
+        raise to.error(r, "product_id", f"product {int(opid[r])} appears twice in order {int(oid_raw[r])}",
+                       "keep one line per (order_id, product_id)")
+
+    n = pid.size
+    popularity = np.bincount(item, minlength=n)
+    keep_items = popularity >= min_orders
+    if not keep_items.all():
+        new_pos = np.cumsum(keep_items) - 1
+        on = keep_items[item]
+        oid, item = oid[on], new_pos[item[on]]
+        if oid.size == 0:
+            raise LoaderError(f"{folder}: min_orders={min_orders} leaves no ordered product; lower it")
+    idx = np.flatnonzero(keep_items)
+    order_ids, starts = np.unique(oid, return_index=True)
+    indptr = np.append(starts, oid.size).astype(np.int64)
+
+    user = order_number = None
+    orders_file = folder / "orders.csv"
+    if orders_file.exists():
+        tu = read_table(orders_file, ["order_id", "user_id", "order_number"], allow_empty=True)
+        u_oid = tu.ints("order_id")
+        tu.unique_ids("order_id", u_oid)
+        u_user, u_num = tu.ints("user_id"), tu.ints("order_number")
+        user = np.full(order_ids.size, -1, dtype=np.int64)
+        order_number = np.zeros(order_ids.size, dtype=np.int32)
+        if u_oid.size:
+            s = np.argsort(u_oid, kind="stable")
+            at = np.minimum(np.searchsorted(u_oid[s], order_ids), u_oid.size - 1)
+            hit = u_oid[s][at] == order_ids
+            user[hit], order_number[hit] = u_user[s][at[hit]], u_num[s][at[hit]]
+
+    item_ids = [str(p) for p in pid[idx].tolist()]
+    category_names = [aisle_names[i] for i in a_order.tolist()]
+    catalog = Catalog(
+        item_ids=item_ids,
+        titles=[titles[i] for i in idx.tolist()],
+        descriptions=[""] * idx.size,
+        category=cat[idx],
+        category_names=category_names,
+        category_department=cat_dept,
+        department_names=[dept_names[i] for i in d_order.tolist()],
+        brand=[""] * idx.size,
+        price=impute_prices(item_ids, cat[idx], category_names),
+        popularity=popularity[idx].astype(np.float32),
+        price_imputed=True,
+        name="instacart",
+        meta={
+            "source": "instacart",
+            "folder": str(folder.resolve()),
+            "min_orders": int(min_orders),
+            "price_rule": f"aisle median {PRICE_BASE}*exp({PRICE_SIGMA_CAT}*z(aisle)), "
+                          f"item median*exp({PRICE_SIGMA_ITEM}*z(product_id)), z = BLAKE2b-hashed normal",
+        },
+    )
+    baskets = Baskets(indptr, item, idx.size, user=user, order_number=order_number,
+                      basket_ids=np.asarray([str(o) for o in order_ids.tolist()], dtype=object))
+    return catalog, baskets
