@@ -12,7 +12,6 @@ Real MiniLM embeddings of the Instacart product names (49,688 products, encoded 
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -21,17 +20,10 @@ DATA = Path(os.environ.get("BUNDLERL_SHARED_DATA", Path(__file__).resolve().pare
 
 
 def instacart():
-    """(Catalog, Baskets) of Instacart: ``sim_data.loaders`` when present, else bench_complementarity's reader."""
-    try:
-        from sim_data.loaders import load_instacart  # type: ignore
+    """(Catalog, Baskets) of the shared Instacart data, via ``sim_data.loaders.load_instacart``."""
+    from sim_data.loaders import load_instacart
 
-        out = load_instacart(DATA / "instacart")
-        return (out[0], out[1]) if isinstance(out, tuple) else (out.catalog, out.baskets)
-    except ImportError:
-        sys.path.insert(0, str(Path(__file__).resolve().parent))
-        from bench_complementarity import load_instacart  # type: ignore
-
-        return load_instacart(DATA / "instacart")
+    return load_instacart(DATA / "instacart")
 
 
 def name_embeddings(catalog) -> np.ndarray:

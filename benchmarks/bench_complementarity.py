@@ -13,7 +13,6 @@ Synthetic: the synthetic catalogue / personas / basket generators when present, 
 from __future__ import annotations
 
 import argparse
-import csv
 import os
 import statistics
 import sys
@@ -27,57 +26,10 @@ DEFAULT_DATA = Path(os.environ.get("BUNDLERL_SHARED_DATA", Path(__file__).resolv
 
 
 def load_instacart(folder: Path):
-    """(Catalog, Baskets) via ``sim_data.loaders.load_instacart`` when it exists, else a minimal private reader."""
-    try:
-        from sim_data.loaders import load_instacart as loader  # type: ignore
+    """(Catalog, Baskets) of an Instacart-format folder, via ``sim_data.loaders.load_instacart``."""
+    from sim_data.loaders import load_instacart as loader
 
-        return loader(folder)
-    except ImportError:
-        pass
-    from sim_data.baskets import Baskets
-    from sim_data.catalog import Catalog
-
-    with open(folder / "aisles.csv", newline="", encoding="utf-8") as f:
-        aisles = {int(r["aisle_id"]): r["aisle"] for r in csv.DictReader(f)}
-    with open(folder / "departments.csv", newline="", encoding="utf-8") as f:
-        depts = {int(r["department_id"]): r["department"] for r in csv.DictReader(f)}
-    with open(folder / "products.csv", newline="", encoding="utf-8") as f:
-        prods = [r for r in csv.DictReader(f) if r["product_name"].strip()]
-    aisle_ids = sorted(aisles)
-    a_pos = {a: k for k, a in enumerate(aisle_ids)}
-    dept_ids = sorted(depts)
-    d_pos = {d: k for k, d in enumerate(dept_ids)}
-    a_dept = {}
-    for r in prods:
-        a_dept[int(r["aisle_id"])] = int(r["department_id"])
-    pid = np.array([int(r["product_id"]) for r in prods])
-    op = np.loadtxt(folder / "order_products.csv", delimiter=",", skiprows=1, dtype=np.int64)
-    order = np.lexsort((op[:, 2], op[:, 0]))
-    op = op[order]
-    lut = np.full(pid.max() + 1, -1, np.int64)
-    lut[pid] = np.arange(pid.size)
-    items = lut[op[:, 1]]
-    keep = items >= 0
-    oid, items = op[keep, 0], items[keep]
-    _, starts = np.unique(oid, return_index=True)
-    indptr = np.concatenate([starts, [oid.size]]).astype(np.int64)
-    n = pid.size
-    pop = np.bincount(items, minlength=n).astype(np.float32)
-    cat = Catalog(
-        item_ids=[str(p) for p in pid],
-        titles=[r["product_name"] for r in prods],
-        descriptions=[""] * n,
-        category=[a_pos[int(r["aisle_id"])] for r in prods],
-        category_names=[aisles[a] for a in aisle_ids],
-        category_department=[d_pos[a_dept.get(a, dept_ids[0])] for a in aisle_ids],
-        department_names=[depts[d] for d in dept_ids],
-        brand=[""] * n,
-        price=np.ones(n, np.float32),
-        popularity=pop,
-        price_imputed=True,
-        name="instacart",
-    )
-    return cat, Baskets(indptr, items, n)
+    return loader(folder)
 
 
 def instacart(args, overrides: dict) -> None:
@@ -139,7 +91,7 @@ def synthetic(args, overrides: dict) -> None:
     try:
         from sim_data.basket_gen import generate_baskets  # type: ignore
         from sim_data.personas_gen import sample_personas  # type: ignore
-        from sim_data.synthetic import generate_catalog  # type: ignore
+        from sim_data.synthetic import CatalogConfig, generate_catalog  # type: ignore
     except ImportError as err:
         print(f"synthetic generators not available ({err}): skipped")
         return
@@ -148,9 +100,9 @@ def synthetic(args, overrides: dict) -> None:
     from encoders import default_encoder
 
     rng = np.random.default_rng(args.seed)
-    catalog = generate_catalog(rng=rng)
-    personas = sample_personas(catalog, rng=rng)
-    baskets = generate_baskets(catalog, personas, rng=rng)
+    catalog = generate_catalog(CatalogConfig(n_items=5000, seed=args.seed))
+    personas = sample_personas(catalog, 1000, rng)
+    baskets = generate_baskets(catalog, personas, 20_000, rng)
     emb = catalog.embeddings if catalog.embeddings is not None else default_encoder().encode(catalog.item_texts())
     obs = catalog.observable()  # the model must not see the truth
     t = time.perf_counter()

@@ -16,7 +16,6 @@ Item text: "name. genre"; category: the genre string; catalogue: the 2,798 bundl
 from __future__ import annotations
 
 import argparse
-import csv
 import time
 
 import numpy as np
@@ -25,52 +24,11 @@ from _candidates_data import DATA
 
 
 def load_steam():
-    """(Catalog, Baskets) of the bundled Steam items; via sim_data.loaders when it returns that pair."""
-    try:
-        from sim_data.loaders import load_steam_bundles  # type: ignore
+    """(Catalog, Baskets) of the bundled Steam items, via ``sim_data.loaders.load_steam_bundles``."""
+    from sim_data.loaders import load_steam_bundles
 
-        out = load_steam_bundles(DATA / "steam_bundles")
-        if isinstance(out, tuple) and len(out) >= 2:
-            return out[0], out[1]
-        if hasattr(out, "catalog") and hasattr(out, "baskets"):
-            return out.catalog, out.baskets
-    except ImportError:
-        pass
-    from sim_data.baskets import Baskets
-    from sim_data.catalog import Catalog
-
-    with open(DATA / "steam_bundles" / "bundle_items.csv", newline="", encoding="utf-8") as f:
-        rows = [r for r in csv.DictReader(f) if r["item_id"].strip()]  # a few rows have no item id
-    ids = sorted({r["item_id"] for r in rows}, key=lambda x: (not x.isdigit(), int(x) if x.isdigit() else 0, x))
-    pos = {k: i for i, k in enumerate(ids)}
-    first = {}
-    for r in rows:
-        first.setdefault(r["item_id"], r)
-    genres = sorted({first[i]["genre"] or "unknown" for i in ids})
-    gpos = {g: k for k, g in enumerate(genres)}
-    price = np.array([float(first[i]["discounted_price"] or 0) for i in ids])
-    price = np.where(price > 0, price, 0.99)
-    bundles: dict[str, list[int]] = {}
-    for r in rows:
-        lst = bundles.setdefault(r["bundle_id"], [])
-        if pos[r["item_id"]] not in lst:
-            lst.append(pos[r["item_id"]])
-    lens = [len(v) for v in bundles.values()]
-    catalog = Catalog(
-        item_ids=ids,
-        titles=[first[i]["item_name"].strip() or f"item {i}" for i in ids],
-        descriptions=[first[i]["genre"] for i in ids],
-        category=[gpos[first[i]["genre"] or "unknown"] for i in ids],
-        category_names=genres,
-        category_department=np.zeros(len(genres), int),
-        department_names=["games"],
-        brand=[""] * len(ids),
-        price=price,
-        popularity=np.bincount(np.concatenate([v for v in bundles.values()]), minlength=len(ids)).astype(np.float32),
-        name="steam_bundles",
-    )
-    baskets = Baskets(np.concatenate([[0], np.cumsum(lens)]), np.concatenate(list(bundles.values())), len(ids))
-    return catalog, baskets
+    catalog, bundles, _ = load_steam_bundles(DATA / "steam_bundles")
+    return catalog, bundles
 
 
 def main() -> None:

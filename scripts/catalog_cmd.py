@@ -78,10 +78,8 @@ def run(args) -> int:
     else:
         print("(add --encode to embed the texts and report category centroid accuracy)")
     if args.out:
-        try:
-            from sim_data.io import save_catalog
-        except ImportError:
-            raise ValueError("saving is not available yet: sim_data.io.save_catalog is missing") from None
+        from sim_data.io import save_catalog
+
         where = save_catalog(cat, args.out)
-        print(f"saved to {where if where is not None else args.out}")
+        print(f"saved {cat.n_items:,} items to {where} (read back with sim_data.io.load_catalog)")
     return 0

@@ -34,41 +34,45 @@ def category_cooccurrence(catalog: Catalog, baskets: Baskets, chunk: int = 65536
 
 
 def calibrate_complement_graph(catalog: Catalog, baskets: Baskets, *, prior_strength: float = 20.0,
-                               scale_quantile: float | None = 0.99) -> np.ndarray:
+                               scale_quantile: float | None = 0.99, min_strength: float = 0.1) -> np.ndarray:
     """(C, C) float32 directed category complement strengths G in [0, 1], zero diagonal.
 
-    G[a, b] measures how much holding an ``a`` raises the chance of also holding a ``b`` beyond
+    G[a, b] measures how much holding an ``a`` raises the chance of also holding a ``b`` above
     ``b``'s base rate, estimated from basket co-occurrence:
 
     - base rate P(b) = n_b / B; conditional P(b | a) shrunk towards P(b) with ``prior_strength``
       pseudo-baskets: P̃(b | a) = (n_ab + α·P(b)) / (n_a + α), so rarely seen categories get ~0;
-    - certainty factor (Shortliffe) CF(a → b) = (P̃(b | a) − P(b)) / (1 − P(b)), clipped at 0:
-      the share of the "room above the base rate" that ``a`` closes. It is asymmetric (camera →
-      memory card high, card → camera lower) unlike lift, which is symmetric in a and b;
-      independent or substitute-like pairs (P(b | a) <= P(b)) get 0;
-    - scaled so the ``scale_quantile`` quantile of the positive off-diagonal CFs maps to 1
-      (larger values saturate at 1), putting real graphs on the scale of the synthetic ones,
-      whose strong edges are 0.8-0.95; ``None`` keeps the raw CF.
+    - added value AV(a → b) = max(0, P̃(b | a) − P(b)): the rise in b's purchase probability
+      that holding an ``a`` brings. Unlike lift (symmetric in a and b) it is directed: on the real
+      Instacart orders "ice cream toppings → ice cream" is 0.28 but the reverse 0.01, as
+      "camera → memory card" is strong but the reverse weak. Independent or substitute-like
+      pairs (P(b | a) <= P(b)) get 0;
+    - scaled so the ``scale_quantile`` quantile of the positive off-diagonal values maps to 1
+      (larger values saturate), putting real graphs on the scale of the synthetic ones, whose
+      strong edges are 0.8-0.95 (``None``: no scaling); scaled values below ``min_strength``
+      are set to 0, so the many noise-level edges do not activate needs.
 
     Same-category pairs are substitutes, so the diagonal is 0. A category in no basket has zero
-    rows and columns.
+    rows and columns. Cost: one pass over the baskets (about 30 ms for Instacart's 20k orders).
     """
     if prior_strength < 0:
         raise ValueError(f"prior_strength={prior_strength}; give a pseudo-count >= 0")
     if scale_quantile is not None and not 0.0 < scale_quantile <= 1.0:
         raise ValueError(f"scale_quantile={scale_quantile}; give a quantile in (0, 1] or None")
+    if not 0.0 <= min_strength < 1.0:
+        raise ValueError(f"min_strength={min_strength}; give a threshold in [0, 1)")
     n, co, B = category_cooccurrence(catalog, baskets)
     C = n.size
     if B == 0:
         return np.zeros((C, C), dtype=np.float32)
     p = n / B
     cond = (co + prior_strength * p[None, :]) / np.maximum(n[:, None] + prior_strength, 1e-12)
-    room = np.where(p < 1.0, 1.0 - p, 1.0)  # a category in every basket cannot be raised: CF 0 via cond == p
-    g = np.clip((cond - p[None, :]) / room[None, :], 0.0, 1.0)
+    g = np.clip(cond - p[None, :], 0.0, 1.0)
     np.fill_diagonal(g, 0.0)
     g[n == 0, :] = 0.0
     if scale_quantile is not None:
         pos = g[g > 0]
         if pos.size:
             g = np.minimum(g / np.quantile(pos, scale_quantile), 1.0)
+    g[g < min_strength] = 0.0
     return g.astype(np.float32)
