@@ -1,7 +1,9 @@
-"""Bundle builder speed: users/s of ``BundleBuilder.build`` for N = 1,024 users per call at 10k and
-100k items, against FAISS flat search alone (k = pool_size) in the same process.
+"""Bundle builder speed: users/s of ``BundleBuilder.build`` for N = 1,024 users per call (and in
+calls of 64 users, the env's small-batch case) at 10k and 100k items, against FAISS flat search
+alone (k = pool_size) in the same process; and the quality cost of approximate retrieval as the
+overlap of candidate items / bundles with the exact (flat-index) builder's.
 
-    .venv/bin/python benchmarks/bench_builder.py [--sizes 10000 100000] [--repeats 5] [--threads 2]
+    .venv/bin/python benchmarks/bench_builder.py [--sizes 10000 100000] [--repeats 7] [--threads 2]
 
 Catalogues: Instacart products with their real MiniLM name embeddings (10k = the most ordered
 products, baskets restricted to them; 100k = the real vectors tiled with jittered copies, see
@@ -60,12 +62,50 @@ def restrict(catalog, baskets, keep: np.ndarray):
     return sub, Baskets(np.concatenate([[0], np.cumsum(counts)]), items[ok], keep.size)
 
 
+def _timed(fn, repeats: int) -> float:
+    """Median wall seconds of ``fn()`` over ``repeats`` calls (after one warm-up call)."""
+    fn()
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+def _bundle_items(cs) -> list[set]:
+    """Per user: the set of items in its valid candidate bundles."""
+    return [set(row[row >= 0].tolist()) for row in np.where(cs.mask[..., None], cs.items, -1).reshape(cs.items.shape[0], -1)]
+
+
+def quality(cs, ref) -> tuple[float, float, float]:
+    """(item overlap, bundle overlap, relevance ratio) of ``cs`` against the exact builder's ``ref``:
+    mean over users of |items in cs bundles & items in ref bundles| / |items in ref bundles|;
+    the same for whole bundles (item sets); mean rel_profile of valid bundles, cs / ref."""
+    from candidates.builder import F_IDX
+
+    a, b = _bundle_items(cs), _bundle_items(ref)
+    item_ov = float(np.mean([len(x & y) / max(len(y), 1) for x, y in zip(a, b)]))
+
+    def bundles(c):
+        return [
+            {tuple(sorted(c.items[u, k, : c.sizes[u, k]].tolist())) for k in np.flatnonzero(c.mask[u])}
+            for u in range(c.items.shape[0])
+        ]
+
+    bundle_ov = float(np.mean([len(x & y) / max(len(y), 1) for x, y in zip(bundles(cs), bundles(ref))]))
+    f = F_IDX["rel_profile"]
+    rel = float(cs.features[..., f][cs.mask].mean() / ref.features[..., f][ref.mask].mean())
+    return item_ov, bundle_ov, rel
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
-    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--repeats", type=int, default=7)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--users", type=int, default=1024)
+    ap.add_argument("--small", type=int, default=64, help="rows per call for the small-batch figure")
     args = ap.parse_args()
     from dataclasses import replace
 
@@ -78,7 +118,7 @@ def main() -> None:
     catalog = catalog.with_embeddings(E_all)
     order = np.lexsort((np.arange(catalog.n_items), -catalog.popularity))
     cfg = BuilderConfig()
-    N = args.users
+    N, n_small = args.users, args.small
     for n in args.sizes:
         rng = np.random.default_rng(0)
         t = time.perf_counter()
@@ -105,32 +145,34 @@ def main() -> None:
         bought = [r.integers(0, n, r.integers(0, 6)) for _ in range(N)]
         shown = [r.integers(0, n, 10) for _ in range(N)]
         cap = np.full(N, 3 * float(np.median(cat_n.price)))
-        print(f"\n== {n} items (comp model ready in {fit_s:.0f}s), N={N}, threads={args.threads}, K={cfg.n_candidates}, K_max={cfg.max_bundle_size}", flush=True)
+        print(f"\n== {n} items (comp model ready in {fit_s:.0f}s), N={N} (small batches: {n_small}), threads={args.threads}, "
+              f"K={cfg.n_candidates}, K_max={cfg.max_bundle_size}", flush=True)
         flat = ItemIndex(E, IndexConfig(kind="flat", n_threads=args.threads))
-        flat.search(prof[:64], cfg.pool_size)
-        base_t = []
-        for _ in range(args.repeats):
-            t = time.perf_counter()
-            flat.search(prof, cfg.pool_size)
-            base_t.append(time.perf_counter() - t)
-        base_ups = N / statistics.median(base_t)
+        base_ups = N / _timed(lambda: flat.search(prof, cfg.pool_size), args.repeats)
         print(f"baseline FAISS flat search alone (k={cfg.pool_size}): {base_ups:8.0f} queries/s", flush=True)
-        for kind, kw in [("flat", {}), ("hnsw", dict(ef_search=64)), ("ivf", dict(nprobe=16))]:
+        chunks = [slice(i, i + n_small) for i in range(0, N, n_small)]
+        ref = None
+        for kind, kw in [("flat", {}), ("hnsw", dict(ef_search=32)), ("hnsw", dict(ef_search=64)), ("ivf", dict(nprobe=16))]:
             t = time.perf_counter()
             index = flat if kind == "flat" else ItemIndex(E, IndexConfig(kind=kind, n_threads=args.threads, **kw))
             builder = BundleBuilder(cat_n, index, comp, cfg)
             setup_s = time.perf_counter() - t
-            builder.build(prof[:64], hist[:64], bought[:64], shown[:64], cap[:64])
-            times = []
-            for _ in range(args.repeats):
-                t = time.perf_counter()
-                cs = builder.build(prof, hist, bought=bought, shown=shown, price_cap=cap)
-                times.append(time.perf_counter() - t)
-            ups = N / statistics.median(times)
+            ups = N / _timed(lambda: builder.build(prof, hist, bought=bought, shown=shown, price_cap=cap), args.repeats)
+            cs = builder.build(prof, hist, bought=bought, shown=shown, price_cap=cap)
+
+            def small_calls():
+                for c in chunks:
+                    builder.build(prof[c], hist[c], bought[c], shown[c], cap[c])
+
+            ups_small = N / _timed(small_calls, max(3, args.repeats // 2))
+            if kind == "flat":
+                ref = cs
+            item_ov, bundle_ov, rel = quality(cs, ref)
             sizes = np.bincount(cs.sizes[cs.mask], minlength=cfg.max_bundle_size + 1)[1:]
             print(
-                f"builder over {kind:4s} {kw!s:20s} index+tables {setup_s:5.1f}s  {ups:8.0f} users/s  "
-                f"x{ups / base_ups:4.2f} vs flat search alone  valid/user {cs.mask.sum(1).mean():.1f}  sizes 1..K_max {sizes.tolist()}", flush=True
+                f"builder over {kind:4s} {kw!s:18s} index+tables {setup_s:5.1f}s  N={N}: {ups:7.0f} users/s x{ups / base_ups:5.2f} vs flat search  "
+                f"N={n_small}: {ups_small:7.0f} users/s  | vs exact builder: items {item_ov:.3f} bundles {bundle_ov:.3f} rel {rel:.3f}  "
+                f"valid/user {cs.mask.sum(1).mean():.1f}  sizes {sizes.tolist()}", flush=True
             )
 
 

@@ -39,7 +39,7 @@ from typing import Protocol, Sequence
 
 import numpy as np
 
-from candidates.index import IndexError_, ItemIndex, RaggedSet, UNIT_TOL
+from candidates.index import SERIAL_BELOW, IndexError_, ItemIndex, RaggedSet, check_vectors, faiss_threads
 from candidates.types import CANDIDATE_FEATURES, CandidateSet
 
 __all__ = [
@@ -60,6 +60,11 @@ __all__ = [
 ]
 
 F_IDX = {name: i for i, name in enumerate(CANDIDATE_FEATURES)}
+
+#: Extra neighbours fetched beyond n_anchors in the first (small) pool search; see BundleBuilder._anchors.
+_ANCHOR_MARGIN = 8
+#: Fused gather-dots over at most this many ids run on one thread (about SERIAL_BELOW users' slots).
+_SERIAL_IDS = SERIAL_BELOW * 64
 
 
 class BuilderError(ValueError):
@@ -204,7 +209,9 @@ def max_offdiag(pair: np.ndarray, valid: np.ndarray) -> np.ndarray:
 
 def prefix_mean(x: np.ndarray) -> np.ndarray:
     """Mean of the first k+1 entries along the last axis, for every k: (..., K) -> (..., K)."""
-    return np.cumsum(x, -1) / np.arange(1, x.shape[-1] + 1)
+    x = np.asarray(x)
+    dt = x.dtype if x.dtype.kind == "f" else np.float64  # float32 in, float32 out
+    return np.cumsum(x, -1, dtype=dt) / np.arange(1, x.shape[-1] + 1, dtype=dt)
 
 
 def prefix_pair_mean(pair: np.ndarray) -> np.ndarray:
@@ -212,12 +219,13 @@ def prefix_pair_mean(pair: np.ndarray) -> np.ndarray:
 
     (..., K, K) -> (..., K); equals :func:`mean_offdiag` with the prefix as ``valid``.
     """
+    pair = np.asarray(pair)
+    dt = pair.dtype if pair.dtype.kind == "f" else np.float64  # float32 in, float32 out
     K = pair.shape[-1]
-    upper = np.triu(np.ones((K, K), dtype=bool), 1)  # u < v
-    sym = pair + np.swapaxes(pair, -1, -2)
-    new = np.where(upper, sym, 0.0).sum(-2)  # pairs added by member v
+    upper = np.triu(np.ones((K, K), dtype=dt), 1)  # u < v
+    new = ((pair + np.swapaxes(pair, -1, -2)) * upper).sum(-2)  # pairs added by member v
     size = np.arange(1, K + 1)
-    return np.cumsum(new, -1) / np.maximum(size * (size - 1), 1)
+    return np.cumsum(new, -1) / np.maximum(size * (size - 1), 1).astype(dt)
 
 
 def prefix_pair_max(pair: np.ndarray) -> np.ndarray:
@@ -244,30 +252,37 @@ def inner_products_by_index(x: np.ndarray, table: np.ndarray, ids: np.ndarray) -
     ids = np.ascontiguousarray(ids, dtype=np.int64)
     out = np.empty(ids.shape, dtype=np.float32)
     if out.size:
-        faiss.fvec_inner_products_by_idx(
-            faiss.swig_ptr(out), faiss.swig_ptr(x), faiss.swig_ptr(table), faiss.swig_ptr(ids), table.shape[1], x.shape[0], ids.shape[1]
-        )
-    return np.where(ids >= 0, out, 0.0).astype(np.float32)
+        # small batches on one thread (see candidates.index.faiss_threads)
+        with faiss_threads(1 if ids.size <= _SERIAL_IDS else None):
+            faiss.fvec_inner_products_by_idx(
+                faiss.swig_ptr(out), faiss.swig_ptr(x), faiss.swig_ptr(table), faiss.swig_ptr(ids), table.shape[1], x.shape[0], ids.shape[1]
+            )
+    out[ids < 0] = 0.0
+    return out
+
+
+def _one_blas_thread():
+    """Context limiting BLAS/LAPACK to one thread (threadpoolctl when installed, else a no-op)."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # optional: only a speed matter
+        from contextlib import nullcontext
+
+        return nullcontext()
+    return threadpool_limits(1)
 
 
 def _check_rows(x, N: int | None, d: int, name: str, allow_zero: bool = False) -> np.ndarray:
+    """:func:`candidates.index.check_vectors` plus a row count, raising :class:`BuilderError`."""
     x = np.asarray(x)
     if x.ndim != 2 or x.shape[1] != d or (N is not None and x.shape[0] != N):
         want = f"({N if N is not None else 'N'}, {d})"
         raise BuilderError(f"{name} has shape {x.shape}; expected {want} float32 unit rows")
-    x = np.ascontiguousarray(x, dtype=np.float32)
-    fin = np.isfinite(x).all(1)
-    if not fin.all():
-        raise BuilderError(f"{name}[{int(np.flatnonzero(~fin)[0])}] contains NaN or inf; fix the user vectors")
-    nrm = np.linalg.norm(x, axis=1)
-    bad = np.abs(nrm - 1) > UNIT_TOL
-    if allow_zero:
-        bad &= nrm > 0
-    if bad.any():
-        i = int(np.flatnonzero(bad)[0])
+    try:
+        return check_vectors(x, d, name, allow_zero)
+    except IndexError_ as err:
         hint = " (a zero row means 'no history')" if allow_zero else ""
-        raise BuilderError(f"{name}[{i}] has norm {nrm[i]:.4f}; rows must be unit-norm{hint}")
-    return x
+        raise BuilderError(f"{err}{hint}") from None
 
 
 class BundleBuilder:
@@ -306,12 +321,21 @@ class BundleBuilder:
         self.pop_feat = popularity_feature(catalog.popularity)
         self.disc = cfg.discount_table()
         self._tabulate(top, np.asarray(complement_model.top_scores, dtype=np.float32))
+        # flat views of the pair tables: one np.take with a computed offset is several times
+        # faster than 3-array fancy indexing in the per-call gathers
+        self._COMPS_flat = self.COMPS.reshape(-1)
+        self._SUBX_flat = self.SUBX.reshape(-1)
+        self._SEEDC_flat = self.SEEDC.reshape(-1)
+        self._LIST_flat = self.LIST.reshape(-1)
         if cfg.rel_dim is None or cfg.rel_dim >= d:
             self.W = None
-            self.Er = self.E
+            self.Er = np.ascontiguousarray(self.E, dtype=np.float32)
         else:
             # PCA of the uncentred second moment: the best rank-r approximation of inner products.
-            w, v = np.linalg.eigh((self.E.T.astype(np.float64) @ self.E) / n)
+            # BLAS/LAPACK limited to one thread: multithreaded eigh on a busy 2-core VM is ~100x slower.
+            with _one_blas_thread():
+                m2 = (self.E.T @ self.E).astype(np.float64) / n  # float32 GEMM; the moment only orders directions
+                w, v = np.linalg.eigh(m2)
             self.W = np.ascontiguousarray(v[:, ::-1][:, : cfg.rel_dim], dtype=np.float32)
             self.Er = np.ascontiguousarray(self.E @ self.W)
 
@@ -353,19 +377,23 @@ class BundleBuilder:
     # ------------------------------------------------------------------ completion
     def _complete(self, src, src_valid, include_src: bool, qr, cap, bought: RaggedSet):
         """Greedy completion of each source item. Returns member codes (N, S, K_max) into
-        LIST[src] (C = the source itself, -1 = none) and ok (N, S, K_max): prefix of size k+1 valid."""
+        LIST[src] (C = the source itself, -1 = none) and ok (N, S, K_max): prefix of size k+1 valid.
+
+        Arithmetic is float32 (gains are compared, never reported); prices stay float64 so that
+        the cap test is the same as in the exact features."""
         cfg, C, Km = self.config, self.C, self.config.max_bundle_size
         N, S = src.shape
         srcc = np.where(src_valid, src, 0)
         cand = self.LIST[srcc, :C]  # (N, S, C)
-        candc = np.maximum(cand, 0)
-        cvalid = src_valid[..., None] & (cand >= 0) & ~bought.contains(cand)
-        # np.take on rows is several times faster than fancy indexing with a 3-D index
-        er = np.take(self.Er, candc.reshape(-1), axis=0).reshape(N, S * C, -1)
-        rel = np.matmul(er, qr[:, :, None]).reshape(N, S, C)
+        cvalid = src_valid[..., None] & (cand >= 0)
+        cvalid &= ~bought.contains(cand)
+        # fused gather + dot in the reduced space: never materialises the (N, S*C, r) block
+        rel = inner_products_by_index(qr, self.Er, np.where(cvalid, cand, -1).reshape(N, S * C)).reshape(N, S, C)
+        base = rel * np.float32(cfg.w_rel)
+        flat_src = (srcc * (C + 1) ** 2)[..., None]  # row offsets into the flattened (n, C+1, C+1) tables
         ar = np.arange(C)
-        comp_sum = self.COMPS[srcc, C, :C]
-        sub_max = self.SUBX[srcc, C, :C]
+        comp_sum = np.take(self._COMPS_flat, flat_src + C * (C + 1) + ar)  # row "self" (code C) against the C complements
+        sub_max = np.take(self._SUBX_flat, flat_src + C * (C + 1) + ar)
         n_mem = 1
         codes = np.full((N, S, Km), -1, dtype=np.int64)
         ok = np.zeros((N, S, Km), dtype=bool)
@@ -376,21 +404,26 @@ class BundleBuilder:
             price_sum = self.price[srcc]
         else:
             price_sum = np.zeros((N, S))
-        alive = src_valid.copy()
-        cand_price = self.price[candc]
-        base = cfg.w_rel * rel
+        alive = src_valid
+        cand_price = self.price[np.maximum(cand, 0)]
+        neg = np.float32(-np.inf)
         for size_new in range(size0 + 1, Km + 1):
-            gain = base + (cfg.w_comp / (2 * n_mem)) * comp_sum - cfg.w_sub * sub_max
+            gain = base + np.float32(cfg.w_comp / (2 * n_mem)) * comp_sum
+            if cfg.w_sub:
+                gain -= np.float32(cfg.w_sub) * sub_max
             feas = cvalid & ((price_sum[..., None] + cand_price) * (1 - self.disc[size_new]) <= cap[:, None, None])
-            gain = np.where(feas, gain, -np.inf)
+            gain = np.where(feas, gain, neg)
             c = gain.argmax(-1)
-            got = alive & np.isfinite(np.take_along_axis(gain, c[..., None], -1)[..., 0])
+            got = alive & np.take_along_axis(feas, c[..., None], -1)[..., 0]
             codes[..., size_new - 1] = np.where(got, c, -1)
             ok[..., size_new - 1] = got
             alive = got
+            if size_new == Km:
+                break
             cvalid &= ar != c[..., None]
-            comp_sum = comp_sum + self.COMPS[srcc, c, :C]
-            sub_max = np.maximum(sub_max, self.SUBX[srcc, c, :C])
+            row = flat_src + (c * (C + 1))[..., None] + ar
+            comp_sum = comp_sum + np.take(self._COMPS_flat, row)
+            sub_max = np.maximum(sub_max, np.take(self._SUBX_flat, row))
             n_mem += 1
             price_sum = price_sum + np.where(got, np.take_along_axis(cand_price, c[..., None], -1)[..., 0], 0.0)
         return codes, ok
@@ -442,22 +475,31 @@ class BundleBuilder:
             if pc.shape != (N,) or np.isnan(pc).any() or (pc <= 0).any():
                 raise BuilderError(f"price_cap must be (N,)=({N},) positive numbers (inf = no cap); got shape {pc.shape}")
             cap = np.minimum(cap, pc)
+        if N == 0:
+            try:  # still report a row-count mismatch
+                RaggedSet(bought, 0, n, "bought")
+                RaggedSet(shown, 0, n, "shown")
+            except IndexError_ as e:
+                raise BuilderError(str(e)) from None
+            return self._empty(0)
+        if history is None:
+            has_h, a, qnorm = None, None, None
         try:
             bought_set = RaggedSet(bought, N, n, "bought")
             shown_set = RaggedSet(shown, N, n, "shown")
-            if N == 0:
-                return self._empty(0)
-            _, pool = self.index.search(q, cfg.pool_size, exclude=bought)
         except IndexError_ as e:
             raise BuilderError(str(e)) from None
+        # (Overlapping the index search of one chunk of rows with the numpy work of the previous one
+        # on a worker thread was tried: slower on the shared 2-core VM, so one pass.)
+        anchors = self._anchors(q, cap, bought_set)
+        return self._build_rows(profile, history, has_h, a, qnorm, q, cap, bought_set, shown_set, anchors)
 
-        # ---- anchors: first n_anchors pool items that fit the cap alone
-        poolc = np.maximum(pool, 0)
-        fits = (pool >= 0) & (self.price[poolc] <= cap[:, None])
-        order = np.argsort(~fits, axis=1, kind="stable")[:, : cfg.n_anchors]
-        anchors = np.take_along_axis(pool, order, 1)
-        a_valid = np.take_along_axis(fits, order, 1)
-        qr = q if self.W is None else q @ self.W
+    def _build_rows(self, profile, history, has_h, a, qnorm, q, cap, bought_set: RaggedSet, shown_set: RaggedSet, anchors):
+        """The body of :meth:`build` for validated rows whose anchors are already searched."""
+        cfg, Km, K = self.config, self.config.max_bundle_size, self.config.n_candidates
+        N = profile.shape[0]
+        anchors, a_valid = anchors
+        qr = q if self.W is None else np.ascontiguousarray(q @ self.W)
         codes_a, ok_a = self._complete(anchors, a_valid, True, qr, cap, bought_set)
         B = cfg.n_cross_sell_seeds
         if B > 0:
@@ -465,8 +507,10 @@ class BundleBuilder:
             s_valid = seeds >= 0
             codes_s = np.full(seeds.shape + (Km,), -1, dtype=np.int64)
             ok_s = np.zeros(seeds.shape + (Km,), dtype=bool)
-            rows_cs = np.flatnonzero(s_valid.any(1))  # only users who bought something
-            if rows_cs.size:
+            rows_cs = np.flatnonzero(s_valid[:, 0])  # padded() fills from the left: only users who bought something
+            if rows_cs.size == N:
+                codes_s, ok_s = self._complete(seeds, s_valid, False, qr, cap, bought_set)
+            elif rows_cs.size:
                 c_s, o_s = self._complete(
                     seeds[rows_cs], s_valid[rows_cs], False, qr[rows_cs], cap[rows_cs], bought_set.subset(rows_cs)
                 )
@@ -476,95 +520,118 @@ class BundleBuilder:
             ok = np.concatenate([ok_a, ok_s], 1)
         else:
             src, codes, ok = anchors, codes_a, ok_a
-        S = src.shape[1]
-        is_cs_src = np.arange(S) >= anchors.shape[1]
+        S, C, A = src.shape[1], self.C, anchors.shape[1]
+        M = S * Km
         srcc = np.maximum(src, 0)
 
         # ---- per-source member slots (N, S, Km): items, exact relevance, pair tables.
         # Candidate (s, k) = the first k+1 slots of source s; it is valid iff ok[s, k].
         codesc = np.maximum(codes, 0)
-        slot_items = np.where(codes >= 0, self.LIST[srcc[..., None], codesc], -1)
-        sic = np.maximum(slot_items, 0)
-        # exact cosines to profile (and history); the query's follows: q = ((1-a) p + a h) / |.|
-        slot_ids = np.where(slot_items >= 0, slot_items, -1).reshape(N, S * Km)
+        slot_items = np.where(codes >= 0, np.take(self._LIST_flat, (srcc * (C + 1))[..., None] + codesc), -1)
+        slot_ids = slot_items.reshape(N, M)
+        # exact cosines to profile (and history, only for users who have one); q's follows by linearity
         rel_p = inner_products_by_index(profile, self.E, slot_ids).reshape(N, S, Km)
-        rel_h = inner_products_by_index(history, self.E, slot_ids).reshape(N, S, Km) if history is not None else None
-        s4 = srcc[..., None, None]
-        comp_pair = 0.5 * self.COMPS[s4, codesc[..., :, None], codesc[..., None, :]]  # (N, S, Km, Km), mean of both directions
-        sub_pair = self.SUBX[s4, codesc[..., :, None], codesc[..., None, :]]
-        seed_comp = self.SEEDC[srcc[..., None], np.minimum(codesc, self.SEEDC.shape[1] - 1)]  # comp(src -> slot item); cross-sell only
-
-        size = np.broadcast_to(np.arange(1, Km + 1), (N, S, Km))
         f_relp = prefix_mean(rel_p)
-        f_relh = prefix_mean(rel_h) if history is not None else np.zeros((N, S, Km))
-        f_relq = (f_relp if history is None else ((1 - a) * f_relp.reshape(N, -1) + a * f_relh.reshape(N, -1)).reshape(N, S, Km) / qnorm[:, :, None])
-        mean_comp = prefix_pair_mean(comp_pair)
-        max_sub = prefix_pair_max(sub_pair)
-        f_pop = prefix_mean(self.pop_feat[sic])
-        f_nov = prefix_mean((~shown_set.contains(slot_items)).astype(np.float32))
-        d_b = self.disc[size]
-        f_logp = np.log(np.maximum(np.cumsum(self.price[sic], -1) * (1 - d_b), 1e-12))
-        score = cfg.w_rel * f_relq + cfg.w_comp * mean_comp - cfg.w_sub * max_sub
-        score = score + np.where(is_cs_src[None, :, None], cfg.w_comp * prefix_mean(seed_comp), 0.0)
+        if history is not None:
+            rows_h = np.flatnonzero(has_h)
+            rel_h = np.zeros((N, S, Km), np.float32)
+            if rows_h.size:
+                rel_h[rows_h] = inner_products_by_index(history[rows_h], self.E, slot_ids[rows_h]).reshape(-1, S, Km)
+            f_relh = prefix_mean(rel_h)
+            a3, qn3 = a[:, :, None], qnorm[:, :, None].astype(np.float32)
+            f_relq = ((1 - a3) * f_relp + a3 * f_relh) / qn3
+        else:
+            f_relh = None
+            f_relq = f_relp
+        pair_idx = (srcc * (C + 1) ** 2)[..., None, None] + codesc[..., :, None] * (C + 1) + codesc[..., None, :]
+        mean_comp = prefix_pair_mean(np.take(self._COMPS_flat, pair_idx) * np.float32(0.5))  # mean of both directions
+        max_sub = prefix_pair_max(np.take(self._SUBX_flat, pair_idx))
+        sic = np.maximum(slot_items, 0)
 
-        M = S * Km
-        feats = np.stack(
-            [
-                {
-                    "rel_profile": f_relp, "rel_history": f_relh, "mean_comp": mean_comp, "max_sub": max_sub,
-                    "log_price": f_logp, "size": size / Km, "popularity": f_pop, "novelty": f_nov, "discount": d_b,
-                }[name]
-                for name in CANDIDATE_FEATURES
-            ],
-            axis=-1,
-        ).astype(np.float32).reshape(N, M, -1)
-        member = np.arange(Km)[None, :] <= np.arange(Km)[:, None]  # (k, slot)
-        cand_items = np.where(member, slot_items[..., None, :], -1).reshape(N, M, Km)
-        cvalid = ok.reshape(N, M)
-        size = size.reshape(N, M)
-        score = score.reshape(N, M)
-        is_cs = np.broadcast_to(is_cs_src[:, None], (S, Km)).reshape(M)
+        score = np.float32(cfg.w_rel) * f_relq + np.float32(cfg.w_comp) * mean_comp - np.float32(cfg.w_sub) * max_sub
+        if B > 0:  # cross-sell sources: + w_comp * mean comp(seed -> items)
+            seed_comp = np.take(self._SEEDC_flat, (srcc[:, A:] * self.SEEDC.shape[1])[..., None] + np.minimum(codesc[:, A:], self.SEEDC.shape[1] - 1))
+            score[:, A:] += np.float32(cfg.w_comp) * prefix_mean(seed_comp)
+
+        # features per slot prefix, written straight into one float32 block
+        feats = np.empty((N, S, Km, len(CANDIDATE_FEATURES)), np.float32)
+        feats[..., F_IDX["rel_profile"]] = f_relp
+        feats[..., F_IDX["rel_history"]] = 0.0 if f_relh is None else f_relh
+        feats[..., F_IDX["mean_comp"]] = mean_comp
+        feats[..., F_IDX["max_sub"]] = max_sub
+        d_b = self.disc[1 : Km + 1]
+        feats[..., F_IDX["log_price"]] = np.log(np.maximum(np.cumsum(self.price[sic], -1) * (1 - d_b), 1e-12))
+        feats[..., F_IDX["size"]] = np.arange(1, Km + 1) / Km
+        feats[..., F_IDX["popularity"]] = prefix_mean(self.pop_feat[sic])
+        feats[..., F_IDX["novelty"]] = prefix_mean((~shown_set.contains(slot_items)).astype(np.float32))
+        feats[..., F_IDX["discount"]] = d_b
+        feats = feats.reshape(N, M, -1)
 
         # ---- 64-bit item sets over each user's local item universe (<= 64 slots)
-        flat = slot_items.reshape(N, S * Km)
-        srt = np.argsort(flat, axis=1, kind="stable")
-        sv = np.take_along_axis(flat, srt, 1)
+        srt = np.argsort(slot_ids, axis=1, kind="stable")
+        sv = np.take_along_axis(slot_ids, srt, 1)
         new = np.ones_like(sv, dtype=bool)
         new[:, 1:] = sv[:, 1:] != sv[:, :-1]
         local = np.empty_like(srt)
         np.put_along_axis(local, srt, np.cumsum(new, axis=1) - 1, 1)
-        bits = np.where(flat >= 0, np.left_shift(np.uint64(1), local.astype(np.uint64)), np.uint64(0))
+        bits = np.where(slot_ids >= 0, np.left_shift(np.uint64(1), local.astype(np.uint64)), np.uint64(0))
         masks = np.bitwise_or.accumulate(bits.reshape(N, S, Km), axis=-1).reshape(N, M)
 
-        # ---- MMR selection
+        # ---- MMR selection; an unavailable candidate has base -inf (picked or an identical item set)
         lam = cfg.mmr_lambda
-        base = np.where(cvalid, lam * score, -np.inf)
-        avail = cvalid.copy()
+        base = np.where(ok.reshape(N, M), np.float32(lam) * score.reshape(N, M), np.float32(-np.inf))
+        pen = ((1 - lam) / np.tile(np.arange(1, Km + 1), S)).astype(np.float32)  # (M,) per unit of overlap
+        is_cs = np.arange(M) >= A * Km
         used = np.zeros(N, dtype=np.uint64)
         sel = np.full((N, K), -1, dtype=np.int64)
         n_cs = int(round(cfg.cross_sell_share * K)) if B > 0 else 0
         rows = np.arange(N)
-        inv_size = 1.0 / np.maximum(size, 1)
+        neg = np.float32(-np.inf)
         for t in range(min(K, M)):
-            overlap = np.bitwise_count(masks & used[:, None]) * inv_size
-            allowed = avail
-            if t < n_cs:
-                cs_av = avail & is_cs
-                allowed = np.where(cs_av.any(1)[:, None], cs_av, avail)
-            val = np.where(allowed, base - (1 - lam) * overlap, -np.inf)
+            val = base - np.bitwise_count(masks & used[:, None]) * pen
             j = val.argmax(1)
-            got = allowed[rows, j]
+            if t < n_cs:  # users with a cross-sell bundle left take it first
+                vcs = np.where(is_cs, val, neg)
+                jc = vcs.argmax(1)
+                j = np.where(vcs[rows, jc] > neg, jc, j)
+            got = val[rows, j] > neg
+            if not got.any():
+                break
             sel[:, t] = np.where(got, j, -1)
             pmask = np.where(got, masks[rows, j], np.uint64(0))
             used |= pmask
-            avail &= ~((masks == pmask[:, None]) & got[:, None])
+            base[(masks == pmask[:, None]) & got[:, None]] = neg
 
         valid = sel >= 0
         selc = np.maximum(sel, 0)
-        items = np.where(valid[..., None], np.take_along_axis(cand_items, selc[..., None], 1), -1).astype(np.int32)
-        sizes = np.where(valid, np.take_along_axis(size, selc, 1), 0).astype(np.int8)
-        features = np.where(valid[..., None], np.take_along_axis(feats, selc[..., None], 1), 0.0).astype(np.float32)
+        s_sel, k_sel = selc // Km, selc % Km
+        member = (np.arange(Km) <= k_sel[..., None]) & valid[..., None]
+        items = np.where(member, slot_items[rows[:, None], s_sel], -1).astype(np.int32)
+        sizes = np.where(valid, k_sel + 1, 0).astype(np.int8)
+        features = np.where(valid[..., None], np.take_along_axis(feats, selc[..., None], 1), np.float32(0.0))
         return CandidateSet(items=items, sizes=sizes, mask=valid, features=features)
+
+    def _anchors(self, q: np.ndarray, cap: np.ndarray, bought: RaggedSet) -> tuple[np.ndarray, np.ndarray]:
+        """(N, n_anchors) anchors and their validity: the first n_anchors of the ``pool_size``
+        nearest items (bought excluded) that fit the cap alone.
+
+        The index is asked first for only ``n_anchors + 8`` neighbours (cheaper for flat search and
+        for small batches); rows where fewer than n_anchors of them fit the cap are searched again
+        with the full pool. With an exact index this equals one ``pool_size`` search."""
+        cfg = self.config
+        k1 = min(cfg.pool_size, cfg.n_anchors + _ANCHOR_MARGIN)
+        anchors, a_valid, short = self._first_fitting(q, k1, cap, bought)
+        if k1 < cfg.pool_size and short.any():
+            rows = np.flatnonzero(short)
+            sub = bought if rows.size == q.shape[0] else bought.subset(rows)
+            anchors[rows], a_valid[rows], _ = self._first_fitting(q[rows], cfg.pool_size, cap[rows], sub)
+        return anchors, a_valid
+
+    def _first_fitting(self, q, k, cap, bought: RaggedSet):
+        _, pool = self.index.search(q, k, exclude=bought)
+        fits = (pool >= 0) & (self.price[np.maximum(pool, 0)] <= cap[:, None])
+        order = np.argsort(~fits, axis=1, kind="stable")[:, : self.config.n_anchors]
+        return np.take_along_axis(pool, order, 1), np.take_along_axis(fits, order, 1), fits.sum(1) < self.config.n_anchors
 
     def _empty(self, N: int) -> CandidateSet:
         K, Km = self.config.n_candidates, self.config.max_bundle_size

@@ -1,9 +1,9 @@
 """Evaluation of complementarity scores: held-out pair-ranking AUC and agreement with a true graph.
 
 Protocol (``pair_ranking_auc``): positives are directed co-purchase instances (i, j) of held-out
-baskets; each positive gets one negative (i, j') whose partner j' is drawn from the partners of
-all positives (so negatives match the positives' popularity exactly), resampled where j' == i or
-(i, j') is itself a held-out co-purchase. AUC = P(score(pos) > score(neg)), ties count 1/2.
+baskets; each positive gets one negative (i, j') with the same anchor whose partner j' is drawn from
+the partners of all held-out co-purchases *within j's training-popularity stratum* (so popularity
+alone scores 0.5 pair by pair), redrawn where j' == i or (i, j') is itself a held-out co-purchase. AUC = P(score(pos) > score(neg)), ties count 1/2.
 "Never seen" = the subset of positives and negatives whose pair never co-occurs in training.
 
 Baselines with the same ``ScoreFn`` signature: :func:`pmi_scorer` (item PMI, unseen pairs lowest)
@@ -25,6 +25,7 @@ __all__ = [
     "auc",
     "HeldoutPairs",
     "heldout_pairs",
+    "popularity_bins",
     "pair_ranking_auc",
     "pmi_scorer",
     "category_lift_scorer",
@@ -81,9 +82,26 @@ class HeldoutPairs:
     neg_seen: np.ndarray
 
 
+def popularity_bins(counts: np.ndarray, exact_below: int = 16, ratio: float = 1.15) -> np.ndarray:
+    """Popularity stratum of each count: the count itself below ``exact_below``, then geometric bins whose
+    edges grow by ``ratio`` (so matched items differ in popularity by less than that factor). (m,) int64,
+    non-decreasing in the count."""
+    c = np.asarray(counts, np.int64)
+    if exact_below < 1 or ratio <= 1:
+        raise ValueError(f"exact_below={exact_below}, ratio={ratio}; need exact_below >= 1 and ratio > 1")
+    big = np.floor(np.log(np.maximum(c, exact_below) / exact_below) / np.log(ratio)).astype(np.int64)
+    return np.where(c < exact_below, c, exact_below + big)
+
+
 def heldout_pairs(train: Baskets, test: Baskets, rng: np.random.Generator, max_pairs: int = 200_000) -> HeldoutPairs:
-    """Sample up to ``max_pairs`` directed co-purchase instances of ``test`` (a pair bought together in k held-out
-    baskets can be drawn up to k times) and one popularity-matched negative for each."""
+    """Sample up to ``max_pairs`` directed co-purchase instances (i, j) of ``test`` (a pair bought together in
+    k held-out baskets can be drawn up to k times) and one popularity-matched negative (i, j') for each.
+
+    ``j'`` is drawn from the partners of all held-out co-purchases (so test-side popularity is kept)
+    restricted to the *training* popularity stratum of ``j`` (:func:`popularity_bins` of the training
+    basket counts): a scorer that only knows training popularity scores 0.5 in expectation, pair by pair.
+    Draws where ``j' == i`` or ``(i, j')`` is itself a held-out co-purchase are redrawn (20 rounds; the
+    few left over are dropped together with their positive)."""
     if train.n_items != test.n_items:
         raise ValueError(f"train has n_items={train.n_items}, test {test.n_items}; split one Baskets object")
     n = test.n_items
@@ -93,16 +111,26 @@ def heldout_pairs(train: Baskets, test: Baskets, rng: np.random.Generator, max_p
     keys = np.unique(a * n + b)  # every held-out co-purchase, to keep negatives clean
     take = rng.choice(a.size, size=max_pairs, replace=False) if a.size > max_pairs else np.arange(a.size)
     pi, pj = a[take], b[take]
-    # partner multiset of the *test* co-purchases: exact popularity match
-    all_j = b
-    nj = all_j[rng.integers(0, all_j.size, pi.size)]
+    # partner multiset sorted by training-popularity stratum; draw uniformly inside the positive's stratum
+    strat = popularity_bins(train.item_counts())
+    order = np.argsort(strat[b], kind="stable")
+    pool = b[order]
+    pool_strat = strat[pool]
+    lo = np.searchsorted(pool_strat, strat[pj], side="left")
+    width = np.searchsorted(pool_strat, strat[pj], side="right") - lo  # >= 1: pj itself is in the pool
+    nj = pool[lo + (rng.random(pi.size) * width).astype(np.int64)]
     for _ in range(20):
         q = pi * n + nj
         pos = np.minimum(np.searchsorted(keys, q), keys.size - 1)
         bad = (nj == pi) | (keys[pos] == q)
         if not bad.any():
             break
-        nj[bad] = all_j[rng.integers(0, all_j.size, int(bad.sum()))]
+        k = np.flatnonzero(bad)
+        nj[k] = pool[lo[k] + (rng.random(k.size) * width[k]).astype(np.int64)]
+    q = pi * n + nj
+    pos = np.minimum(np.searchsorted(keys, q), keys.size - 1)
+    ok = ~((nj == pi) | (keys[pos] == q))
+    pi, pj, nj = pi[ok], pj[ok], nj[ok]
     tr = PairCounts.from_baskets(train)
     return HeldoutPairs(pi, pj, pi.copy(), nj, tr.lookup(pi, pj) > 0, tr.lookup(pi, nj) > 0)
 

@@ -1,23 +1,34 @@
 """The estimated, directed item complementarity model ``comp(i -> j) in [0, 1]`` (recommender side).
 
 Estimated from baskets and item text only; it never reads ``Catalog.complement_graph``
-(simulator truth). The score of an ordered pair is
+(simulator truth). The score of an ordered pair is a logistic blend of pair features
 
-    L0(i, j)  = exp(logL_cat[c(i), c(j)] + clip(<u_i, v_j> + b))       prior lift (category x text model)
-    L(i, j)   = (n_ij + alpha * L0) / (E_ij + alpha),  E_ij = n_i n_j / B  empirical-Bayes shrunk lift
-    comp(i->j)= L / (L + kappa) * min(1, (n_j + beta) / (n_i + beta)) ** eta * (1 - penalty * sub(i, j))
+    comp(i->j) = sigmoid(w . f(i, j) + b) * min(1, (n_j + beta) / (n_i + beta)) ** eta * (1 - penalty * sub(i, j))
 
-- ``logL_cat``: category -> category log-lift from baskets, shrunk toward independence
-  (:func:`candidates.cooccurrence.category_log_lift`);
-- ``<u_i, v_j> + b``: the text (+ item-id) two-tower of :mod:`candidates.text_comp`, trained on
-  co-purchased pairs against popularity-matched negatives, substitutes excluded; items with no
-  baskets get their factors from their text embedding alone;
-- the evidence-dependent blend is the Bayesian posterior: the data weight is ``E_ij / (E_ij + alpha)``,
-  so rare items lean on the prior and frequent pairs on their own counts (and two popular items
-  never bought together get a lift below the prior: that absence is evidence);
-- the direction factor makes the model asymmetric: ``i -> j`` is strong when buying ``i`` makes
-  ``j`` likely (``P(j|i) >= P(i|j)``, i.e. ``j`` at least as common as ``i``);
-- ``sub(i, j)`` = same category and text cosine >= ``substitute_cosine``: substitutes are not complements.
+with the features ``f`` (:data:`FEATURES`):
+
+- ``log_lift``: log of the empirical-Bayes shrunk basket lift ``L = (n_ij + alpha L0) / (E_ij + alpha)``,
+  ``E_ij = n_i n_j / B``, whose prior ``L0 = exp(logL_cat[c(i), c(j)] + clip(<u_i, v_j> + b_t))`` is the
+  category lift (:func:`candidates.cooccurrence.category_log_lift`, shrunk toward independence) times the
+  text (+ item-id) two-tower of :mod:`candidates.text_comp` (trained on co-purchased pairs against
+  popularity-matched negatives, substitutes excluded; items with no baskets get factors from text alone);
+- ``log1p_count``: ``log(1 + n_ij)``;
+- ``user_log_lift``, ``log1p_user_count``: the same from *user-level* co-occurrence (two items bought by
+  one user, in the same or different orders; :func:`candidates.cooccurrence.user_baskets`), shrunk
+  toward independence with ``user_alpha``;
+- ``category_log_lift``, ``text_residual``: the two parts of the prior, separately;
+- ``basket_svd_cos``, ``user_svd_cos``: cosines of low-rank PPMI embeddings (truncated SVD of the
+  positive-PMI matrix, basket and user level; :func:`candidates.cooccurrence.ppmi_embeddings`), which
+  link items never bought together through shared partners;
+- ``log1p_n_i``, ``log1p_n_j``: popularity context for the count evidence.
+
+The weights are fitted by logistic regression on a validation split of the *training* baskets (the
+features recomputed on the other part, negatives popularity-matched as in :mod:`candidates.comp_eval`);
+the weights of the four count-evidence features are constrained >= 0 so more co-purchases never lower a
+score. With too little data for that split the blend is ``w = (1, 0, ...), b = -log(kappa)``, i.e.
+``comp = L / (L + kappa)``. The final components are refitted on all baskets.
+The direction factor makes the model asymmetric (``i -> j`` strong when ``j`` is at least as common as
+``i``); ``sub(i, j)`` = same category and text cosine >= ``substitute_cosine``.
 
 Usage::
 
@@ -47,13 +58,32 @@ from .cooccurrence import (
     direction_factor,
     expected_counts,
     lift_to_unit,
+    ppmi_embeddings,
     shrunk_lift,
+    shrunk_log_lift,
+    user_baskets,
 )
 
-__all__ = ["ComplementConfig", "ComplementModel", "ComplementError", "fit", "cache_key", "FORMAT_VERSION"]
+__all__ = ["ComplementConfig", "ComplementModel", "ComplementError", "fit", "cache_key", "FORMAT_VERSION", "FEATURES"]
 
 #: Bumped when the fitted-model file layout or the fitting maths change (invalidates caches).
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+
+#: Pair features of the blend, in order (see the module docstring).
+FEATURES = (
+    "log_lift",
+    "log1p_count",
+    "user_log_lift",
+    "log1p_user_count",
+    "category_log_lift",
+    "text_residual",
+    "basket_svd_cos",
+    "user_svd_cos",
+    "log1p_n_i",
+    "log1p_n_j",
+)
+#: Features whose blend weight is constrained >= 0 (count evidence: more co-purchases never lower a score).
+MONOTONE = (0, 1, 2, 3)
 
 
 class ComplementError(ValueError):
@@ -109,6 +139,21 @@ class ComplementConfig:
     """Anchors per block when computing the top lists (memory ~ chunk x pool x 8 bytes x a few)."""
     threads: int = 2
     """torch threads for training."""
+    user_alpha: float = 1.0
+    """Prior strength (pseudo expected counts) shrinking the user-level lift toward 1 (> 0)."""
+    max_user_items: int = 300
+    """Distinct items kept per user for user-level co-occurrence (0 = all); bounds the quadratic pair count."""
+    svd_rank: int = 64
+    """Rank of the PPMI embeddings (basket and user level); 0 = no embedding features."""
+    blend_fraction: float = 0.125
+    """Share of the baskets held out (from the training baskets given to :func:`fit`) to fit the blend
+    weights; in [0, 0.5]; 0 = fixed weights ``comp = L / (L + kappa)``."""
+    blend_pairs: int = 100_000
+    """Validation co-purchase instances (each with a popularity-matched negative) used to fit the blend (>= 1)."""
+    min_blend_pairs: int = 2_000
+    """Fewer validation positives than this -> keep the fixed weights (too little data to fit them); >= 1."""
+    blend_l2: float = 1e-3
+    """L2 penalty on the standardised blend weights (>= 0)."""
 
     def __post_init__(self) -> None:
         pos = ("alpha", "category_alpha", "kappa", "beta", "lr", "max_residual")
@@ -116,7 +161,15 @@ class ComplementConfig:
             v = getattr(self, name)
             if not (isinstance(v, (int, float)) and np.isfinite(v) and v > 0):
                 raise ComplementError(f"ComplementConfig.{name}={v!r}; it must be a finite number > 0")
-        for name in ("eta", "weight_decay", "id_weight_decay"):
+        if not (isinstance(self.user_alpha, (int, float)) and np.isfinite(self.user_alpha) and self.user_alpha > 0):
+            raise ComplementError(f"ComplementConfig.user_alpha={self.user_alpha!r}; it must be a finite number > 0")
+        if not (isinstance(self.blend_fraction, (int, float)) and 0.0 <= self.blend_fraction <= 0.5):
+            raise ComplementError(f"ComplementConfig.blend_fraction={self.blend_fraction!r}; it must be in [0, 0.5]")
+        for name in ("max_user_items", "svd_rank"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 0:
+                raise ComplementError(f"ComplementConfig.{name}={v!r}; it must be an int >= 0")
+        for name in ("eta", "weight_decay", "id_weight_decay", "blend_l2"):
             v = getattr(self, name)
             if not (isinstance(v, (int, float)) and np.isfinite(v) and v >= 0):
                 raise ComplementError(f"ComplementConfig.{name}={v!r}; it must be a finite number >= 0")
@@ -124,7 +177,7 @@ class ComplementConfig:
             raise ComplementError(f"ComplementConfig.substitute_cosine={self.substitute_cosine}; it must be in (-1, 1]")
         if not 0.0 <= self.substitute_penalty <= 1.0:
             raise ComplementError(f"ComplementConfig.substitute_penalty={self.substitute_penalty}; it must be in [0, 1]")
-        for name in ("rank", "n_pairs", "epochs", "batch_size", "top_k", "pool_size", "chunk", "threads"):
+        for name in ("rank", "n_pairs", "epochs", "batch_size", "top_k", "pool_size", "chunk", "threads", "blend_pairs", "min_blend_pairs"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
                 raise ComplementError(f"ComplementConfig.{name}={v!r}; it must be an int >= 1")
@@ -161,7 +214,8 @@ class ComplementModel:
 
     Attributes: ``config`` (:class:`ComplementConfig`), ``n_items``, ``top_items`` (n, C_top) int32
     (-1 padded, best first), ``top_scores`` (n, C_top) float32 (0 where padded), ``category_scores``
-    (C, C) float32 directed category-level comp, ``fit_seconds`` (time the fit took; 0 unknown).
+    (C, C) float32 directed category-level comp, ``blend_w`` (len(FEATURES),) float64 and ``blend_b``
+    (the fitted blend), ``fit_seconds`` (time the fit took; 0 unknown).
     """
 
     def __init__(
@@ -178,38 +232,84 @@ class ComplementModel:
         top_items: np.ndarray | None = None,
         top_scores: np.ndarray | None = None,
         fit_seconds: float = 0.0,
+        *,
+        user_counts: PairCounts | None = None,
+        svd_basket: np.ndarray | None = None,
+        svd_user: np.ndarray | None = None,
+        blend_w: np.ndarray | None = None,
+        blend_b: float | None = None,
+        build_top: bool = True,
     ) -> None:
         self.config = config
         self.category = np.asarray(category, np.int64)
         self.emb16 = np.asarray(emb16, np.float16)
         self.counts = counts
+        self.user_counts = counts if user_counts is None else user_counts
         self.cat_log_lift = np.asarray(cat_log_lift, np.float32)
         self.cat_single = np.asarray(cat_single, np.int64)
         self.u = np.asarray(u, np.float32)
         self.v = np.asarray(v, np.float32)
         self.bias = float(bias)
         self.n_items = int(self.category.size)
+        zero = np.zeros((self.n_items, 0), np.float32)
+        self.svd_basket = zero if svd_basket is None else np.asarray(svd_basket, np.float32)
+        self.svd_user = zero if svd_user is None else np.asarray(svd_user, np.float32)
+        if blend_w is None:
+            blend_w, blend_b = default_blend(config.kappa)
+        self.blend_w = np.asarray(blend_w, np.float64)
+        self.blend_b = float(blend_b)
+        if self.blend_w.shape != (len(FEATURES),):
+            raise ComplementError(f"blend_w has shape {self.blend_w.shape}; expected ({len(FEATURES)},)")
         self.fit_seconds = float(fit_seconds)
         self._n_i = counts.item_counts.astype(np.float64)
         self._B = max(1, counts.n_baskets)
-        if top_items is None:
+        self._u_i = self.user_counts.item_counts.astype(np.float64)
+        self._U = max(1, self.user_counts.n_baskets)
+        if top_items is None and build_top:
             top_items, top_scores = self._compute_top()
-        self.top_items = np.asarray(top_items, np.int32)
-        self.top_scores = np.asarray(top_scores, np.float32)
+        self.top_items = None if top_items is None else np.asarray(top_items, np.int32)
+        self.top_scores = None if top_scores is None else np.asarray(top_scores, np.float32)
 
     def __repr__(self) -> str:
         return f"ComplementModel(n_items={self.n_items}, n_baskets={self.counts.n_baskets}, top_k={self.config.top_k})"
 
     # ------------------------------------------------------------------ scoring
-    def _prior_log_lift(self, i: np.ndarray, j: np.ndarray) -> np.ndarray:
+    def _residual(self, i: np.ndarray, j: np.ndarray) -> np.ndarray:
         r = np.einsum("mr,mr->m", self.u[i], self.v[j]) + np.float32(self.bias)
-        r = np.clip(r, -self.config.max_residual, self.config.max_residual)
-        return self.cat_log_lift[self.category[i], self.category[j]] + r
+        return np.clip(r, -self.config.max_residual, self.config.max_residual)
+
+    def _prior_log_lift(self, i: np.ndarray, j: np.ndarray) -> np.ndarray:
+        """(m,) log prior lift ``logL_cat[c(i), c(j)] + clip(<u_i, v_j> + b_t)``."""
+        return self.cat_log_lift[self.category[i], self.category[j]] + self._residual(i, j)
 
     def _substitutes(self, i: np.ndarray, j: np.ndarray) -> np.ndarray:
         from .text_comp import substitute_mask
 
         return substitute_mask(i, j, self.category, self.emb16, self.config.substitute_cosine)
+
+    def pair_features(self, i, j) -> np.ndarray:
+        """(m, len(FEATURES)) float64 blend features of pairs ``(i[k], j[k])`` (see the module docstring)."""
+        i = _as_index(i, self.n_items, "i")
+        j = _as_index(j, self.n_items, "j")
+        cfg = self.config
+        cl = self.cat_log_lift[self.category[i], self.category[j]].astype(np.float64)
+        r = self._residual(i, j).astype(np.float64)
+        n_ij = self.counts.lookup(i, j)
+        E = expected_counts(self._n_i[i], self._n_i[j], self._B)
+        u_ij = self.user_counts.lookup(i, j)
+        Eu = expected_counts(self._u_i[i], self._u_i[j], self._U)
+        F = np.empty((i.size, len(FEATURES)), np.float64)
+        F[:, 0] = np.log(shrunk_lift(n_ij, E, np.exp(cl + r), cfg.alpha))
+        F[:, 1] = np.log1p(n_ij)
+        F[:, 2] = shrunk_log_lift(u_ij, Eu, cfg.user_alpha)
+        F[:, 3] = np.log1p(u_ij)
+        F[:, 4] = cl
+        F[:, 5] = r
+        F[:, 6] = np.einsum("mr,mr->m", self.svd_basket[i], self.svd_basket[j])
+        F[:, 7] = np.einsum("mr,mr->m", self.svd_user[i], self.svd_user[j])
+        F[:, 8] = np.log1p(self._n_i[i])
+        F[:, 9] = np.log1p(self._n_i[j])
+        return F
 
     def score(self, i, j) -> np.ndarray:
         """Directed complementarity ``comp(i[k] -> j[k])``: (m,) float32 in [0, 1].
@@ -223,11 +323,8 @@ class ComplementModel:
         if i.shape != j.shape:
             raise ComplementError(f"i has {i.size} entries and j has {j.size}; pass two equal-length arrays")
         cfg = self.config
-        n_ij = self.counts.lookup(i, j)
-        L0 = np.exp(self._prior_log_lift(i, j).astype(np.float64))
-        E = expected_counts(self._n_i[i], self._n_i[j], self._B)
-        lift = shrunk_lift(n_ij, E, L0, cfg.alpha)
-        s = lift_to_unit(lift, cfg.kappa) * direction_factor(self._n_i[i], self._n_i[j], cfg.beta, cfg.eta)
+        s = blend_probability(self.pair_features(i, j), self.blend_w, self.blend_b)
+        s *= direction_factor(self._n_i[i], self._n_i[j], cfg.beta, cfg.eta)
         s *= 1.0 - cfg.substitute_penalty * self._substitutes(i, j)
         s[i == j] = 0.0
         return np.clip(s, 0.0, 1.0).astype(np.float32)
@@ -235,6 +332,8 @@ class ComplementModel:
     def top_complements(self, i) -> tuple[np.ndarray, np.ndarray]:
         """Precomputed best complements of each anchor: (items (m, C_top) int32 -1 padded, scores (m, C_top) float32)."""
         i = _as_index(i, self.n_items, "i")
+        if self.top_items is None:
+            self.top_items, self.top_scores = self._compute_top()
         return self.top_items[i], self.top_scores[i]
 
     @property
@@ -249,6 +348,45 @@ class ComplementModel:
         return out.astype(np.float32)
 
     # ------------------------------------------------------------------ top lists
+    def _block_logit(self, I: np.ndarray, pool: np.ndarray) -> np.ndarray:
+        """(|I|, |pool|) float32 blend logit of every (anchor in I, candidate in pool) pair: the dense twin of
+        :meth:`pair_features` (sparse count corrections), used to pre-select the top lists."""
+        cfg = self.config
+        w = self.blend_w.astype(np.float32)
+        m = pool.size
+        cJ = self.category[pool]
+        r = self.u[I] @ self.v[pool].T + np.float32(self.bias)
+        np.clip(r, -cfg.max_residual, cfg.max_residual, out=r)
+        cl = self.cat_log_lift[self.category[I]][:, cJ]
+        logit = np.full(r.shape, np.float32(self.blend_b), np.float32)
+        logit += w[4] * cl + w[5] * r
+        if self.svd_basket.shape[1] and w[6] != 0:
+            logit += w[6] * (self.svd_basket[I] @ self.svd_basket[pool].T)
+        if self.svd_user.shape[1] and w[7] != 0:
+            logit += w[7] * (self.svd_user[I] @ self.svd_user[pool].T)
+        logit += w[8] * np.log1p(self._n_i[I]).astype(np.float32)[:, None] + w[9] * np.log1p(self._n_i[pool]).astype(np.float32)[None, :]
+
+        def sparse(pc: PairCounts) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+            row, jj, cnt = pc.rows(I)
+            col = np.searchsorted(pool, jj)
+            ok = (col < m) & (pool[np.minimum(col, m - 1)] == jj)
+            return row[ok], col[ok], cnt[ok].astype(np.float32)
+
+        # basket shrunk log-lift: log((n + alpha L0) / (E + alpha))
+        num = np.exp(cl + r) * np.float32(cfg.alpha)
+        row, col, cnt = sparse(self.counts)
+        num[row, col] += cnt
+        den = (self._n_i[I][:, None] * (self._n_i[pool][None, :] / self._B)).astype(np.float32) + np.float32(cfg.alpha)
+        logit += w[0] * (np.log(num) - np.log(den))
+        logit[row, col] += w[1] * np.log1p(cnt)
+        # user-level shrunk log-lift
+        urow, ucol, ucnt = sparse(self.user_counts)
+        ua = np.float32(cfg.user_alpha)
+        den = (self._u_i[I][:, None] * (self._u_i[pool][None, :] / self._U)).astype(np.float32) + ua
+        logit -= w[2] * np.log(den / ua)
+        logit[urow, ucol] += w[2] * np.log((ucnt + ua) / ua) + w[3] * np.log1p(ucnt)
+        return logit
+
     def _compute_top(self) -> tuple[np.ndarray, np.ndarray]:
         cfg = self.config
         n, K = self.n_items, cfg.top_k
@@ -256,38 +394,19 @@ class ComplementModel:
         if n <= cfg.pool_size or not (nc > 0).any():
             pool = np.arange(n)
         else:
-            pool = np.argsort(-nc, kind="stable")[: cfg.pool_size]
-            pool = np.sort(pool)
+            pool = np.sort(np.argsort(-nc, kind="stable")[: cfg.pool_size])
         m = pool.size
         k_pre = min(m, 2 * K)
         cand = np.full((n, k_pre), -1, np.int64)
-        vJ = self.v[pool]
-        cJ = self.category[pool]
-        nJ = nc[pool]
-        dirJ_base = nJ + cfg.beta
         for s in range(0, n, cfg.chunk):
             I = np.arange(s, min(n, s + cfg.chunk))
-            r = self.u[I] @ vJ.T + np.float32(self.bias)
-            np.clip(r, -cfg.max_residual, cfg.max_residual, out=r)
-            r += self.cat_log_lift[self.category[I]][:, cJ]
-            L0 = np.exp(r, out=r)  # float32 prior lift
-            E = (nc[I][:, None] * (nJ[None, :] / self._B)).astype(np.float32)
-            E += np.float32(cfg.alpha)
-            # counts of co-occurring pairs inside this block (sparse correction)
-            row, jj, cnt = self.counts.rows(I)
-            col = np.searchsorted(pool, jj)
-            ok = (col < m) & (pool[np.minimum(col, m - 1)] == jj)
-            num = L0 * np.float32(cfg.alpha)
-            num[row[ok], col[ok]] += cnt[ok].astype(np.float32)
-            lift = num / E
-            score = lift / (lift + np.float32(cfg.kappa))
-            if cfg.eta > 0:
-                d = np.minimum(1.0, dirJ_base[None, :] / (nc[I][:, None] + cfg.beta)).astype(np.float32)
-                score *= d ** np.float32(cfg.eta)
-            # self pairs out
+            score = self._block_logit(I, pool)
+            if cfg.eta > 0:  # log of the direction factor (the sigmoid is monotone, so logits rank alike per row)
+                d = np.minimum(1.0, (nc[pool][None, :] + cfg.beta) / (nc[I][:, None] + cfg.beta))
+                score = np.log(1.0 / (1.0 + np.exp(-score.astype(np.float64))) * d ** cfg.eta + 1e-300).astype(np.float32)
             self_col = np.searchsorted(pool, I)
             hit = (self_col < m) & (pool[np.minimum(self_col, m - 1)] == I)
-            score[np.flatnonzero(hit), self_col[hit]] = -1.0
+            score[np.flatnonzero(hit), self_col[hit]] = -np.inf
             part = np.argpartition(-score, k_pre - 1, axis=1)[:, :k_pre] if k_pre < m else np.tile(np.arange(m), (I.size, 1))
             cand[I] = pool[part]
         # exact rescoring (adds the substitute penalty) and final sort
@@ -313,12 +432,16 @@ class ComplementModel:
         from sim_data.io import atomic_write
 
         path = Path(path)
-        c = self.counts
+        if self.top_items is None:
+            self.top_items, self.top_scores = self._compute_top()
+        c, uc = self.counts, self.user_counts
         meta = {
             "format_version": FORMAT_VERSION,
             "config": self.config.to_dict(),
             "bias": self.bias,
+            "blend_b": self.blend_b,
             "n_baskets": c.n_baskets,
+            "n_users": uc.n_baskets,
             "n_items": c.n_items,
             "fit_seconds": self.fit_seconds,
         }
@@ -332,10 +455,16 @@ class ComplementModel:
                     keys=c.keys,
                     counts=c.counts,
                     item_counts=c.item_counts,
+                    ukeys=uc.keys,
+                    ucounts=uc.counts,
+                    uitem_counts=uc.item_counts,
                     cat_log_lift=self.cat_log_lift,
                     cat_single=self.cat_single,
                     u=self.u,
                     v=self.v,
+                    svd_basket=self.svd_basket,
+                    svd_user=self.svd_user,
+                    blend_w=self.blend_w,
                     top_items=self.top_items,
                     top_scores=self.top_scores,
                 )
@@ -354,25 +483,93 @@ class ComplementModel:
                         f"{path} has format version {meta.get('format_version')}, this code reads {FORMAT_VERSION}; refit"
                     )
                 a = {k: z[k] for k in z.files if k != "meta"}
+            n = int(meta["n_items"])
+            counts = PairCounts(a["keys"], a["counts"], a["item_counts"], int(meta["n_baskets"]), n)
+            ucounts = PairCounts(a["ukeys"], a["ucounts"], a["uitem_counts"], int(meta["n_users"]), n)
+            return cls(
+                ComplementConfig.from_dict(meta["config"]),
+                a["category"],
+                a["emb16"],
+                counts,
+                a["cat_log_lift"],
+                a["cat_single"],
+                a["u"],
+                a["v"],
+                meta["bias"],
+                a["top_items"],
+                a["top_scores"],
+                meta.get("fit_seconds", 0.0),
+                user_counts=ucounts,
+                svd_basket=a["svd_basket"],
+                svd_user=a["svd_user"],
+                blend_w=a["blend_w"],
+                blend_b=meta["blend_b"],
+            )
         except ComplementError:
             raise
         except (OSError, ValueError, KeyError) as err:
             raise ComplementError(f"cannot read complementarity model {path}: {err}; refit or delete the file") from err
-        counts = PairCounts(a["keys"], a["counts"], a["item_counts"], int(meta["n_baskets"]), int(meta["n_items"]))
-        return cls(
-            ComplementConfig.from_dict(meta["config"]),
-            a["category"],
-            a["emb16"],
-            counts,
-            a["cat_log_lift"],
-            a["cat_single"],
-            a["u"],
-            a["v"],
-            meta["bias"],
-            a["top_items"],
-            a["top_scores"],
-            meta.get("fit_seconds", 0.0),
-        )
+
+
+# ---------------------------------------------------------------------- the blend
+def default_blend(kappa: float) -> tuple[np.ndarray, float]:
+    """The fixed blend used without a validation fit: ``sigmoid(log L - log kappa) = L / (L + kappa)``."""
+    w = np.zeros(len(FEATURES))
+    w[0] = 1.0
+    return w, -float(np.log(kappa))
+
+
+def blend_probability(F: np.ndarray, w: np.ndarray, b: float) -> np.ndarray:
+    """``sigmoid(F @ w + b)``: (m,) float64 in [0, 1] (computed stably for large |logit|)."""
+    z = np.asarray(F, np.float64) @ np.asarray(w, np.float64) + float(b)
+    return 0.5 * (1.0 + np.tanh(0.5 * z))
+
+
+def fit_blend(F_pos: np.ndarray, F_neg: np.ndarray, l2: float = 1e-3, threads: int = 2) -> tuple[np.ndarray, float]:
+    """Logistic regression of positive (label 1) vs negative (label 0) feature rows -> ``(w, b)``.
+
+    Features are standardised for the fit (weights mapped back after), ``l2`` penalises the standardised
+    weights, and the weights of :data:`MONOTONE` features are kept >= 0 (softplus parameterisation).
+    Columns with no spread get weight 0. Deterministic (full-batch L-BFGS).
+    """
+    import torch
+
+    X = np.concatenate([F_pos, F_neg]).astype(np.float64)
+    if X.ndim != 2 or X.shape[1] != len(FEATURES) or not np.isfinite(X).all():
+        raise ComplementError(f"blend features must be finite with {len(FEATURES)} columns; got shape {X.shape}")
+    y = np.r_[np.ones(len(F_pos)), np.zeros(len(F_neg))]
+    mu, sd = X.mean(0), X.std(0)
+    live = sd > 1e-9
+    Z = np.where(live, (X - mu) / np.where(live, sd, 1.0), 0.0)
+    mono = np.zeros(len(FEATURES), bool)
+    mono[list(MONOTONE)] = True
+    prev = torch.get_num_threads()
+    torch.set_num_threads(max(1, int(threads)))
+    try:
+        Zt, yt = torch.from_numpy(Z), torch.from_numpy(y)
+        monot = torch.from_numpy(mono)
+        raw = torch.zeros(len(FEATURES), dtype=torch.float64, requires_grad=True)
+        b = torch.zeros((), dtype=torch.float64, requires_grad=True)
+        opt = torch.optim.LBFGS([raw, b], max_iter=300, line_search_fn="strong_wolfe", tolerance_grad=1e-9)
+
+        def weights():
+            return torch.where(monot, torch.nn.functional.softplus(raw), raw)
+
+        def closure():
+            opt.zero_grad()
+            w = weights()
+            loss = torch.nn.functional.binary_cross_entropy_with_logits(Zt @ w + b, yt) + l2 * (w**2).sum()
+            loss.backward()
+            return loss
+
+        opt.step(closure)
+        w_std = weights().detach().numpy()
+        b_std = float(b.detach())
+    finally:
+        torch.set_num_threads(prev)
+    w_std = np.where(live, w_std, 0.0)
+    w = np.where(live, w_std / np.where(live, sd, 1.0), 0.0)
+    return w, b_std - float((w * mu).sum())
 
 
 # ---------------------------------------------------------------------- fitting
@@ -400,11 +597,12 @@ def _check_inputs(catalog: Catalog, baskets: Baskets, embeddings: np.ndarray) ->
 
 
 def cache_key(catalog: Catalog, baskets: Baskets, embeddings: np.ndarray, config: ComplementConfig, seed: int) -> str:
-    """Hex content hash of everything a fit depends on: baskets, categories, embeddings, config, seed."""
+    """Hex content hash of everything a fit depends on: baskets (and their users), categories, embeddings, config, seed."""
     h = hashlib.sha256()
     h.update(f"comp-v{FORMAT_VERSION}|n={catalog.n_items}|C={catalog.n_categories}|seed={seed}|".encode())
     h.update(json.dumps(config.to_dict(), sort_keys=True).encode())
-    for arr in (baskets.indptr, baskets.items, catalog.category, np.ascontiguousarray(embeddings, np.float32)):
+    user = np.zeros(0, np.int64) if baskets.user is None else baskets.user  # user-level co-occurrence uses it
+    for arr in (baskets.indptr, baskets.items, user, catalog.category, np.ascontiguousarray(embeddings, np.float32)):
         a = np.ascontiguousarray(arr)
         h.update(str((a.dtype.str, a.shape)).encode())
         h.update(a.view(np.uint8).ravel())
@@ -430,7 +628,8 @@ def fit(
     """Estimate the complementarity model from ``baskets`` and item ``embeddings``.
 
     :param catalog: the catalogue (only ``category`` and ``n_items`` are used; never ``complement_graph``).
-    :param baskets: historical baskets over this catalogue (``baskets.n_items == catalog.n_items``).
+    :param baskets: historical baskets over this catalogue (``baskets.n_items == catalog.n_items``); their
+        ``user`` ids, when given, add user-level co-occurrence (items one user bought across orders).
     :param embeddings: (n, d) float32 unit-norm item text embeddings.
     :param rng: draws one seed (always, hit or miss, so the caller's stream advances identically).
     :param config: hyper-parameters (default :class:`ComplementConfig`).
@@ -464,11 +663,15 @@ def fit(
     return model
 
 
-def _fit(catalog: Catalog, baskets: Baskets, emb: np.ndarray, rng: np.random.Generator, cfg: ComplementConfig) -> ComplementModel:
+def _components(catalog: Catalog, baskets: Baskets, emb: np.ndarray, rng: np.random.Generator, cfg: ComplementConfig) -> dict:
+    """Everything but the blend weights, estimated from ``baskets``: keyword arguments of ComplementModel."""
     from .text_comp import train_text_model
 
-    t0 = time.perf_counter()
     counts = PairCounts.from_baskets(baskets, cfg.max_basket_size)
+    if baskets.user is None:
+        ucounts = counts  # no user ids: user level = basket level
+    else:
+        ucounts = PairCounts.from_baskets(user_baskets(baskets, cfg.max_user_items))
     pair, single = category_counts(baskets, catalog.category, catalog.n_categories)
     cat_ll = category_log_lift(pair, single, max(1, len(baskets)), cfg.category_alpha)
     tf = train_text_model(
@@ -488,6 +691,35 @@ def _fit(catalog: Catalog, baskets: Baskets, emb: np.ndarray, rng: np.random.Gen
         substitute_cosine=cfg.substitute_cosine,
         threads=cfg.threads,
     )
-    model = ComplementModel(cfg, catalog.category, emb.astype(np.float16), counts, cat_ll, single, tf.u, tf.v, tf.bias)
+    svd_b = svd_u = None
+    if cfg.svd_rank > 0:
+        svd_b = ppmi_embeddings(counts, cfg.svd_rank, rng)
+        svd_u = svd_b if ucounts is counts else ppmi_embeddings(ucounts, cfg.svd_rank, rng)
+    return dict(
+        config=cfg, category=catalog.category, emb16=emb.astype(np.float16), counts=counts, cat_log_lift=cat_ll,
+        cat_single=single, u=tf.u, v=tf.v, bias=tf.bias, user_counts=ucounts, svd_basket=svd_b, svd_user=svd_u,
+    )
+
+
+def _fit(catalog: Catalog, baskets: Baskets, emb: np.ndarray, rng: np.random.Generator, cfg: ComplementConfig) -> ComplementModel:
+    from . import comp_eval
+
+    t0 = time.perf_counter()
+    w, b = default_blend(cfg.kappa)
+    blend_info = {"fitted": False}
+    if cfg.blend_fraction > 0 and len(baskets) >= 20:
+        # fit the blend on a validation split of the *training* baskets: components from the rest
+        fit_part, val_part = baskets.split(cfg.blend_fraction, rng)
+        try:
+            pairs = comp_eval.heldout_pairs(fit_part, val_part, rng, cfg.blend_pairs)
+        except ValueError:  # no pair in the validation baskets
+            pairs = None
+        if pairs is not None and pairs.pos_i.size >= cfg.min_blend_pairs:
+            inner = ComplementModel(**_components(catalog, fit_part, emb, rng, cfg), build_top=False)
+            w, b = fit_blend(inner.pair_features(pairs.pos_i, pairs.pos_j), inner.pair_features(pairs.neg_i, pairs.neg_j),
+                             cfg.blend_l2, cfg.threads)
+            blend_info = {"fitted": True, "n_pairs": int(pairs.pos_i.size)}
+    model = ComplementModel(**_components(catalog, baskets, emb, rng, cfg), blend_w=w, blend_b=b)
+    model.blend_info = blend_info
     model.fit_seconds = time.perf_counter() - t0
     return model

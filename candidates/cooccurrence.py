@@ -32,6 +32,9 @@ __all__ = [
     "direction_factor",
     "lift_to_unit",
     "category_log_lift",
+    "user_baskets",
+    "ppmi_embeddings",
+    "shrunk_log_lift",
 ]
 
 
@@ -171,3 +174,81 @@ def category_log_lift(pair: np.ndarray, single: np.ndarray, n_baskets: int, alph
     """
     E = expected_counts(single[:, None], single[None, :], n_baskets)
     return np.log(shrunk_lift(pair, E, 1.0, alpha)).astype(np.float32)
+
+
+def user_baskets(baskets: Baskets, max_items: int = 0) -> Baskets:
+    """User-level "baskets": the set of items each user bought over all of ``baskets`` (one row per user).
+
+    Baskets whose ``user`` is unknown (``baskets.user is None`` or a negative id) stay rows of their own.
+    Users with more than ``max_items`` distinct items (if > 0) keep only their first ``max_items`` (by
+    item position) so that a few heavy users do not dominate the quadratic pair count.
+    Pass only *training* baskets: co-occurrence across a user's orders is then training evidence only.
+    """
+    B = len(baskets)
+    sizes = baskets.sizes
+    gid = np.arange(B, dtype=np.int64) if baskets.user is None else np.asarray(baskets.user, np.int64)
+    # unknown users -> their own group, offset past every real id so they never merge with one
+    off = int(gid.max()) + 1 if gid.size else 0
+    gid = np.where(gid >= 0, gid, off + np.arange(B, dtype=np.int64))
+    g = np.repeat(gid, sizes)
+    it = baskets.items.astype(np.int64)
+    key = np.unique(g * baskets.n_items + it)  # sorted by group, then item; one entry per (user, item)
+    grp, item = key // baskets.n_items, key % baskets.n_items
+    starts = np.flatnonzero(np.r_[True, grp[1:] != grp[:-1]])
+    if max_items > 0:
+        rank = np.arange(key.size) - np.repeat(starts, np.diff(np.r_[starts, key.size]))
+        keep = rank < max_items
+        item, grp = item[keep], grp[keep]
+        starts = np.flatnonzero(np.r_[True, grp[1:] != grp[:-1]]) if grp.size else np.zeros(0, np.int64)
+    indptr = np.r_[starts, item.size].astype(np.int64) if item.size else np.zeros(1, np.int64)
+    return Baskets(indptr, item, baskets.n_items)
+
+
+def ppmi_embeddings(counts: PairCounts, rank: int, rng: np.random.Generator, n_iter: int = 3) -> np.ndarray:
+    """Item embeddings from a truncated SVD of the positive PMI matrix ``max(0, log(n_ij B / (n_i n_j)))``.
+
+    Returns (n_items, r) float32 rows of unit norm (``r = min(rank, n_items)``), zero rows for items with
+    no co-occurrence; the cosine of two rows is a smoothed co-purchase affinity that also links items
+    never bought together but bought with the same others. Randomised range finder (Halko et al.) with
+    ``n_iter`` power iterations; the test matrix is drawn from ``rng`` (deterministic given it).
+    torch (sparse CSR matmul) is imported lazily.
+    """
+    import torch
+
+    n = counts.n_items
+    r = int(min(rank, n))
+    ii, jj = counts.pairs()
+    ni = counts.item_counts.astype(np.float64)
+    if ii.size == 0 or r < 1:
+        return np.zeros((n, max(r, 0)), np.float32)
+    pmi = np.log(counts.counts * float(max(1, counts.n_baskets)) / (ni[ii] * ni[jj]))
+    keep = pmi > 0
+    ii, jj, val = ii[keep], jj[keep], pmi[keep]
+    if ii.size == 0:
+        return np.zeros((n, r), np.float32)
+    indptr = np.r_[0, np.cumsum(np.bincount(ii, minlength=n))]  # keys are sorted by i, then j
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # "sparse CSR is beta": the matmul used here is stable
+        A = torch.sparse_csr_tensor(
+            torch.from_numpy(indptr.astype(np.int64)), torch.from_numpy(jj.astype(np.int64)),
+            torch.from_numpy(val.astype(np.float32)), size=(n, n), check_invariants=False,
+        )
+    p = min(n, r + 10)
+    Q = torch.from_numpy(rng.standard_normal((n, p)).astype(np.float32))
+    Q = torch.linalg.qr(A @ Q).Q
+    for _ in range(int(n_iter)):  # A is symmetric: A^T Q = A Q
+        Q = torch.linalg.qr(A @ Q).Q
+    Bm = (A @ Q).T  # = Q^T A  (p, n)
+    Ub, S, _ = torch.linalg.svd(Bm, full_matrices=False)
+    W = (Q @ Ub[:, :r]) * torch.sqrt(S[:r])
+    W = W.numpy().astype(np.float32)
+    norm = np.linalg.norm(W, axis=1, keepdims=True)
+    return np.where(norm > 1e-8, W / np.maximum(norm, 1e-8), 0.0).astype(np.float32)
+
+
+def shrunk_log_lift(n_ij: np.ndarray, expected: np.ndarray, alpha: float) -> np.ndarray:
+    """``log((n_ij + alpha) / (expected + alpha))``: the log lift shrunk toward independence (0) with strength
+    ``alpha`` (> 0); increasing in ``n_ij``, decreasing in ``expected``; 0 when both are 0."""
+    return np.log(shrunk_lift(n_ij, expected, 1.0, alpha))

@@ -25,12 +25,43 @@ from typing import Sequence
 
 import numpy as np
 
-__all__ = ["IndexConfig", "ItemIndex", "IndexError_", "RaggedSet", "UNIT_TOL"]
+__all__ = ["IndexConfig", "ItemIndex", "IndexError_", "RaggedSet", "UNIT_TOL", "SERIAL_BELOW", "faiss_threads"]
 
 #: Largest tolerated deviation of a row's L2 norm from 1.
 UNIT_TOL = 1e-3
 
 _KINDS = ("flat", "hnsw", "ivf")
+
+
+#: Query batches up to this many rows are searched on one OpenMP thread (see :func:`faiss_threads`).
+SERIAL_BELOW = 256
+
+
+class faiss_threads:
+    """Context: faiss's OpenMP thread count set to ``n`` (None = leave it) and restored on exit.
+
+    Small batches run on one thread: a parallel region over a few dozen queries costs more in
+    fork/barrier than it saves, and on a shared machine a descheduled worker stalls the whole
+    region (measured: 64-query calls 5-20x slower with 2 threads while another process held a core).
+    """
+
+    def __init__(self, n: int | None):
+        self.n, self.prev = n, None
+
+    def __enter__(self):
+        if self.n is not None:
+            import faiss
+
+            self.prev = faiss.omp_get_max_threads()
+            faiss.omp_set_num_threads(int(self.n))
+        return self
+
+    def __exit__(self, *exc):
+        if self.prev is not None:
+            import faiss
+
+            faiss.omp_set_num_threads(self.prev)
+        return False
 
 
 class IndexError_(ValueError):
@@ -267,14 +298,14 @@ class ItemIndex:
 
     # ------------------------------------------------------------------ queries
     def search(
-        self, queries: np.ndarray, k: int, exclude: Sequence[np.ndarray | None] | None = None
+        self, queries: np.ndarray, k: int, exclude: "Sequence[np.ndarray | None] | RaggedSet | None" = None
     ) -> tuple[np.ndarray, np.ndarray]:
         """Top-``k`` items by inner product for each query row, best first.
 
         :param queries: (N, d) float32 unit-norm rows.
         :param k: neighbours per query, >= 1 (may exceed the item count: the tail is padded).
         :param exclude: None, or a sequence of N int arrays: catalogue positions never returned
-            for that row (e.g. items already bought).
+            for that row (e.g. items already bought); or a :class:`RaggedSet` of N rows built from one.
         :returns: ``(scores (N, k) float32, items (N, k) int64)``; where fewer than k items
             qualify, items are -1 and scores -inf.
         Raises :class:`IndexError_` on wrong dim, NaN/inf, non-unit rows, k < 1 or a bad exclude.
@@ -283,13 +314,22 @@ class ItemIndex:
             raise IndexError_(f"k={k!r}; ask for at least one neighbour")
         queries = check_vectors(queries, self.dim, "queries")
         N = queries.shape[0]
-        ex = RaggedSet(exclude, N, self.n_items) if exclude is not None else None
+        if isinstance(exclude, RaggedSet):  # already built by the caller (the bundle builder): reuse it
+            if exclude.n_rows != N or exclude.n_items != self.n_items:
+                raise IndexError_(
+                    f"exclude is a RaggedSet over {exclude.n_rows} rows x {exclude.n_items} items; "
+                    f"expected {N} rows x {self.n_items} items"
+                )
+            ex = exclude
+        else:
+            ex = RaggedSet(exclude, N, self.n_items) if exclude is not None else None
         k_fetch = min(int(k) + (ex.max_len if ex is not None else 0), self.n_items)
         if N == 0:
             return np.zeros((0, k), np.float32), np.zeros((0, k), np.int64)
         self._set_threads()
         self._apply_search_params(k_fetch)
-        scores, items = self._index.search(queries, k_fetch)
+        with faiss_threads(1 if N <= SERIAL_BELOW else None):
+            scores, items = self._index.search(queries, k_fetch)
         keep = items >= 0
         if ex is not None:
             keep &= ~ex.contains(items)
