@@ -6,15 +6,11 @@ evaluation tables label it as such. Both choose among the env's current candidat
 (the same action space as every other policy), bundle action mode only.
 
 - :class:`OneStepOracle`: the candidate with the highest exact one-step expected reward.
-- :class:`LookaheadOracle`: adds the value of the state each response leads to. For every
-  candidate it enumerates the shopper's possible responses (no click; click with each pattern of
-  wanted items: 1 + 2^K_max outcomes, with their exact probabilities), applies the true dynamics
-  to copies of the hidden state, and values each next state as
-  ``m · (1 + q + ... + q^(R-1))`` where m is the best one-step expected reward among the
-  candidates still valid there, q the probability of staying one more step at the new fatigue and
-  R the steps left before the horizon. So it sees what a purchase activates, what a miss costs in
-  fatigue and leaving, and what spending does to the budget; it does not model future candidate
-  pools (it assumes the current candidates stay on offer).
+- :class:`LookaheadOracle`: a rollout planner. For the most promising candidates it simulates
+  several futures with the true dynamics (the candidate now, then the one-step oracle's choices
+  among the same candidates), with common random numbers across candidates, and picks the best
+  mean simulated return. It sees what a purchase activates, what a miss costs in fatigue and
+  leaving, and what spending does to the budget; it does not model future candidate pools.
 """
 
 from __future__ import annotations
@@ -83,26 +79,43 @@ class OneStepOracle(_TruthPolicy):
 
 
 class LookaheadOracle(_TruthPolicy):
-    """ORACLE (reads simulator truth): one-step reward plus the value of the next state; see the module docstring.
+    """ORACLE (reads simulator truth): plans over the candidates with rollouts of the true model.
+
+    For each of the ``top_m`` candidates with the best one-step expected reward it simulates
+    ``n_rollouts`` futures on copies of the hidden state: show the candidate, then for the next
+    ``depth - 1`` steps (never past the horizon) show what the one-step oracle would show among the
+    same candidates, accumulating the true rewards until the simulated shopper leaves. The score of a
+    candidate is its mean simulated return; the others score below every planned one. This is a
+    one-step policy-improvement (rollout) of the one-step oracle, so it sees what a purchase activates,
+    what a miss costs in fatigue and leaving, and what spending does to the budget. It does not model
+    future candidate pools (it assumes the current candidates stay on offer).
+
+    Common random numbers: rollout r of every candidate uses the same uniforms, so differences between
+    candidates are not drowned by sampling noise. The uniforms come from the oracle's own generator
+    (seeded by ``seed``); the env's random streams are never touched.
 
     :param vec_env: the BundleRecVecEnv it acts in.
-    :param future_weight: scale on the next-state value (0 = the one-step oracle), >= 0.
-    :param chunk: users planned at once (memory: chunk x K x (1 + 2^K_max) copies of the hidden state).
+    :param n_rollouts: simulated futures per candidate, >= 1.
+    :param depth: steps simulated per future, including the first, >= 1 (1 = the one-step oracle's
+        choice, up to sampling noise).
+    :param top_m: candidates planned per user (the best by one-step expected reward), >= 1.
+    :param chunk: users planned at once (memory ~ chunk x top_m x n_rollouts hidden-state copies).
+    :param seed: seed of the oracle's rollout generator.
     """
 
     name = "oracle-lookahead"
 
-    def __init__(self, vec_env, future_weight: float = 1.0, chunk: int = 16):
+    def __init__(self, vec_env, n_rollouts: int = 16, depth: int = 6, top_m: int = 6, chunk: int = 16, seed: int = 0):
         super().__init__(vec_env)
-        if not np.isfinite(future_weight) or future_weight < 0:
-            raise PolicyError(f"future_weight={future_weight}; it must be finite and >= 0")
-        if chunk < 1:
-            raise PolicyError(f"chunk={chunk}; it must be >= 1")
-        self.future_weight, self.chunk = float(future_weight), int(chunk)
+        for label, v in (("n_rollouts", n_rollouts), ("depth", depth), ("top_m", top_m), ("chunk", chunk)):
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+                raise PolicyError(f"{label}={v!r}; it must be an int >= 1")
+        self.n_rollouts, self.depth, self.top_m, self.chunk = int(n_rollouts), int(depth), int(top_m), int(chunk)
+        self.rng = np.random.default_rng([int(seed), 0x0AC1E])
 
     def scores(self, model, state, items):
         horizon = self.venv.core.config.horizon
-        steps_left = horizon - np.asarray(self.venv.core.t) - 1  # after the step being chosen now
+        steps_left = horizon - np.asarray(self.venv.core.t)  # steps still to come, this one included
         out = np.empty(items.shape[:2])
         for lo in range(0, items.shape[0], self.chunk):
             rows = np.arange(lo, min(lo + self.chunk, items.shape[0]))
@@ -112,31 +125,35 @@ class LookaheadOracle(_TruthPolicy):
     def _plan(self, model, state, items, steps_left):
         n, K, Km = items.shape
         now = model.expected_reward(state, items)  # (n, K)
-        if self.future_weight == 0:
-            return now
-        click = model.click_prob(state, items).astype(np.float64)  # (n, K)
-        buy = model.purchase_probs(state, items).astype(np.float64)  # (n, K, Km)
-        patterns = (np.arange(2**Km)[:, None] >> np.arange(Km)[None, :]) & 1  # (P, Km) wanted slots
-        P = patterns.shape[0]
-        # outcome 0: no click; outcomes 1..P: click with wanted pattern p
-        p_want = np.prod(np.where(patterns[None, None], buy[:, :, None, :], 1.0 - buy[:, :, None, :]), axis=-1)
-        prob = np.concatenate([(1.0 - click)[..., None], click[..., None] * p_want], axis=-1)  # (n, K, 1+P)
-        O = 1 + P
-        u = np.ones((n, K, O, Km + 2))
-        u[:, :, 1:, 0] = 0.0  # click in outcomes 1..P
-        u[:, :, 1:, 1:Km + 1] = 1.0 - patterns[None, None]  # wanted slots forced
-        rows = np.repeat(np.arange(n), K * O)
+        valid = (items >= 0).any(-1)
+        M, R = min(self.top_m, K), self.n_rollouts
+        first = np.argsort(-np.where(valid, now, -np.inf), axis=1, kind="stable")[:, :M]  # (n, M)
+        # one simulated row per (user, first candidate, rollout)
+        rows = np.repeat(np.arange(n), M * R)
         sim = state.take(rows)
-        shown = np.repeat(items, O, axis=0).reshape(n, O, K, Km).transpose(0, 2, 1, 3).reshape(-1, Km)
-        resp = model.step(sim, shown, _ForcedUniforms(u.reshape(-1, Km + 2)))
-        # value of each next state: best one-step reward among candidates still on offer there
-        cand = np.repeat(items, K * O, axis=0)  # (n*K*O, K, Km)
-        nxt = model.expected_reward(sim, cand).max(axis=1)
-        stay = 1.0 - model.leave_prob(sim.fatigue)
-        R = np.repeat(np.maximum(steps_left, 0), K * O)
-        geom = np.where(np.isclose(stay, 1.0), R, (1.0 - stay**R) / np.maximum(1.0 - stay, 1e-12))
-        value = np.where(resp.out_of_budget, 0.0, stay * nxt * geom).reshape(n, K, O)
-        return now + self.future_weight * (prob * value).sum(-1)
+        cand = items[rows]  # (n*M*R, K, Km)
+        cand_valid = valid[rows]
+        depth = np.repeat(np.minimum(self.depth, np.maximum(steps_left, 1)), M * R)
+        u = self.rng.random((n, 1, R, self.depth, Km + 2))  # shared by the M candidates: common random numbers
+        u = np.broadcast_to(u, (n, M, R, self.depth, Km + 2)).reshape(n * M * R, self.depth, Km + 2)
+        ret = np.zeros(n * M * R)
+        choice = np.repeat(first.reshape(-1), R)
+        for d in range(self.depth):
+            live = sim.active & (d < depth)
+            if not live.any():
+                break
+            if d > 0:  # the base policy: the one-step oracle over the same candidates
+                er = model.expected_reward(sim, cand)
+                choice = np.argmax(np.where(cand_valid, er, -np.inf), axis=1)
+            shown = np.where(live[:, None], cand[np.arange(cand.shape[0]), choice], -1)
+            resp = model.step(sim, shown, _ForcedUniforms(np.ascontiguousarray(u[:, d])))
+            ret += np.where(live, resp.reward, 0.0)
+        value = ret.reshape(n, M, R).mean(-1)
+        # planned candidates outrank the others; the others keep their one-step order below them
+        # (rewards are >= 0, so simulated returns are too)
+        out = np.where(valid, now - now.max(initial=0.0, where=valid) - 1.0, -np.inf)
+        np.put_along_axis(out, first, value, axis=1)
+        return out
 
 
 ORACLES = {"oracle-one-step": OneStepOracle, "oracle-lookahead": LookaheadOracle}

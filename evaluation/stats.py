@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["Estimate", "mean_ci", "ratio_ci", "Z95"]
+__all__ = ["Estimate", "mean_ci", "ratio_ci", "mean_ratio_ci", "Z95"]
 
 Z95 = 1.959963984540054
 """Two-sided 95% normal quantile."""
@@ -77,4 +77,21 @@ def ratio_ci(num, den, z: float = Z95) -> Estimate:
         return Estimate(r, r, r, 1)
     resid = num - r * den
     se = float(np.sqrt((resid ** 2).sum() / (n * (n - 1))) / den.mean())
+    return Estimate(r, r - z * se, r + z * se, n)
+
+
+def mean_ratio_ci(a, b, z: float = Z95) -> Estimate:
+    """Ratio of the means of two *independent* samples, mean(a) / mean(b), with a delta-method interval.
+
+    se(R) = sqrt(var(a) / n_a + R² var(b) / n_b) / |mean(b)| (sample variances; 0 for a sample of one).
+    NaN when mean(b) = 0. Use :func:`ratio_ci` for paired per-episode ratios of totals instead.
+    """
+    a, b = _check(a, "a"), _check(b, "b")
+    n = min(a.size, b.size)
+    if n == 0 or b.mean() == 0:
+        return Estimate(float("nan"), float("nan"), float("nan"), n)
+    mb = float(b.mean())
+    r = float(a.mean()) / mb
+    var = lambda x: float(x.var(ddof=1)) / x.size if x.size > 1 else 0.0  # noqa: E731
+    se = float(np.sqrt(var(a) + r * r * var(b))) / abs(mb)
     return Estimate(r, r - z * se, r + z * se, n)

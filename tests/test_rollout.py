@@ -11,7 +11,7 @@ from agents.baselines import ComplementGreedyPolicy, PopularityPolicy, RandomPol
 from agents.policy import Policy
 from env.presets import PRESETS
 from evaluation.rollout import METRICS, EvalResult, evaluate, markdown_table
-from evaluation.stats import mean_ci, ratio_ci
+from evaluation.stats import mean_ci, mean_ratio_ci, ratio_ci
 
 SMALL = PRESETS["small"]
 
@@ -116,6 +116,26 @@ def test_ci_coverage_is_about_95_percent():
         cover_r += e.low <= 0.3 <= e.high
     assert 0.92 <= cover_m / reps <= 0.975
     assert 0.92 <= cover_r / reps <= 0.975
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.lists(st.floats(0, 100), min_size=2, max_size=50), st.floats(0.1, 10))
+def test_mean_ratio_ci_against_a_constant_is_the_scaled_mean_ci(xs, c):
+    # b constant: no uncertainty from the denominator, so R = mean(a)/c with the mean's CI scaled by 1/c
+    x = np.array(xs)
+    r, m = mean_ratio_ci(x, np.full(7, c)), mean_ci(x)
+    assert r.value == pytest.approx(m.value / c)
+    assert r.half_width == pytest.approx(m.half_width / c, rel=1e-9, abs=1e-12)
+
+
+def test_mean_ratio_ci_coverage_is_about_95_percent():
+    rng = np.random.default_rng(1)
+    reps, cover = 600, 0
+    for _ in range(reps):
+        e = mean_ratio_ci(rng.exponential(3.0, 300), rng.exponential(2.0, 200))
+        cover += e.low <= 1.5 <= e.high
+    assert 0.92 <= cover / reps <= 0.975
+    assert np.isnan(mean_ratio_ci(np.ones(3), np.zeros(3)).value)
 
 
 def test_ci_edge_cases_and_errors():

@@ -1,0 +1,108 @@
+"""Headroom report: how much a policy could earn on a preset, and what each mechanism contributes.
+
+Evaluates, on the same env seeds, the observable baselines (random, popularity, relevance-greedy,
+complement-greedy) and the two oracles that read simulator truth (one-step and lookahead), and
+prints a markdown table (mean return, click rate, conversion, items / purchase, revenue, session
+length; each with a 95% CI) and the headroom ratios of SIMULATOR.md property H:
+
+    lookahead oracle / one-step oracle  (target >= 1.15)
+    one-step oracle / best observable baseline  (target > 1)
+    best observable baseline / random  (target > 1)
+
+Ratios of means come with a 95% CI from the delta method on independent episode samples.
+With ``--ablations`` the same is repeated with complement activation, fatigue and the budget
+switched off one at a time (``ShopperParams.activation / fatigue / budget``).
+
+    python benchmarks/bench_headroom.py                            # default preset, 2,000 episodes each
+    python benchmarks/bench_headroom.py --episodes 300 --ablations  # quicker, with the ablation table
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import time
+
+import numpy as np
+
+
+def ratio(a, b) -> str:
+    """'r [lo, hi]': ratio of mean returns of two independent samples with its 95% CI."""
+    from evaluation.stats import mean_ratio_ci
+
+    e = mean_ratio_ci(a, b)
+    return f"{e.value:.3f} [{e.low:.3f}, {e.high:.3f}]"
+
+
+def run_config(config, episodes: int, lookahead_episodes: int, seed: int, num_envs: int, lookahead_kw: dict, progress: bool):
+    """Evaluate every policy on ``config``; returns {label: EvalResult} and {label: seconds}."""
+    from agents.baselines import BASELINES, make_baseline
+    from agents.oracles import LookaheadOracle, OneStepOracle
+    from evaluation.rollout import evaluate
+
+    results, secs = {}, {}
+    todo = [(b, lambda v, b=b: make_baseline(b, np.random.default_rng(seed)), episodes) for b in BASELINES]
+    todo += [("oracle-one-step", OneStepOracle, episodes),
+             ("oracle-lookahead", lambda v: LookaheadOracle(v, seed=seed, **lookahead_kw), lookahead_episodes)]
+    for label, factory, n in todo:
+        t = time.perf_counter()
+        results[label] = evaluate(factory, config, n_episodes=n, seed=seed, num_envs=num_envs, progress=progress, keep_log=False)
+        secs[label] = time.perf_counter() - t
+    return results, secs
+
+
+def report(title: str, results: dict, secs: dict) -> str:
+    from agents.baselines import BASELINES
+    from evaluation.rollout import markdown_table
+
+    best = max(BASELINES, key=lambda b: results[b].returns.mean())
+    la, one, rnd = (results[k].returns for k in ("oracle-lookahead", "oracle-one-step", "random"))
+    lines = [f"### {title}", "", markdown_table(results),
+             f"- lookahead / one-step oracle: {ratio(la, one)}",
+             f"- one-step oracle / best observable baseline ({best}): {ratio(one, results[best].returns)}",
+             f"- best observable baseline / random: {ratio(results[best].returns, rnd)}",
+             "- seconds: " + ", ".join(f"{k} {v:.0f}" for k, v in secs.items()), ""]
+    return "\n".join(lines)
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--preset", default="default")
+    ap.add_argument("--episodes", type=int, default=2000, help="episodes per policy (default 2000)")
+    ap.add_argument("--lookahead-episodes", type=int, default=None, help="episodes for the lookahead oracle (default: --episodes)")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--num-envs", type=int, default=256)
+    ap.add_argument("--rollouts", type=int, default=16, help="lookahead: simulated futures per candidate")
+    ap.add_argument("--depth", type=int, default=6, help="lookahead: steps per simulated future")
+    ap.add_argument("--top-m", type=int, default=6, help="lookahead: candidates planned per step")
+    ap.add_argument("--ablations", action="store_true", help="also run with activation / fatigue / budget off")
+    ap.add_argument("--no-progress", action="store_true")
+    args = ap.parse_args(argv)
+    from agents.baselines import BASELINES
+    from env.presets import get_config
+
+    config = get_config(args.preset)
+    kw = dict(n_rollouts=args.rollouts, depth=args.depth, top_m=args.top_m)
+    la_eps = args.lookahead_episodes or args.episodes
+    variants = [("full model", {})]
+    if args.ablations:
+        variants += [("activation off", {"activation": False}), ("fatigue off", {"fatigue": False}), ("budget off", {"budget": False})]
+    print(f"preset {config.name}: K={config.K}, K_max={config.K_max}, horizon {config.horizon}, reward {config.reward}; "
+          f"{args.episodes} episodes per policy ({la_eps} for the lookahead oracle: {kw}), seed {args.seed}\n", flush=True)
+    summary = []
+    for title, change in variants:
+        cfg = dataclasses.replace(config, shopper=config.shopper_params().replace(**change)) if change else config
+        results, secs = run_config(cfg, args.episodes, la_eps, args.seed, args.num_envs, kw, not args.no_progress)
+        print(report(f"{config.name}: {title}", results, secs), flush=True)
+        best = max(BASELINES, key=lambda b: results[b].returns.mean())
+        summary.append((title, *(results[k].returns.mean() for k in ("oracle-lookahead", "oracle-one-step", best, "random")), best))
+    if len(summary) > 1:
+        print("### Ablation summary (mean return)\n")
+        print("| variant | lookahead oracle | one-step oracle | best observable | random | lookahead / one-step | one-step / best |")
+        print("|---|---|---|---|---|---|---|")
+        for title, la, one, best, rnd, name in summary:
+            print(f"| {title} | {la:.3f} | {one:.3f} | {best:.3f} ({name}) | {rnd:.3f} | {la / one:.3f} | {one / best:.3f} |")
+
+
+if __name__ == "__main__":
+    main()
