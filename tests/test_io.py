@@ -73,10 +73,10 @@ _text = st.text(st.characters(blacklist_categories=("Cs",)), max_size=12)
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(titles=st.lists(_text.filter(lambda s: s.strip()), min_size=1, max_size=6), descs=st.data())
+@given(titles=st.lists(_text.filter(lambda s: s.rstrip("\x00").strip()), min_size=1, max_size=6), descs=st.data())
 def test_any_unicode_strings_round_trip_exactly(tmp_path_factory, titles, descs):
     """np.str_ / unicode-array inputs, empty strings, trailing NULs and non-BMP characters survive unchanged."""
-    n = len(titles)
+    n = len(titles)  # (titles go through a numpy unicode array, which drops trailing NULs: keep them non-blank after that)
     descriptions = descs.draw(st.lists(_text, min_size=n, max_size=n))
     cat = Catalog(
         item_ids=np.array([f"id\u00e9{i}\x00" for i in range(n)]),  # numpy unicode array input
