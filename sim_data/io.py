@@ -26,6 +26,15 @@ from .catalog import Catalog, CatalogError
 __all__ = ["atomic_write", "save_catalog", "load_catalog", "save_baskets", "load_baskets", "FORMAT_VERSION"]
 
 
+def _read_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _read_umask()
+
+
 @contextlib.contextmanager
 def atomic_write(path: str | os.PathLike, suffix: str | None = None) -> Iterator[Path]:
     """Yield a temp path next to ``path``; ``os.replace`` it onto ``path`` on success.
@@ -45,6 +54,7 @@ def atomic_write(path: str | os.PathLike, suffix: str | None = None) -> Iterator
     )
     os.close(fd)
     tmp = Path(tmp_name)
+    os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; saved runs and caches get the usual permissions
     try:
         yield tmp
         os.replace(tmp, path)

@@ -214,3 +214,15 @@ def test_catalog_cli_out_writes_a_loadable_folder(tmp_path):
     assert str(out) in r.stdout
     cat = load_catalog(out)
     assert cat.n_items == 300 and cat.complement_graph is not None
+
+
+def test_atomic_write_gives_the_usual_file_permissions(tmp_path):
+    import os
+
+    from sim_data.io import atomic_write
+
+    with atomic_write(tmp_path / "x.txt") as tmp:
+        tmp.write_text("hi")
+    mask = os.umask(0)
+    os.umask(mask)
+    assert (tmp_path / "x.txt").stat().st_mode & 0o777 == 0o666 & ~mask
