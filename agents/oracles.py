@@ -128,10 +128,10 @@ class LookaheadOracle(_TruthPolicy):
         valid = (items >= 0).any(-1)
         M, R = min(self.top_m, K), self.n_rollouts
         first = np.argsort(-np.where(valid, now, -np.inf), axis=1, kind="stable")[:, :M]  # (n, M)
-        # one simulated row per (user, first candidate, rollout)
+        # one simulated row per (user, first candidate, rollout); the candidates' static terms are shared
         rows = np.repeat(np.arange(n), M * R)
         sim = state.take(rows)
-        cand = items[rows]  # (n*M*R, K, Km)
+        terms = model.bundle_terms(items, rows_per_group=M * R)
         cand_valid = valid[rows]
         depth = np.repeat(np.minimum(self.depth, np.maximum(steps_left, 1)), M * R)
         u = self.rng.random((n, 1, R, self.depth, Km + 2))  # shared by the M candidates: common random numbers
@@ -143,9 +143,9 @@ class LookaheadOracle(_TruthPolicy):
             if not live.any():
                 break
             if d > 0:  # the base policy: the one-step oracle over the same candidates
-                er = model.expected_reward(sim, cand)
+                er = model.expected_reward(sim, terms)
                 choice = np.argmax(np.where(cand_valid, er, -np.inf), axis=1)
-            shown = np.where(live[:, None], cand[np.arange(cand.shape[0]), choice], -1)
+            shown = np.where(live[:, None], items[rows, choice], -1)
             resp = model.step(sim, shown, _ForcedUniforms(np.ascontiguousarray(u[:, d])))
             ret += np.where(live, resp.reward, 0.0)
         value = ret.reshape(n, M, R).mean(-1)

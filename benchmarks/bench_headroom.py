@@ -76,12 +76,23 @@ def main(argv=None) -> None:
     ap.add_argument("--depth", type=int, default=6, help="lookahead: steps per simulated future")
     ap.add_argument("--top-m", type=int, default=6, help="lookahead: candidates planned per step")
     ap.add_argument("--ablations", action="store_true", help="also run with activation / fatigue / budget off")
+    ap.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                    help="override a ShopperParams field of the preset, e.g. --set tau_c=2.5 (repeatable)")
     ap.add_argument("--no-progress", action="store_true")
     args = ap.parse_args(argv)
     from agents.baselines import BASELINES
     from env.presets import get_config
 
     config = get_config(args.preset)
+    if args.set:
+        import ast
+
+        try:
+            changes = {k: ast.literal_eval(v) for k, v in (kv.split("=", 1) for kv in args.set)}
+        except (ValueError, SyntaxError) as err:
+            ap.error(f"--set takes NAME=VALUE with a Python literal value ({err})")
+        config = dataclasses.replace(config, shopper=config.shopper_params().replace(**changes))
+        print(f"shopper overrides: {changes}")
     kw = dict(n_rollouts=args.rollouts, depth=args.depth, top_m=args.top_m)
     la_eps = args.lookahead_episodes or args.episodes
     variants = [("full model", {})]

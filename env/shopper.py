@@ -40,7 +40,7 @@ import numpy as np
 
 from env.shopper_params import ShopperParams
 
-__all__ = ["ShopperError", "ShopperState", "Response", "ShopperModel", "user_rngs", "sigmoid"]
+__all__ = ["ShopperError", "ShopperState", "Response", "BundleTerms", "ShopperModel", "user_rngs", "sigmoid"]
 
 from env.user_streams import user_rngs  # noqa: E402  (re-exported: the env draws per-user streams from here)
 
@@ -112,6 +112,34 @@ class Response:
     """bool: the budget no longer buys anything relevant."""
     done: np.ndarray
     """bool: left | out_of_budget (always True for rows that were already inactive)."""
+
+
+@dataclass
+class BundleTerms:
+    """State-independent scoring terms of G groups of J bundles (:meth:`ShopperModel.bundle_terms`).
+
+    Arrays are (G, J, K_max) per slot or (G, J) per bundle; ``emb`` is (G, J·K_max, d). They serve a
+    state of G·``rows_per_group`` rows, each consecutive block of ``rows_per_group`` rows sharing its
+    group's bundles.
+    """
+
+    items: np.ndarray
+    valid: np.ndarray
+    item: np.ndarray
+    """Item ids with empty slots mapped to 0 (masked by ``valid``)."""
+    category: np.ndarray
+    log_rel_price: np.ndarray
+    emb: np.ndarray
+    size: np.ndarray
+    comp_mean: np.ndarray
+    """γ-free mean true complementarity over ordered pairs of the bundle."""
+    comp_into: np.ndarray
+    """Per slot i: mean comp*(j -> i) over the bundle's other items j."""
+    sub_max: np.ndarray
+    """Largest substitute similarity (same category x cosine) within the bundle."""
+    price: np.ndarray
+    """Prices per slot, 0 for empty slots."""
+    rows_per_group: int = 1
 
 
 class ShopperModel:
@@ -207,82 +235,114 @@ class ShopperModel:
         )
 
     # ------------------------------------------------------------------ scoring (N, J, K_max) bundles
-    def _terms(self, state: ShopperState, b: np.ndarray):
-        """Per-bundle pieces for bundles b (N, J, Km): affinity, pair comp, utility, purchase probabilities."""
+    def bundle_terms(self, bundles, rows_per_group: int = 1) -> "BundleTerms":
+        """The state-independent part of scoring bundles (G, J, K_max), for reuse across states.
+
+        ``rows_per_group`` = r: the terms serve a state of G·r rows, consecutive blocks of r rows sharing
+        one group's J bundles (a planner scoring the same candidates under many simulated futures).
+        Bad ids or shapes raise ShopperError.
+        """
+        b = np.asarray(bundles)
+        if b.ndim != 3:
+            raise ShopperError(f"bundles must be an integer array of shape (G, J, K_max), got {b.dtype} {b.shape}")
+        b = self._bundles(b, b.shape[0], 3)
+        if isinstance(rows_per_group, bool) or not isinstance(rows_per_group, (int, np.integer)) or rows_per_group < 1:
+            raise ShopperError(f"rows_per_group={rows_per_group!r}; it must be an int >= 1")
         p = self.params
-        N = b.shape[0]
         valid = b >= 0
         bc = np.maximum(b, 0)
-        rows = np.arange(N)[:, None, None]
-        sim = np.einsum("njkd,nd->njk", self.emb[bc], state.theta, optimize=True)
-        cat = self.category[bc]
-        aff = p.w_s * sim + p.w_n * state.needs[rows, cat] - state.beta[:, None, None] * self.log_rel_price[bc]
-        # pairs (i, j), i != j, both valid
+        eb = self.emb[bc]  # (G, J, Km, d)
         pv = valid[..., :, None] & valid[..., None, :]
         pv &= ~np.eye(b.shape[-1], dtype=bool)
+        cat = self.category[bc]
         ci, cj = cat[..., :, None], cat[..., None, :]
         fit = 0.5 + p.fit_brand * ((self.brand[bc][..., :, None] == self.brand[bc][..., None, :])
                                    & self.brand_known[bc][..., :, None])
         fit = fit + p.fit_tier * (self.tier[bc][..., :, None] == self.tier[bc][..., None, :])
         comp = np.where(pv, self.G[ci, cj] * fit, 0.0)  # comp*(i -> j)
         same = (ci == cj) & pv
+        sub_max = np.zeros(b.shape[:2])
         if same.any():
-            cos = np.einsum("njkd,njld->njkl", self.emb[bc], self.emb[bc], optimize=True)
-            sub = np.where(same, np.maximum(cos, 0.0), 0.0)
-        else:
-            sub = np.zeros(comp.shape)
+            cos = np.einsum("gjkd,gjld->gjkl", eb, eb, optimize=True)
+            sub_max = np.where(same, np.maximum(cos, 0.0), 0.0).max((-1, -2))
         size = valid.sum(-1)
-        n_pairs = np.maximum(size * (size - 1), 1)
-        seen = np.where(valid, state.shown[rows, bc], False).sum(-1) / np.maximum(size, 1)
+        G_, J, Km = b.shape
+        return BundleTerms(
+            items=b, valid=valid, item=bc, category=cat, log_rel_price=self.log_rel_price[bc],
+            emb=np.ascontiguousarray(eb.reshape(G_, J * Km, self.dim)), size=size,
+            comp_mean=comp.sum((-1, -2)) / np.maximum(size * (size - 1), 1),
+            comp_into=comp.sum(-2) / np.maximum(size - 1, 1)[..., None],  # what the others bring to i: comp*(j -> i)
+            sub_max=sub_max, price=np.where(valid, self.price[bc], 0.0), rows_per_group=int(rows_per_group),
+        )
+
+    def _terms(self, state: ShopperState, t: "BundleTerms"):
+        """Per-bundle pieces under ``state``: utility, click prob, purchase probs, seen share (N, J[, Km])."""
+        p = self.params
+        N = self._check_state(state)
+        G, J, Km = t.items.shape
+        r = t.rows_per_group
+        if G * r != N:
+            raise ShopperError(f"bundle terms serve {G} groups x {r} rows = {G * r} rows, the state has {N}")
+        # <θ, e> for every bundle item: one matmul per group (rows of a group share the items)
+        sim = np.matmul(t.emb, state.theta.reshape(G, r, self.dim).transpose(0, 2, 1))  # (G, J*Km, r)
+        sim = sim.transpose(0, 2, 1).reshape(N, J, Km)
+        grow = np.arange(N)[:, None, None]
+        idx = np.repeat(t.item, r, axis=0) if r > 1 else t.item
+        cat = np.repeat(t.category, r, axis=0) if r > 1 else t.category
+        rep = (lambda x: np.repeat(x, r, axis=0)) if r > 1 else (lambda x: x)  # noqa: E731
+        valid = rep(t.valid)
+        aff = p.w_s * sim + p.w_n * state.needs[grow, cat] - state.beta[:, None, None] * rep(t.log_rel_price)
+        size = rep(t.size)
+        seen = np.where(valid, state.shown[grow, idx], False).sum(-1) / np.maximum(size, 1)
         util = (np.where(valid, aff, 0.0).sum(-1) / np.maximum(size, 1)
-                + p.gamma * comp.sum((-1, -2)) / n_pairs
-                - p.delta * sub.max((-1, -2))
-                - p.rho * seen)
-        # purchase score of i: its affinity plus what the others bring to it, comp*(j -> i)
-        into = comp.sum(-2) / np.maximum(size - 1, 1)[..., None]
-        buy = sigmoid((aff + p.gamma * into - p.tau_b) / p.T_b)
-        buy = np.where(valid & ~state.bought[rows, bc], buy, 0.0)
+                + p.gamma * rep(t.comp_mean) - p.delta * rep(t.sub_max) - p.rho * seen)
+        buy = sigmoid((aff + p.gamma * rep(t.comp_into) - p.tau_b) / p.T_b)
+        buy = np.where(valid & ~state.bought[grow, idx], buy, 0.0)
         click = np.where(size > 0, sigmoid((util - p.tau_c) / p.T_c), 0.0)
         click = np.where(state.active[:, None], click, 0.0)
-        return util, click, buy, seen, valid
+        return util, click, buy, seen
+
+    def _prepare(self, state: ShopperState, bundles) -> "BundleTerms":
+        if isinstance(bundles, BundleTerms):
+            return bundles
+        return self.bundle_terms(self._bundles(bundles, self._check_state(state), 3))
 
     def utility(self, state: ShopperState, bundles) -> np.ndarray:
-        """(N, K) float32 U(B) of candidate bundles (N, K, K_max); empty bundles score 0 (and are never clicked)."""
-        b = self._bundles(bundles, self._check_state(state), 3)
-        return self._terms(state, b)[0].astype(np.float32)
+        """(N, K) float32 U(B) of candidate bundles (N, K, K_max) or their :meth:`bundle_terms`; empty bundles
+        score 0 (and are never clicked)."""
+        return self._terms(state, self._prepare(state, bundles))[0].astype(np.float32)
 
     def click_prob(self, state: ShopperState, bundles) -> np.ndarray:
-        """(N, K) float32 P(click) of candidate bundles (N, K, K_max); 0 for empty bundles and ended sessions."""
-        b = self._bundles(bundles, self._check_state(state), 3)
-        return self._terms(state, b)[1].astype(np.float32)
+        """(N, K) float32 P(click) of candidate bundles (N, K, K_max) or their terms; 0 for empty bundles and
+        ended sessions."""
+        return self._terms(state, self._prepare(state, bundles))[1].astype(np.float32)
 
     def purchase_probs(self, state: ShopperState, bundles) -> np.ndarray:
         """(N, K, K_max) float32 P(item wanted | click) per slot, before the budget; 0 for empty slots and items
         already bought this session."""
-        b = self._bundles(bundles, self._check_state(state), 3)
-        return self._terms(state, b)[2].astype(np.float32)
+        return self._terms(state, self._prepare(state, bundles))[2].astype(np.float32)
 
     def expected_reward(self, state: ShopperState, bundles) -> np.ndarray:
         """(N, K) float64 exact one-step expected reward of showing each candidate bundle (N, K, K_max).
 
-        Exact for the response (click, every pattern of wanted items, the budget-ordered purchase and the
-        bundle discount are enumerated: 2^K_max patterns); it ignores what happens after the step.
+        ``bundles`` may also be their :meth:`bundle_terms` (reused across states). Exact for the response
+        (click, every pattern of wanted items, the budget-ordered purchase and the bundle discount are
+        enumerated: 2^K_max patterns); it ignores what happens after the step.
         """
-        b = self._bundles(bundles, self._check_state(state), 3)
-        _, click, buy, _, valid = self._terms(state, b)
+        t = self._prepare(state, bundles)
+        _, click, buy, _ = self._terms(state, t)
         p = self.params
-        Km = b.shape[-1]
+        Km = t.items.shape[-1]
+        r = t.rows_per_group
         order = np.argsort(-buy, axis=-1, kind="stable")
         pb = np.take_along_axis(buy, order, -1)
-        price = np.take_along_axis(np.where(valid, self.price[np.maximum(b, 0)], 0.0), order, -1)
-        size = valid.sum(-1)
-        budget = self._budget_cap(state)[:, None]
-        exp = np.zeros(click.shape)
-        for pattern in range(1, 2**Km):
-            want = np.array([(pattern >> k) & 1 for k in range(Km)], bool)
-            prob = np.prod(np.where(want, pb, 1.0 - pb), axis=-1)
-            bought, n, paid = self._purchase(want, price, budget, size)
-            exp += prob * (p.w_buy * n + p.w_rev * paid / self.mean_price)
+        price = np.take_along_axis(np.repeat(t.price, r, axis=0) if r > 1 else t.price, order, -1)
+        size = np.repeat(t.size, r, axis=0) if r > 1 else t.size
+        budget = self._budget_cap(state)[:, None, None]
+        want = ((np.arange(1, 2**Km)[:, None] >> np.arange(Km)) & 1).astype(bool)  # (P, Km) wanted patterns
+        prob = np.prod(np.where(want, pb[..., None, :], 1.0 - pb[..., None, :]), axis=-1)  # (N, K, P)
+        _, n, paid = self._purchase(want, price[..., None, :], budget, size[..., None])
+        exp = (prob * (p.w_buy * n + p.w_rev * paid / self.mean_price)).sum(-1)
         return click * (p.w_click + exp)
 
     def _budget_cap(self, state: ShopperState) -> np.ndarray:
@@ -329,8 +389,9 @@ class ShopperModel:
         b = self._bundles(bundles, N, 2)[:, None, :]  # (N, 1, Km)
         Km = b.shape[-1]
         u = rng.random((N, Km + 2))
-        _, pc, pb, seen, valid = self._terms(state, b)
-        pc, pb, seen, valid, b = pc[:, 0], pb[:, 0], seen[:, 0], valid[:, 0], b[:, 0]
+        terms = self.bundle_terms(b)
+        _, pc, pb, seen = self._terms(state, terms)
+        pc, pb, seen, valid, b = pc[:, 0], pb[:, 0], seen[:, 0], terms.valid[:, 0], b[:, 0]
         active = state.active.copy()
         click = active & (u[:, 0] < pc)
         want = click[:, None] & (u[:, 1:Km + 1] < pb)
