@@ -35,7 +35,8 @@ PAIRS = [
     ("smartphone", "phone protective case"),
 ]
 BRANDS = ["Acme", "Borealis", "Corvo", "Dalton", "Zenith"]  # Zenith items are the cold ones
-FAST = dict(rank=8, n_pairs=20_000, epochs=6, batch_size=1024, lr=0.02, top_k=6, pool_size=1000, threads=1)
+# eta > 0 (the default is 0): these tests exercise the direction factor
+FAST = dict(eta=0.25, rank=8, n_pairs=20_000, epochs=6, batch_size=1024, lr=0.02, top_k=6, pool_size=1000, threads=1)
 FAST_CFG = ComplementConfig(**FAST)
 
 
