@@ -314,6 +314,39 @@ def test_top_lists_sorted_and_consistent_with_score(model):
     assert model.top_items is not None and model.top_scores.shape == items.shape
 
 
+def test_blend_row_follows_basket_co_occurrence(world):
+    """Both blend rows get fitted on validation pairs; score = sigmoid(F . w_s + b_s) x direction x
+    (1 - penalty x substitute), s = pair seen in a basket; changing the seen row moves only seen pairs."""
+    import copy
+
+    from candidates.complementarity import FEATURES, blend_probability
+    from candidates.text_comp import substitute_mask
+
+    cat, emb, baskets = world
+    model = fit(cat, baskets, emb, np.random.default_rng(5), ComplementConfig(**{**FAST, "min_blend_pairs": 200}), use_cache=False)
+    assert model.blend_info["fitted"] == [True, True]
+    assert not np.allclose(model.blend_w[0], model.blend_w[1])
+    n = model.n_items
+    ii, jj = (a.ravel() for a in np.meshgrid(np.arange(n), np.arange(n), indexing="ij"))
+    keep = ii != jj
+    ii, jj = ii[keep], jj[keep]
+    F = model.pair_features(ii, jj)
+    seen = model.counts.lookup(ii, jj) > 0
+    assert seen.any() and (~seen).any()
+    cfg = model.config
+    expect = np.where(seen, blend_probability(F, model.blend_w[1], model.blend_b[1]),
+                      blend_probability(F, model.blend_w[0], model.blend_b[0]))
+    expect *= direction_factor(model.counts.item_counts[ii], model.counts.item_counts[jj], cfg.beta, cfg.eta)
+    expect *= 1 - cfg.substitute_penalty * substitute_mask(ii, jj, model.category, model.emb16, cfg.substitute_cosine)
+    s = model.score(ii, jj)
+    np.testing.assert_allclose(s, expect, rtol=1e-5, atol=1e-7)
+    other = copy.copy(model)
+    other.blend_w = model.blend_w.copy()
+    other.blend_w[1, FEATURES.index("log_lift")] += 1.0
+    s2 = other.score(ii, jj)
+    assert (s2[~seen] == s[~seen]).all() and (s2[seen] != s[seen]).any()
+
+
 def test_save_load_round_trip(model, tmp_path):
     p = model.save(tmp_path / "comp.npz")
     m2 = ComplementModel.load(p)
