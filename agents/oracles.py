@@ -7,10 +7,9 @@ evaluation tables label it as such. Both choose among the env's current candidat
 
 - :class:`OneStepOracle`: the candidate with the highest exact one-step expected reward.
 - :class:`LookaheadOracle`: a rollout planner. For the most promising candidates it simulates
-  several futures with the true dynamics (the candidate now, then the one-step oracle's choices
-  among the same candidates), with common random numbers across candidates, and picks the best
-  mean simulated return. It sees what a purchase activates, what a miss costs in fatigue and
-  leaving, and what spending does to the budget; it does not model future candidate pools.
+  several futures on forks of the env's sessions (the candidate now, then the one-step oracle's
+  choices among the candidates the env offers then), with common random numbers across candidates,
+  and picks the best mean simulated return.
 """
 
 from __future__ import annotations
@@ -20,22 +19,6 @@ import numpy as np
 from agents.policy import MASK_KEY, Observation, Policy, PolicyError, batch_size_of, greedy_probabilities
 
 __all__ = ["OneStepOracle", "LookaheadOracle", "ORACLES", "make_oracle"]
-
-
-class _ForcedUniforms:
-    """An ``rng`` stand-in that returns given uniforms, forcing one response of ``ShopperModel.step``.
-
-    ``step`` compares uniforms u with probabilities p as ``u < p``: u = 0 forces the event (whenever
-    p > 0) and u = 1 forbids it. Outcomes with p = 0 get weight 0 in the enumeration, so they never count.
-    """
-
-    def __init__(self, u: np.ndarray):
-        self.u = u
-
-    def random(self, size) -> np.ndarray:
-        if tuple(size) != self.u.shape:
-            raise RuntimeError(f"forced uniforms have shape {self.u.shape}, step asked for {tuple(size)}")
-        return self.u
 
 
 class _TruthPolicy(Policy):
@@ -79,33 +62,34 @@ class OneStepOracle(_TruthPolicy):
 
 
 class LookaheadOracle(_TruthPolicy):
-    """ORACLE (reads simulator truth): plans over the candidates with rollouts of the true model.
+    """ORACLE (reads simulator truth): plans with rollouts of the whole environment.
 
     For each of the ``top_m`` candidates with the best one-step expected reward it simulates
-    ``n_rollouts`` futures on copies of the hidden state: show the candidate, then for the next
+    ``n_rollouts`` futures on forks of the env's sessions (:meth:`env.session.SessionBatch.fork`:
+    hidden state, event log and candidate pool copied): show the candidate, then for the next
     ``depth - 1`` steps (never past the horizon) show what the one-step oracle would show among the
-    same candidates, accumulating the true rewards until the simulated shopper leaves. The score of a
-    candidate is its mean simulated return; the others score below every planned one. This is a
-    one-step policy-improvement (rollout) of the one-step oracle, so it sees what a purchase activates,
-    what a miss costs in fatigue and leaving, and what spending does to the budget. It does not model
-    future candidate pools (it assumes the current candidates stay on offer).
+    candidates the env offers *then* (pools are rebuilt after purchases as in the real env),
+    accumulating the true rewards until the simulated session ends. The score of a candidate is its
+    mean simulated return; the other candidates score below every planned one. This is a one-step
+    policy improvement (rollout) of the one-step oracle: it sees what a purchase activates and which
+    complements the env will then offer, what a miss costs in fatigue and leaving, and what spending
+    does to the budget.
 
-    Common random numbers: rollout r of every candidate uses the same uniforms, so differences between
-    candidates are not drowned by sampling noise. The uniforms come from the oracle's own generator
-    (seeded by ``seed``); the env's random streams are never touched.
+    Common random numbers: rollout r of every candidate of a user uses the same response streams, so
+    differences between candidates are not drowned by sampling noise. The streams' keys come from the
+    oracle's own generator (seeded by ``seed``); the env's own streams and state are never touched.
 
     :param vec_env: the BundleRecVecEnv it acts in.
     :param n_rollouts: simulated futures per candidate, >= 1.
-    :param depth: steps simulated per future, including the first, >= 1 (1 = the one-step oracle's
-        choice, up to sampling noise).
+    :param depth: steps simulated per future, including the first, >= 1.
     :param top_m: candidates planned per user (the best by one-step expected reward), >= 1.
-    :param chunk: users planned at once (memory ~ chunk x top_m x n_rollouts hidden-state copies).
+    :param chunk: users planned at once (memory ~ chunk x top_m x n_rollouts session copies).
     :param seed: seed of the oracle's rollout generator.
     """
 
     name = "oracle-lookahead"
 
-    def __init__(self, vec_env, n_rollouts: int = 16, depth: int = 6, top_m: int = 6, chunk: int = 16, seed: int = 0):
+    def __init__(self, vec_env, n_rollouts: int = 8, depth: int = 5, top_m: int = 5, chunk: int = 16, seed: int = 0):
         super().__init__(vec_env)
         for label, v in (("n_rollouts", n_rollouts), ("depth", depth), ("top_m", top_m), ("chunk", chunk)):
             if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
@@ -114,46 +98,44 @@ class LookaheadOracle(_TruthPolicy):
         self.rng = np.random.default_rng([int(seed), 0x0AC1E])
 
     def scores(self, model, state, items):
-        horizon = self.venv.core.config.horizon
-        steps_left = horizon - np.asarray(self.venv.core.t)  # steps still to come, this one included
         out = np.empty(items.shape[:2])
         for lo in range(0, items.shape[0], self.chunk):
-            rows = np.arange(lo, min(lo + self.chunk, items.shape[0]))
-            out[rows] = self._plan(model, state.take(rows), items[rows], steps_left[rows])
+            users = np.arange(lo, min(lo + self.chunk, items.shape[0]))
+            out[users] = self._plan(model, state.take(users), users, items[users])
         return out
 
-    def _plan(self, model, state, items, steps_left):
-        n, K, Km = items.shape
-        now = model.expected_reward(state, items)  # (n, K)
+    def _plan(self, model, state, users, items):
+        """(n, K) scores of ``items`` (n, K, K_max; -1 = masked) for the env rows ``users``."""
+        n, K, _ = items.shape
+        now = model.expected_reward(state, items)
         valid = (items >= 0).any(-1)
         M, R = min(self.top_m, K), self.n_rollouts
         first = np.argsort(-np.where(valid, now, -np.inf), axis=1, kind="stable")[:, :M]  # (n, M)
-        # one simulated row per (user, first candidate, rollout); the candidates' static terms are shared
-        rows = np.repeat(np.arange(n), M * R)
-        sim = state.take(rows)
-        terms = model.bundle_terms(items, rows_per_group=M * R)
-        cand_valid = valid[rows]
-        depth = np.repeat(np.minimum(self.depth, np.maximum(steps_left, 1)), M * R)
-        u = self.rng.random((n, 1, R, self.depth, Km + 2))  # shared by the M candidates: common random numbers
-        u = np.broadcast_to(u, (n, M, R, self.depth, Km + 2)).reshape(n * M * R, self.depth, Km + 2)
+        # one simulated session per (user, first candidate, rollout)
+        sim = self.venv.core.fork(np.repeat(users, M * R))
+        keys = self.rng.integers(0, 2**63, size=(n, 1, R), dtype=np.uint64)  # shared by the M candidates
+        sim.keys = np.broadcast_to(keys, (n, M, R)).reshape(-1).copy()
         ret = np.zeros(n * M * R)
-        choice = np.repeat(first.reshape(-1), R)
+        pos = np.arange(n * M * R)  # original position of each row of sim (ended rows are dropped)
+        actions = np.repeat(first.reshape(-1), R)
         for d in range(self.depth):
-            live = sim.active & (d < depth)
-            if not live.any():
+            if d > 0:  # the base policy: the one-step oracle over the candidates offered now
+                mask = sim.action_masks()
+                er = model.expected_reward(sim.state, np.where(mask[..., None], sim.cand_items, -1))
+                actions = np.argmax(np.where(mask, er, -np.inf), axis=1)
+            out = sim.step(actions)
+            ret[pos] += out.reward
+            go_on = np.flatnonzero(~(out.terminated | out.truncated))
+            if go_on.size == 0:
                 break
-            if d > 0:  # the base policy: the one-step oracle over the same candidates
-                er = model.expected_reward(sim, terms)
-                choice = np.argmax(np.where(cand_valid, er, -np.inf), axis=1)
-            shown = np.where(live[:, None], items[rows, choice], -1)
-            resp = model.step(sim, shown, _ForcedUniforms(np.ascontiguousarray(u[:, d])))
-            ret += np.where(live, resp.reward, 0.0)
+            if go_on.size < sim.n:
+                sim, pos = sim.fork(go_on), pos[go_on]
         value = ret.reshape(n, M, R).mean(-1)
-        # planned candidates outrank the others; the others keep their one-step order below them
-        # (rewards are >= 0, so simulated returns are too)
-        out = np.where(valid, now - now.max(initial=0.0, where=valid) - 1.0, -np.inf)
-        np.put_along_axis(out, first, value, axis=1)
-        return out
+        # planned candidates outrank the others, which keep their one-step order below them
+        floor = min(float(value.min()), 0.0) - 1.0
+        scores = np.where(valid, now - now.max(initial=0.0, where=valid) + floor, -np.inf)
+        np.put_along_axis(scores, first, value, axis=1)
+        return scores
 
 
 ORACLES = {"oracle-one-step": OneStepOracle, "oracle-lookahead": LookaheadOracle}

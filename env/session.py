@@ -22,6 +22,7 @@ rows: a batch of N equals N single-user runs with the same per-user seeds.
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 
 import numpy as np
@@ -87,6 +88,15 @@ def _append(log: np.ndarray, count: np.ndarray, rows: np.ndarray, items: np.ndar
     np.add.at(count, r, 1)
 
 
+#: Per-row arrays of a SessionBatch (first axis = row); :meth:`SessionBatch.fork` copies exactly these.
+_ROW_FIELDS = (
+    "keys", "t", "clicks", "purchases", "items_bought", "spent", "last_click", "last_items", "miss_streak",
+    "shown_items", "n_shown", "bought_items", "bought_log", "n_bought_log", "shown_log", "hist_sum", "hist_proj",
+    "has_hist", "persona", "profile_vec", "profile_obs", "history_obs", "cand_items", "cand_mask", "cand_feat",
+    "cand_seen", "since_refresh", "partial", "partial_len",
+)
+
+
 class SessionBatch:
     """N concurrent sessions of one environment config; see the module docstring.
 
@@ -148,6 +158,23 @@ class SessionBatch:
         # compose mode
         self.partial = np.full((N, self.K_max), -1, np.int32)
         self.partial_len = np.zeros(N, np.int32)
+
+    def fork(self, rows) -> "SessionBatch":
+        """A new batch whose row j is a copy of row ``rows[j]`` (repeats allowed): hidden state, event log,
+        candidate pool. World, model and config are shared. For planners that simulate futures (oracles): the
+        copy draws the same responses as its source rows unless its ``keys`` are replaced."""
+        rows = np.asarray(rows, dtype=np.int64)
+        if rows.ndim != 1 or rows.size == 0 or rows.min() < 0 or rows.max() >= self.n:
+            raise ValueError(f"fork rows must be a non-empty 1-D array of row indices in [0, {self.n})")
+        if self.state is None:
+            raise RuntimeError("reset the batch before forking it")
+        new = copy.copy(self)
+        new.n = int(rows.size)
+        for name in _ROW_FIELDS:
+            setattr(new, name, getattr(self, name)[rows])
+        new.state = self.state.take(rows)
+        new.row_rngs = [self.row_rngs[r] for r in rows.tolist()]
+        return new
 
     # ------------------------------------------------------------------ reset
     def seed_rows(self, rows: np.ndarray, rngs: list[np.random.Generator]) -> None:

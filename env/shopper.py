@@ -116,11 +116,9 @@ class Response:
 
 @dataclass
 class BundleTerms:
-    """State-independent scoring terms of G groups of J bundles (:meth:`ShopperModel.bundle_terms`).
+    """State-independent scoring terms of N rows of J bundles (:meth:`ShopperModel.bundle_terms`).
 
-    Arrays are (G, J, K_max) per slot or (G, J) per bundle; ``emb`` is (G, J·K_max, d). They serve a
-    state of G·``rows_per_group`` rows, each consecutive block of ``rows_per_group`` rows sharing its
-    group's bundles.
+    Arrays are (N, J, K_max) per slot or (N, J) per bundle; ``emb`` is (N, J·K_max, d).
     """
 
     items: np.ndarray
@@ -139,7 +137,6 @@ class BundleTerms:
     """Largest substitute similarity (same category x cosine) within the bundle."""
     price: np.ndarray
     """Prices per slot, 0 for empty slots."""
-    rows_per_group: int = 1
 
 
 class ShopperModel:
@@ -235,19 +232,15 @@ class ShopperModel:
         )
 
     # ------------------------------------------------------------------ scoring (N, J, K_max) bundles
-    def bundle_terms(self, bundles, rows_per_group: int = 1) -> "BundleTerms":
-        """The state-independent part of scoring bundles (G, J, K_max), for reuse across states.
+    def bundle_terms(self, bundles) -> "BundleTerms":
+        """The state-independent part of scoring bundles (N, J, K_max): what depends on the items only.
 
-        ``rows_per_group`` = r: the terms serve a state of G·r rows, consecutive blocks of r rows sharing
-        one group's J bundles (a planner scoring the same candidates under many simulated futures).
         Bad ids or shapes raise ShopperError.
         """
         b = np.asarray(bundles)
         if b.ndim != 3:
-            raise ShopperError(f"bundles must be an integer array of shape (G, J, K_max), got {b.dtype} {b.shape}")
+            raise ShopperError(f"bundles must be an integer array of shape (N, J, K_max), got {b.dtype} {b.shape}")
         b = self._bundles(b, b.shape[0], 3)
-        if isinstance(rows_per_group, bool) or not isinstance(rows_per_group, (int, np.integer)) or rows_per_group < 1:
-            raise ShopperError(f"rows_per_group={rows_per_group!r}; it must be an int >= 1")
         p = self.params
         valid = b >= 0
         bc = np.maximum(b, 0)
@@ -262,59 +255,50 @@ class ShopperModel:
         comp = np.where(pv, self.G[ci, cj] * fit, 0.0)  # comp*(i -> j)
         same = (ci == cj) & pv
         sub_max = np.zeros(b.shape[:2])
-        if same.any():
-            cos = np.einsum("gjkd,gjld->gjkl", eb, eb, optimize=True)
-            sub_max = np.where(same, np.maximum(cos, 0.0), 0.0).max((-1, -2))
+        has = same.any((-1, -2))
+        if has.any():  # cosines only for the bundles that hold a same-category pair
+            e = eb[has]
+            cos = np.einsum("mkd,mld->mkl", e, e)
+            sub_max[has] = np.where(same[has], np.maximum(cos, 0.0), 0.0).max((-1, -2))
         size = valid.sum(-1)
-        G_, J, Km = b.shape
+        N, J, Km = b.shape
         return BundleTerms(
             items=b, valid=valid, item=bc, category=cat, log_rel_price=self.log_rel_price[bc],
-            emb=np.ascontiguousarray(eb.reshape(G_, J * Km, self.dim)), size=size,
+            emb=np.ascontiguousarray(eb.reshape(N, J * Km, self.dim)), size=size,
             comp_mean=comp.sum((-1, -2)) / np.maximum(size * (size - 1), 1),
             comp_into=comp.sum(-2) / np.maximum(size - 1, 1)[..., None],  # what the others bring to i: comp*(j -> i)
-            sub_max=sub_max, price=np.where(valid, self.price[bc], 0.0), rows_per_group=int(rows_per_group),
+            sub_max=sub_max, price=np.where(valid, self.price[bc], 0.0),
         )
 
     def _terms(self, state: ShopperState, t: "BundleTerms"):
         """Per-bundle pieces under ``state``: utility, click prob, purchase probs, seen share (N, J[, Km])."""
         p = self.params
         N = self._check_state(state)
-        G, J, Km = t.items.shape
-        r = t.rows_per_group
-        if G * r != N:
-            raise ShopperError(f"bundle terms serve {G} groups x {r} rows = {G * r} rows, the state has {N}")
-        # <θ, e> for every bundle item: one matmul per group (rows of a group share the items)
-        sim = np.matmul(t.emb, state.theta.reshape(G, r, self.dim).transpose(0, 2, 1))  # (G, J*Km, r)
-        sim = sim.transpose(0, 2, 1).reshape(N, J, Km)
-        grow = np.arange(N)[:, None, None]
-        idx = np.repeat(t.item, r, axis=0) if r > 1 else t.item
-        cat = np.repeat(t.category, r, axis=0) if r > 1 else t.category
-        rep = (lambda x: np.repeat(x, r, axis=0)) if r > 1 else (lambda x: x)  # noqa: E731
-        valid = rep(t.valid)
-        aff = p.w_s * sim + p.w_n * state.needs[grow, cat] - state.beta[:, None, None] * rep(t.log_rel_price)
-        size = rep(t.size)
-        seen = np.where(valid, state.shown[grow, idx], False).sum(-1) / np.maximum(size, 1)
+        if t.items.shape[0] != N:
+            raise ShopperError(f"bundle terms have {t.items.shape[0]} rows, the state has {N}")
+        J, Km = t.items.shape[1:]
+        sim = np.matmul(t.emb, state.theta[:, :, None]).reshape(N, J, Km)  # <θ, e> of every bundle item
+        rows = np.arange(N)[:, None, None]
+        valid, size = t.valid, t.size
+        aff = p.w_s * sim + p.w_n * state.needs[rows, t.category] - state.beta[:, None, None] * t.log_rel_price
+        seen = np.where(valid, state.shown[rows, t.item], False).sum(-1) / np.maximum(size, 1)
         util = (np.where(valid, aff, 0.0).sum(-1) / np.maximum(size, 1)
-                + p.gamma * rep(t.comp_mean) - p.delta * rep(t.sub_max) - p.rho * seen)
-        buy = sigmoid((aff + p.gamma * rep(t.comp_into) - p.tau_b) / p.T_b)
-        buy = np.where(valid & ~state.bought[grow, idx], buy, 0.0)
+                + p.gamma * t.comp_mean - p.delta * t.sub_max - p.rho * seen)
+        buy = sigmoid((aff + p.gamma * t.comp_into - p.tau_b) / p.T_b)
+        buy = np.where(valid & ~state.bought[rows, t.item], buy, 0.0)
         click = np.where(size > 0, sigmoid((util - p.tau_c) / p.T_c), 0.0)
         click = np.where(state.active[:, None], click, 0.0)
         return util, click, buy, seen
 
     def _prepare(self, state: ShopperState, bundles) -> "BundleTerms":
-        if isinstance(bundles, BundleTerms):
-            return bundles
         return self.bundle_terms(self._bundles(bundles, self._check_state(state), 3))
 
     def utility(self, state: ShopperState, bundles) -> np.ndarray:
-        """(N, K) float32 U(B) of candidate bundles (N, K, K_max) or their :meth:`bundle_terms`; empty bundles
-        score 0 (and are never clicked)."""
+        """(N, K) float32 U(B) of candidate bundles (N, K, K_max); empty bundles score 0 (and are never clicked)."""
         return self._terms(state, self._prepare(state, bundles))[0].astype(np.float32)
 
     def click_prob(self, state: ShopperState, bundles) -> np.ndarray:
-        """(N, K) float32 P(click) of candidate bundles (N, K, K_max) or their terms; 0 for empty bundles and
-        ended sessions."""
+        """(N, K) float32 P(click) of candidate bundles (N, K, K_max); 0 for empty bundles and ended sessions."""
         return self._terms(state, self._prepare(state, bundles))[1].astype(np.float32)
 
     def purchase_probs(self, state: ShopperState, bundles) -> np.ndarray:
@@ -325,19 +309,17 @@ class ShopperModel:
     def expected_reward(self, state: ShopperState, bundles) -> np.ndarray:
         """(N, K) float64 exact one-step expected reward of showing each candidate bundle (N, K, K_max).
 
-        ``bundles`` may also be their :meth:`bundle_terms` (reused across states). Exact for the response
-        (click, every pattern of wanted items, the budget-ordered purchase and the bundle discount are
-        enumerated: 2^K_max patterns); it ignores what happens after the step.
+        Exact for the response (click, every pattern of wanted items, the budget-ordered purchase and the
+        bundle discount are enumerated: 2^K_max patterns); it ignores what happens after the step.
         """
         t = self._prepare(state, bundles)
         _, click, buy, _ = self._terms(state, t)
         p = self.params
         Km = t.items.shape[-1]
-        r = t.rows_per_group
         order = np.argsort(-buy, axis=-1, kind="stable")
         pb = np.take_along_axis(buy, order, -1)
-        price = np.take_along_axis(np.repeat(t.price, r, axis=0) if r > 1 else t.price, order, -1)
-        size = np.repeat(t.size, r, axis=0) if r > 1 else t.size
+        price = np.take_along_axis(t.price, order, -1)
+        size = t.size
         budget = self._budget_cap(state)[:, None, None]
         want = ((np.arange(1, 2**Km)[:, None] >> np.arange(Km)) & 1).astype(bool)  # (P, Km) wanted patterns
         prob = np.prod(np.where(want, pb[..., None, :], 1.0 - pb[..., None, :]), axis=-1)  # (N, K, P)

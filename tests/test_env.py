@@ -396,3 +396,34 @@ def test_cached_pools_stay_exact_between_rebuilds():
         assert not (core.bought_items[rows, ic] & valid & core.cand_mask[..., None]).any()
         checked += int(core.shown_items.any())
     assert checked and core.has_hist.any()
+
+
+def test_session_fork_copies_every_per_row_array_and_replays_identically():
+    from env.session import _ROW_FIELDS
+    from env.vec_env import BundleRecVecEnv
+
+    v = BundleRecVecEnv("small", num_envs=5, seed=4)
+    v.reset()
+    core = v.core
+    per_row = {k for k, x in vars(core).items() if isinstance(x, np.ndarray) and x.ndim and x.shape[0] == core.n}
+    assert per_row <= set(_ROW_FIELDS), per_row - set(_ROW_FIELDS)  # a new per-row field must be forked too
+    rng = np.random.default_rng(0)
+    for _ in range(3):
+        m = core.action_masks()
+        core.step(np.argmax(rng.random(m.shape) * m, axis=1))
+    rows = np.array([4, 1, 1])
+    part, whole = core.fork(rows), core.fork(np.arange(core.n))
+    assert part.n == 3 and part.state is not core.state
+    budget, t = core.state.budget.copy(), core.t.copy()
+    for _ in range(3):  # a fork of some rows replays exactly what a fork of all rows does on them
+        a = np.argmax(part.action_masks(), axis=1)
+        full = np.zeros(core.n, np.int64)
+        full[rows] = a
+        out_p, out_w = part.step(a), whole.step(full)
+        np.testing.assert_array_equal(out_p.reward, out_w.reward[rows])
+        np.testing.assert_array_equal(part.cand_items, whole.cand_items[rows])
+        np.testing.assert_array_equal(part.state.needs, whole.state.needs[rows])
+    np.testing.assert_array_equal(core.state.budget, budget)  # stepping forks never touches the source
+    np.testing.assert_array_equal(core.t, t)
+    with pytest.raises(ValueError, match="row indices"):
+        core.fork(np.array([7]))

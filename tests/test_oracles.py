@@ -60,23 +60,24 @@ def test_lookahead_is_read_only_deterministic_and_respects_the_mask(venv):
 def test_lookahead_value_at_depth_one_is_the_exact_one_step_expectation(venv):
     # with depth 1 the simulated return of a candidate is a Monte Carlo estimate of its exact expected reward
     obs = venv.reset()
-    R = 3000
+    R = 2000
     o = LookaheadOracle(venv, n_rollouts=R, depth=1, top_m=4, seed=1)
     mask = obs[MASK_KEY] > 0
     items = np.where(mask[..., None], venv.candidate_items, -1)[:2]
     state = venv.state.take(np.arange(2))
-    planned = o._plan(venv.model, state, items, np.full(2, 5))
+    planned = o._plan(venv.model, state, np.arange(2), items)
     exact = venv.model.expected_reward(state, items)
     top = np.argsort(-np.where(mask[:2], exact, -np.inf), axis=1, kind="stable")[:, :4]
     est = np.take_along_axis(planned, top, 1)
     ref = np.take_along_axis(exact, top, 1)
-    # reward per step is at most K_max = 3 items: sd <= 1.5, so 4.5 standard errors < 0.13
-    np.testing.assert_allclose(est, ref, atol=0.13)
+    # reward per step is at most K_max = 3 items: sd <= 1.5, so 5 standard errors < 0.17
+    np.testing.assert_allclose(est, ref, atol=0.17)
     rest = np.ones_like(mask[:2])
     np.put_along_axis(rest, top, False, 1)
     assert (planned[rest & mask[:2]] < est.min()).all()  # unplanned candidates rank below planned ones
 
 
+@pytest.mark.slow
 def test_lookahead_earns_more_than_the_one_step_oracle_on_the_same_sessions():
     from evaluation.rollout import evaluate
     from evaluation.stats import mean_ratio_ci
