@@ -89,7 +89,7 @@ class LookaheadOracle(_TruthPolicy):
 
     name = "oracle-lookahead"
 
-    def __init__(self, vec_env, n_rollouts: int = 8, depth: int = 5, top_m: int = 5, chunk: int = 16, seed: int = 0):
+    def __init__(self, vec_env, n_rollouts: int = 8, depth: int = 5, top_m: int = 5, chunk: int = 64, seed: int = 0):
         super().__init__(vec_env)
         for label, v in (("n_rollouts", n_rollouts), ("depth", depth), ("top_m", top_m), ("chunk", chunk)):
             if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:

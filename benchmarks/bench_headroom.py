@@ -14,7 +14,8 @@ With ``--ablations`` the same is repeated with complement activation, fatigue an
 switched off one at a time (``ShopperParams.activation / fatigue / budget``).
 
     python benchmarks/bench_headroom.py                            # default preset, 2,000 episodes each
-    python benchmarks/bench_headroom.py --episodes 300 --ablations  # quicker, with the ablation table
+    python benchmarks/bench_headroom.py --ablations --ablation-episodes 500   # the recorded run
+    python benchmarks/bench_headroom.py --episodes 300 --ablations            # quicker
 """
 
 from __future__ import annotations
@@ -72,10 +73,11 @@ def main(argv=None) -> None:
     ap.add_argument("--lookahead-episodes", type=int, default=None, help="episodes for the lookahead oracle (default: --episodes)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--num-envs", type=int, default=256)
-    ap.add_argument("--rollouts", type=int, default=16, help="lookahead: simulated futures per candidate")
-    ap.add_argument("--depth", type=int, default=6, help="lookahead: steps per simulated future")
-    ap.add_argument("--top-m", type=int, default=6, help="lookahead: candidates planned per step")
+    ap.add_argument("--rollouts", type=int, default=None, help="lookahead: simulated futures per candidate (default: the oracle's)")
+    ap.add_argument("--depth", type=int, default=None, help="lookahead: steps per simulated future (default: the oracle's)")
+    ap.add_argument("--top-m", type=int, default=None, help="lookahead: candidates planned per step (default: the oracle's)")
     ap.add_argument("--ablations", action="store_true", help="also run with activation / fatigue / budget off")
+    ap.add_argument("--ablation-episodes", type=int, default=None, help="episodes per policy in the ablations (default: --episodes)")
     ap.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                     help="override a ShopperParams field of the preset, e.g. --set tau_c=2.5 (repeatable)")
     ap.add_argument("--no-progress", action="store_true")
@@ -93,7 +95,7 @@ def main(argv=None) -> None:
             ap.error(f"--set takes NAME=VALUE with a Python literal value ({err})")
         config = dataclasses.replace(config, shopper=config.shopper_params().replace(**changes))
         print(f"shopper overrides: {changes}")
-    kw = dict(n_rollouts=args.rollouts, depth=args.depth, top_m=args.top_m)
+    kw = {k: v for k, v in dict(n_rollouts=args.rollouts, depth=args.depth, top_m=args.top_m).items() if v is not None}
     la_eps = args.lookahead_episodes or args.episodes
     variants = [("full model", {})]
     if args.ablations:
@@ -103,7 +105,8 @@ def main(argv=None) -> None:
     summary = []
     for title, change in variants:
         cfg = dataclasses.replace(config, shopper=config.shopper_params().replace(**change)) if change else config
-        results, secs = run_config(cfg, args.episodes, la_eps, args.seed, args.num_envs, kw, not args.no_progress)
+        n_eps = args.episodes if not change else (args.ablation_episodes or args.episodes)
+        results, secs = run_config(cfg, n_eps, min(la_eps, n_eps), args.seed, args.num_envs, kw, not args.no_progress)
         print(report(f"{config.name}: {title}", results, secs), flush=True)
         best = max(BASELINES, key=lambda b: results[b].returns.mean())
         summary.append((title, *(results[k].returns.mean() for k in ("oracle-lookahead", "oracle-one-step", best, "random")), best))
