@@ -162,25 +162,38 @@ def _make_callbacks(cfg: TrainConfig, rd, algo_cfg, total: int, start: int, stat
     ck_freq = cfg.checkpoint_freq or eval_freq
 
     class Progress(BaseCallback):
+        """A bar over timesteps, or over seconds when a wall-time budget (``max_wall_s``) ends the run first."""
+
         def _on_training_start(self) -> None:
             self.bar = None
+            self.by_time = bool(cfg.max_wall_s) and total - start > 10**8  # "train for N minutes" runs
             if cfg.progress:
                 from tqdm.auto import tqdm
 
-                self.bar = tqdm(total=total, initial=start, desc=f"train {cfg.algo}", unit="step", dynamic_ncols=True)
+                if self.by_time:
+                    self.bar = tqdm(total=int(cfg.max_wall_s), desc=f"train {cfg.algo}", unit="s", dynamic_ncols=True)
+                else:
+                    self.bar = tqdm(total=total, initial=start, desc=f"train {cfg.algo}", unit="step", dynamic_ncols=True)
+
+        def _position(self) -> int:
+            if self.by_time:
+                return min(int(time.perf_counter() - state["t0"]), int(cfg.max_wall_s))
+            return min(self.num_timesteps, total)
 
         def _on_step(self) -> bool:
             if self.bar is not None:
-                self.bar.n = min(self.num_timesteps, total)
+                self.bar.n = self._position()
+                post = {"steps": self.num_timesteps} if self.by_time else {}
                 if state.get("last_eval") is not None:
-                    self.bar.set_postfix(eval_return=f"{state['last_eval']:.3f}", best=f"{state['best']:.3f}",
-                                         refresh=False)
+                    post.update(eval_return=f"{state['last_eval']:.3f}", best=f"{state['best']:.3f}")
+                if post:
+                    self.bar.set_postfix(post, refresh=False)
                 self.bar.update(0)
             return True
 
         def _on_training_end(self) -> None:
             if self.bar is not None:
-                self.bar.n = min(self.num_timesteps, total)
+                self.bar.n = self._position()
                 self.bar.close()
 
     class Checkpoint(BaseCallback):
