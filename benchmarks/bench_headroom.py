@@ -52,11 +52,17 @@ def run_config(config, episodes: int, lookahead_episodes: int, seed: int, num_en
     return results, secs
 
 
-def report(title: str, results: dict, secs: dict) -> str:
+def best_baseline(results: dict) -> str:
+    """Name of the observable baseline with the highest mean return."""
     from agents.baselines import BASELINES
+
+    return max(BASELINES, key=lambda b: results[b].returns.mean())
+
+
+def report(title: str, results: dict, secs: dict) -> str:
     from evaluation.rollout import markdown_table
 
-    best = max(BASELINES, key=lambda b: results[b].returns.mean())
+    best = best_baseline(results)
     la, one, rnd = (results[k].returns for k in ("oracle-lookahead", "oracle-one-step", "random"))
     lines = [f"### {title}", "", markdown_table(results),
              f"- lookahead / one-step oracle: {ratio(la, one)}",
@@ -82,7 +88,6 @@ def main(argv=None) -> None:
                     help="override a ShopperParams field of the preset, e.g. --set tau_c=2.5 (repeatable)")
     ap.add_argument("--no-progress", action="store_true")
     args = ap.parse_args(argv)
-    from agents.baselines import BASELINES
     from env.presets import get_config
 
     config = get_config(args.preset)
@@ -108,7 +113,7 @@ def main(argv=None) -> None:
         n_eps = args.episodes if not change else (args.ablation_episodes or args.episodes)
         results, secs = run_config(cfg, n_eps, min(la_eps, n_eps), args.seed, args.num_envs, kw, not args.no_progress)
         print(report(f"{config.name}: {title}", results, secs), flush=True)
-        best = max(BASELINES, key=lambda b: results[b].returns.mean())
+        best = best_baseline(results)
         summary.append((title, *(results[k].returns.mean() for k in ("oracle-lookahead", "oracle-one-step", best, "random")), best))
     if len(summary) > 1:
         print("### Ablation summary (mean return)\n")

@@ -40,7 +40,7 @@ import numpy as np
 
 from env.shopper_params import ShopperParams
 
-__all__ = ["ShopperError", "ShopperState", "Response", "BundleTerms", "ShopperModel", "user_rngs", "sigmoid"]
+__all__ = ["ShopperError", "ShopperState", "Response", "ShopperModel", "user_rngs", "sigmoid"]
 
 from env.user_streams import user_rngs  # noqa: E402  (re-exported: the env draws per-user streams from here)
 
@@ -115,8 +115,8 @@ class Response:
 
 
 @dataclass
-class BundleTerms:
-    """State-independent scoring terms of N rows of J bundles (:meth:`ShopperModel.bundle_terms`).
+class _BundleTerms:
+    """State-independent scoring terms of N rows of J bundles (:meth:`ShopperModel._bundle_terms`).
 
     Arrays are (N, J, K_max) per slot or (N, J) per bundle; ``emb`` is (N, J·K_max, d).
     """
@@ -232,19 +232,12 @@ class ShopperModel:
         )
 
     # ------------------------------------------------------------------ scoring (N, J, K_max) bundles
-    def bundle_terms(self, bundles) -> "BundleTerms":
-        """The state-independent part of scoring bundles (N, J, K_max): what depends on the items only.
-
-        Bad ids or shapes raise ShopperError.
-        """
-        b = np.asarray(bundles)
-        if b.ndim != 3:
-            raise ShopperError(f"bundles must be an integer array of shape (N, J, K_max), got {b.dtype} {b.shape}")
-        b = self._bundles(b, b.shape[0], 3)
+    def _bundle_terms(self, b: np.ndarray) -> "_BundleTerms":
+        """The state-independent part of scoring bundles b (N, J, K_max), already checked by :meth:`_bundles`."""
         p = self.params
         valid = b >= 0
         bc = np.maximum(b, 0)
-        eb = self.emb[bc]  # (G, J, Km, d)
+        eb = self.emb[bc]  # (N, J, Km, d)
         pv = valid[..., :, None] & valid[..., None, :]
         pv &= ~np.eye(b.shape[-1], dtype=bool)
         cat = self.category[bc]
@@ -262,7 +255,7 @@ class ShopperModel:
             sub_max[has] = np.where(same[has], np.maximum(cos, 0.0), 0.0).max((-1, -2))
         size = valid.sum(-1)
         N, J, Km = b.shape
-        return BundleTerms(
+        return _BundleTerms(
             items=b, valid=valid, item=bc, category=cat, log_rel_price=self.log_rel_price[bc],
             emb=np.ascontiguousarray(eb.reshape(N, J * Km, self.dim)), size=size,
             comp_mean=comp.sum((-1, -2)) / np.maximum(size * (size - 1), 1),
@@ -270,12 +263,10 @@ class ShopperModel:
             sub_max=sub_max, price=np.where(valid, self.price[bc], 0.0),
         )
 
-    def _terms(self, state: ShopperState, t: "BundleTerms"):
+    def _terms(self, state: ShopperState, t: "_BundleTerms"):
         """Per-bundle pieces under ``state``: utility, click prob, purchase probs, seen share (N, J[, Km])."""
         p = self.params
-        N = self._check_state(state)
-        if t.items.shape[0] != N:
-            raise ShopperError(f"bundle terms have {t.items.shape[0]} rows, the state has {N}")
+        N = len(state)
         J, Km = t.items.shape[1:]
         sim = np.matmul(t.emb, state.theta[:, :, None]).reshape(N, J, Km)  # <θ, e> of every bundle item
         rows = np.arange(N)[:, None, None]
@@ -290,8 +281,8 @@ class ShopperModel:
         click = np.where(state.active[:, None], click, 0.0)
         return util, click, buy, seen
 
-    def _prepare(self, state: ShopperState, bundles) -> "BundleTerms":
-        return self.bundle_terms(self._bundles(bundles, self._check_state(state), 3))
+    def _prepare(self, state: ShopperState, bundles) -> "_BundleTerms":
+        return self._bundle_terms(self._bundles(bundles, self._check_state(state), 3))
 
     def utility(self, state: ShopperState, bundles) -> np.ndarray:
         """(N, K) float32 U(B) of candidate bundles (N, K, K_max); empty bundles score 0 (and are never clicked)."""
@@ -371,7 +362,7 @@ class ShopperModel:
         b = self._bundles(bundles, N, 2)[:, None, :]  # (N, 1, Km)
         Km = b.shape[-1]
         u = rng.random((N, Km + 2))
-        terms = self.bundle_terms(b)
+        terms = self._bundle_terms(b)
         _, pc, pb, seen = self._terms(state, terms)
         pc, pb, seen, valid, b = pc[:, 0], pb[:, 0], seen[:, 0], terms.valid[:, 0], b[:, 0]
         active = state.active.copy()
