@@ -405,13 +405,17 @@ class BundleBuilder:
         else:
             price_sum = np.zeros((N, S))
         alive = src_valid
-        cand_price = self.price[np.maximum(cand, 0)]
+        capped = bool(np.isfinite(cap).any())  # no cap anywhere (the env's case): skip the price bookkeeping
+        cand_price = self.price[np.maximum(cand, 0)] if capped else None
         neg = np.float32(-np.inf)
         for size_new in range(size0 + 1, Km + 1):
             gain = base + np.float32(cfg.w_comp / (2 * n_mem)) * comp_sum
             if cfg.w_sub:
                 gain -= np.float32(cfg.w_sub) * sub_max
-            feas = cvalid & ((price_sum[..., None] + cand_price) * (1 - self.disc[size_new]) <= cap[:, None, None])
+            if capped:
+                feas = cvalid & ((price_sum[..., None] + cand_price) * (1 - self.disc[size_new]) <= cap[:, None, None])
+            else:
+                feas = cvalid
             gain = np.where(feas, gain, neg)
             c = gain.argmax(-1)
             got = alive & np.take_along_axis(feas, c[..., None], -1)[..., 0]
@@ -423,9 +427,11 @@ class BundleBuilder:
             cvalid &= ar != c[..., None]
             row = flat_src + (c * (C + 1))[..., None] + ar
             comp_sum = comp_sum + np.take(self._COMPS_flat, row)
-            sub_max = np.maximum(sub_max, np.take(self._SUBX_flat, row))
+            if cfg.w_sub:
+                sub_max = np.maximum(sub_max, np.take(self._SUBX_flat, row))
             n_mem += 1
-            price_sum = price_sum + np.where(got, np.take_along_axis(cand_price, c[..., None], -1)[..., 0], 0.0)
+            if capped:
+                price_sum = price_sum + np.where(got, np.take_along_axis(cand_price, c[..., None], -1)[..., 0], 0.0)
         return codes, ok
 
     # ------------------------------------------------------------------ main entry
@@ -546,26 +552,19 @@ class BundleBuilder:
         pair_idx = (srcc * (C + 1) ** 2)[..., None, None] + codesc[..., :, None] * (C + 1) + codesc[..., None, :]
         mean_comp = prefix_pair_mean(np.take(self._COMPS_flat, pair_idx) * np.float32(0.5))  # mean of both directions
         max_sub = prefix_pair_max(np.take(self._SUBX_flat, pair_idx))
-        sic = np.maximum(slot_items, 0)
 
         score = np.float32(cfg.w_rel) * f_relq + np.float32(cfg.w_comp) * mean_comp - np.float32(cfg.w_sub) * max_sub
         if B > 0:  # cross-sell sources: + w_comp * mean comp(seed -> items)
             seed_comp = np.take(self._SEEDC_flat, (srcc[:, A:] * self.SEEDC.shape[1])[..., None] + np.minimum(codesc[:, A:], self.SEEDC.shape[1] - 1))
             score[:, A:] += np.float32(cfg.w_comp) * prefix_mean(seed_comp)
 
-        # features per slot prefix, written straight into one float32 block
-        feats = np.empty((N, S, Km, len(CANDIDATE_FEATURES)), np.float32)
-        feats[..., F_IDX["rel_profile"]] = f_relp
-        feats[..., F_IDX["rel_history"]] = 0.0 if f_relh is None else f_relh
-        feats[..., F_IDX["mean_comp"]] = mean_comp
-        feats[..., F_IDX["max_sub"]] = max_sub
-        d_b = self.disc[1 : Km + 1]
-        feats[..., F_IDX["log_price"]] = np.log(np.maximum(np.cumsum(self.price[sic], -1) * (1 - d_b), 1e-12))
-        feats[..., F_IDX["size"]] = np.arange(1, Km + 1) / Km
-        feats[..., F_IDX["popularity"]] = prefix_mean(self.pop_feat[sic])
-        feats[..., F_IDX["novelty"]] = prefix_mean((~shown_set.contains(slot_items)).astype(np.float32))
-        feats[..., F_IDX["discount"]] = d_b
-        feats = feats.reshape(N, M, -1)
+        # the features the score used, per slot prefix (the item-only ones are computed after selection)
+        scored = np.empty((N, S, Km, 4), np.float32)
+        scored[..., 0] = f_relp
+        scored[..., 1] = 0.0 if f_relh is None else f_relh
+        scored[..., 2] = mean_comp
+        scored[..., 3] = max_sub
+        scored = scored.reshape(N, M, 4)
 
         # ---- 64-bit item sets over each user's local item universe (<= 64 slots)
         srt = np.argsort(slot_ids, axis=1, kind="stable")
@@ -606,9 +605,25 @@ class BundleBuilder:
         selc = np.maximum(sel, 0)
         s_sel, k_sel = selc // Km, selc % Km
         member = (np.arange(Km) <= k_sel[..., None]) & valid[..., None]
-        items = np.where(member, slot_items[rows[:, None], s_sel], -1).astype(np.int32)
+        sel_slots = slot_items[rows[:, None], s_sel]  # (N, K, Km): the selected source's slots; prefixes as above
+        items = np.where(member, sel_slots, -1).astype(np.int32)
         sizes = np.where(valid, k_sel + 1, 0).astype(np.int8)
-        features = np.where(valid[..., None], np.take_along_axis(feats, selc[..., None], 1), np.float32(0.0))
+        feats = np.empty((N, K, len(CANDIDATE_FEATURES)), np.float32)
+        for f, name in enumerate(("rel_profile", "rel_history", "mean_comp", "max_sub")):
+            feats[..., F_IDX[name]] = np.take_along_axis(scored[..., f], selc, 1)
+        # item-only features: prefix means over the selected source's slots, read at the selected size
+        ssc = np.maximum(sel_slots, 0)
+        d_b = self.disc[1 : Km + 1]
+
+        def at_size(prefix: np.ndarray) -> np.ndarray:
+            return np.take_along_axis(prefix, k_sel[..., None], -1)[..., 0]
+
+        feats[..., F_IDX["log_price"]] = at_size(np.log(np.maximum(np.cumsum(self.price[ssc], -1) * (1 - d_b), 1e-12)))
+        feats[..., F_IDX["size"]] = (k_sel + 1) / Km
+        feats[..., F_IDX["popularity"]] = at_size(prefix_mean(self.pop_feat[ssc]))
+        feats[..., F_IDX["novelty"]] = at_size(prefix_mean((~shown_set.contains(sel_slots)).astype(np.float32)))
+        feats[..., F_IDX["discount"]] = d_b[k_sel]
+        features = np.where(valid[..., None], feats, np.float32(0.0))
         return CandidateSet(items=items, sizes=sizes, mask=valid, features=features)
 
     def _anchors(self, q: np.ndarray, cap: np.ndarray, bought: RaggedSet) -> tuple[np.ndarray, np.ndarray]:
