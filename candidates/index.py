@@ -7,6 +7,16 @@ Rows are unit-norm, so inner product = cosine. Three kinds:
 - ``"ivf"``: ``faiss.IndexIVFFlat`` (inner product) with ``nlist`` k-means cells, ``nprobe``
   visited per query; approximate, needs training (done on the vectors given at construction).
 
+Reduced-dimension search (``IndexConfig.reduce_dim = r``): the chosen structure is built over
+the uncentred PCA projection ``x @ W`` (``W`` = top-r eigenvectors of ``E^T E / n``, see
+:func:`pca_projection`), asked for ``rerank`` candidates per wanted neighbour, and those are
+re-scored exactly with the full vectors. Returned scores are therefore exact inner products and
+the order is by exact score; only *which* items reach the re-ranking is approximate. It is
+faiss's ``IndexRefineFlat(IndexPreTransform(LinearTransform(W^T), structure))``: one faiss
+object, so add, save/load and reconstruct work unchanged. Not ``faiss.PCAMatrix``: it centres
+the data, which changes inner-product rankings (an item-dependent ``-<Am, Ax>`` term) and
+measured recall@50 0.902 vs 0.947 uncentred (10k MiniLM items, r=64, rerank 3).
+
 Exclusion (items a user already bought) is given as a **sequence of N int arrays** (one
 ragged list of catalogue positions per query row; ``None`` or an empty array for none). It
 is applied by over-fetching ``k + max_excluded`` neighbours and filtering with one
@@ -19,13 +29,24 @@ from __future__ import annotations
 
 import json
 import os
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
-__all__ = ["IndexConfig", "ItemIndex", "IndexError_", "RaggedSet", "UNIT_TOL", "SERIAL_BELOW", "faiss_threads"]
+__all__ = [
+    "IndexConfig",
+    "ItemIndex",
+    "IndexError_",
+    "RaggedSet",
+    "UNIT_TOL",
+    "SERIAL_BELOW",
+    "faiss_threads",
+    "one_blas_thread",
+    "pca_projection",
+]
 
 #: Largest tolerated deviation of a row's L2 norm from 1.
 UNIT_TOL = 1e-3
@@ -64,8 +85,65 @@ class faiss_threads:
         return False
 
 
+class blas_flat_search:
+    """Context: faiss's exhaustive search uses BLAS (GEMM + heap) for batches of more than
+    ``above`` queries, restored on exit. faiss 1.15's default threshold (128,000 queries) keeps
+    batches of 1,024 on its one-pair-at-a-time SIMD loop, which is as fast as BLAS at d=384 but
+    3.3x slower at d=64 (measured, 10k MiniLM items, one thread: 120 vs 36 ms for k=24).
+    """
+
+    def __init__(self, above: int = 20):
+        self.above, self.prev = int(above), None
+
+    def __enter__(self):
+        import faiss
+
+        self.prev = faiss.cvar.distance_compute_blas_threshold
+        faiss.cvar.distance_compute_blas_threshold = self.above
+        return self
+
+    def __exit__(self, *exc):
+        import faiss
+
+        faiss.cvar.distance_compute_blas_threshold = self.prev
+        return False
+
+
 class IndexError_(ValueError):
     """Bad index configuration, input vectors or file; the message says what and how to fix it."""
+
+
+def one_blas_thread():
+    """Context limiting BLAS/LAPACK to one thread (threadpoolctl when installed, else a no-op)."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # optional: only a speed matter
+        from contextlib import nullcontext
+
+        return nullcontext()
+    return threadpool_limits(1)
+
+
+def pca_projection(vectors: np.ndarray, r: int) -> np.ndarray:
+    """(d, r) float32 orthonormal columns: the top-``r`` eigenvectors of the uncentred second
+    moment ``E^T E / n`` of ``vectors`` (n, d), largest eigenvalue first.
+
+    ``(x @ W) . (y @ W)`` is then the best rank-r approximation of inner products over these
+    rows (uncentred on purpose: centring would change inner-product rankings).
+    Raises :class:`IndexError_` unless ``vectors`` is 2-D, non-empty and ``1 <= r <= d``.
+    """
+    vectors = np.asarray(vectors)
+    if vectors.ndim != 2 or vectors.shape[0] == 0:
+        raise IndexError_(f"vectors has shape {vectors.shape}; pca_projection needs a non-empty (n, d) array")
+    n, d = vectors.shape
+    if not 1 <= int(r) <= d:
+        raise IndexError_(f"projection rank r={r}; use 1 <= r <= {d} (the vector dimension)")
+    # BLAS/LAPACK limited to one thread: multithreaded eigh on a busy 2-core VM is ~100x slower.
+    with one_blas_thread():
+        e = np.asarray(vectors, dtype=np.float32)
+        m2 = (e.T @ e).astype(np.float64) / n  # float32 GEMM; the moment only orders directions
+        _, v = np.linalg.eigh(m2)
+    return np.ascontiguousarray(v[:, ::-1][:, : int(r)], dtype=np.float32)
 
 
 @dataclass(frozen=True)
@@ -88,6 +166,14 @@ class IndexConfig:
     """OpenMP threads for faiss (``faiss.omp_set_num_threads`` before build and search); None = faiss default."""
     train_seed: int = 1234
     """IVF: seed of faiss k-means, so that the same vectors give the same index."""
+    reduce_dim: int | None = None
+    """None = search the full vectors. r >= 1: build ``kind`` over the uncentred PCA projection to
+    r dims and re-rank its candidates exactly with the full vectors (module docstring). Must be
+    smaller than the vector dimension (checked when the index is built: r >= d is an error, not a
+    silent "no reduction", so a config never means something other than it says)."""
+    rerank: int = 3
+    """With ``reduce_dim``: candidates fetched from the reduced structure per neighbour wanted
+    (``k_fetch * rerank``); recall and time grow with it. >= 1."""
 
     def __post_init__(self) -> None:
         if self.kind not in _KINDS:
@@ -104,6 +190,12 @@ class IndexConfig:
             raise IndexError_(f"IndexConfig.nprobe={self.nprobe}; use >= 1")
         if self.n_threads is not None and self.n_threads < 1:
             raise IndexError_(f"IndexConfig.n_threads={self.n_threads}; use >= 1 or None")
+        if self.reduce_dim is not None and (not isinstance(self.reduce_dim, (int, np.integer)) or self.reduce_dim < 1):
+            raise IndexError_(
+                f"IndexConfig.reduce_dim={self.reduce_dim!r}; use an int >= 1 (below the vector dimension) or None for full vectors"
+            )
+        if not isinstance(self.rerank, (int, np.integer)) or self.rerank < 1:
+            raise IndexError_(f"IndexConfig.rerank={self.rerank!r}; use an int >= 1 (3 is a good default)")
 
     @classmethod
     def for_size(cls, n_items: int, **overrides) -> "IndexConfig":
@@ -248,7 +340,13 @@ class ItemIndex:
         if vectors.shape[0] == 0:
             raise IndexError_("vectors is empty; an index needs at least one item")
         self.dim = int(vectors.shape[1])
+        r = self.config.reduce_dim
+        if r is not None and r >= self.dim:
+            raise IndexError_(
+                f"IndexConfig.reduce_dim={r} >= vector dimension {self.dim}; use a smaller value or None for no reduction"
+            )
         self._index = self._build(vectors)
+        self._structure = self._find_structure(self._index)
 
     # ------------------------------------------------------------------ construction
     def _set_threads(self) -> None:
@@ -261,7 +359,8 @@ class ItemIndex:
         import faiss
 
         self._set_threads()
-        cfg, d, n = self.config, self.dim, vectors.shape[0]
+        cfg, n = self.config, vectors.shape[0]
+        d = self.dim if cfg.reduce_dim is None else int(cfg.reduce_dim)
         if cfg.kind == "flat":
             index = faiss.IndexFlatIP(d)
         elif cfg.kind == "hnsw":
@@ -274,16 +373,41 @@ class ItemIndex:
             quantizer = faiss.IndexFlatIP(d)
             index = faiss.IndexIVFFlat(quantizer, d, nlist, faiss.METRIC_INNER_PRODUCT)
             index.cp.seed = cfg.train_seed
-            index.train(vectors)
+        if cfg.reduce_dim is not None:
+            proj = faiss.LinearTransform(self.dim, d, False)
+            # LinearTransform computes A @ x with A (d_out, d_in) row-major, i.e. x @ W
+            faiss.copy_array_to_vector(np.ascontiguousarray(pca_projection(vectors, d).T).ravel(), proj.A)
+            proj.is_trained = True
+            pre = faiss.IndexPreTransform(proj, index)
+            self._keep = (proj, index, pre)  # the Python wrappers own these C++ objects: keep them alive
+            index = faiss.IndexRefineFlat(pre)  # stores the full vectors; scores candidates exactly
+            index.k_factor = float(cfg.rerank)
+        if not index.is_trained:
+            index.train(vectors)  # IVF k-means (on projected vectors when reduced)
         index.add(vectors)
         return index
 
+    @staticmethod
+    def _find_structure(index):
+        """The flat / HNSW / IVF index that the search parameters apply to (inside a refine chain)."""
+        import faiss
+
+        index = faiss.downcast_index(index)
+        if isinstance(index, faiss.IndexRefine):
+            pre = faiss.downcast_index(index.base_index)
+            index = faiss.downcast_index(pre.index)
+        return index
+
     def _apply_search_params(self, k: int) -> None:
+        """Set query-time knobs for a search of ``k`` results (HNSW needs efSearch >= what it returns)."""
         cfg = self.config
+        if cfg.reduce_dim is not None:
+            self._index.k_factor = float(cfg.rerank)  # config may be replaced between searches (benchmarks)
+            k = k * int(cfg.rerank)
         if cfg.kind == "hnsw":
-            self._index.hnsw.efSearch = max(cfg.ef_search, k)
+            self._structure.hnsw.efSearch = max(cfg.ef_search, k)
         elif cfg.kind == "ivf":
-            self._index.nprobe = min(cfg.nprobe, self._index.nlist)
+            self._structure.nprobe = min(cfg.nprobe, self._structure.nlist)
 
     @property
     def n_items(self) -> int:
@@ -294,7 +418,8 @@ class ItemIndex:
         return self.n_items
 
     def __repr__(self) -> str:
-        return f"ItemIndex(kind={self.config.kind!r}, n_items={self.n_items}, dim={self.dim})"
+        red = "" if self.config.reduce_dim is None else f", reduce_dim={self.config.reduce_dim}, rerank={self.config.rerank}"
+        return f"ItemIndex(kind={self.config.kind!r}, n_items={self.n_items}, dim={self.dim}{red})"
 
     # ------------------------------------------------------------------ queries
     def search(
@@ -328,7 +453,8 @@ class ItemIndex:
             return np.zeros((0, k), np.float32), np.zeros((0, k), np.int64)
         self._set_threads()
         self._apply_search_params(k_fetch)
-        with faiss_threads(1 if N <= SERIAL_BELOW else None):
+        blas = self.config.kind == "flat" and self.config.reduce_dim is not None
+        with faiss_threads(1 if N <= SERIAL_BELOW else None), blas_flat_search() if blas else nullcontext():
             scores, items = self._index.search(queries, k_fetch)
         keep = items >= 0
         if ex is not None:
@@ -360,9 +486,9 @@ class ItemIndex:
         return np.arange(start, start + vectors.shape[0], dtype=np.int64)
 
     def reconstruct(self, positions: np.ndarray) -> np.ndarray:
-        """(m, d) float32 stored vectors of the given positions (flat and HNSW only)."""
+        """(m, d) float32 stored vectors of the given positions (flat and HNSW; IVF only with reduce_dim)."""
         positions = np.asarray(positions, dtype=np.int64).reshape(-1)
-        if self.config.kind == "ivf":
+        if self.config.kind == "ivf" and self.config.reduce_dim is None:
             raise IndexError_("reconstruct is not available for kind='ivf'; keep catalog.embeddings instead")
         return np.stack([self._index.reconstruct(int(i)) for i in positions]) if positions.size else np.zeros((0, self.dim), np.float32)
 
@@ -402,5 +528,12 @@ class ItemIndex:
         self = cls.__new__(cls)
         self.config = IndexConfig(**meta["config"])
         self.dim = int(meta["dim"])
-        self._index = index
+        self._index = faiss.downcast_index(index)
+        refined = isinstance(self._index, faiss.IndexRefine)
+        if refined != (self.config.reduce_dim is not None):
+            raise IndexError_(
+                f"{path} {'is' if refined else 'is not'} a reduced-dimension index but its sidecar says "
+                f"reduce_dim={self.config.reduce_dim}; re-save the index"
+            )
+        self._structure = self._find_structure(self._index)
         return self
