@@ -528,7 +528,7 @@ class ItemIndex:
         self = cls.__new__(cls)
         self.config = IndexConfig(**meta["config"])
         self.dim = int(meta["dim"])
-        self._index = faiss.downcast_index(index)
+        self._index = index  # read_index returns the concrete class and owns it (a downcast copy would not)
         refined = isinstance(self._index, faiss.IndexRefine)
         if refined != (self.config.reduce_dim is not None):
             raise IndexError_(
