@@ -416,7 +416,9 @@ class ComplementModel:
             pool = np.sort(np.argsort(-nc, kind="stable")[: cfg.pool_size])
         m = pool.size
         k_pre = min(m, 2 * K)
-        cand = np.full((n, k_pre), -1, np.int64)
+        k_out = min(K, k_pre)
+        items = np.empty((n, k_out), np.int32)
+        scores = np.empty((n, k_out), np.float32)
         for s in range(0, n, cfg.chunk):
             I = np.arange(s, min(n, s + cfg.chunk))
             score = self._block_logit(I, pool)
@@ -427,15 +429,14 @@ class ComplementModel:
             hit = (self_col < m) & (pool[np.minimum(self_col, m - 1)] == I)
             score[np.flatnonzero(hit), self_col[hit]] = -np.inf
             part = np.argpartition(-score, k_pre - 1, axis=1)[:, :k_pre] if k_pre < m else np.tile(np.arange(m), (I.size, 1))
-            cand[I] = pool[part]
-        # exact rescoring (adds the substitute penalty) and final sort
-        ai = np.repeat(np.arange(n), k_pre)
-        aj = cand.ravel()
-        sc = self.score(ai, aj).reshape(n, k_pre)
-        sc[cand == np.arange(n)[:, None]] = -1.0
-        order = np.argsort(-sc, axis=1, kind="stable")[:, :K]
-        items = np.take_along_axis(cand, order, 1).astype(np.int32)
-        scores = np.take_along_axis(sc, order, 1).astype(np.float32)
+            cand = pool[part]
+            # exact rescoring (adds the substitute penalty) and sort, per block: every pair's score depends on that
+            # pair only, and the block's temporaries stay small (all n * k_pre pairs at once took GBs on Instacart)
+            sc = self.score(np.repeat(I, k_pre), cand.ravel()).reshape(I.size, k_pre)
+            sc[cand == I[:, None]] = -1.0
+            order = np.argsort(-sc, axis=1, kind="stable")[:, :K]
+            items[I] = np.take_along_axis(cand, order, 1)
+            scores[I] = np.take_along_axis(sc, order, 1)
         bad = scores <= 0
         items[bad] = -1
         scores[bad] = 0.0

@@ -26,6 +26,9 @@ from .cooccurrence import PairCounts
 
 __all__ = ["TextFactors", "train_text_model", "substitute_mask"]
 
+#: at::internal::GRAIN_SIZE: torch splits a reduction across threads only above this many elements.
+_TORCH_GRAIN = 32768
+
 
 def substitute_mask(i: np.ndarray, j: np.ndarray, category: np.ndarray, emb: np.ndarray, threshold: float) -> np.ndarray:
     """(m,) bool: same category and cosine(e_i, e_j) >= threshold (rows of ``emb`` are unit-norm).
@@ -41,6 +44,39 @@ def substitute_mask(i: np.ndarray, j: np.ndarray, category: np.ndarray, emb: np.
         cos = np.einsum("md,md->m", emb[i[k]].astype(np.float32), emb[j[k]].astype(np.float32))
         out[k] = cos >= threshold
     return out
+
+
+def _gather_matmul(torch, threads: int):
+    """``f(E, idx, P) = E[idx] @ P`` (rows of the constant table ``E`` times the trainable ``P``) as an autograd
+    function whose two matmuls (forward ``X @ P``, backward ``X.T @ grad``, the same calls autograd's ``mm``
+    makes for a row-major ``P``) run with ``threads`` intra-op threads, whatever the caller's setting.
+    ``E`` and ``idx`` get no gradient."""
+
+    class GatherMatmul(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, E, idx, P):
+            X = E.index_select(0, idx)
+            prev = torch.get_num_threads()
+            torch.set_num_threads(threads)
+            try:
+                out = X.mm(P)
+            finally:
+                torch.set_num_threads(prev)
+            ctx.save_for_backward(X)
+            return out
+
+        @staticmethod
+        def backward(ctx, grad):
+            (X,) = ctx.saved_tensors
+            prev = torch.get_num_threads()
+            torch.set_num_threads(threads)
+            try:
+                gP = X.t().mm(grad)
+            finally:
+                torch.set_num_threads(prev)
+            return None, None, gP
+
+    return GatherMatmul.apply
 
 
 @dataclass(frozen=True)
@@ -134,19 +170,27 @@ def train_text_model(
         It, Jt = torch.from_numpy(I), torch.from_numpy(J)
         Yt, Bt = torch.from_numpy(Y), torch.from_numpy(base)
         bce = torch.nn.BCEWithLogitsLoss()
+        tower = _gather_matmul(torch, int(threads))
+        # one intra-op thread for the step's elementwise work (optimizer updates, losses, embedding backward): on the
+        # shared 2-core host a 2-thread OpenMP region stalls whenever the other core is busy (Adam alone went from
+        # ~1 to ~110 ms a step). Those ops give the same bits with any thread count: elementwise, row-wise, or
+        # reductions over a batch no longer than torch's parallel grain (one chunk either way). The matmuls keep
+        # ``threads`` inside ``tower``.
+        torch.set_num_threads(1 if batch_size <= _TORCH_GRAIN else max(1, int(threads)))
         for _ in range(int(epochs)):
             perm = torch.randperm(It.numel(), generator=g)
             for s in range(0, It.numel(), batch_size):
                 k = perm[s : s + batch_size]
-                bi, bj = It[k], Jt[k]
-                u = E[bi] @ PU
-                v = E[bj] @ PV
+                # index_select: the same rows as ``x[k]``, copied row-wise instead of by the generic index kernel
+                bi, bj = It.index_select(0, k), Jt.index_select(0, k)
+                u = tower(E, bi, PU)
+                v = tower(E, bj, PV)
                 if use_item_ids:
                     au, av = AU(bi), AV(bj)
                     u = u + au
                     v = v + av
-                logit = Bt[k] + (u * v).sum(1) + b
-                loss = bce(logit, Yt[k])
+                logit = Bt.index_select(0, k) + (u * v).sum(1) + b
+                loss = bce(logit, Yt.index_select(0, k))
                 if use_item_ids:
                     loss = loss + id_weight_decay * ((au**2).sum(1) + (av**2).sum(1)).mean()
                 opt.zero_grad()
@@ -156,6 +200,7 @@ def train_text_model(
                 opt.step()
                 if use_item_ids:
                     opt_id.step()
+        torch.set_num_threads(max(1, int(threads)))
         with torch.no_grad():
             u_all = (E @ PU).numpy()
             v_all = (E @ PV).numpy()
