@@ -39,7 +39,7 @@ from typing import Protocol, Sequence
 
 import numpy as np
 
-from candidates.index import SERIAL_BELOW, IndexError_, ItemIndex, RaggedSet, check_vectors, faiss_threads
+from candidates.index import SERIAL_BELOW, IndexError_, ItemIndex, RaggedSet, check_vectors, faiss_threads, pca_projection
 from candidates.types import CANDIDATE_FEATURES, CandidateSet
 
 __all__ = [
@@ -261,17 +261,6 @@ def inner_products_by_index(x: np.ndarray, table: np.ndarray, ids: np.ndarray) -
     return out
 
 
-def _one_blas_thread():
-    """Context limiting BLAS/LAPACK to one thread (threadpoolctl when installed, else a no-op)."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # optional: only a speed matter
-        from contextlib import nullcontext
-
-        return nullcontext()
-    return threadpool_limits(1)
-
-
 def _check_rows(x, N: int | None, d: int, name: str, allow_zero: bool = False) -> np.ndarray:
     """:func:`candidates.index.check_vectors` plus a row count, raising :class:`BuilderError`."""
     x = np.asarray(x)
@@ -331,12 +320,7 @@ class BundleBuilder:
             self.W = None
             self.Er = np.ascontiguousarray(self.E, dtype=np.float32)
         else:
-            # PCA of the uncentred second moment: the best rank-r approximation of inner products.
-            # BLAS/LAPACK limited to one thread: multithreaded eigh on a busy 2-core VM is ~100x slower.
-            with _one_blas_thread():
-                m2 = (self.E.T @ self.E).astype(np.float64) / n  # float32 GEMM; the moment only orders directions
-                w, v = np.linalg.eigh(m2)
-            self.W = np.ascontiguousarray(v[:, ::-1][:, : cfg.rel_dim], dtype=np.float32)
+            self.W = pca_projection(self.E, cfg.rel_dim)  # uncentred: the best rank-r approximation of inner products
             self.Er = np.ascontiguousarray(self.E @ self.W)
 
     # ------------------------------------------------------------------ tables

@@ -301,12 +301,9 @@ def _encode(texts: list[str]) -> np.ndarray:
 def _pca_projection(emb: np.ndarray, P: int) -> np.ndarray:
     """(d, P) orthonormal top-P principal directions of ``emb``; signs fixed for reproducibility."""
     x = emb.astype(np.float64) - emb.mean(axis=0, dtype=np.float64)
-    try:  # multi-threaded OpenBLAS LAPACK is ~100x slower on a busy 2-core VM; one thread takes ~25 ms here
-        from threadpoolctl import threadpool_limits
+    from candidates.index import one_blas_thread
 
-        with threadpool_limits(1, "blas"):
-            _, _, vt = np.linalg.svd(x, full_matrices=False)
-    except ImportError:  # pragma: no cover - threadpoolctl is optional
+    with one_blas_thread():  # multi-threaded OpenBLAS LAPACK is ~100x slower on a busy 2-core VM
         _, _, vt = np.linalg.svd(x, full_matrices=False)
     v = vt[:P].T  # (d, P)
     if v.shape[1] < P:  # fewer items than P: complete with an orthonormal basis of the rest
