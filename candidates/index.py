@@ -44,6 +44,7 @@ __all__ = [
     "UNIT_TOL",
     "SERIAL_BELOW",
     "faiss_threads",
+    "blas_flat_search",
     "one_blas_thread",
     "pca_projection",
 ]
@@ -118,8 +119,6 @@ def one_blas_thread():
     try:
         from threadpoolctl import threadpool_limits
     except ImportError:  # optional: only a speed matter
-        from contextlib import nullcontext
-
         return nullcontext()
     return threadpool_limits(1)
 
