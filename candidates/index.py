@@ -169,7 +169,11 @@ class IndexConfig:
     """None = search the full vectors. r >= 1: build ``kind`` over the uncentred PCA projection to
     r dims and re-rank its candidates exactly with the full vectors (module docstring). Must be
     smaller than the vector dimension (checked when the index is built: r >= d is an error, not a
-    silent "no reduction", so a config never means something other than it says)."""
+    silent "no reduction", so a config never means something other than it says).
+    Measured on MiniLM vectors, 1,024 queries, k=50, one thread (bench_index.py): flat with
+    r=96, rerank=2 is 1.65x exact flat at 10k items (recall@50 0.970); flat r=128, rerank=2
+    2.1x at 49,688 (0.964); at 100k, ivf r=128, nprobe=64, rerank=3 3.8x (0.935). Memory: the
+    full vectors are kept (for re-ranking) next to the reduced structure."""
     rerank: int = 3
     """With ``reduce_dim``: candidates fetched from the reduced structure per neighbour wanted
     (``k_fetch * rerank``); recall and time grow with it. >= 1."""
