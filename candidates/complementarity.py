@@ -364,24 +364,67 @@ class ComplementModel:
         return out.astype(np.float32)
 
     # ------------------------------------------------------------------ top lists
-    def _block_logit(self, I: np.ndarray, pool: np.ndarray) -> np.ndarray:
+    def _pool_side(self, pool: np.ndarray) -> dict:
+        """Candidate-side factors of :meth:`_block_logit` for ``pool`` (sorted item positions), computed once per
+        top-list build instead of once per anchor block."""
+        w = self.blend_w[0].astype(np.float32)
+        return dict(
+            pool=pool,
+            w=w,
+            cl_j=np.ascontiguousarray(self.cat_log_lift[:, self.category[pool]]),
+            vT=self.v[pool].T,
+            sbT=self.svd_basket[pool].T,
+            suT=self.svd_user[pool].T,
+            pop_j=w[9] * np.log1p(self._n_i[pool]).astype(np.float32),
+            n_B=self._n_i[pool] / self._B,
+            u_U=self._u_i[pool] / self._U,
+        )
+
+    def _block_logit(self, I: np.ndarray, pool: np.ndarray, side: dict | None = None, work: dict | None = None) -> np.ndarray:
         """(|I|, |pool|) float32 blend logit of every (anchor in I, candidate in pool) pair: the dense twin of
         :meth:`pair_features` with the never-seen row of the blend (sparse count corrections); the pairs
-        seen in baskets are then rescored exactly with the seen row. Used to pre-select the top lists."""
+        seen in baskets are then rescored exactly with the seen row. Used to pre-select the top lists.
+
+        ``side``: :meth:`_pool_side` of ``pool`` (computed here when None). ``work``: reusable buffers (a dict
+        this method fills; pass the same one for every block so that the (|I|, |pool|) temporaries are allocated
+        once): the returned array is then one of them, valid until the next call with that ``work``.
+        Each element goes through the same float32/float64 operations in the same order whatever the buffers.
+        """
         cfg = self.config
-        w = self.blend_w[0].astype(np.float32)
-        m = pool.size
-        cJ = self.category[pool]
-        r = self.u[I] @ self.v[pool].T + np.float32(self.bias)
+        if side is None:
+            side = self._pool_side(pool)
+        w = side["w"]
+        m, k = pool.size, I.size
+        if work is None:
+            work = {}
+        if work.get("shape", (0, 0))[0] < k or work["shape"][1] != m:
+            work.clear()
+            work["shape"] = (k, m)
+            for name in ("logit", "r", "cl", "a", "b"):
+                work[name] = np.empty((k, m), np.float32)
+            work["d64"] = np.empty((k, m), np.float64)
+        logit, r, cl, a, b = (work[x][:k] for x in ("logit", "r", "cl", "a", "b"))
+        d64 = work["d64"][:k]
+
+        np.matmul(self.u[I], side["vT"], out=r)
+        r += np.float32(self.bias)
         np.clip(r, -cfg.max_residual, cfg.max_residual, out=r)
-        cl = self.cat_log_lift[self.category[I]][:, cJ]
-        logit = np.full(r.shape, np.float32(self.blend_b[0]), np.float32)
-        logit += w[4] * cl + w[5] * r
+        np.take(side["cl_j"], self.category[I], axis=0, out=cl)  # cl[a, b] = cat_log_lift[c(I[a]), c(pool[b])]
+        # logit = b0 + (w4 cl + w5 r)
+        np.multiply(cl, w[4], out=a)
+        np.multiply(r, w[5], out=b)
+        a += b
+        np.add(a, np.float32(self.blend_b[0]), out=logit)
         if self.svd_basket.shape[1] and w[6] != 0:
-            logit += w[6] * (self.svd_basket[I] @ self.svd_basket[pool].T)
+            np.matmul(self.svd_basket[I], side["sbT"], out=a)
+            a *= w[6]
+            logit += a
         if self.svd_user.shape[1] and w[7] != 0:
-            logit += w[7] * (self.svd_user[I] @ self.svd_user[pool].T)
-        logit += w[8] * np.log1p(self._n_i[I]).astype(np.float32)[:, None] + w[9] * np.log1p(self._n_i[pool]).astype(np.float32)[None, :]
+            np.matmul(self.svd_user[I], side["suT"], out=a)
+            a *= w[7]
+            logit += a
+        np.add((w[8] * np.log1p(self._n_i[I]).astype(np.float32))[:, None], side["pop_j"][None, :], out=a)
+        logit += a
 
         def sparse(pc: PairCounts) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
             row, jj, cnt = pc.rows(I)
@@ -389,18 +432,31 @@ class ComplementModel:
             ok = (col < m) & (pool[np.minimum(col, m - 1)] == jj)
             return row[ok], col[ok], cnt[ok].astype(np.float32)
 
-        # basket shrunk log-lift: log((n + alpha L0) / (E + alpha))
-        num = np.exp(cl + r) * np.float32(cfg.alpha)
+        # basket shrunk log-lift: log((n + alpha L0) / (E + alpha)); a = numerator, b = denominator
+        np.add(cl, r, out=a)
+        np.exp(a, out=a)
+        a *= np.float32(cfg.alpha)
         row, col, cnt = sparse(self.counts)
-        num[row, col] += cnt
-        den = (self._n_i[I][:, None] * (self._n_i[pool][None, :] / self._B)).astype(np.float32) + np.float32(cfg.alpha)
-        logit += w[0] * (np.log(num) - np.log(den))
+        a[row, col] += cnt
+        np.multiply(self._n_i[I][:, None], side["n_B"][None, :], out=d64)
+        b[...] = d64  # float64 -> float32, rounded as astype does
+        b += np.float32(cfg.alpha)
+        np.log(a, out=a)
+        np.log(b, out=b)
+        a -= b
+        a *= w[0]
+        logit += a
         logit[row, col] += w[1] * np.log1p(cnt)
         # user-level shrunk log-lift
         urow, ucol, ucnt = sparse(self.user_counts)
         ua = np.float32(cfg.user_alpha)
-        den = (self._u_i[I][:, None] * (self._u_i[pool][None, :] / self._U)).astype(np.float32) + ua
-        logit -= w[2] * np.log(den / ua)
+        np.multiply(self._u_i[I][:, None], side["u_U"][None, :], out=d64)
+        b[...] = d64
+        b += ua
+        b /= ua
+        np.log(b, out=b)
+        b *= w[2]
+        logit -= b
         logit[urow, ucol] += w[2] * np.log((ucnt + ua) / ua) + w[3] * np.log1p(ucnt)
         if row.size:  # seen pairs: their own blend row, from the exact features (few per anchor)
             logit[row, col] = (self.pair_features(I[row], pool[col]) @ self.blend_w[1] + self.blend_b[1]).astype(np.float32)
@@ -419,9 +475,10 @@ class ComplementModel:
         k_out = min(K, k_pre)
         items = np.empty((n, k_out), np.int32)
         scores = np.empty((n, k_out), np.float32)
+        side, work = self._pool_side(pool), {}
         for s in range(0, n, cfg.chunk):
             I = np.arange(s, min(n, s + cfg.chunk))
-            score = self._block_logit(I, pool)
+            score = self._block_logit(I, pool, side, work)
             if cfg.eta > 0:  # log of the direction factor (the sigmoid is monotone, so logits rank alike per row)
                 d = np.minimum(1.0, (nc[pool][None, :] + cfg.beta) / (nc[I][:, None] + cfg.beta))
                 score = np.log(1.0 / (1.0 + np.exp(-score.astype(np.float64))) * d ** cfg.eta + 1e-300).astype(np.float32)

@@ -421,3 +421,54 @@ def test_eval_protocol_on_planted_world(world, model):
     res = comp_eval.pair_ranking_auc(m.score, pairs)
     lift = comp_eval.pair_ranking_auc(comp_eval.category_lift_scorer(train, cat.category, cat.n_categories), pairs)
     assert res["overall"] > 0.8 and res["overall"] >= lift["overall"] - 0.02
+
+
+# ---------------------------------------------------------------------- fit internals (speed-ups keep the maths)
+@settings(max_examples=25, deadline=None)
+@given(n=st.integers(1, 40), d=st.integers(1, 24), r=st.integers(1, 6), m=st.integers(1, 300), threads=st.sampled_from([1, 2]),
+       seed=st.integers(0, 2**31 - 1))
+def test_gather_matmul_is_bit_identical_to_autograd_mm(n, d, r, m, threads, seed):
+    """The text model's tower f(E, idx, P) = E[idx] @ P: same forward values and same dP, bit for bit, as autograd
+    on the plain expression (the thread count it forces does not change them)."""
+    import torch
+
+    from candidates.text_comp import _gather_matmul
+
+    g = torch.Generator().manual_seed(seed)
+    E = torch.randn(n, d, generator=g)
+    idx = torch.randint(0, n, (m,), generator=g)
+    up = torch.randn(m, r, generator=g)  # upstream gradient
+    P1 = torch.nn.Parameter(torch.randn(d, r, generator=g))
+    P2 = torch.nn.Parameter(P1.detach().clone())
+    out1 = _gather_matmul(torch, threads)(E, idx, P1)
+    out2 = E[idx] @ P2
+    assert torch.equal(out1, out2)
+    (out1 * up).sum().backward()
+    (out2 * up).sum().backward()
+    assert torch.equal(P1.grad, P2.grad)
+
+
+@settings(max_examples=15, deadline=None)
+@given(data=st.data())
+def test_block_logit_is_the_dense_blend_logit(model, data):
+    """_block_logit (used to pre-select the top lists) = the blend logit of pair_features for every (anchor, pool)
+    pair: the never-seen row for pairs never in a basket, the seen row for the others; the reused buffers of
+    ``work`` (blocks of different sizes in turn) give the same bits as fresh ones."""
+    import copy
+
+    n = model.n_items
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**31 - 1)))
+    m = copy.copy(model)
+    m.blend_w = rng.normal(size=model.blend_w.shape)
+    m.blend_b = rng.normal(size=2)
+    pool = np.sort(rng.choice(n, data.draw(st.integers(1, n)), replace=False))
+    side, work = m._pool_side(pool), {}
+    for _ in range(2):
+        I = np.sort(rng.choice(n, data.draw(st.integers(1, n)), replace=False))
+        got = m._block_logit(I, pool, side, work).copy()
+        np.testing.assert_array_equal(got, m._block_logit(I, pool))
+        ii, jj = np.repeat(I, pool.size), np.tile(pool, I.size)
+        F = m.pair_features(ii, jj)
+        seen = m.counts.lookup(ii, jj) > 0
+        expect = np.where(seen, F @ m.blend_w[1] + m.blend_b[1], F @ m.blend_w[0] + m.blend_b[0]).reshape(I.size, pool.size)
+        np.testing.assert_allclose(got, expect, rtol=1e-4, atol=1e-4)
