@@ -24,6 +24,18 @@ import numpy as np
 from _candidates_data import instacart, name_embeddings, tiled, user_queries
 
 
+#: Indexes the builder is timed over: exact flat first (the reference), then approximate ones; ``reduce_dim``
+#: variants search a PCA projection and re-rank exactly (candidates.index), configs from BENCHMARKS.md "Item index".
+VARIANTS = [
+    ("flat", {}),
+    ("hnsw", dict(ef_search=32)),
+    ("hnsw", dict(ef_search=64)),
+    ("ivf", dict(nprobe=16)),
+    ("flat", dict(reduce_dim=96, rerank=2)),
+    ("ivf", dict(reduce_dim=128, nprobe=64, rerank=3)),
+]
+
+
 class TiledComp:
     """A fitted model over n0 items lifted to n = copies x n0 items (copy t of item i behaves like i)."""
 
@@ -152,7 +164,7 @@ def main() -> None:
         print(f"baseline FAISS flat search alone (k={cfg.pool_size}): {base_ups:8.0f} queries/s", flush=True)
         chunks = [slice(i, i + n_small) for i in range(0, N, n_small)]
         ref = None
-        for kind, kw in [("flat", {}), ("hnsw", dict(ef_search=32)), ("hnsw", dict(ef_search=64)), ("ivf", dict(nprobe=16))]:
+        for kind, kw in VARIANTS:
             t = time.perf_counter()
             index = flat if kind == "flat" else ItemIndex(E, IndexConfig(kind=kind, n_threads=args.threads, **kw))
             builder = BundleBuilder(cat_n, index, comp, cfg)
@@ -170,7 +182,7 @@ def main() -> None:
             item_ov, bundle_ov, rel = quality(cs, ref)
             sizes = np.bincount(cs.sizes[cs.mask], minlength=cfg.max_bundle_size + 1)[1:]
             print(
-                f"builder over {kind:4s} {kw!s:18s} index+tables {setup_s:5.1f}s  N={N}: {ups:7.0f} users/s x{ups / base_ups:5.2f} vs flat search  "
+                f"builder over {kind:4s} {kw!s:44s} index+tables {setup_s:5.1f}s  N={N}: {ups:7.0f} users/s x{ups / base_ups:5.2f} vs flat search  "
                 f"N={n_small}: {ups_small:7.0f} users/s  | vs exact builder: items {item_ov:.3f} bundles {bundle_ov:.3f} rel {rel:.3f}  "
                 f"valid/user {cs.mask.sum(1).mean():.1f}  sizes {sizes.tolist()}", flush=True
             )
