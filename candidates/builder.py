@@ -57,6 +57,8 @@ __all__ = [
     "inner_products_by_index",
     "prefix_pair_mean",
     "prefix_pair_max",
+    "prefix_pair_mean_upper",
+    "prefix_pair_max_upper",
 ]
 
 F_IDX = {name: i for i, name in enumerate(CANDIDATE_FEATURES)}
@@ -220,12 +222,8 @@ def prefix_pair_mean(pair: np.ndarray) -> np.ndarray:
     (..., K, K) -> (..., K); equals :func:`mean_offdiag` with the prefix as ``valid``.
     """
     pair = np.asarray(pair)
-    dt = pair.dtype if pair.dtype.kind == "f" else np.float64  # float32 in, float32 out
-    K = pair.shape[-1]
-    upper = np.triu(np.ones((K, K), dtype=dt), 1)  # u < v
-    new = ((pair + np.swapaxes(pair, -1, -2)) * upper).sum(-2)  # pairs added by member v
-    size = np.arange(1, K + 1)
-    return np.cumsum(new, -1) / np.maximum(size * (size - 1), 1).astype(dt)
+    iu, iv = np.triu_indices(pair.shape[-1], 1)
+    return prefix_pair_mean_upper(pair[..., iu, iv] + pair[..., iv, iu], pair.shape[-1])
 
 
 def prefix_pair_max(pair: np.ndarray) -> np.ndarray:
@@ -233,9 +231,34 @@ def prefix_pair_max(pair: np.ndarray) -> np.ndarray:
 
     (..., K, K) -> (..., K), ``pair`` symmetric; equals :func:`max_offdiag` with the prefix as ``valid``.
     """
-    K = pair.shape[-1]
-    upper = np.triu(np.ones((K, K), dtype=bool), 1)
-    new = np.where(upper, pair, 0.0).max(-2).clip(min=0.0)
+    pair = np.asarray(pair)
+    iu, iv = np.triu_indices(pair.shape[-1], 1)
+    return prefix_pair_max_upper(pair[..., iu, iv], pair.shape[-1])
+
+
+def prefix_pair_mean_upper(sym: np.ndarray, K: int) -> np.ndarray:
+    """:func:`prefix_pair_mean` from the upper triangle only: ``sym[..., p] = pair[u, v] + pair[v, u]`` for the
+    p-th pair u < v of ``np.triu_indices(K, 1)``. (..., K(K-1)/2) -> (..., K); float32 in, float32 out.
+
+    The builder gathers just these K(K-1)/2 entries of its symmetric tables instead of all K^2."""
+    sym = np.asarray(sym)
+    dt = sym.dtype if sym.dtype.kind == "f" else np.float64
+    iu, iv = np.triu_indices(K, 1)
+    new = np.zeros(sym.shape[:-1] + (K,), dt)  # pairs added by member v
+    for p in range(iu.size):  # u-major order: each v sums its pairs by increasing u
+        new[..., iv[p]] += sym[..., p]
+    size = np.arange(1, K + 1)
+    return np.cumsum(new, -1) / np.maximum(size * (size - 1), 1).astype(dt)
+
+
+def prefix_pair_max_upper(up: np.ndarray, K: int) -> np.ndarray:
+    """:func:`prefix_pair_max` from the upper triangle only: ``up[..., p] = pair[u, v]`` for the p-th pair u < v of
+    ``np.triu_indices(K, 1)``. (..., K(K-1)/2) -> (..., K)."""
+    up = np.asarray(up)
+    iu, iv = np.triu_indices(K, 1)
+    new = np.zeros(up.shape[:-1] + (K,), up.dtype if up.dtype.kind == "f" else np.float64)  # floor at 0
+    for p in range(iu.size):
+        np.maximum(new[..., iv[p]], up[..., p], out=new[..., iv[p]])
     return np.maximum.accumulate(new, -1)
 
 
@@ -533,9 +556,11 @@ class BundleBuilder:
         else:
             f_relh = None
             f_relq = f_relp
-        pair_idx = (srcc * (C + 1) ** 2)[..., None, None] + codesc[..., :, None] * (C + 1) + codesc[..., None, :]
-        mean_comp = prefix_pair_mean(np.take(self._COMPS_flat, pair_idx) * np.float32(0.5))  # mean of both directions
-        max_sub = prefix_pair_max(np.take(self._SUBX_flat, pair_idx))
+        # both tables are symmetric: gather the K_max(K_max-1)/2 pairs u < v only (COMPS already holds both directions)
+        iu, iv = np.triu_indices(Km, 1)
+        pair_idx = (srcc * (C + 1) ** 2)[..., None] + codesc[..., iu] * (C + 1) + codesc[..., iv]
+        mean_comp = prefix_pair_mean_upper(np.take(self._COMPS_flat, pair_idx), Km)  # mean of both directions
+        max_sub = prefix_pair_max_upper(np.take(self._SUBX_flat, pair_idx), Km)
 
         score = np.float32(cfg.w_rel) * f_relq + np.float32(cfg.w_comp) * mean_comp - np.float32(cfg.w_sub) * max_sub
         if B > 0:  # cross-sell sources: + w_comp * mean comp(seed -> items)

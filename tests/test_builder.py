@@ -19,7 +19,9 @@ from candidates.builder import (
     popularity_feature,
     prefix_mean,
     prefix_pair_max,
+    prefix_pair_max_upper,
     prefix_pair_mean,
+    prefix_pair_mean_upper,
     substitution,
 )
 from candidates.index import ItemIndex
@@ -274,6 +276,20 @@ def test_prefix_pair_formulas_equal_masked_definitions(pair):
         ref = [np.mean([pair[b, u, v] for u in range(k + 1) for v in range(k + 1) if u != v]) if k else 0.0 for b in range(pair.shape[0])]
         np.testing.assert_allclose(got_mean[..., k], ref, atol=1e-12)
     assert (got_max >= 0).all() and (np.diff(got_max, axis=-1) >= 0).all()  # max over growing sets never falls
+
+
+@settings(max_examples=60, deadline=None)
+@given(pair=pair_arrays)
+def test_upper_triangle_forms_of_a_symmetric_table_equal_the_full_ones_bit_for_bit(pair):
+    """The builder gathers only u < v of its symmetric tables (COMPS holds comp(u->v) + comp(v->u)): same bits
+    as the full K x K form halved into both directions."""
+    pair = pair.astype(np.float32)
+    table = pair + np.swapaxes(pair, -1, -2)  # symmetric by construction, as COMPS
+    K = table.shape[-1]
+    iu, iv = np.triu_indices(K, 1)
+    assert np.array_equal(prefix_pair_mean_upper(table[..., iu, iv], K), prefix_pair_mean(table * np.float32(0.5)))
+    assert np.array_equal(prefix_pair_max_upper(table[..., iu, iv], K), prefix_pair_max(table))
+    assert prefix_pair_mean_upper(table[..., iu, iv], K).dtype == np.float32
 
 
 @settings(max_examples=60, deadline=None)
