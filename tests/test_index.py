@@ -8,6 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from candidates.index import IndexConfig, IndexError_, ItemIndex, RaggedSet
+from _search_ref import brute
 
 
 def unit(rng: np.random.Generator, n: int, d: int) -> np.ndarray:
@@ -19,15 +20,6 @@ def unit(rng: np.random.Generator, n: int, d: int) -> np.ndarray:
 def data():
     rng = np.random.default_rng(0)
     return unit(rng, 600, 16), unit(rng, 40, 16)
-
-
-def brute(E, Q, k, exclude=None):
-    S = Q @ E.T
-    if exclude is not None:
-        for r, ex in enumerate(exclude):
-            S[r, np.asarray(ex, dtype=int)] = -np.inf
-    items = np.argsort(-S, axis=1, kind="stable")[:, :k]
-    return np.take_along_axis(S, items, 1), items
 
 
 def test_flat_equals_brute_force(data):

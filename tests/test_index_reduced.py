@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from candidates.index import IndexConfig, IndexError_, ItemIndex, blas_flat_search, pca_projection
+from _search_ref import brute
 
 KINDS = ["flat", "hnsw", "ivf"]
 
@@ -24,15 +25,6 @@ def unit(x: np.ndarray) -> np.ndarray:
 def data():
     rng = np.random.default_rng(7)
     return unit(rng.standard_normal((300, 24))), unit(rng.standard_normal((30, 24)))
-
-
-def brute(E, Q, k, exclude=None):
-    S = Q @ E.T
-    if exclude is not None:
-        for r, ex in enumerate(exclude):
-            S[r, np.asarray(ex, dtype=int)] = -np.inf
-    items = np.argsort(-S, axis=1, kind="stable")[:, :k]
-    return np.take_along_axis(S, items, 1), items
 
 
 def covering(kind: str, n: int, k: int, **kw) -> IndexConfig:
