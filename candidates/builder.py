@@ -568,12 +568,7 @@ class BundleBuilder:
             score[:, A:] += np.float32(cfg.w_comp) * prefix_mean(seed_comp)
 
         # the features the score used, per slot prefix (the item-only ones are computed after selection)
-        scored = np.empty((N, S, Km, 4), np.float32)
-        scored[..., 0] = f_relp
-        scored[..., 1] = 0.0 if f_relh is None else f_relh
-        scored[..., 2] = mean_comp
-        scored[..., 3] = max_sub
-        scored = scored.reshape(N, M, 4)
+        scored = {"rel_profile": f_relp, "rel_history": f_relh, "mean_comp": mean_comp, "max_sub": max_sub}
 
         # ---- 64-bit item sets over each user's local item universe (<= 64 slots)
         srt = np.argsort(slot_ids, axis=1, kind="stable")
@@ -618,8 +613,8 @@ class BundleBuilder:
         items = np.where(member, sel_slots, -1).astype(np.int32)
         sizes = np.where(valid, k_sel + 1, 0).astype(np.int8)
         feats = np.empty((N, K, len(CANDIDATE_FEATURES)), np.float32)
-        for f, name in enumerate(("rel_profile", "rel_history", "mean_comp", "max_sub")):
-            feats[..., F_IDX[name]] = np.take_along_axis(scored[..., f], selc, 1)
+        for name, x in scored.items():
+            feats[..., F_IDX[name]] = 0.0 if x is None else np.take_along_axis(x.reshape(N, M), selc, 1)
         # item-only features: prefix means over the selected source's slots, read at the selected size
         ssc = np.maximum(sel_slots, 0)
         d_b = self.disc[1 : Km + 1]
