@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from candidates.index import IndexConfig, IndexError_, ItemIndex, RaggedSet
+from candidates.index import EXACT_UP_TO, IndexConfig, IndexError_, ItemIndex, RaggedSet
 from _search_ref import brute
 
 
@@ -109,6 +109,9 @@ def test_approximate_recall_sanity(kind, cfg):
 
 def test_for_size_picks_exact_for_small_catalogues():
     assert IndexConfig.for_size(1000).kind == "flat"
+    assert IndexConfig.for_size(10_000).kind == "flat"  # exact BLAS search beats HNSW at ef 96 here
+    assert IndexConfig.for_size(EXACT_UP_TO).kind == "flat"
+    assert IndexConfig.for_size(EXACT_UP_TO + 1).kind == "hnsw"
     assert IndexConfig.for_size(100_000).kind == "hnsw"
     assert IndexConfig.for_size(100_000, ef_search=128).ef_search == 128
 
