@@ -456,8 +456,10 @@ class BundleBuilder:
         :param history: (N, d) float32 unit rows (history vector), a zero row for a user without
             history, or None for nobody.
         :param bought: None or a sequence of N int arrays: catalogue positions already bought
-            (never appear in a bundle; the most recent, last in each array, seed cross-sell bundles).
-        :param shown: None or a sequence of N int arrays: items shown this session (novelty feature).
+            (never appear in a bundle; the most recent, last in each array, seed cross-sell bundles);
+            or the same as one (N, L) int array padded with -1.
+        :param shown: None or a sequence of N int arrays (or an (N, L) int array padded with -1): items
+            shown this session (novelty feature).
         :param price_cap: None or (N,) max discounted bundle price per user (inf = none); combined
             with ``config.price_cap`` by min.
         :returns: :class:`CandidateSet` with items (N, K, K_max) int32, sizes (N, K) int8, mask (N, K)

@@ -227,8 +227,9 @@ class IndexConfig:
 class RaggedSet:
     """Per-row sets of catalogue positions, for vectorised membership tests.
 
-    Built from a sequence of ``n_rows`` int arrays (``None`` entries = empty). Stored as
-    sorted unique int64 keys ``row * n_items + item``; :meth:`contains` is one
+    Built from a sequence of ``n_rows`` int arrays (``None`` entries = empty), or from one
+    ``(n_rows, L)`` int array padded with -1 (a fixed-width log, as the env keeps: no per-row Python
+    work). Stored as sorted unique int64 keys ``row * n_items + item``; :meth:`contains` is one
     ``np.searchsorted``.
     """
 
@@ -247,9 +248,13 @@ class RaggedSet:
             )
         if len(rows) != self.n_rows:
             raise IndexError_(f"{name} has {len(rows)} rows for {n_rows} queries; give one int array per query row")
-        arrs = [np.zeros(0, np.int64) if r is None else np.asarray(r).reshape(-1) for r in rows]
-        lengths = np.fromiter((a.size for a in arrs), dtype=np.int64, count=len(arrs))
-        flat = np.concatenate(arrs) if arrs else np.zeros(0, np.int64)
+        if isinstance(rows, np.ndarray) and rows.ndim == 2 and np.issubdtype(rows.dtype, np.integer):
+            keep = rows != -1  # padding; order within a row is kept (the last items seed cross-sell)
+            flat, lengths = rows[keep], keep.sum(axis=1).astype(np.int64)
+        else:
+            arrs = [np.zeros(0, np.int64) if r is None else np.asarray(r).reshape(-1) for r in rows]
+            lengths = np.fromiter((a.size for a in arrs), dtype=np.int64, count=len(arrs))
+            flat = np.concatenate(arrs) if arrs else np.zeros(0, np.int64)
         if flat.size and not np.issubdtype(flat.dtype, np.integer):
             raise IndexError_(f"{name} must hold integer catalogue positions; got dtype {flat.dtype}")
         flat = flat.astype(np.int64, copy=False)
@@ -446,7 +451,8 @@ class ItemIndex:
         :param queries: (N, d) float32 unit-norm rows.
         :param k: neighbours per query, >= 1 (may exceed the item count: the tail is padded).
         :param exclude: None, or a sequence of N int arrays: catalogue positions never returned
-            for that row (e.g. items already bought); or a :class:`RaggedSet` of N rows built from one.
+            for that row (e.g. items already bought), or an (N, L) int array padded with -1; or a
+            :class:`RaggedSet` of N rows built from one.
         :returns: ``(scores (N, k) float32, items (N, k) int64)``; where fewer than k items
             qualify, items are -1 and scores -inf.
         Raises :class:`IndexError_` on wrong dim, NaN/inf, non-unit rows, k < 1 or a bad exclude.

@@ -232,12 +232,8 @@ class SessionBatch:
         if rows.size == 0:
             return
         hist = self._history_vectors(rows) if self.has_hist[rows].any() else None
-        # The builder takes ragged per-user lists (bought in purchase order); slicing is the only per-row work.
-        bl, nb = self.bought_log[rows], self.n_bought_log[rows]
-        sl, ns = self.shown_log[rows], self.n_shown[rows]
-        bought = [bl[j, : nb[j]] for j in range(rows.size)] if nb.any() else None
-        shown = [sl[j, : ns[j]] for j in range(rows.size)] if ns.any() else None
-        cs = self.world.builder.build(self.profile_vec[rows], hist, bought, shown, None)
+        # the logs are -1 padded, in event order (bought in purchase order: the last ones seed cross-sell)
+        cs = self.world.builder.build(self.profile_vec[rows], hist, self.bought_log[rows], self.shown_log[rows], None)
         self._set_pool(rows, cs.items, cs.mask, cs.features)
         self.since_refresh[rows] = 0
 

@@ -195,6 +195,22 @@ def test_determinism(setup):
         np.testing.assert_array_equal(getattr(again, a), getattr(s["cs"], a))
 
 
+def test_padded_logs_give_the_same_candidates_as_lists(setup):
+    """bought / shown as (N, L) int arrays padded with -1 (the env's logs) mean the same as ragged lists."""
+    s = setup
+
+    def padded(rows, L=12):
+        out = np.full((len(rows), L), -1, np.int64)
+        for r, row in enumerate(rows):
+            out[r, : len(row)] = row
+        return out
+
+    got = s["builder"].build(s["profile"], s["history"], padded(s["bought"]), padded(s["shown"]), s["cap"])
+    for a in ("items", "sizes", "mask", "features"):
+        np.testing.assert_array_equal(getattr(got, a), getattr(s["cs"], a))
+    assert got.mask.any(axis=1).all()
+
+
 def test_complement_ranks_above_random_and_substitute_penalised():
     # items 0..5: 0 = seed (cat 0); 1 = true complement (cat 1); 2 = near-duplicate of 0 (cat 0);
     # 3 = same embedding as 2 but another category (cat 2); rest random.

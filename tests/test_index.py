@@ -163,8 +163,15 @@ def test_errors(data):
     probe=st.lists(st.integers(-1, 19), min_size=3, max_size=3),
     width=st.integers(0, 4),
 )
-def test_ragged_set_contains_and_padded(rows, probe, width):
-    rs = RaggedSet([np.array(r, dtype=int) for r in rows], len(rows), 20)
+@pytest.mark.parametrize("form", ["lists", "padded"])
+def test_ragged_set_contains_and_padded(rows, probe, width, form):
+    if form == "lists":
+        rs = RaggedSet([np.array(r, dtype=int) for r in rows], len(rows), 20)
+    else:  # one (n, L) int array, -1 padded (the env's fixed-width logs): same sets, same order
+        log = np.full((len(rows), 7), -1, np.int32)
+        for r, row in enumerate(rows):
+            log[r, : len(row)] = row
+        rs = RaggedSet(log, len(rows), 20)
     q = np.tile(np.array(probe), (len(rows), 1))
     got = rs.contains(q)
     want = np.array([[p in set(r) for p in probe] for r in rows])
@@ -176,3 +183,10 @@ def test_ragged_set_contains_and_padded(rows, probe, width):
     for r, row in enumerate(rows):
         last = list(reversed(row))[:width]
         assert pad[r, : len(last)].tolist() == last and (pad[r, len(last) :] == -1).all()
+
+
+def test_ragged_set_padded_form_errors():
+    with pytest.raises(IndexError_, match="outside"):
+        RaggedSet(np.array([[3, -2]]), 1, 20)  # only -1 is padding
+    with pytest.raises(IndexError_, match="rows"):
+        RaggedSet(np.full((2, 3), -1), 3, 20)
