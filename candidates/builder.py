@@ -39,7 +39,7 @@ from typing import Protocol, Sequence
 
 import numpy as np
 
-from candidates.index import SERIAL_BELOW, IndexError_, ItemIndex, RaggedSet, check_vectors, faiss_threads, pca_projection
+from candidates.index import IndexError_, ItemIndex, RaggedSet, check_vectors, faiss_threads, pca_projection
 from candidates.types import CANDIDATE_FEATURES, CandidateSet
 
 __all__ = [
@@ -65,8 +65,6 @@ F_IDX = {name: i for i, name in enumerate(CANDIDATE_FEATURES)}
 
 #: Extra neighbours fetched beyond n_anchors in the first (small) pool search; see BundleBuilder._anchors.
 _ANCHOR_MARGIN = 8
-#: Fused gather-dots over at most this many ids run on one thread (about SERIAL_BELOW users' slots).
-_SERIAL_IDS = SERIAL_BELOW * 64
 
 
 class BuilderError(ValueError):
@@ -275,8 +273,9 @@ def inner_products_by_index(x: np.ndarray, table: np.ndarray, ids: np.ndarray) -
     ids = np.ascontiguousarray(ids, dtype=np.int64)
     out = np.empty(ids.shape, dtype=np.float32)
     if out.size:
-        # small batches on one thread (see candidates.index.faiss_threads)
-        with faiss_threads(1 if ids.size <= _SERIAL_IDS else None):
+        # always one thread: the gathers are memory-bound, and two OpenMP threads were no faster at any size
+        # (builder, 1,024 users: x0.91-0.99) but slower in the env (x0.85) and ~3x slower when the other core is busy
+        with faiss_threads(1):
             faiss.fvec_inner_products_by_idx(
                 faiss.swig_ptr(out), faiss.swig_ptr(x), faiss.swig_ptr(table), faiss.swig_ptr(ids), table.shape[1], x.shape[0], ids.shape[1]
             )
