@@ -468,7 +468,7 @@ class BundleBuilder:
         Raises :class:`BuilderError` on wrong shapes, NaN/inf, non-unit rows or bad positions.
         Deterministic: the same inputs give the same output.
         """
-        cfg, Km, K, n = self.config, self.config.max_bundle_size, self.config.n_candidates, self.n_items
+        cfg, n = self.config, self.n_items
         profile = _check_rows(profile, None, self.dim, "profile")
         N = profile.shape[0]
         if history is not None:

@@ -30,7 +30,7 @@ import numpy as np
 from candidates.builder import inner_products_by_index
 from candidates.types import CANDIDATE_FEATURES
 from env.observation import (
-    CANDIDATES_KEY, HISTORY_KEY, MASK_KEY, PROFILE_KEY, SESSION_KEY, project, session_features,
+    CANDIDATES_KEY, HISTORY_KEY, MASK_KEY, PROFILE_KEY, SESSION_KEY, session_features,
 )
 from env.presets import EnvConfig, World
 from env.user_streams import UserStreams, splitmix64
