@@ -1,6 +1,7 @@
 """Candidate bundles per user: FAISS anchors completed with estimated complements.
 
-Method (all steps vectorised over users; loops only run over the small K, K_max, C axes):
+Method (vectorised over users; the greedy completion of step 3 and the MMR loop of step 5 run as
+compiled per-user loops, ``candidates.kernels``, bit-identical to their numpy formulation):
 
 1. **Query** ``q = normalize((1 - a) * profile + a * history)`` with ``a = history_weight`` for
    users that have a history vector (a zero row means none), else ``q = profile``.
@@ -39,7 +40,8 @@ from typing import Protocol, Sequence
 
 import numpy as np
 
-from candidates.index import IndexError_, ItemIndex, RaggedSet, check_vectors, faiss_threads, pca_projection
+from candidates.index import IndexError_, ItemIndex, RaggedSet, check_vectors, faiss_threads, pca_projection, serial_numpy_blas
+from candidates.kernels import greedy_complete, mmr_select
 from candidates.types import CANDIDATE_FEATURES, CandidateSet
 
 __all__ = [
@@ -395,49 +397,17 @@ class BundleBuilder:
         cvalid &= ~bought.contains(cand)
         # fused gather + dot in the reduced space: never materialises the (N, S*C, r) block
         rel = inner_products_by_index(qr, self.Er, np.where(cvalid, cand, -1).reshape(N, S * C)).reshape(N, S, C)
-        base = rel * np.float32(cfg.w_rel)
-        flat_src = (srcc * (C + 1) ** 2)[..., None]  # row offsets into the flattened (n, C+1, C+1) tables
-        ar = np.arange(C)
-        comp_sum = np.take(self._COMPS_flat, flat_src + C * (C + 1) + ar)  # row "self" (code C) against the C complements
-        sub_max = np.take(self._SUBX_flat, flat_src + C * (C + 1) + ar)
-        n_mem = 1
-        codes = np.full((N, S, Km), -1, dtype=np.int64)
-        ok = np.zeros((N, S, Km), dtype=bool)
         size0 = 1 if include_src else 0
+        capped = bool(np.isfinite(cap).any())  # no cap anywhere (the env's case): skip the price bookkeeping
+        price_sum = self.price[srcc] if include_src else np.zeros((N, S))
+        codes, ok = greedy_complete(
+            cand, cvalid, rel, float(cfg.w_rel), srcc * (C + 1) ** 2, C * (C + 1), self._COMPS_flat, self._SUBX_flat,
+            src_valid, size0, Km, float(cfg.w_comp), float(cfg.w_sub), capped, price_sum, self.price, self.disc,
+            np.ascontiguousarray(cap, dtype=np.float64),
+        )
         if include_src:
             codes[..., 0] = C
             ok[..., 0] = src_valid
-            price_sum = self.price[srcc]
-        else:
-            price_sum = np.zeros((N, S))
-        alive = src_valid
-        capped = bool(np.isfinite(cap).any())  # no cap anywhere (the env's case): skip the price bookkeeping
-        cand_price = self.price[np.maximum(cand, 0)] if capped else None
-        neg = np.float32(-np.inf)
-        for size_new in range(size0 + 1, Km + 1):
-            gain = base + np.float32(cfg.w_comp / (2 * n_mem)) * comp_sum
-            if cfg.w_sub:
-                gain -= np.float32(cfg.w_sub) * sub_max
-            if capped:
-                feas = cvalid & ((price_sum[..., None] + cand_price) * (1 - self.disc[size_new]) <= cap[:, None, None])
-            else:
-                feas = cvalid
-            gain = np.where(feas, gain, neg)
-            c = gain.argmax(-1)
-            got = alive & np.take_along_axis(feas, c[..., None], -1)[..., 0]
-            codes[..., size_new - 1] = np.where(got, c, -1)
-            ok[..., size_new - 1] = got
-            alive = got
-            if size_new == Km:
-                break
-            cvalid &= ar != c[..., None]
-            row = flat_src + (c * (C + 1))[..., None] + ar
-            comp_sum = comp_sum + np.take(self._COMPS_flat, row)
-            if cfg.w_sub:
-                sub_max = np.maximum(sub_max, np.take(self._SUBX_flat, row))
-            n_mem += 1
-            if capped:
-                price_sum = price_sum + np.where(got, np.take_along_axis(cand_price, c[..., None], -1)[..., 0], 0.0)
         return codes, ok
 
     # ------------------------------------------------------------------ main entry
@@ -505,8 +475,9 @@ class BundleBuilder:
             raise BuilderError(str(e)) from None
         # (Overlapping the index search of one chunk of rows with the numpy work of the previous one
         # on a worker thread was tried: slower on the shared 2-core VM, so one pass.)
-        anchors = self._anchors(q, cap, bought_set)
-        return self._build_rows(profile, history, has_h, a, qnorm, q, cap, bought_set, shown_set, anchors)
+        with serial_numpy_blas():
+            anchors = self._anchors(q, cap, bought_set)
+            return self._build_rows(profile, history, has_h, a, qnorm, q, cap, bought_set, shown_set, anchors)
 
     def _build_rows(self, profile, history, has_h, a, qnorm, q, cap, bought_set: RaggedSet, shown_set: RaggedSet, anchors):
         """The body of :meth:`build` for validated rows whose anchors are already searched."""
@@ -571,40 +542,13 @@ class BundleBuilder:
         # the features the score used, per slot prefix (the item-only ones are computed after selection)
         scored = {"rel_profile": f_relp, "rel_history": f_relh, "mean_comp": mean_comp, "max_sub": max_sub}
 
-        # ---- 64-bit item sets over each user's local item universe (<= 64 slots)
-        srt = np.argsort(slot_ids, axis=1, kind="stable")
-        sv = np.take_along_axis(slot_ids, srt, 1)
-        new = np.ones_like(sv, dtype=bool)
-        new[:, 1:] = sv[:, 1:] != sv[:, :-1]
-        local = np.empty_like(srt)
-        np.put_along_axis(local, srt, np.cumsum(new, axis=1) - 1, 1)
-        bits = np.where(slot_ids >= 0, np.left_shift(np.uint64(1), local.astype(np.uint64)), np.uint64(0))
-        masks = np.bitwise_or.accumulate(bits.reshape(N, S, Km), axis=-1).reshape(N, M)
-
-        # ---- MMR selection; an unavailable candidate has base -inf (picked or an identical item set)
+        # ---- MMR selection (compiled loop); an unavailable candidate has base -inf
         lam = cfg.mmr_lambda
         base = np.where(ok.reshape(N, M), np.float32(lam) * score.reshape(N, M), np.float32(-np.inf))
         pen = ((1 - lam) / np.tile(np.arange(1, Km + 1), S)).astype(np.float32)  # (M,) per unit of overlap
-        is_cs = np.arange(M) >= A * Km
-        used = np.zeros(N, dtype=np.uint64)
-        sel = np.full((N, K), -1, dtype=np.int64)
         n_cs = int(round(cfg.cross_sell_share * K)) if B > 0 else 0
+        sel = mmr_select(base, slot_ids, Km, pen, n_cs, A * Km, K)
         rows = np.arange(N)
-        neg = np.float32(-np.inf)
-        for t in range(min(K, M)):
-            val = base - np.bitwise_count(masks & used[:, None]) * pen
-            j = val.argmax(1)
-            if t < n_cs:  # users with a cross-sell bundle left take it first
-                vcs = np.where(is_cs, val, neg)
-                jc = vcs.argmax(1)
-                j = np.where(vcs[rows, jc] > neg, jc, j)
-            got = val[rows, j] > neg
-            if not got.any():
-                break
-            sel[:, t] = np.where(got, j, -1)
-            pmask = np.where(got, masks[rows, j], np.uint64(0))
-            used |= pmask
-            base[(masks == pmask[:, None]) & got[:, None]] = neg
 
         valid = sel >= 0
         selc = np.maximum(sel, 0)

@@ -49,7 +49,9 @@ __all__ = [
     "blas_flat_search",
     "EXACT_UP_TO",
     "BLAS_FLAT_ABOVE",
+    "BROADCAST_MAX_LEN",
     "one_blas_thread",
+    "serial_numpy_blas",
     "pca_projection",
 ]
 
@@ -96,6 +98,9 @@ EXACT_UP_TO = 20_000
 #: Query batches larger than this use faiss's BLAS path for exhaustive (flat) search; see :class:`blas_flat_search`.
 BLAS_FLAT_ABOVE = 20
 
+#: :meth:`RaggedSet.contains` compares column by column when no row holds more items than this.
+BROADCAST_MAX_LEN = 16
+
 
 class blas_flat_search:
     """Context: faiss's exhaustive search uses BLAS (GEMM + heap) for batches of more than
@@ -133,6 +138,32 @@ def one_blas_thread():
     except ImportError:  # optional: only a speed matter
         return nullcontext()
     return threadpool_limits(1)
+
+
+_NUMPY_BLAS: list = []  # [threadpoolctl controller of the BLAS libraries other than faiss's own] once built
+
+
+def serial_numpy_blas():
+    """Context: numpy's BLAS runs on one thread inside; faiss's own BLAS and OpenMP are untouched.
+
+    Why: OpenBLAS's pthreads workers busy-wait for a long while (~0.1 s) after every multi-threaded
+    call, so a numpy matmul just before a faiss search leaves a core spinning through the search.
+    On the 2-core VM that made the builder's searches ~1.6x slower than alone (BENCHMARKS.md, "Bundle
+    builder"); the numpy products in the builder and the env step are small enough for one thread.
+    Limits every BLAS library threadpoolctl finds except those shipped inside faiss (by path); entering
+    and leaving costs ~25 us. A no-op without threadpoolctl (a speed matter only).
+    """
+    if not _NUMPY_BLAS:
+        try:
+            from threadpoolctl import ThreadpoolController
+        except ImportError:
+            _NUMPY_BLAS.append(None)
+        else:
+            ctl = ThreadpoolController()
+            paths = [lib.filepath for lib in ctl.lib_controllers if lib.user_api == "blas" and "faiss" not in lib.filepath]
+            _NUMPY_BLAS.append(ctl.select(filepath=paths) if paths else None)
+    ctl = _NUMPY_BLAS[0]
+    return nullcontext() if ctl is None else ctl.limit(limits=1)
 
 
 def pca_projection(vectors: np.ndarray, r: int) -> np.ndarray:
@@ -231,8 +262,9 @@ class RaggedSet:
 
     Built from a sequence of ``n_rows`` int arrays (``None`` entries = empty), or from one
     ``(n_rows, L)`` int array padded with -1 (a fixed-width log, as the env keeps: no per-row Python
-    work). Stored as sorted unique int64 keys ``row * n_items + item``; :meth:`contains` is one
-    ``np.searchsorted``.
+    work). Stored as sorted unique int64 keys ``row * n_items + item``. :meth:`contains` compares
+    against each row's items column by column when every row holds at most :data:`BROADCAST_MAX_LEN`
+    items (a few items bought or shown: 2-3.5x faster than a search), else it is one ``np.searchsorted``.
     """
 
     def __init__(self, rows: Sequence[np.ndarray | Sequence[int] | None] | None, n_rows: int, n_items: int, name: str = "exclude"):
@@ -279,6 +311,13 @@ class RaggedSet:
         items = np.asarray(items)
         if self.keys.size == 0:
             return np.zeros(items.shape, dtype=bool)
+        if self.max_len <= BROADCAST_MAX_LEN:
+            cols = self._columns()
+            lead = (self.n_rows,) + (1,) * (items.ndim - 1)
+            out = items == cols[:, 0].reshape(lead)
+            for c in range(1, cols.shape[1]):
+                out |= items == cols[:, c].reshape(lead)
+            return out
         # prefilter with "in any row's set" (one cheap lookup), then exact keys for the few hits
         anyset = self.__dict__.get("_any")
         if anyset is None:
@@ -294,6 +333,17 @@ class RaggedSet:
             pos = np.minimum(np.searchsorted(self.keys, q), self.keys.size - 1)
             out[hit] = self.keys[pos] == q
         return out.reshape(items.shape)
+
+    def _columns(self) -> np.ndarray:
+        """(n_rows, max_len) int64: each row's distinct items, padded with ``n_items`` (matches no item)."""
+        cols = self.__dict__.get("_cols")
+        if cols is None:
+            r = self.keys // max(self.n_items, 1)
+            start = np.concatenate([[0], np.cumsum(self.lengths)[:-1]])
+            cols = np.full((self.n_rows, max(self.max_len, 1)), self.n_items, dtype=np.int64)
+            cols[r, np.arange(self.keys.size) - start[r]] = self.keys % self.n_items
+            self._cols = cols
+        return cols
 
     def subset(self, rows: np.ndarray) -> "RaggedSet":
         """The sets of the given rows (sorted, distinct row indices), as a new RaggedSet with rows 0..len(rows)-1.

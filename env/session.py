@@ -28,6 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from candidates.builder import inner_products_by_index
+from candidates.index import serial_numpy_blas
 from candidates.types import CANDIDATE_FEATURES
 from env.observation import (
     CANDIDATES_KEY, HISTORY_KEY, MASK_KEY, PROFILE_KEY, SESSION_KEY, session_features,
@@ -184,6 +185,10 @@ class SessionBatch:
 
     def reset_rows(self, rows: np.ndarray | None = None) -> None:
         """Start new episodes in ``rows`` (all when None): fresh persona, hidden state, log and candidates."""
+        with serial_numpy_blas():  # see candidates.index.serial_numpy_blas: numpy BLAS threads spin through faiss
+            self._reset_rows(rows)
+
+    def _reset_rows(self, rows: np.ndarray | None) -> None:
         rows = np.arange(self.n) if rows is None else np.asarray(rows, dtype=np.int64)
         if rows.size == 0:
             return
@@ -433,6 +438,10 @@ class SessionBatch:
     def step(self, actions) -> StepOutcome:
         """Apply one action per row. Does not reset finished rows (the caller does, after reading the outcome)."""
         a = self.check_actions(actions)
+        with serial_numpy_blas():
+            return self._step(a)
+
+    def _step(self, a: np.ndarray) -> StepOutcome:
         N, rows = self.n, np.arange(self.n)
         valid = self.action_masks()[rows, a]
         invalid = ~valid
