@@ -7,6 +7,9 @@ Rows are unit-norm, so inner product = cosine. Three kinds:
 - ``"hnsw"``: ``faiss.IndexHNSWFlat`` with ``METRIC_INNER_PRODUCT``; approximate, no training.
 - ``"ivf"``: ``faiss.IndexIVFFlat`` (inner product) with ``nlist`` k-means cells, ``nprobe``
   visited per query; approximate, needs training (done on the vectors given at construction).
+  With ``IndexConfig.pq_m`` the cells hold 4-bit product-quantised codes scanned with SIMD look-up
+  tables (``faiss.IndexIVFPQFastScan``, ~1/8 of the bytes per item at ``pq_m = d / 4``) and the
+  candidates are re-ranked exactly, as below: the scan stays in cache where full vectors do not.
 
 Reduced-dimension search (``IndexConfig.reduce_dim = r``): the chosen structure is built over
 the uncentred PCA projection ``x @ W`` (``W`` = top-r eigenvectors of ``E^T E / n``, see
@@ -14,7 +17,7 @@ the uncentred PCA projection ``x @ W`` (``W`` = top-r eigenvectors of ``E^T E / 
 re-scored exactly with the full vectors. Returned scores are therefore exact inner products and
 the order is by exact score; only *which* items reach the re-ranking is approximate. It is
 faiss's ``IndexRefineFlat(IndexPreTransform(LinearTransform(W^T), structure))``: one faiss
-object, so add, save/load and reconstruct work unchanged. Not ``faiss.PCAMatrix``: it centres
+object, so add, save/load and reconstruct work unchanged (the same refine step serves ``pq_m``). Not ``faiss.PCAMatrix``: it centres
 the data, which changes inner-product rankings (an item-dependent ``-<Am, Ax>`` term) and
 measured recall@50 0.902 vs 0.947 uncentred (10k MiniLM items, r=64, rerank 3).
 
@@ -218,8 +221,15 @@ class IndexConfig:
     2.1x at 49,688 (0.964); at 100k, ivf r=128, nprobe=64, rerank=3 3.8x (0.935). Memory: the
     full vectors are kept (for re-ranking) next to the reduced structure."""
     rerank: int = 3
-    """With ``reduce_dim``: candidates fetched from the reduced structure per neighbour wanted
-    (``k_fetch * rerank``); recall and time grow with it. >= 1."""
+    """With ``reduce_dim`` or ``pq_m``: candidates fetched from the approximate structure per neighbour wanted
+    (``k_fetch * rerank``), then re-scored exactly; recall and time grow with it. >= 1."""
+    pq_m: int | None = None
+    """IVF only. None = the cells hold full float32 vectors. m >= 1: they hold 4-bit product-quantiser codes
+    of m sub-vectors (``faiss.IndexIVFPQFastScan``; m must divide the searched dimension, i.e. ``reduce_dim`` or
+    the vector dimension), and ``rerank`` candidates per neighbour wanted are re-scored exactly with the full
+    vectors, which are kept as well. Measured in the bundle builder at 10k MiniLM items (BENCHMARKS.md,
+    "Bundle builder"): m = 96, nlist 100, nprobe 16, rerank 3 kept more of the exact builder's bundles than
+    IVF-flat nprobe 16 and searched faster."""
 
     def __post_init__(self) -> None:
         if self.kind not in _KINDS:
@@ -242,6 +252,16 @@ class IndexConfig:
             )
         if not isinstance(self.rerank, (int, np.integer)) or self.rerank < 1:
             raise IndexError_(f"IndexConfig.rerank={self.rerank!r}; use an int >= 1 (3 is a good default)")
+        if self.pq_m is not None:
+            if self.kind != "ivf":
+                raise IndexError_(f"IndexConfig.pq_m={self.pq_m!r} needs kind='ivf' (got {self.kind!r}); drop pq_m or use kind='ivf'")
+            if not isinstance(self.pq_m, (int, np.integer)) or isinstance(self.pq_m, bool) or self.pq_m < 1:
+                raise IndexError_(f"IndexConfig.pq_m={self.pq_m!r}; use an int >= 1 that divides the dimension, or None")
+
+    @property
+    def refined(self) -> bool:
+        """True when an approximate structure's candidates are re-scored exactly (``reduce_dim`` or ``pq_m``)."""
+        return self.reduce_dim is not None or self.pq_m is not None
 
     @classmethod
     def for_size(cls, n_items: int, **overrides) -> "IndexConfig":
@@ -418,6 +438,12 @@ class ItemIndex:
             raise IndexError_(
                 f"IndexConfig.reduce_dim={r} >= vector dimension {self.dim}; use a smaller value or None for no reduction"
             )
+        d_search = self.dim if r is None else int(r)
+        if self.config.pq_m is not None and d_search % self.config.pq_m:
+            raise IndexError_(
+                f"IndexConfig.pq_m={self.config.pq_m} does not divide the searched dimension {d_search}; "
+                f"use a divisor such as {d_search // 4 if d_search % 4 == 0 else 1}"
+            )
         self._index = self._build(vectors)
         self._structure = self._find_structure(self._index)
 
@@ -444,16 +470,23 @@ class ItemIndex:
             if nlist > n:
                 raise IndexError_(f"IndexConfig.nlist={nlist} > {n} items; lower nlist or use kind='flat'")
             quantizer = faiss.IndexFlatIP(d)
-            index = faiss.IndexIVFFlat(quantizer, d, nlist, faiss.METRIC_INNER_PRODUCT)
+            if cfg.pq_m is None:
+                index = faiss.IndexIVFFlat(quantizer, d, nlist, faiss.METRIC_INNER_PRODUCT)
+            else:
+                index = faiss.IndexIVFPQFastScan(quantizer, d, nlist, int(cfg.pq_m), 4, faiss.METRIC_INNER_PRODUCT)
             index.cp.seed = cfg.train_seed
+            self._keep = (quantizer,)  # keep the quantizer's Python wrapper alive as long as the IVF that uses it
         if cfg.reduce_dim is not None:
             proj = faiss.LinearTransform(self.dim, d, False)
             # LinearTransform computes A @ x with A (d_out, d_in) row-major, i.e. x @ W
             faiss.copy_array_to_vector(np.ascontiguousarray(pca_projection(vectors, d).T).ravel(), proj.A)
             proj.is_trained = True
             pre = faiss.IndexPreTransform(proj, index)
-            self._keep = (proj, index, pre)  # the Python wrappers own these C++ objects: keep them alive
-            index = faiss.IndexRefineFlat(pre)  # stores the full vectors; scores candidates exactly
+            self._keep = getattr(self, "_keep", ()) + (proj, index, pre)  # the Python wrappers own these C++ objects
+            index = pre
+        if cfg.refined:
+            self._keep = getattr(self, "_keep", ()) + (index,)
+            index = faiss.IndexRefineFlat(index)  # stores the full vectors; scores candidates exactly
             index.k_factor = float(cfg.rerank)
         if not index.is_trained:
             index.train(vectors)  # IVF k-means (on projected vectors when reduced)
@@ -467,14 +500,15 @@ class ItemIndex:
 
         index = faiss.downcast_index(index)
         if isinstance(index, faiss.IndexRefine):
-            pre = faiss.downcast_index(index.base_index)
-            index = faiss.downcast_index(pre.index)
+            index = faiss.downcast_index(index.base_index)
+        if isinstance(index, faiss.IndexPreTransform):
+            index = faiss.downcast_index(index.index)
         return index
 
     def _apply_search_params(self, k: int) -> None:
         """Set query-time knobs for a search of ``k`` results (HNSW needs efSearch >= what it returns)."""
         cfg = self.config
-        if cfg.reduce_dim is not None:
+        if cfg.refined:
             self._index.k_factor = float(cfg.rerank)  # config may be replaced between searches (benchmarks)
             k = k * int(cfg.rerank)
         if cfg.kind == "hnsw":
@@ -491,7 +525,10 @@ class ItemIndex:
         return self.n_items
 
     def __repr__(self) -> str:
-        red = "" if self.config.reduce_dim is None else f", reduce_dim={self.config.reduce_dim}, rerank={self.config.rerank}"
+        cfg = self.config
+        red = "" if cfg.reduce_dim is None else f", reduce_dim={cfg.reduce_dim}"
+        red += "" if cfg.pq_m is None else f", pq_m={cfg.pq_m}"
+        red += f", rerank={cfg.rerank}" if cfg.refined else ""
         return f"ItemIndex(kind={self.config.kind!r}, n_items={self.n_items}, dim={self.dim}{red})"
 
     # ------------------------------------------------------------------ queries
@@ -561,9 +598,9 @@ class ItemIndex:
         return np.arange(start, start + vectors.shape[0], dtype=np.int64)
 
     def reconstruct(self, positions: np.ndarray) -> np.ndarray:
-        """(m, d) float32 stored vectors of the given positions (flat and HNSW; IVF only with reduce_dim)."""
+        """(m, d) float32 stored vectors of the given positions (flat and HNSW; IVF only with reduce_dim or pq_m)."""
         positions = np.asarray(positions, dtype=np.int64).reshape(-1)
-        if self.config.kind == "ivf" and self.config.reduce_dim is None:
+        if self.config.kind == "ivf" and not self.config.refined:
             raise IndexError_("reconstruct is not available for kind='ivf'; keep catalog.embeddings instead")
         return np.stack([self._index.reconstruct(int(i)) for i in positions]) if positions.size else np.zeros((0, self.dim), np.float32)
 
@@ -605,10 +642,10 @@ class ItemIndex:
         self.dim = int(meta["dim"])
         self._index = index  # read_index returns the concrete class and owns it (a downcast copy would not)
         refined = isinstance(self._index, faiss.IndexRefine)
-        if refined != (self.config.reduce_dim is not None):
+        if refined != self.config.refined:
             raise IndexError_(
-                f"{path} {'is' if refined else 'is not'} a reduced-dimension index but its sidecar says "
-                f"reduce_dim={self.config.reduce_dim}; re-save the index"
+                f"{path} {'is' if refined else 'is not'} a re-ranked index but its sidecar says "
+                f"reduce_dim={self.config.reduce_dim}, pq_m={self.config.pq_m}; re-save the index"
             )
         self._structure = self._find_structure(self._index)
         return self
