@@ -1,9 +1,10 @@
 """Item index: queries/s (batch of 1,024) flat vs HNSW vs IVF at 10k and 100k items, with and
-without reduced-dimension search (``IndexConfig.reduce_dim`` + exact re-ranking), and
-recall@k of each against exact search, on real MiniLM embeddings.
+without reduced-dimension search (``IndexConfig.reduce_dim`` + exact re-ranking) and IVF with 4-bit
+PQ codes (``IndexConfig.pq_m`` + exact re-ranking), and recall@k of each against exact search, on
+real MiniLM embeddings.
 
     .venv/bin/python benchmarks/bench_index.py [--sizes 10000 100000] [--repeats 5] [--threads 2]
-        [--k 50] [--reduce 32 64 96] [--rerank 2 3 4] [--no-full]
+        [--k 50] [--reduce 32 64 96] [--rerank 2 3 4] [--pq 96 192] [--no-full]
 
 Vectors: Instacart product names encoded with all-MiniLM-L6-v2 (10k = the most ordered
 products; 100k = the 49,688 real vectors tiled with jittered copies, see _candidates_data.py).
@@ -26,7 +27,7 @@ import numpy as np
 from _candidates_data import instacart, name_embeddings, tiled, user_queries
 
 
-def variants(reduce_dims: list[int], reranks: list[int], full: bool) -> list[tuple[str, dict, list[dict]]]:
+def variants(reduce_dims: list[int], reranks: list[int], full: bool, pq_ms: list[int] = ()) -> list[tuple[str, dict, list[dict]]]:
     """(kind, build kwargs, query-time variants): one build per entry, knobs varied on it."""
     out = [("flat", {}, [{}])]
     if full:
@@ -34,6 +35,8 @@ def variants(reduce_dims: list[int], reranks: list[int], full: bool) -> list[tup
             ("hnsw", dict(hnsw_m=32, ef_construction=80), [dict(ef_search=32), dict(ef_search=64), dict(ef_search=128)]),
             ("ivf", {}, [dict(nprobe=4), dict(nprobe=8), dict(nprobe=16), dict(nprobe=32)]),
         ]
+    for m in pq_ms:
+        out.append(("ivf", dict(pq_m=m), [dict(nprobe=p, rerank=rr) for p in (8, 16, 32) for rr in reranks]))
     for r in reduce_dims:
         red = [dict(rerank=rr) for rr in reranks]
         out += [
@@ -64,6 +67,7 @@ def main() -> None:
     ap.add_argument("--k", type=int, default=50)
     ap.add_argument("--reduce", type=int, nargs="*", default=[32, 64, 96], help="reduce_dim values (none: skip)")
     ap.add_argument("--rerank", type=int, nargs="+", default=[2, 3, 4])
+    ap.add_argument("--pq", type=int, nargs="*", default=[96, 192], help="IVF pq_m values (none: skip)")
     ap.add_argument("--no-full", action="store_true", help="skip the full-dimension HNSW/IVF rows")
     ap.add_argument("--kinds", nargs="+", default=["flat", "hnsw", "ivf"], help="structures for the reduce_dim rows")
     args = ap.parse_args()
@@ -79,7 +83,7 @@ def main() -> None:
         Q = user_queries(E, 1024, np.random.default_rng(1))
         print(f"\n== {n} items x {E.shape[1]} (queries: 1024, k={args.k}, threads={args.threads})")
         exact = flat_qps = flat_index = None
-        for kind, build_kw, knobs in variants(args.reduce, args.rerank, not args.no_full):
+        for kind, build_kw, knobs in variants(args.reduce, args.rerank, not args.no_full, args.pq):
             if "reduce_dim" in build_kw and kind not in args.kinds:
                 continue
             cfg = IndexConfig(kind=kind, n_threads=args.threads, **build_kw)
@@ -93,7 +97,7 @@ def main() -> None:
                 if exact is None:
                     exact, flat_qps, flat_index = items, qps, index
                 recall = np.mean([np.intersect1d(a, b).size / args.k for a, b in zip(exact, items)])
-                name = kind + (f" r={cfg.reduce_dim}" if cfg.reduce_dim else "")
+                name = kind + (f" r={cfg.reduce_dim}" if cfg.reduce_dim else "") + (f" pq={cfg.pq_m}" if cfg.pq_m else "")
                 extra = f"nlist={index._structure.nlist} " if kind == "ivf" else ""
                 print(
                     f"{name:10s} {extra}{kw!s:28s} build {build_s:6.1f}s  {sec * 1e3:7.1f} ms {qps:8.0f} q/s  "
