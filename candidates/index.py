@@ -229,7 +229,11 @@ class IndexConfig:
     the vector dimension), and ``rerank`` candidates per neighbour wanted are re-scored exactly with the full
     vectors, which are kept as well. Measured in the bundle builder (BENCHMARKS.md, "Bundle builder"; 1,024
     users per call, 2 cores): m = 96, nprobe 16, rerank 3 gave 11.3k users/s at 10k MiniLM items against 8.8k
-    over IVF-flat nprobe 16 at the same overlap with the exact builder (0.90), and 7.3k against 5.2k at 100k."""
+    over IVF-flat nprobe 16 at the same overlap with the exact builder (0.90), and 7.3k against 5.2k at 100k.
+    Caveat: 16 centroids per sub-vector is coarse. On 384-d MiniLM vectors recall holds (recall@50 0.93 at 10k,
+    m = 192, nprobe 32, rerank 2), but on dense low-dimensional data it can collapse: 20.5k synthetic 16-d
+    vectors, recall@10 0.12-0.59 at m = 8, nprobe 64, rerank 2, where HNSW and IVF-flat reach 0.98-1.0. That is
+    why :meth:`for_size` does not pick it: measure recall on your own vectors (``benchmarks/bench_index.py``)."""
 
     def __post_init__(self) -> None:
         if self.kind not in _KINDS:
