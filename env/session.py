@@ -302,8 +302,8 @@ class SessionBatch:
         """(N, M) int32 distinct items of the candidate pool in rank order (-1 padded), and their (N, M) slot."""
         flat = self.cand_items.reshape(self.n, -1)
         # First occurrence of each item per row, keeping rank order; vectorised via a sort by (item, position).
-        pos = np.broadcast_to(np.arange(flat.shape[1]), flat.shape)
-        order = np.lexsort((pos, flat), axis=1) if False else np.argsort(flat * flat.shape[1] + pos, axis=1, kind="stable")
+        pos = np.arange(flat.shape[1])
+        order = np.argsort(flat.astype(np.int64) * flat.shape[1] + pos, axis=1, kind="stable")  # one key: (item, position)
         srt = np.take_along_axis(flat, order, axis=1)
         first = np.ones_like(srt, bool)
         first[:, 1:] = srt[:, 1:] != srt[:, :-1]

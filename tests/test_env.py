@@ -339,6 +339,21 @@ def test_compose_builds_item_by_item_then_the_shopper_responds():
     assert env.core.partial_len[0] == 0 and env.core.t[0] == 1
 
 
+def test_compose_pool_is_the_distinct_candidate_items_in_rank_order():
+    env = BundleRecEnv(SMALL, action_mode="compose")
+    env.reset(seed=3)
+    core = env.core
+    rng = np.random.default_rng(0)
+    for _ in range(3):
+        core.cand_items[:] = rng.integers(-1, 12, core.cand_items.shape)  # repeats and holes on purpose
+        items, slot = core._compose_pool()
+        flat = core.cand_items.reshape(core.n, -1)
+        for r in range(core.n):
+            want = list(dict.fromkeys(int(x) for x in flat[r] if x >= 0))[: SMALL.compose_items]
+            assert items[r, : len(want)].tolist() == want and (items[r, len(want) :] == -1).all()
+            assert [int(flat[r, p]) for p in slot[r, : len(want)]] == want
+
+
 def test_compose_done_shows_the_partial_bundle():
     env = BundleRecEnv(SMALL, action_mode="compose")
     obs, info = env.reset(seed=2)
