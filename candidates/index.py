@@ -35,6 +35,7 @@ from __future__ import annotations
 import json
 import os
 from contextlib import nullcontext
+from functools import lru_cache
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Sequence
@@ -143,7 +144,17 @@ def one_blas_thread():
     return threadpool_limits(1)
 
 
-_NUMPY_BLAS: list = []  # [threadpoolctl controller of the BLAS libraries other than faiss's own] once built
+@lru_cache(maxsize=1)
+def _non_faiss_blas():
+    """threadpoolctl controller of the BLAS libraries loaded at the first call, except those shipped inside
+    faiss (by path); None without threadpoolctl or when there are none."""
+    try:
+        from threadpoolctl import ThreadpoolController
+    except ImportError:  # optional: only a speed matter
+        return None
+    ctl = ThreadpoolController()
+    paths = [lib.filepath for lib in ctl.lib_controllers if lib.user_api == "blas" and "faiss" not in lib.filepath]
+    return ctl.select(filepath=paths) if paths else None
 
 
 def serial_numpy_blas():
@@ -153,19 +164,10 @@ def serial_numpy_blas():
     call, so a numpy matmul just before a faiss search leaves a core spinning through the search.
     On the 2-core VM that made the builder's searches ~1.6x slower than alone (BENCHMARKS.md, "Bundle
     builder"); the numpy products in the builder and the env step are small enough for one thread.
-    Limits every BLAS library threadpoolctl finds except those shipped inside faiss (by path); entering
-    and leaving costs ~25 us. A no-op without threadpoolctl (a speed matter only).
+    Limiting faiss's OpenBLAS too would reset faiss's OpenMP threads to one, hence "except faiss's".
+    Entering and leaving costs ~25 us. A no-op without threadpoolctl.
     """
-    if not _NUMPY_BLAS:
-        try:
-            from threadpoolctl import ThreadpoolController
-        except ImportError:
-            _NUMPY_BLAS.append(None)
-        else:
-            ctl = ThreadpoolController()
-            paths = [lib.filepath for lib in ctl.lib_controllers if lib.user_api == "blas" and "faiss" not in lib.filepath]
-            _NUMPY_BLAS.append(ctl.select(filepath=paths) if paths else None)
-    ctl = _NUMPY_BLAS[0]
+    ctl = _non_faiss_blas()
     return nullcontext() if ctl is None else ctl.limit(limits=1)
 
 

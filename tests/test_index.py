@@ -209,3 +209,28 @@ def test_ragged_set_padded_form_errors():
         RaggedSet(np.array([[3, -2]]), 1, 20)  # only -1 is padding
     with pytest.raises(IndexError_, match="rows"):
         RaggedSet(np.full((2, 3), -1), 3, 20)
+
+
+def test_serial_numpy_blas_limits_numpy_blas_only_and_restores():
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    import faiss
+
+    from candidates.index import serial_numpy_blas
+
+    np.ones((2, 2)) @ np.ones((2, 2))  # numpy's BLAS is loaded
+
+    def threads():
+        return {d["filepath"]: (d["user_api"], d["num_threads"]) for d in threadpoolctl.threadpool_info()}
+
+    before = threads()
+    omp = faiss.omp_get_max_threads()
+    with serial_numpy_blas():
+        inside = threads()
+        assert faiss.omp_get_max_threads() == omp  # faiss's OpenMP untouched
+    for path, (api, n) in inside.items():
+        if api == "blas" and "faiss" not in path:
+            assert n == 1, path
+        else:
+            assert n == before[path][1], path
+    assert any(api == "blas" and "faiss" not in p for p, (api, _) in inside.items())
+    assert threads() == before
