@@ -156,6 +156,8 @@ def mmr_select(base, slot_ids, k_max, pen, n_cs, first_cs, K):
             best = _NEG
             j = 0
             for m in range(M):
+                if base[u, m] == _NEG:
+                    continue  # gone or unavailable: its value stays -inf
                 v = base[u, m] - np.float32(popcount64(masks[m] & used)) * pen[m]
                 if v > best:
                     best = v
@@ -164,6 +166,8 @@ def mmr_select(base, slot_ids, k_max, pen, n_cs, first_cs, K):
                 best_cs = _NEG
                 jc = 0
                 for m in range(first_cs, M):
+                    if base[u, m] == _NEG:
+                        continue
                     v = base[u, m] - np.float32(popcount64(masks[m] & used)) * pen[m]
                     if v > best_cs:
                         best_cs = v
