@@ -468,6 +468,10 @@ class ItemIndex:
         self._set_threads()
         cfg, n = self.config, vectors.shape[0]
         d = self.dim if cfg.reduce_dim is None else int(cfg.reduce_dim)
+        # the inner C++ objects of a chain (quantizer, projection, wrapped index) are owned by their Python
+        # wrappers: keep those alive as long as the outer index
+        keep = []
+        self._keep = keep
         if cfg.kind == "flat":
             index = faiss.IndexFlatIP(d)
         elif cfg.kind == "hnsw":
@@ -483,17 +487,17 @@ class ItemIndex:
             else:
                 index = faiss.IndexIVFPQFastScan(quantizer, d, nlist, int(cfg.pq_m), 4, faiss.METRIC_INNER_PRODUCT)
             index.cp.seed = cfg.train_seed
-            self._keep = (quantizer,)  # keep the quantizer's Python wrapper alive as long as the IVF that uses it
+            keep.append(quantizer)
         if cfg.reduce_dim is not None:
             proj = faiss.LinearTransform(self.dim, d, False)
             # LinearTransform computes A @ x with A (d_out, d_in) row-major, i.e. x @ W
             faiss.copy_array_to_vector(np.ascontiguousarray(pca_projection(vectors, d).T).ravel(), proj.A)
             proj.is_trained = True
             pre = faiss.IndexPreTransform(proj, index)
-            self._keep = getattr(self, "_keep", ()) + (proj, index, pre)  # the Python wrappers own these C++ objects
+            keep += [proj, index]
             index = pre
         if cfg.refined:
-            self._keep = getattr(self, "_keep", ()) + (index,)
+            keep.append(index)
             index = faiss.IndexRefineFlat(index)  # stores the full vectors; scores candidates exactly
             index.k_factor = float(cfg.rerank)
         if not index.is_trained:
