@@ -41,7 +41,7 @@ from typing import Protocol, Sequence
 import numpy as np
 
 from candidates.index import IndexError_, ItemIndex, RaggedSet, check_vectors, faiss_threads, pca_projection, serial_numpy_blas
-from candidates.kernels import greedy_complete, mmr_select
+from candidates.kernels import greedy_complete, mmr_select, selected_bundles
 from candidates.types import CANDIDATE_FEATURES, CandidateSet
 
 __all__ = [
@@ -61,9 +61,13 @@ __all__ = [
     "prefix_pair_max",
     "prefix_pair_mean_upper",
     "prefix_pair_max_upper",
+    "picked_bundles",
 ]
 
 F_IDX = {name: i for i, name in enumerate(CANDIDATE_FEATURES)}
+
+#: Feature order of ``candidates.kernels.selected_bundles``'s column argument.
+_KERNEL_FEATURES = ("rel_profile", "rel_history", "mean_comp", "max_sub", "log_price", "size", "popularity", "novelty", "discount")
 
 #: Extra neighbours fetched beyond n_anchors in the first (small) pool search; see BundleBuilder._anchors.
 _ANCHOR_MARGIN = 8
@@ -283,6 +287,27 @@ def inner_products_by_index(x: np.ndarray, table: np.ndarray, ids: np.ndarray) -
             )
     out[ids < 0] = 0.0
     return out
+
+
+def picked_bundles(sel, slot_items, price, pop_feat, shown: RaggedSet, rel_p, rel_h, mean_comp, max_sub, disc_b) -> CandidateSet:
+    """The :class:`CandidateSet` of the MMR picks: candidate ``m = sel[u, t]`` is the first ``m % K_max + 1``
+    slots of source ``m // K_max``.
+
+    :param sel: (N, K) int64 picks, -1 none; :param slot_items: (N, S, K_max) int64 slot items (-1 none).
+    :param price: (n,) float64; :param pop_feat: (n,) float32 :func:`popularity_feature`; :param shown: the
+        users' shown items (novelty). :param rel_p, rel_h, mean_comp, max_sub: (N, S * K_max) float32 features
+        of every candidate (``rel_h`` None = no history: 0). :param disc_b: (K_max,) discount of sizes 1..K_max.
+    Item-only features are prefix means over the picked source's slots at the picked size; log_price is
+    ``log(sum of prices * (1 - discount))``. Unpicked slots: items -1, size 0, features 0.
+    """
+    cols = np.array([F_IDX[f] for f in _KERNEL_FEATURES], np.int64)
+    items, sizes, features, disc_price = selected_bundles(
+        sel, slot_items, price, pop_feat, shown.keys, shown.n_items, rel_p,
+        np.zeros((0, 0), np.float32) if rel_h is None else rel_h, mean_comp, max_sub, cols, disc_b,
+    )
+    valid = sel >= 0
+    features[..., F_IDX["log_price"]] = np.where(valid, np.log(np.maximum(disc_price, 1e-12)), 0.0)
+    return CandidateSet(items=items, sizes=sizes, mask=valid, features=features)
 
 
 def _check_rows(x, N: int | None, d: int, name: str, allow_zero: bool = False) -> np.ndarray:
@@ -539,41 +564,15 @@ class BundleBuilder:
             seed_comp = np.take(self._SEEDC_flat, (srcc[:, A:] * self.SEEDC.shape[1])[..., None] + np.minimum(codesc[:, A:], self.SEEDC.shape[1] - 1))
             score[:, A:] += np.float32(cfg.w_comp) * prefix_mean(seed_comp)
 
-        # the features the score used, per slot prefix (the item-only ones are computed after selection)
-        scored = {"rel_profile": f_relp, "rel_history": f_relh, "mean_comp": mean_comp, "max_sub": max_sub}
-
         # ---- MMR selection (compiled loop); an unavailable candidate has base -inf
         lam = cfg.mmr_lambda
         base = np.where(ok.reshape(N, M), np.float32(lam) * score.reshape(N, M), np.float32(-np.inf))
         pen = ((1 - lam) / np.tile(np.arange(1, Km + 1), S)).astype(np.float32)  # (M,) per unit of overlap
         n_cs = int(round(cfg.cross_sell_share * K)) if B > 0 else 0
         sel = mmr_select(base, slot_ids, Km, pen, n_cs, A * Km, K)
-        rows = np.arange(N)
 
-        valid = sel >= 0
-        selc = np.maximum(sel, 0)
-        s_sel, k_sel = selc // Km, selc % Km
-        member = (np.arange(Km) <= k_sel[..., None]) & valid[..., None]
-        sel_slots = slot_items[rows[:, None], s_sel]  # (N, K, Km): the selected source's slots; prefixes as above
-        items = np.where(member, sel_slots, -1).astype(np.int32)
-        sizes = np.where(valid, k_sel + 1, 0).astype(np.int8)
-        feats = np.empty((N, K, len(CANDIDATE_FEATURES)), np.float32)
-        for name, x in scored.items():
-            feats[..., F_IDX[name]] = 0.0 if x is None else np.take_along_axis(x.reshape(N, M), selc, 1)
-        # item-only features: prefix means over the selected source's slots, read at the selected size
-        ssc = np.maximum(sel_slots, 0)
-        d_b = self.disc[1 : Km + 1]
-
-        def at_size(prefix: np.ndarray) -> np.ndarray:
-            return np.take_along_axis(prefix, k_sel[..., None], -1)[..., 0]
-
-        feats[..., F_IDX["log_price"]] = at_size(np.log(np.maximum(np.cumsum(self.price[ssc], -1) * (1 - d_b), 1e-12)))
-        feats[..., F_IDX["size"]] = (k_sel + 1) / Km
-        feats[..., F_IDX["popularity"]] = at_size(prefix_mean(self.pop_feat[ssc]))
-        feats[..., F_IDX["novelty"]] = at_size(prefix_mean((~shown_set.contains(sel_slots)).astype(np.float32)))
-        feats[..., F_IDX["discount"]] = d_b[k_sel]
-        features = np.where(valid[..., None], feats, np.float32(0.0))
-        return CandidateSet(items=items, sizes=sizes, mask=valid, features=features)
+        scored = [x if x is None else x.reshape(N, M) for x in (f_relp, f_relh, mean_comp, max_sub)]
+        return picked_bundles(sel, slot_items, self.price, self.pop_feat, shown_set, *scored, self.disc[1 : Km + 1])
 
     def _anchors(self, q: np.ndarray, cap: np.ndarray, bought: RaggedSet) -> tuple[np.ndarray, np.ndarray]:
         """(N, n_anchors) anchors and their validity: the first n_anchors of the ``pool_size``

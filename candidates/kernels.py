@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-__all__ = ["greedy_complete", "mmr_select", "popcount64"]
+__all__ = ["greedy_complete", "mmr_select", "popcount64", "selected_bundles"]
 
 _NEG = np.float32(-np.inf)
 
@@ -185,3 +185,69 @@ def mmr_select(base, slot_ids, k_max, pen, n_cs, first_cs, K):
                 if masks[m] == picked:
                     base[u, m] = _NEG
     return sel
+
+
+@njit(cache=True)
+def selected_bundles(sel, slot_items, price, pop, shown_keys, n_items, rel_p, rel_h, mean_comp, max_sub, fidx, disc_b):
+    """Items, sizes and features of the picked candidates (see ``BundleBuilder._build_rows``).
+
+    Candidate ``m = sel[u, t]`` is the first ``m % K_max + 1`` slots of source ``m // K_max``.
+
+    :param sel: (N, K) int64 picks, -1 = none. :param slot_items: (N, S, K_max) int64 slot items.
+    :param price: (n,) float64; ``pop``: (n,) float32 popularity feature.
+    :param shown_keys: sorted int64 keys ``row * n_items + item`` of the items shown to each user.
+    :param rel_p, rel_h, mean_comp, max_sub: (N, M) float32 per-candidate features; ``rel_h`` may be
+        (0, 0) = no history (0 everywhere).
+    :param fidx: (9,) int64 columns of rel_profile, rel_history, mean_comp, max_sub, log_price, size,
+        popularity, novelty, discount. :param disc_b: (K_max,) float64 discount of sizes 1..K_max.
+    :returns: items (N, K, K_max) int32 (-1 padded), sizes (N, K) int8, features (N, K, F) float32 with
+        the log_price column left 0, and the discounted price (N, K) float64 (its log is the caller's:
+        numpy's ``log``, as before), 0 for no pick.
+    Prefix means are float32 running sums divided by the size, as ``prefix_mean``; prices add in float64.
+    """
+    N, K = sel.shape
+    k_max = slot_items.shape[2]
+    items = np.full((N, K, k_max), -1, np.int32)
+    sizes = np.zeros((N, K), np.int8)
+    feats = np.zeros((N, K, fidx.size), np.float32)
+    disc_price = np.zeros((N, K), np.float64)
+    has_h = rel_h.shape[0] > 0
+    n_keys = shown_keys.size
+    for u in range(N):
+        for t in range(K):
+            m = sel[u, t]
+            if m < 0:
+                continue
+            s = m // k_max
+            k = m % k_max
+            ps = 0.0
+            pop_sum = np.float32(0.0)
+            new_sum = np.float32(0.0)
+            for i in range(k + 1):
+                it = slot_items[u, s, i]
+                items[u, t, i] = it
+                ps = ps + price[it]
+                pop_sum = pop_sum + pop[it]
+                # shown before? binary search of the user's key
+                key = u * n_items + it
+                lo, hi = 0, n_keys
+                while lo < hi:
+                    mid = (lo + hi) // 2
+                    if shown_keys[mid] < key:
+                        lo = mid + 1
+                    else:
+                        hi = mid
+                if not (lo < n_keys and shown_keys[lo] == key):
+                    new_sum = new_sum + np.float32(1.0)
+            size = np.float32(k + 1)
+            sizes[u, t] = k + 1
+            disc_price[u, t] = ps * (1 - disc_b[k])
+            feats[u, t, fidx[0]] = rel_p[u, m]
+            feats[u, t, fidx[1]] = rel_h[u, m] if has_h else np.float32(0.0)
+            feats[u, t, fidx[2]] = mean_comp[u, m]
+            feats[u, t, fidx[3]] = max_sub[u, m]
+            feats[u, t, fidx[5]] = (k + 1) / k_max
+            feats[u, t, fidx[6]] = pop_sum / size
+            feats[u, t, fidx[7]] = new_sum / size
+            feats[u, t, fidx[8]] = disc_b[k]
+    return items, sizes, feats, disc_price

@@ -6,7 +6,9 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from _builder_ref import greedy_complete_ref, mmr_select_ref
+from _builder_ref import greedy_complete_ref, mmr_select_ref, picked_bundles_ref
+from candidates.builder import picked_bundles
+from candidates.index import RaggedSet
 from candidates.kernels import greedy_complete, mmr_select, popcount64
 
 
@@ -90,3 +92,39 @@ def test_popcount64_matches_numpy():
     x[:3] = [0, 2**64 - 1, 2**63]
     got = np.array([popcount64(v) for v in x])
     np.testing.assert_array_equal(got, np.bitwise_count(x))
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    k_max=st.integers(1, 4),
+    S=st.integers(1, 12),
+    K=st.integers(1, 20),
+    history=st.booleans(),
+    n_shown=st.integers(0, 30),
+)
+def test_picked_bundles_match_reference(seed, k_max, S, K, history, n_shown):
+    rng = np.random.default_rng(seed)
+    N, n = 6, 30
+    M = S * k_max
+    # valid candidates only where the prefix is filled, as the builder guarantees for picks
+    slot_items = rng.integers(0, n, (N, S, k_max))
+    depth = rng.integers(0, k_max + 1, (N, S))  # filled slots per source
+    slot_items[np.arange(k_max)[None, None, :] >= depth[..., None]] = -1
+    filled = (np.arange(k_max)[None, None, :] < depth[..., None]).reshape(N, M)
+    sel = np.full((N, K), -1, np.int64)
+    for u in range(N):
+        ok = np.flatnonzero(filled[u])
+        take = rng.permutation(ok)[: rng.integers(0, min(K, ok.size) + 1)]
+        sel[u, : take.size] = take
+    price = rng.uniform(0.5, 20.0, n)
+    pop = rng.random(n, np.float32)
+    shown = RaggedSet([rng.integers(0, n, rng.integers(0, n_shown + 1)) for _ in range(N)], N, n, "shown")
+    feats = [rng.standard_normal((N, M)).astype(np.float32) for _ in range(4)]
+    if not history:
+        feats[1] = None
+    disc_b = np.array([0.0, 0.1, 0.15, 0.15])[:k_max]
+    got = picked_bundles(sel, slot_items, price, pop, shown, *feats, disc_b)
+    want = picked_bundles_ref(sel, slot_items, price, pop, shown, *feats, disc_b)
+    for name, a, b in zip(("items", "sizes", "mask", "features"), (got.items, got.sizes, got.mask, got.features), want):
+        np.testing.assert_array_equal(a, b, err_msg=name)
