@@ -1,7 +1,8 @@
 """Candidate bundles per user: FAISS anchors completed with estimated complements.
 
-Method (vectorised over users; the greedy completion of step 3 and the MMR loop of step 5 run as
-compiled per-user loops, ``candidates.kernels``, bit-identical to their numpy formulation):
+Method (vectorised over users; the greedy completion of step 3, the MMR loop of step 5 and the
+features of the picks run as compiled per-user loops, ``candidates.kernels``, bit-identical to their
+numpy formulation):
 
 1. **Query** ``q = normalize((1 - a) * profile + a * history)`` with ``a = history_weight`` for
    users that have a history vector (a zero row means none), else ``q = profile``.

@@ -1,4 +1,5 @@
-"""Compiled inner loops of the bundle builder (numba): greedy completion and MMR selection.
+"""Compiled inner loops of the bundle builder (numba): greedy completion, MMR selection, and the
+items and features of the picked bundles.
 
 Both loops run a few steps (K_max, K) of tiny per-user work (C complements, <= 64 candidates); as
 numpy passes over (users x sources x complements) arrays, mostly temporaries, they were ~20% of a
