@@ -69,6 +69,7 @@ F_IDX = {name: i for i, name in enumerate(CANDIDATE_FEATURES)}
 
 #: Feature order of ``candidates.kernels.selected_bundles``'s column argument.
 _KERNEL_FEATURES = ("rel_profile", "rel_history", "mean_comp", "max_sub", "log_price", "size", "popularity", "novelty", "discount")
+_KERNEL_COLS = np.array([F_IDX[f] for f in _KERNEL_FEATURES], np.int64)
 
 #: Extra neighbours fetched beyond n_anchors in the first (small) pool search; see BundleBuilder._anchors.
 _ANCHOR_MARGIN = 8
@@ -301,10 +302,9 @@ def picked_bundles(sel, slot_items, price, pop_feat, shown: RaggedSet, rel_p, re
     Item-only features are prefix means over the picked source's slots at the picked size; log_price is
     ``log(sum of prices * (1 - discount))``. Unpicked slots: items -1, size 0, features 0.
     """
-    cols = np.array([F_IDX[f] for f in _KERNEL_FEATURES], np.int64)
     items, sizes, features, disc_price = selected_bundles(
         sel, slot_items, price, pop_feat, shown.keys, shown.n_items, rel_p,
-        np.zeros((0, 0), np.float32) if rel_h is None else rel_h, mean_comp, max_sub, cols, disc_b,
+        np.zeros((0, 0), np.float32) if rel_h is None else rel_h, mean_comp, max_sub, _KERNEL_COLS, disc_b,
     )
     valid = sel >= 0
     features[..., F_IDX["log_price"]] = np.where(valid, np.log(np.maximum(disc_price, 1e-12)), 0.0)

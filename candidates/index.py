@@ -54,7 +54,6 @@ __all__ = [
     "EXACT_UP_TO",
     "BLAS_FLAT_ABOVE",
     "BROADCAST_MAX_LEN",
-    "one_blas_thread",
     "serial_numpy_blas",
     "pca_projection",
 ]
@@ -135,21 +134,12 @@ class IndexError_(ValueError):
     """Bad index configuration, input vectors or file; the message says what and how to fix it."""
 
 
-def one_blas_thread():
-    """Context limiting BLAS/LAPACK to one thread (threadpoolctl when installed, else a no-op)."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # optional: only a speed matter
-        return nullcontext()
-    return threadpool_limits(1)
-
-
 @lru_cache(maxsize=1)
 def _non_faiss_blas():
     """threadpoolctl controller of the BLAS libraries loaded at the first call, except those shipped inside
     faiss (by path); None without threadpoolctl or when there are none. numpy's BLAS is always among them
     (numpy is imported by then); a BLAS loaded later (scipy's own OpenBLAS, say) is not, which is fine for
-    the numpy-only hot paths this serves. Cached: finding the libraries costs ~1.6 ms."""
+    the numpy-only work this serves (hot paths, and numpy's LAPACK in PCA fits). Cached: finding the libraries costs ~1.6 ms."""
     try:
         from threadpoolctl import ThreadpoolController
     except ImportError:  # optional: only a speed matter
@@ -187,8 +177,8 @@ def pca_projection(vectors: np.ndarray, r: int) -> np.ndarray:
     n, d = vectors.shape
     if not 1 <= int(r) <= d:
         raise IndexError_(f"projection rank r={r}; use 1 <= r <= {d} (the vector dimension)")
-    # BLAS/LAPACK limited to one thread: multithreaded eigh on a busy 2-core VM is ~100x slower.
-    with one_blas_thread():
+    # numpy's BLAS/LAPACK on one thread: multithreaded eigh on a busy 2-core VM is ~100x slower.
+    with serial_numpy_blas():
         e = np.asarray(vectors, dtype=np.float32)
         m2 = (e.T @ e).astype(np.float64) / n  # float32 GEMM; the moment only orders directions
         _, v = np.linalg.eigh(m2)

@@ -301,9 +301,9 @@ def _encode(texts: list[str]) -> np.ndarray:
 def _pca_projection(emb: np.ndarray, P: int) -> np.ndarray:
     """(d, P) orthonormal top-P principal directions of ``emb``; signs fixed for reproducibility."""
     x = emb.astype(np.float64) - emb.mean(axis=0, dtype=np.float64)
-    from candidates.index import one_blas_thread
+    from candidates.index import serial_numpy_blas
 
-    with one_blas_thread():  # multi-threaded OpenBLAS LAPACK is ~100x slower on a busy 2-core VM
+    with serial_numpy_blas():  # multi-threaded OpenBLAS LAPACK is ~100x slower on a busy 2-core VM
         _, _, vt = np.linalg.svd(x, full_matrices=False)
     v = vt[:P].T  # (d, P)
     if v.shape[1] < P:  # fewer items than P: complete with an orthonormal basis of the rest
