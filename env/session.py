@@ -94,7 +94,7 @@ _ROW_FIELDS = (
     "keys", "t", "clicks", "purchases", "items_bought", "spent", "last_click", "last_items", "miss_streak",
     "shown_items", "n_shown", "bought_items", "bought_log", "n_bought_log", "shown_log", "hist_sum", "hist_proj",
     "has_hist", "persona", "profile_vec", "profile_obs", "history_obs", "cand_items", "cand_mask", "cand_feat",
-    "cand_seen", "since_refresh", "partial", "partial_len",
+    "since_refresh", "partial", "partial_len",
 )
 
 
@@ -121,7 +121,10 @@ class SessionBatch:
         self.M = config.compose_items
         self.n_actions = self.K if action_mode == "bundle" else self.M + 1
         self.n_items = world.n_items
-        self._emb = world.observable_catalog.embeddings
+        emb = world.observable_catalog.embeddings
+        # a zero row after the last item: gathering with -1 (empty slot) yields zeros, so no masking pass
+        self._emb_z = np.concatenate([emb, np.zeros((1, emb.shape[1]), emb.dtype)])
+        self._emb = self._emb_z[:-1]
         self._price = world.observable_catalog.price
         self.state = None
         self.row_rngs: list[np.random.Generator] = [np.random.default_rng(i) for i in range(self.n)]
@@ -154,7 +157,6 @@ class SessionBatch:
         self.cand_items = np.full((N, self.K, self.K_max), -1, np.int32)
         self.cand_mask = np.zeros((N, self.K), bool)
         self.cand_feat = np.zeros((N, self.K, _F), np.float32)
-        self.cand_seen = np.zeros((N, self.K), np.int8)  # members of each candidate already shown
         self.since_refresh = np.zeros(N, np.int32)
         # compose mode
         self.partial = np.full((N, self.K_max), -1, np.int32)
@@ -243,25 +245,21 @@ class SessionBatch:
         self.since_refresh[rows] = 0
 
     def _set_pool(self, rows: np.ndarray, items: np.ndarray, mask: np.ndarray, feats: np.ndarray) -> None:
-        """Store candidate pools for ``rows`` (and the per-candidate count of already-shown members)."""
+        """Store candidate pools for ``rows``."""
         self.cand_items[rows] = items
         self.cand_mask[rows] = mask
         self.cand_feat[rows] = feats
-        size = (items >= 0).sum(axis=2)
-        self.cand_seen[rows] = np.rint((1.0 - feats[:, :, _NOVELTY]) * size).astype(np.int8)
 
-    def _update_cached(self, rows: np.ndarray, new_shown: np.ndarray, new_bought: np.ndarray,
-                       clicked: np.ndarray) -> None:
+    def _update_cached(self, rows: np.ndarray, clicked: np.ndarray) -> None:
         """Keep the cached pools of ``rows`` (not rebuilt this step) exact without a rebuild.
 
-        :param new_shown: (len(rows), K_max) items first shown this step (-1 elsewhere).
-        :param new_bought: (len(rows), K_max) items bought this step (-1 elsewhere).
+        Call after this step's shown and bought items are in ``shown_items`` / ``bought_items``.
         :param clicked: (len(rows),) bool, the history vector changed.
 
-        - novelty = (size - shown members) / size, with the shown-member count updated from this step's
-          newly shown items only (no scan of the (N, n_items) log);
+        - novelty = (size - shown members) / size, the members looked up in the (N, n_items) shown matrix;
         - rel_history of clicked rows: mean cosine of the bundle's items to the new history vector;
-        - bundles holding an item bought this step are masked out (never re-offered).
+        - bundles holding a bought item are masked out (never re-offered). Pools never hold an item bought
+          before they were built, and masked bundles lose their items, so a bought member was bought this step.
         Same formulas as ``candidates.builder``.
         """
         if rows.size == 0:
@@ -269,9 +267,9 @@ class SessionBatch:
         items = self.cand_items[rows]  # (n, K, Km)
         valid = items >= 0
         size = valid.sum(axis=2)
-        hit = (items[..., None] == new_shown[:, None, None, :]) & valid[..., None]
-        seen = self.cand_seen[rows] + hit.any(axis=3).sum(axis=2).astype(np.int8)
-        self.cand_seen[rows] = seen
+        # one flat gather per matrix: 4x cheaper than comparing every member with this step's items
+        flat = (rows * self.n_items)[:, None, None] + np.maximum(items, 0)
+        seen = (np.take(self.shown_items.reshape(-1), flat) & valid).sum(axis=2)
         feat = self.cand_feat[rows]
         feat[:, :, _NOVELTY] = np.where(size > 0, (size - seen) / np.maximum(size, 1), 0.0)
         if clicked.any():
@@ -280,7 +278,7 @@ class SessionBatch:
             # fused gather + dot: never materialises the (n, K, K_max, d) block of embeddings
             cos = inner_products_by_index(h, self._emb, items[sel].reshape(sel.size, -1)).reshape(items[sel].shape)
             feat[sel, :, _REL_H] = cos.sum(axis=2) / np.maximum(size[sel], 1)
-        stale = ((items[..., None] == new_bought[:, None, None, :]) & valid[..., None]).any(axis=(2, 3))
+        stale = (np.take(self.bought_items.reshape(-1), flat) & valid).any(axis=2)
         if stale.any():
             self.cand_mask[rows] = self.cand_mask[rows] & ~stale
             feat = np.where(stale[..., None], 0.0, feat).astype(np.float32)
@@ -491,8 +489,6 @@ class SessionBatch:
         r2 = np.broadcast_to(rr[:, None], bundles.shape)[valid]
         it = bundles[valid]
         newly = ~self.shown_items[r2, it]
-        new_shown = np.full(bundles.shape, -1, np.int32)
-        new_shown[valid] = np.where(newly, it, -1)
         self.shown_items[r2, it] = True
         _append(self.shown_log, self.n_shown, r2[newly], it[newly])
         bought = np.asarray(resp.bought, bool) & valid
@@ -514,7 +510,7 @@ class SessionBatch:
             cb = bundles[click]
             cv = (cb >= 0)[..., None]
             cbc = np.maximum(cb, 0)
-            self.hist_sum[cr] += np.where(cv, self._emb[cbc], 0.0).sum(axis=1)
+            self.hist_sum[cr] += self._emb_z[cb].sum(axis=1)  # -1 slots gather the zero row
             self.hist_proj[cr] += np.where(cv, self.world.item_proj[cbc], 0.0).sum(axis=1)
             self.has_hist[cr] = True
             h = self.hist_sum[cr]
@@ -533,5 +529,4 @@ class SessionBatch:
         need |= self.cand_mask[rr].sum(axis=1) < cfg.min_valid_candidates
         self._refresh(rr[need])
         keep = ~need
-        new_bought = np.where(bought, bundles, -1).astype(np.int32)
-        self._update_cached(rr[keep], new_shown[keep], new_bought[keep], click[keep])
+        self._update_cached(rr[keep], click[keep])

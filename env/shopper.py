@@ -162,7 +162,10 @@ class ShopperModel:
         if not isinstance(self.params, ShopperParams):
             raise ShopperError(f"params must be a ShopperParams, got {type(self.params).__name__}")
         self.catalog = catalog
-        self.emb = np.ascontiguousarray(catalog.embeddings, dtype=np.float32)
+        emb = np.asarray(catalog.embeddings, dtype=np.float32)
+        # a zero row after the last item: gathering with -1 (empty slot) yields zeros, so no masking pass
+        self._emb_z = np.concatenate([emb, np.zeros((1, emb.shape[1]), np.float32)])
+        self.emb = self._emb_z[:-1]
         self.n_items, self.dim = self.emb.shape
         self.category = catalog.category.astype(np.int64)
         G = np.array(catalog.complement_graph, dtype=np.float32)
@@ -237,7 +240,7 @@ class ShopperModel:
         p = self.params
         valid = b >= 0
         bc = np.maximum(b, 0)
-        eb = self.emb[bc]  # (N, J, Km, d)
+        eb = self._emb_z[b]  # (N, J, Km, d), zeros in empty slots
         pv = valid[..., :, None] & valid[..., None, :]
         pv &= ~np.eye(b.shape[-1], dtype=bool)
         cat = self.category[bc]
@@ -392,7 +395,7 @@ class ShopperModel:
             np.maximum(state.budget, 0.0, out=state.budget)  # guards float rounding only; purchases always fit
         if click.any():
             cr = np.flatnonzero(click)
-            e = np.where(valid[cr, :, None], self.emb[bc[cr]], 0.0).sum(1) / valid[cr].sum(1, keepdims=True)
+            e = terms.emb[cr].sum(1) / valid[cr].sum(1, keepdims=True)  # empty slots hold zero vectors
             state.theta[cr] = _normalize(state.theta[cr] + p.eta * (e - state.theta[cr]))
         if p.fatigue:
             f = state.fatigue
