@@ -96,7 +96,9 @@ class EnvConfig:
     embeddings (orthonormal, so every component stays in [-1, 1])."""
     refresh_every: int = 5
     """Rebuild a user's candidate pool at least every this many shown bundles (>= 1). Between rebuilds the
-    cached pool's novelty / rel_history features are updated in place and bundles with bought items masked."""
+    cached pool's novelty / rel_history features are updated in place and bundles with bought items masked.
+    A session that has just terminated is never rebuilt (by any rule here): its terminal observation shows
+    the cached pool, updated in place."""
     refresh_on_click: bool = False
     """Also rebuild after a click (the retrieval query moves with the history vector). Off by default: the
     rel_history feature is updated in place instead, and the next periodic rebuild re-queries."""

@@ -527,6 +527,9 @@ class SessionBatch:
         if cfg.refresh_on_purchase:
             need |= nb > 0
         need |= self.cand_mask[rr].sum(axis=1) < cfg.min_valid_candidates
+        # A shopper who left (or ran out of budget) is shown nothing more: no rebuild, only the in-place update.
+        # Only the terminal observation sees this pool, and neither PPO nor DQN uses its value after termination.
+        need &= ~np.asarray(resp.done, bool)
         self._refresh(rr[need])
         keep = ~need
         self._update_cached(rr[keep], click[keep])

@@ -413,6 +413,31 @@ def test_cached_pools_stay_exact_between_rebuilds():
     assert checked and core.has_hist.any()
 
 
+def test_terminated_sessions_are_not_rebuilt_but_truncated_ones_are():
+    """A shopper who left gets no new pool (the rebuild would be thrown away by the reset); a session cut at
+    the horizon still does (its terminal observation is bootstrapped from)."""
+    cfg = SMALL.replace(refresh_every=1, name="small-refresh1")  # every responding row is due for a rebuild
+    v = BundleRecVecEnv(cfg, num_envs=32, seed=6)
+    v.reset()
+    core, rng = v.core, np.random.default_rng(3)
+    seen = []
+    real = core._refresh
+    core._refresh = lambda rows: (seen.append(np.asarray(rows)), real(rows))[1]
+    n_term = n_trunc = 0
+    for _ in range(2 * cfg.horizon):
+        seen.clear()
+        v.step(_random_valid(v.action_masks(), rng))
+        out = v.last_outcome
+        rebuilt = np.zeros(core.n, bool)
+        rebuilt[np.concatenate(seen)] = True
+        assert not (rebuilt & out.terminated).any()
+        assert rebuilt[out.truncated].all()
+        assert rebuilt[out.responded & ~out.terminated].all()
+        n_term += int(out.terminated.sum())
+        n_trunc += int(out.truncated.sum())
+    assert n_term > 0 and n_trunc > 0
+
+
 def test_session_fork_copies_every_per_row_array_and_replays_identically():
     from env.session import _ROW_FIELDS
     from env.vec_env import BundleRecVecEnv
