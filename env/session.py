@@ -113,7 +113,7 @@ class SessionBatch:
             raise ValueError(f"action_mode={action_mode!r}; use one of {ACTION_MODES}")
         if n < 1:
             raise ValueError(f"n={n}; a batch needs at least one row")
-        from env.shopper import ShopperModel
+        from env.shopper import ShopperModel, zero_padded
 
         self.world, self.config, self.n, self.mode = world, config, int(n), action_mode
         self.model = ShopperModel(world.catalog, config.shopper_params())
@@ -121,9 +121,7 @@ class SessionBatch:
         self.M = config.compose_items
         self.n_actions = self.K if action_mode == "bundle" else self.M + 1
         self.n_items = world.n_items
-        emb = world.observable_catalog.embeddings
-        # a zero row after the last item: gathering with -1 (empty slot) yields zeros, so no masking pass
-        self._emb_z = np.concatenate([emb, np.zeros((1, emb.shape[1]), emb.dtype)])
+        self._emb_z = zero_padded(world.observable_catalog.embeddings)  # shared by the envs of this world
         self._emb = self._emb_z[:-1]
         self._price = world.observable_catalog.price
         self.state = None

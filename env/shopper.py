@@ -34,13 +34,14 @@ Rows whose session has ended (``state.active`` False) ignore further steps: no r
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass, fields
 
 import numpy as np
 
 from env.shopper_params import ShopperParams
 
-__all__ = ["ShopperError", "ShopperState", "Response", "ShopperModel", "user_rngs", "sigmoid"]
+__all__ = ["ShopperError", "ShopperState", "Response", "ShopperModel", "user_rngs", "sigmoid", "zero_padded"]
 
 from env.user_streams import user_rngs  # noqa: E402  (re-exported: the env draws per-user streams from here)
 
@@ -52,6 +53,26 @@ class ShopperError(ValueError):
 def sigmoid(x: np.ndarray) -> np.ndarray:
     """Numerically safe logistic function."""
     return 0.5 * (1.0 + np.tanh(0.5 * np.asarray(x)))
+
+
+_PADDED: dict[int, tuple[weakref.ref, np.ndarray]] = {}
+
+
+def zero_padded(table: np.ndarray) -> np.ndarray:
+    """``table`` (n, d) with a zero row appended, (n + 1, d): gathering it with index -1 (an empty bundle slot)
+    yields zeros, so sums over a bundle's slots need no masking pass.
+
+    One copy per source array, shared by every caller (each env of a process holds a shopper and a session
+    over the same embeddings; a 50k-item catalogue would otherwise cost 76 MB per env) and dropped with the
+    source. Treat the result as read-only.
+    """
+    key = id(table)
+    hit = _PADDED.get(key)
+    if hit is not None and hit[0]() is table:
+        return hit[1]
+    out = np.concatenate([table, np.zeros((1, table.shape[1]), table.dtype)])
+    _PADDED[key] = (weakref.ref(table, lambda _, k=key: _PADDED.pop(k, None)), out)
+    return out
 
 
 @dataclass
@@ -162,9 +183,7 @@ class ShopperModel:
         if not isinstance(self.params, ShopperParams):
             raise ShopperError(f"params must be a ShopperParams, got {type(self.params).__name__}")
         self.catalog = catalog
-        emb = np.asarray(catalog.embeddings, dtype=np.float32)
-        # a zero row after the last item: gathering with -1 (empty slot) yields zeros, so no masking pass
-        self._emb_z = np.concatenate([emb, np.zeros((1, emb.shape[1]), np.float32)])
+        self._emb_z = zero_padded(np.asarray(catalog.embeddings, dtype=np.float32))
         self.emb = self._emb_z[:-1]
         self.n_items, self.dim = self.emb.shape
         self.category = catalog.category.astype(np.int64)

@@ -353,3 +353,22 @@ def test_bad_input_gives_clear_errors(catalog):
 def test_presets_set_reward_weights():
     assert (ShopperParams.clicks().w_click, ShopperParams.purchases().w_buy, ShopperParams.revenue().w_rev) == (1, 1, 1)
     assert ShopperParams.revenue().w_buy == 0 and ShopperParams.clicks(fatigue=False).fatigue is False
+
+
+def test_zero_padded_tables_are_shared_per_source_and_dropped_with_it():
+    import gc
+
+    from env.shopper import _PADDED, zero_padded
+
+    src = np.arange(12, dtype=np.float32).reshape(4, 3)
+    a = zero_padded(src)
+    assert a is zero_padded(src)  # every env over the same embeddings shares one copy
+    assert a.shape == (5, 3) and a.dtype == src.dtype
+    np.testing.assert_array_equal(a[:-1], src)
+    np.testing.assert_array_equal(a[np.array([2, -1])], [src[2], np.zeros(3)])  # -1 (empty slot) gathers zeros
+    other = src.copy()
+    assert zero_padded(other) is not a  # equal values, another source: its own table
+    n = len(_PADDED)
+    del src, other
+    gc.collect()
+    assert len(_PADDED) == n - 2
