@@ -122,6 +122,7 @@ class SessionBatch:
         self.n_actions = self.K if action_mode == "bundle" else self.M + 1
         self.n_items = world.n_items
         self._emb_z = zero_padded(world.observable_catalog.embeddings)  # shared by the envs of this world
+        self._proj_z = zero_padded(world.item_proj)
         self._emb = self._emb_z[:-1]
         self._price = world.observable_catalog.price
         self.state = None
@@ -506,10 +507,8 @@ class SessionBatch:
         if click.any():
             cr = rr[click]
             cb = bundles[click]
-            cv = (cb >= 0)[..., None]
-            cbc = np.maximum(cb, 0)
             self.hist_sum[cr] += self._emb_z[cb].sum(axis=1)  # -1 slots gather the zero row
-            self.hist_proj[cr] += np.where(cv, self.world.item_proj[cbc], 0.0).sum(axis=1)
+            self.hist_proj[cr] += self._proj_z[cb].sum(axis=1)
             self.has_hist[cr] = True
             h = self.hist_sum[cr]
             # normalise(h) @ W == (h @ W) / |h|, with h @ W accumulated from per-item projections

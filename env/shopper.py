@@ -64,13 +64,14 @@ def zero_padded(table: np.ndarray) -> np.ndarray:
 
     One copy per source array, shared by every caller (each env of a process holds a shopper and a session
     over the same embeddings; a 50k-item catalogue would otherwise cost 76 MB per env) and dropped with the
-    source. Treat the result as read-only.
+    source. The result is read-only.
     """
     key = id(table)
     hit = _PADDED.get(key)
     if hit is not None and hit[0]() is table:
         return hit[1]
     out = np.concatenate([table, np.zeros((1, table.shape[1]), table.dtype)])
+    out.flags.writeable = False  # shared between envs: a write through one would change them all
     _PADDED[key] = (weakref.ref(table, lambda _, k=key: _PADDED.pop(k, None)), out)
     return out
 

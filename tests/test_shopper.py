@@ -363,7 +363,7 @@ def test_zero_padded_tables_are_shared_per_source_and_dropped_with_it():
     src = np.arange(12, dtype=np.float32).reshape(4, 3)
     a = zero_padded(src)
     assert a is zero_padded(src)  # every env over the same embeddings shares one copy
-    assert a.shape == (5, 3) and a.dtype == src.dtype
+    assert a.shape == (5, 3) and a.dtype == src.dtype and not a.flags.writeable
     np.testing.assert_array_equal(a[:-1], src)
     np.testing.assert_array_equal(a[np.array([2, -1])], [src[2], np.zeros(3)])  # -1 (empty slot) gathers zeros
     other = src.copy()
