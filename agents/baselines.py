@@ -1,16 +1,17 @@
 """Observable baselines: they read only the observation (the candidates' features and the mask).
 
 None of them touches the simulator: they see the ``candidates`` (N, K, F) block, whose columns
-follow ``candidates.types.CANDIDATE_FEATURES``, and the ``action_mask``. They are the bar a
-learned policy must clear; oracles (``agents.oracles``) are the labelled exception that reads truth.
+follow ``bundlerl.candidates.types.CANDIDATE_FEATURES``, and the ``action_mask``. They are the bar a
+learned policy must clear; oracles (``bundlerl.agents.oracles``) are the labelled exception that reads truth.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from agents.policy import MASK_KEY, Observation, Policy, PolicyError, batch_size_of, greedy_probabilities
-from candidates.types import CANDIDATE_FEATURES
+from bundlerl.agents.policy import Observation, Policy, PolicyError, batch_size_of, greedy_probabilities
+from bundlerl.candidates.types import CANDIDATE_FEATURES
+from bundlerl.env.observation import MASK_KEY
 
 __all__ = [
     "RandomPolicy", "PopularityPolicy", "RelevanceGreedyPolicy", "ComplementGreedyPolicy", "BASELINES",

@@ -34,10 +34,10 @@ CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 """Folder of the per-algorithm YAML files."""
 
 ALGOS = ("ppo", "maskable_ppo", "dqn")
-"""Algorithms with a factory in :mod:`agents.sb3`."""
+"""Algorithms with a factory in :mod:`bundlerl.agents.sb3`."""
 
 EXTRACTORS = ("set", "mlp")
-"""``set``: :class:`agents.networks.CandidateSetExtractor` (order-free, per-candidate scores);
+"""``set``: :class:`bundlerl.agents.networks.CandidateSetExtractor` (order-free, per-candidate scores);
 ``mlp``: SB3's default ``MultiInputPolicy`` (the flattened Dict observation through an MLP)."""
 
 _ACTIVATIONS = ("relu", "tanh", "gelu")
@@ -71,7 +71,7 @@ class NetworkConfig:
     """The network shared by the policy and value heads (PPO) or the Q-network (DQN)."""
 
     extractor: str = "set"
-    """``"set"`` (candidate-set extractor, see :mod:`agents.networks`) or ``"mlp"`` (SB3 ``MultiInputPolicy``)."""
+    """``"set"`` (candidate-set extractor, see :mod:`bundlerl.agents.networks`) or ``"mlp"`` (SB3 ``MultiInputPolicy``)."""
     hidden: int = 64
     """Width of the per-candidate embedding (set) and of the scorer's hidden layer."""
     context_dim: int = 32

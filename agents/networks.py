@@ -1,6 +1,6 @@
 """Networks for a *set* of candidate bundles: an order-free features extractor and per-candidate heads.
 
-Observation (batched, see ``env.observation``): ``profile`` (N, P), ``history`` (N, P), ``session`` (N, S),
+Observation (batched, see ``bundlerl.env.observation``): ``profile`` (N, P), ``history`` (N, P), ``session`` (N, S),
 ``candidates`` (N, K, F), ``action_mask`` (N, K).
 
 :class:`CandidateSetExtractor` (a SB3 ``BaseFeaturesExtractor``)
@@ -24,7 +24,7 @@ Heads that keep the order-freedom (``NetworkConfig.candidate_head``):
 DQN and invalid actions: :class:`MaskedQNetwork` sets the Q-value of a masked candidate to ``-1e9`` in
 ``forward`` (so the TD target's max runs over valid next actions only) and its ``_predict`` takes the
 argmax with masked Q = -inf (so a greedy DQN never picks a masked candidate). A row with no valid
-candidate is left unmasked (the env then penalises whatever is chosen). ``agents.sb3.MaskedDQN``
+candidate is left unmasked (the env then penalises whatever is chosen). ``bundlerl.agents.sb3.MaskedDQN``
 also restricts epsilon-exploration to valid candidates.
 """
 
@@ -37,13 +37,12 @@ from typing import Any
 import numpy as np
 import torch as th
 from gymnasium import spaces
-from torch import nn
-
 from stable_baselines3.common.policies import ActorCriticPolicy
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 from stable_baselines3.dqn.policies import DQNPolicy, QNetwork
+from torch import nn
 
-from agents.policy import MASK_KEY
+from bundlerl.env.observation import MASK_KEY
 
 __all__ = [
     "SetLayout", "CandidateSetExtractor", "CandidateScorer", "CandidateActorCriticPolicy",

@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from agents.policy import MASK_KEY, Observation, Policy, PolicyError, batch_size_of, greedy_probabilities
+from bundlerl.agents.policy import Observation, Policy, PolicyError, batch_size_of, greedy_probabilities
+from bundlerl.env.observation import MASK_KEY
 
 __all__ = ["OneStepOracle", "LookaheadOracle", "ORACLES", "make_oracle"]
 
@@ -65,7 +66,7 @@ class LookaheadOracle(_TruthPolicy):
     """ORACLE (reads simulator truth): plans with rollouts of the whole environment.
 
     For each of the ``top_m`` candidates with the best one-step expected reward it simulates
-    ``n_rollouts`` futures on forks of the env's sessions (:meth:`env.session.SessionBatch.fork`:
+    ``n_rollouts`` futures on forks of the env's sessions (:meth:`bundlerl.env.session.SessionBatch.fork`:
     hidden state, event log and candidate pool copied): show the candidate, then for the next
     ``depth - 1`` steps (never past the horizon) show what the one-step oracle would show among the
     candidates the env offers *then* (pools are rebuilt after purchases as in the real env),

@@ -15,11 +15,11 @@ from typing import Mapping
 
 import numpy as np
 
-Observation = Mapping[str, np.ndarray]
-"""A batch of observations: each value has shape (N, ...), keys as in ``env.observation``."""
+from bundlerl.env.observation import MASK_KEY
 
-MASK_KEY = "action_mask"
-"""Observation key holding the (N, K) 0/1 validity mask of the candidate bundles."""
+Observation = Mapping[str, np.ndarray]
+"""A batch of observations: each value has shape (N, ...), keys as in ``bundlerl.env.observation``."""
+
 
 
 class PolicyError(ValueError):

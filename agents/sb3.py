@@ -1,14 +1,14 @@
 """SB3-backed agents: factories for PPO, MaskablePPO and DQN, and :class:`SB3Policy` (the policy protocol).
 
-    >>> from env.vec_env import BundleRecVecEnv
-    >>> from agents.config import load_algo_config
+    >>> from bundlerl.env.vec_env import BundleRecVecEnv
+    >>> from bundlerl.agents.config import load_algo_config
     >>> cfg = load_algo_config("ppo", "small")
     >>> venv = BundleRecVecEnv("small", num_envs=cfg.num_envs, seed=0)
     >>> model = make_model("ppo", venv, cfg, seed=0)
     >>> model.learn(2_000)                      # SB3's verbs, unchanged: learn / predict / save / load
-    >>> policy = SB3Policy(model)               # agents.policy.Policy: action_probabilities(obs_batch)
+    >>> policy = SB3Policy(model)               # bundlerl.agents.policy.Policy: action_probabilities(obs_batch)
 
-Networks (``NetworkConfig.extractor``): ``set`` = :class:`agents.networks.CandidateSetExtractor` with a
+Networks (``NetworkConfig.extractor``): ``set`` = :class:`bundlerl.agents.networks.CandidateSetExtractor` with a
 per-candidate head (order-free); ``mlp`` = SB3's ``MultiInputPolicy`` (flattened Dict obs through an MLP).
 Heavy imports (torch, SB3) happen when this module is imported: import it lazily from scripts.
 """
@@ -24,12 +24,17 @@ from stable_baselines3 import DQN, PPO
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.torch_layers import CombinedExtractor
 
-from agents.config import ALGOS, AgentConfigError, DQNConfig, MaskablePPOConfig, NetworkConfig, PPOConfig
-from agents.networks import (
-    ACTIVATIONS, CandidateActorCriticPolicy, CandidateSetExtractor, MaskableCandidateActorCriticPolicy,
-    MaskedDQNPolicy, numpy_mask,
+from bundlerl.agents.config import ALGOS, AgentConfigError, DQNConfig, MaskablePPOConfig, NetworkConfig, PPOConfig
+from bundlerl.agents.networks import (
+    ACTIVATIONS,
+    CandidateActorCriticPolicy,
+    CandidateSetExtractor,
+    MaskableCandidateActorCriticPolicy,
+    MaskedDQNPolicy,
+    numpy_mask,
 )
-from agents.policy import MASK_KEY, Observation, Policy, PolicyError, batch_size_of, greedy_probabilities
+from bundlerl.agents.policy import Observation, Policy, PolicyError, batch_size_of, greedy_probabilities
+from bundlerl.env.observation import MASK_KEY
 
 __all__ = ["MaskedDQN", "make_model", "make_ppo", "make_maskable_ppo", "make_dqn", "algo_class", "SB3Policy",
            "load_model", "policy_kwargs_for"]
@@ -40,7 +45,7 @@ class MaskedDQN(DQN):
 
     Epsilon-greedy per row (SB3's DQN explores the whole batch at once with one draw): with
     probability ``exploration_rate`` a row takes a uniformly random *valid* candidate, otherwise the
-    greedy masked action of :class:`agents.networks.MaskedQNetwork`. The warm-up phase
+    greedy masked action of :class:`bundlerl.agents.networks.MaskedQNetwork`. The warm-up phase
     (``learning_starts``) samples valid candidates too. Draws come from a ``numpy.random.Generator``
     seeded with the model's seed.
     """
@@ -165,7 +170,7 @@ _FACTORIES = {"ppo": make_ppo, "maskable_ppo": make_maskable_ppo, "dqn": make_dq
 
 
 def make_model(algo: str, venv, cfg, **kwargs) -> BaseAlgorithm:
-    """The model of ``algo`` (see :data:`agents.config.ALGOS`); kwargs as :func:`make_ppo`."""
+    """The model of ``algo`` (see :data:`bundlerl.agents.config.ALGOS`); kwargs as :func:`make_ppo`."""
     if algo not in _FACTORIES:
         raise AgentConfigError(f"unknown algo {algo!r}; use one of {ALGOS}")
     return _FACTORIES[algo](venv, cfg, **kwargs)
@@ -180,7 +185,7 @@ def load_model(algo: str, path: str | Path, env=None, device: str = "cpu") -> Ba
 
 
 class SB3Policy(Policy):
-    """A trained SB3 model as an :class:`agents.policy.Policy`.
+    """A trained SB3 model as an :class:`bundlerl.agents.policy.Policy`.
 
     - PPO / MaskablePPO: the probabilities of the policy's categorical distribution, restricted to the
       valid candidates and renormalised (MaskablePPO masks with the observation's mask; a candidate-head
@@ -203,15 +208,6 @@ class SB3Policy(Policy):
         if epsilon and not self.is_dqn:
             raise PolicyError("epsilon applies to DQN models only")
         self.name = name or type(model).__name__.lower()
-
-    @classmethod
-    def from_run_dir(cls, run_dir: str | Path, which: str = "best", **kwargs) -> "SB3Policy":
-        """Load the ``best`` (else ``final``) or ``final`` model of a ``bundlerl train`` run directory."""
-        from scripts.run_dir import RunDir
-
-        rd = RunDir.open(run_dir)
-        model = load_model(rd.algo, rd.model_path(which))
-        return cls(model, name=kwargs.pop("name", rd.path.name), **kwargs)
 
     def _obs_tensor(self, obs: Observation):
         pol = self.model.policy

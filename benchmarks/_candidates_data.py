@@ -1,7 +1,7 @@
 """Shared data for the candidate-generation benchmarks (bench_index, bench_builder).
 
 Real MiniLM embeddings of the Instacart product names (49,688 products, encoded once through
-``encoders.default_encoder()``'s disk cache). Catalogues of other sizes:
+``bundlerl.encoders.default_encoder()``'s disk cache). Catalogues of other sizes:
 
 - ``n <= 49,688``: the ``n`` most ordered products (ties by product order);
 - ``n > 49,688``: the real vectors tiled, each extra copy jittered (``x + 0.25 * noise / sqrt(d)``,
@@ -20,15 +20,15 @@ DATA = Path(os.environ.get("BUNDLERL_SHARED_DATA", Path(__file__).resolve().pare
 
 
 def instacart():
-    """(Catalog, Baskets) of the shared Instacart data, via ``sim_data.loaders.load_instacart``."""
-    from sim_data.loaders import load_instacart
+    """(Catalog, Baskets) of the shared Instacart data, via ``bundlerl.sim_data.loaders.load_instacart``."""
+    from bundlerl.sim_data.loaders import load_instacart
 
     return load_instacart(DATA / "instacart")
 
 
 def name_embeddings(catalog) -> np.ndarray:
     """(n, 384) float32 MiniLM embeddings of the catalogue's item texts (cached on disk)."""
-    from encoders import default_encoder
+    from bundlerl.encoders import default_encoder
 
     return default_encoder().encode(catalog.item_texts(), progress=False)
 

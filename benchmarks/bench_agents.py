@@ -1,6 +1,6 @@
 """Agents benchmark (issue 5 §3): PPO / DQN trained under a wall-time budget vs baselines and oracles.
 
-For every (algo, extractor, seed): ``agents.training.train`` with ``max_wall_s = minutes * 60``
+For every (algo, extractor, seed): ``bundlerl.experiment.training.train`` with ``max_wall_s = minutes * 60``
 (periodic evaluation on a fixed eval seed records when the agent first beats the best observable
 baseline by 10%), then the best model, the observable baselines and the oracles (one-step,
 lookahead; they read simulator truth) are evaluated on the same fresh episodes. Printed and written
@@ -45,15 +45,15 @@ def _parse(argv=None):
 
 def micro(repeats: int = 7, batch: int = 512) -> str:
     """Median time of a PPO policy's evaluate_actions (forward + backward) on a default-preset-shaped batch."""
-    import torch as th
-    from gymnasium import spaces
-
     import dataclasses
 
-    from agents.config import NetworkConfig, load_algo_config
-    from agents.sb3 import policy_kwargs_for
-    from env.observation import observation_space
+    import torch as th
+    from gymnasium import spaces
     from stable_baselines3.common.policies import MultiInputActorCriticPolicy
+
+    from bundlerl.agents.config import NetworkConfig, load_algo_config
+    from bundlerl.agents.sb3 import policy_kwargs_for
+    from bundlerl.env.observation import observation_space
 
     P, K, F = 32, 16, 9
     th.set_num_threads(1)
@@ -86,9 +86,9 @@ def micro(repeats: int = 7, batch: int = 512) -> str:
 
 def _steps_per_s(preset: str, algo: str, extractor: str) -> float:
     """Training speed probe: timesteps per second of a short learn() (includes SB3 updates)."""
-    from agents.training import TrainConfig
-    from agents.sb3 import make_model
-    from env.vec_env import BundleRecVecEnv
+    from bundlerl.agents.sb3 import make_model
+    from bundlerl.env.vec_env import BundleRecVecEnv
+    from bundlerl.experiment.training import TrainConfig
 
     cfg = TrainConfig(algo=algo, preset=preset, extractor=extractor).algo_config()
     venv = BundleRecVecEnv(preset, num_envs=cfg.num_envs, seed=999)
@@ -104,10 +104,10 @@ def main(argv=None) -> int:
     if args.micro:
         print(micro())
         return 0
-    from agents.baselines import BASELINES
-    from agents.training import TrainConfig, train
-    from scripts.evaluate import evaluate_runs
-    from scripts.run_dir import write_text
+    from bundlerl.agents.baselines import BASELINES
+    from bundlerl.experiment.training import TrainConfig, train
+    from bundlerl.scripts.evaluate import evaluate_runs
+    from bundlerl.utils.atomic import write_text
 
     algos = [a for a in args.algos.split(",") if a]
     seeds = [int(s) for s in args.seeds.split(",") if s]

@@ -7,7 +7,7 @@ overlap of candidate items / bundles with the exact (flat-index) builder's.
 
 Catalogues: Instacart products with their real MiniLM name embeddings (10k = the most ordered
 products, baskets restricted to them; 100k = the real vectors tiled with jittered copies, see
-_candidates_data.py). Complementarity: ``candidates.complementarity.fit`` on the real Instacart
+_candidates_data.py). Complementarity: ``bundlerl.candidates.complementarity.fit`` on the real Instacart
 orders (for 100k, copy t of item i uses the fitted model of i: top lists mapped into the same copy).
 Users: profile = mean of 3 random item vectors; half the users also have a history vector; each
 user has 0-5 bought items and 10 shown items; price cap 3x the median price.
@@ -20,12 +20,10 @@ import statistics
 import time
 
 import numpy as np
-
 from _candidates_data import instacart, name_embeddings, tiled, user_queries
 
-
 #: Indexes the builder is timed over: exact flat first (the reference), then approximate ones; ``reduce_dim``
-#: variants search a PCA projection and ``pq_m`` ones 4-bit PQ codes, both re-ranked exactly (candidates.index).
+#: variants search a PCA projection and ``pq_m`` ones 4-bit PQ codes, both re-ranked exactly (bundlerl.candidates.index).
 VARIANTS = [
     ("flat", {}),
     ("hnsw", dict(ef_search=32)),
@@ -59,7 +57,7 @@ def restrict(catalog, baskets, keep: np.ndarray):
     """Catalogue rows ``keep`` and the baskets re-indexed onto them (other items dropped)."""
     from dataclasses import replace
 
-    from sim_data.baskets import Baskets
+    from bundlerl.sim_data.baskets import Baskets
 
     lut = np.full(catalog.n_items, -1, np.int64)
     lut[keep] = np.arange(keep.size)
@@ -96,7 +94,7 @@ def quality(cs, ref) -> tuple[float, float, float]:
     """(item overlap, bundle overlap, relevance ratio) of ``cs`` against the exact builder's ``ref``:
     mean over users of |items in cs bundles & items in ref bundles| / |items in ref bundles|;
     the same for whole bundles (item sets); mean rel_profile of valid bundles, cs / ref."""
-    from candidates.builder import F_IDX
+    from bundlerl.candidates.builder import F_IDX
 
     a, b = _bundle_items(cs), _bundle_items(ref)
     item_ov = float(np.mean([len(x & y) / max(len(y), 1) for x, y in zip(a, b)]))
@@ -123,9 +121,9 @@ def main() -> None:
     args = ap.parse_args()
     from dataclasses import replace
 
-    from candidates.builder import BuilderConfig, BundleBuilder
-    from candidates.complementarity import fit
-    from candidates.index import IndexConfig, ItemIndex
+    from bundlerl.candidates.builder import BuilderConfig, BundleBuilder
+    from bundlerl.candidates.complementarity import fit
+    from bundlerl.candidates.index import IndexConfig, ItemIndex
 
     catalog, baskets = instacart()
     E_all = name_embeddings(catalog)

@@ -14,10 +14,10 @@ import time
 
 import numpy as np
 
-from sim_data.basket_gen import generate_baskets
-from sim_data.personas_gen import sample_personas
-from sim_data.synthetic import CatalogConfig, category_centroid_accuracy, generate_catalog
-from sim_data.taxonomy import load_taxonomy
+from bundlerl.sim_data.basket_gen import generate_baskets
+from bundlerl.sim_data.personas_gen import sample_personas
+from bundlerl.sim_data.synthetic import CatalogConfig, category_centroid_accuracy, generate_catalog
+from bundlerl.sim_data.taxonomy import load_taxonomy
 
 
 def _timed(fn, repeats: int) -> tuple[float, object]:
@@ -66,7 +66,7 @@ def main() -> None:
     t_b, b = _timed(lambda: generate_baskets(cat, personas, 100_000, np.random.default_rng(0)), args.repeats)
     print(f"generate_baskets 100k baskets: {t_b:.3f} s (mean size {b.sizes.mean():.2f}, {b.items.size:,} items)")
     if args.encode:
-        from encoders import default_encoder
+        from bundlerl.encoders import default_encoder
 
         cat5 = generate_catalog(CatalogConfig(n_items=5_000, seed=0))
         t = time.perf_counter()

@@ -5,7 +5,7 @@ agreement with the true graph on synthetic baskets.
         [--skip-synthetic] [--skip-instacart] [--set eta=0.0 --set rank=64 ...]
 
 Instacart: baskets split 80/20 by order (seeded); positives = distinct directed pairs co-purchased
-in the held-out orders, negatives = popularity-matched random pairs (``candidates.comp_eval``).
+in the held-out orders, negatives = popularity-matched random pairs (``bundlerl.candidates.comp_eval``).
 Baselines in the same run: item PMI, raw aisle lift. Fit time: median of ``--repeats`` uncached fits.
 Synthetic: the synthetic catalogue / personas / basket generators when present, else skipped.
 """
@@ -26,16 +26,16 @@ DEFAULT_DATA = Path(os.environ.get("BUNDLERL_SHARED_DATA", Path(__file__).resolv
 
 
 def load_instacart(folder: Path):
-    """(Catalog, Baskets) of an Instacart-format folder, via ``sim_data.loaders.load_instacart``."""
-    from sim_data.loaders import load_instacart as loader
+    """(Catalog, Baskets) of an Instacart-format folder, via ``bundlerl.sim_data.loaders.load_instacart``."""
+    from bundlerl.sim_data.loaders import load_instacart as loader
 
     return loader(folder)
 
 
 def instacart(args, overrides: dict) -> None:
-    from candidates import comp_eval
-    from candidates.complementarity import ComplementConfig, fit
-    from encoders import default_encoder
+    from bundlerl.candidates import comp_eval
+    from bundlerl.candidates.complementarity import ComplementConfig, fit
+    from bundlerl.encoders import default_encoder
 
     folder = Path(args.data) / "instacart"
     if not folder.exists():
@@ -89,15 +89,15 @@ def instacart(args, overrides: dict) -> None:
 
 def synthetic(args, overrides: dict) -> None:
     try:
-        from sim_data.basket_gen import generate_baskets  # type: ignore
-        from sim_data.personas_gen import sample_personas  # type: ignore
-        from sim_data.synthetic import CatalogConfig, generate_catalog  # type: ignore
+        from bundlerl.sim_data.basket_gen import generate_baskets  # type: ignore
+        from bundlerl.sim_data.personas_gen import sample_personas  # type: ignore
+        from bundlerl.sim_data.synthetic import CatalogConfig, generate_catalog  # type: ignore
     except ImportError as err:
         print(f"synthetic generators not available ({err}): skipped")
         return
-    from candidates import comp_eval
-    from candidates.complementarity import ComplementConfig, fit
-    from encoders import default_encoder
+    from bundlerl.candidates import comp_eval
+    from bundlerl.candidates.complementarity import ComplementConfig, fit
+    from bundlerl.encoders import default_encoder
 
     rng = np.random.default_rng(args.seed)
     catalog = generate_catalog(CatalogConfig(n_items=5000, seed=args.seed))

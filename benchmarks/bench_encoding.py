@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--batch-size", type=int, default=64)
     args = ap.parse_args(argv)
 
-    from encoders import CachedEncoder, SentenceEncoder
+    from bundlerl.encoders import CachedEncoder, SentenceEncoder
 
     if not args.products.is_file():
         print(f"products file not found: {args.products} (set BUNDLERL_SHARED_DATA or --products)", file=sys.stderr)

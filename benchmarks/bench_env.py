@@ -43,8 +43,8 @@ def main(argv=None) -> None:
     ap.add_argument("--no-purchase-refresh", action="store_true", help="EnvConfig.refresh_on_purchase=False")
     args = ap.parse_args(argv)
 
-    from env.presets import get_config
-    from env.vec_env import BundleRecVecEnv
+    from bundlerl.env.presets import get_config
+    from bundlerl.env.vec_env import BundleRecVecEnv
 
     cfg = get_config(args.preset)
     if args.refresh_every is not None:

@@ -29,7 +29,7 @@ import numpy as np
 
 def ratio(a, b) -> str:
     """'r [lo, hi]': ratio of mean returns of two independent samples with its 95% CI."""
-    from evaluation.stats import mean_ratio_ci
+    from bundlerl.evaluation.stats import mean_ratio_ci
 
     e = mean_ratio_ci(a, b)
     return f"{e.value:.3f} [{e.low:.3f}, {e.high:.3f}]"
@@ -37,9 +37,9 @@ def ratio(a, b) -> str:
 
 def run_config(config, episodes: int, lookahead_episodes: int, seed: int, num_envs: int, lookahead_kw: dict, progress: bool):
     """Evaluate every policy on ``config``; returns {label: EvalResult} and {label: seconds}."""
-    from agents.baselines import BASELINES, make_baseline
-    from agents.oracles import LookaheadOracle, OneStepOracle
-    from evaluation.rollout import evaluate
+    from bundlerl.agents.baselines import BASELINES, make_baseline
+    from bundlerl.agents.oracles import LookaheadOracle, OneStepOracle
+    from bundlerl.evaluation.rollout import evaluate
 
     results, secs = {}, {}
     todo = [(b, lambda v, b=b: make_baseline(b, np.random.default_rng(seed)), episodes) for b in BASELINES]
@@ -54,13 +54,13 @@ def run_config(config, episodes: int, lookahead_episodes: int, seed: int, num_en
 
 def best_baseline(results: dict) -> str:
     """Name of the observable baseline with the highest mean return."""
-    from agents.baselines import BASELINES
+    from bundlerl.agents.baselines import BASELINES
 
     return max(BASELINES, key=lambda b: results[b].returns.mean())
 
 
 def report(title: str, results: dict, secs: dict) -> str:
-    from evaluation.rollout import markdown_table
+    from bundlerl.evaluation.rollout import markdown_table
 
     best = best_baseline(results)
     la, one, rnd = (results[k].returns for k in ("oracle-lookahead", "oracle-one-step", "random"))
@@ -88,7 +88,7 @@ def main(argv=None) -> None:
                     help="override a ShopperParams field of the preset, e.g. --set tau_c=2.5 (repeatable)")
     ap.add_argument("--no-progress", action="store_true")
     args = ap.parse_args(argv)
-    from env.presets import get_config
+    from bundlerl.env.presets import get_config
 
     config = get_config(args.preset)
     if args.set:

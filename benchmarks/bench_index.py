@@ -23,7 +23,6 @@ import time
 from dataclasses import replace
 
 import numpy as np
-
 from _candidates_data import instacart, name_embeddings, tiled, user_queries
 
 
@@ -71,7 +70,7 @@ def main() -> None:
     ap.add_argument("--no-full", action="store_true", help="skip the full-dimension HNSW/IVF rows")
     ap.add_argument("--kinds", nargs="+", default=["flat", "hnsw", "ivf"], help="structures for the reduce_dim rows")
     args = ap.parse_args()
-    from candidates.index import IndexConfig, ItemIndex
+    from bundlerl.candidates.index import IndexConfig, ItemIndex
 
     catalog, _ = instacart()
     E_all = name_embeddings(catalog)

@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/bench_steam_completion.py [--folds 5] [--seeds-per-bundle 3]
 
 615 real Steam bundles (Pathak et al. 2017). 5-fold cross-validation over bundles: the
-complementarity model (``candidates.complementarity.fit``) is fitted on the other folds'
+complementarity model (``bundlerl.candidates.complementarity.fit``) is fitted on the other folds'
 bundles used as baskets; for each held-out bundle with >= 2 items, up to ``--seeds-per-bundle``
 of its items (seeded choice) are given as the seed and the other items are the targets.
 Recall@10 = |top-10 ∩ targets| / min(10, |targets|), averaged over (bundle, seed).
@@ -19,13 +19,12 @@ import argparse
 import time
 
 import numpy as np
-
 from _candidates_data import DATA
 
 
 def load_steam():
-    """(Catalog, Baskets) of the bundled Steam items, via ``sim_data.loaders.load_steam_bundles``."""
-    from sim_data.loaders import load_steam_bundles
+    """(Catalog, Baskets) of the bundled Steam items, via ``bundlerl.sim_data.loaders.load_steam_bundles``."""
+    from bundlerl.sim_data.loaders import load_steam_bundles
 
     catalog, bundles, _ = load_steam_bundles(DATA / "steam_bundles")
     return catalog, bundles
@@ -38,11 +37,11 @@ def main() -> None:
     ap.add_argument("--k", type=int, default=10)
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
-    from candidates.builder import BuilderConfig, BundleBuilder
-    from candidates.complementarity import fit
-    from candidates.index import ItemIndex
-    from encoders import default_encoder
-    from sim_data.baskets import Baskets
+    from bundlerl.candidates.builder import BuilderConfig, BundleBuilder
+    from bundlerl.candidates.complementarity import fit
+    from bundlerl.candidates.index import ItemIndex
+    from bundlerl.encoders import default_encoder
+    from bundlerl.sim_data.baskets import Baskets
 
     catalog, baskets = load_steam()
     E = default_encoder().encode(catalog.item_texts(), progress=False)

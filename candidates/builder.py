@@ -1,12 +1,12 @@
 """Candidate bundles per user: FAISS anchors completed with estimated complements.
 
 Method (vectorised over users; the greedy completion of step 3, the MMR loop of step 5 and the
-features of the picks run as compiled per-user loops, ``candidates.kernels``, bit-identical to their
+features of the picks run as compiled per-user loops, ``bundlerl.candidates.kernels``, bit-identical to their
 numpy formulation):
 
 1. **Query** ``q = normalize((1 - a) * profile + a * history)`` with ``a = history_weight`` for
    users that have a history vector (a zero row means none), else ``q = profile``.
-2. **Pool**: the ``pool_size`` nearest items to ``q`` in the :class:`~candidates.index.ItemIndex`,
+2. **Pool**: the ``pool_size`` nearest items to ``q`` in the :class:`~bundlerl.candidates.index.ItemIndex`,
    bought items excluded. The first ``n_anchors`` pool items that fit the price cap are anchors.
 3. **Completion**: each anchor is grown greedily to ``K_max`` items from its ``n_complements``
    top complements (complementarity model's top lists). Item ``j`` is added to bundle ``B`` to
@@ -41,9 +41,10 @@ from typing import Protocol, Sequence
 
 import numpy as np
 
-from candidates.index import IndexError_, ItemIndex, RaggedSet, check_vectors, faiss_threads, pca_projection, serial_numpy_blas
-from candidates.kernels import greedy_complete, mmr_select, selected_bundles
-from candidates.types import CANDIDATE_FEATURES, CandidateSet
+from bundlerl.candidates.index import IndexError_, ItemIndex, RaggedSet, check_vectors, pca_projection
+from bundlerl.candidates.kernels import greedy_complete, mmr_select, selected_bundles
+from bundlerl.candidates.types import CANDIDATE_FEATURES, CandidateSet
+from bundlerl.utils.threads import faiss_threads, serial_numpy_blas
 
 __all__ = [
     "BuilderConfig",
@@ -67,7 +68,7 @@ __all__ = [
 
 F_IDX = {name: i for i, name in enumerate(CANDIDATE_FEATURES)}
 
-#: Feature order of ``candidates.kernels.selected_bundles``'s column argument.
+#: Feature order of ``bundlerl.candidates.kernels.selected_bundles``'s column argument.
 _KERNEL_FEATURES = ("rel_profile", "rel_history", "mean_comp", "max_sub", "log_price", "size", "popularity", "novelty", "discount")
 _KERNEL_COLS = np.array([F_IDX[f] for f in _KERNEL_FEATURES], np.int64)
 
@@ -80,7 +81,7 @@ class BuilderError(ValueError):
 
 
 class ComplementModelLike(Protocol):
-    """What the builder needs from a complementarity model (``candidates.complementarity``)."""
+    """What the builder needs from a complementarity model (``bundlerl.candidates.complementarity``)."""
 
     top_items: np.ndarray
     """(n, C_top) int32 top complements of each item, best first, -1 padded."""
@@ -312,7 +313,7 @@ def picked_bundles(sel, slot_items, price, pop_feat, shown: RaggedSet, rel_p, re
 
 
 def _check_rows(x, N: int | None, d: int, name: str, allow_zero: bool = False) -> np.ndarray:
-    """:func:`candidates.index.check_vectors` plus a row count, raising :class:`BuilderError`."""
+    """:func:`bundlerl.candidates.index.check_vectors` plus a row count, raising :class:`BuilderError`."""
     x = np.asarray(x)
     if x.ndim != 2 or x.shape[1] != d or (N is not None and x.shape[0] != N):
         want = f"({N if N is not None else 'N'}, {d})"
@@ -329,7 +330,7 @@ class BundleBuilder:
 
     :param catalog: the (observable) catalogue with ``embeddings``; its ``complement_graph``
         (simulator truth) is never read.
-    :param index: an :class:`~candidates.index.ItemIndex` over ``catalog.embeddings`` (same rows).
+    :param index: an :class:`~bundlerl.candidates.index.ItemIndex` over ``catalog.embeddings`` (same rows).
     :param complement_model: anything with ``top_items``, ``top_scores`` (n, C_top) and
         ``score(i, j)`` (see :class:`ComplementModelLike`).
     :param config: :class:`BuilderConfig`.

@@ -17,9 +17,8 @@ from typing import Callable
 
 import numpy as np
 
-from sim_data.baskets import Baskets
-
-from .cooccurrence import PairCounts, _basket_pairs, category_counts
+from bundlerl.candidates.cooccurrence import PairCounts, _basket_pairs, category_counts
+from bundlerl.sim_data.baskets import Baskets
 
 __all__ = [
     "auc",

@@ -14,21 +14,21 @@ with the features ``f`` (:data:`FEATURES`):
 
 - ``log_lift``: log of the empirical-Bayes shrunk basket lift ``L = (n_ij + alpha L0) / (E_ij + alpha)``,
   ``E_ij = n_i n_j / B``, whose prior ``L0 = exp(logL_cat[c(i), c(j)] + clip(<u_i, v_j> + b_t))`` is the
-  category lift (:func:`candidates.cooccurrence.category_log_lift`, shrunk toward independence) times the
-  text (+ item-id) two-tower of :mod:`candidates.text_comp` (trained on co-purchased pairs against
+  category lift (:func:`bundlerl.candidates.cooccurrence.category_log_lift`, shrunk toward independence) times the
+  text (+ item-id) two-tower of :mod:`bundlerl.candidates.text_comp` (trained on co-purchased pairs against
   popularity-matched negatives, substitutes excluded; items with no baskets get factors from text alone);
 - ``log1p_count``: ``log(1 + n_ij)``;
 - ``user_log_lift``, ``log1p_user_count``: the same from *user-level* co-occurrence (two items bought by
-  one user, in the same or different orders; :func:`candidates.cooccurrence.user_baskets`), shrunk
+  one user, in the same or different orders; :func:`bundlerl.candidates.cooccurrence.user_baskets`), shrunk
   toward independence with ``user_alpha``;
 - ``category_log_lift``, ``text_residual``: the two parts of the prior, separately;
 - ``basket_svd_cos``, ``user_svd_cos``: cosines of low-rank PPMI embeddings (truncated SVD of the
-  positive-PMI matrix, basket and user level; :func:`candidates.cooccurrence.ppmi_embeddings`), which
+  positive-PMI matrix, basket and user level; :func:`bundlerl.candidates.cooccurrence.ppmi_embeddings`), which
   link items never bought together through shared partners;
 - ``log1p_n_i``, ``log1p_n_j``: popularity context for the count evidence.
 
 The weights are fitted by logistic regression on a validation split of the *training* baskets (the
-features recomputed on the other part, negatives popularity-matched as in :mod:`candidates.comp_eval`),
+features recomputed on the other part, negatives popularity-matched as in :mod:`bundlerl.candidates.comp_eval`),
 one regression per row (never-seen / seen validation pairs; the logistic loss separates, so this equals
 one joint fit with every feature interacted with ``seen``); the weights of the four count-evidence
 features are constrained >= 0 so more co-purchases never lower a score. With too little data for that
@@ -58,10 +58,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sim_data.baskets import Baskets
-from sim_data.catalog import Catalog
-
-from .cooccurrence import (
+from bundlerl.candidates.cooccurrence import (
     PairCounts,
     category_counts,
     category_log_lift,
@@ -73,6 +70,9 @@ from .cooccurrence import (
     shrunk_log_lift,
     user_baskets,
 )
+from bundlerl.sim_data.baskets import Baskets
+from bundlerl.sim_data.catalog import Catalog
+from bundlerl.utils.threads import torch_threads
 
 __all__ = ["ComplementConfig", "ComplementModel", "ComplementError", "fit", "cache_key", "FORMAT_VERSION", "FEATURES"]
 
@@ -297,7 +297,7 @@ class ComplementModel:
         return self.cat_log_lift[self.category[i], self.category[j]] + self._residual(i, j)
 
     def _substitutes(self, i: np.ndarray, j: np.ndarray) -> np.ndarray:
-        from .text_comp import substitute_mask
+        from bundlerl.candidates.text_comp import substitute_mask
 
         return substitute_mask(i, j, self.category, self.emb16, self.config.substitute_cosine)
 
@@ -506,7 +506,7 @@ class ComplementModel:
     # ------------------------------------------------------------------ persistence
     def save(self, path: str | os.PathLike) -> Path:
         """Write the model to ``path`` (.npz) atomically; returns the path."""
-        from sim_data.io import atomic_write
+        from bundlerl.utils.atomic import atomic_write
 
         path = Path(path)
         if self.top_items is None:
@@ -621,9 +621,7 @@ def fit_blend(F_pos: np.ndarray, F_neg: np.ndarray, l2: float = 1e-3, threads: i
     Z = np.where(live, (X - mu) / np.where(live, sd, 1.0), 0.0)
     mono = np.zeros(len(FEATURES), bool)
     mono[list(MONOTONE)] = True
-    prev = torch.get_num_threads()
-    torch.set_num_threads(max(1, int(threads)))
-    try:
+    with torch_threads(threads):
         Zt, yt = torch.from_numpy(Z), torch.from_numpy(y)
         monot = torch.from_numpy(mono)
         raw = torch.zeros(len(FEATURES), dtype=torch.float64, requires_grad=True)
@@ -643,8 +641,6 @@ def fit_blend(F_pos: np.ndarray, F_neg: np.ndarray, l2: float = 1e-3, threads: i
         opt.step(closure)
         w_std = weights().detach().numpy()
         b_std = float(b.detach())
-    finally:
-        torch.set_num_threads(prev)
     w_std = np.where(live, w_std, 0.0)
     w = np.where(live, w_std / np.where(live, sd, 1.0), 0.0)
     return w, b_std - float((w * mu).sum())
@@ -653,9 +649,9 @@ def fit_blend(F_pos: np.ndarray, F_neg: np.ndarray, l2: float = 1e-3, threads: i
 # ---------------------------------------------------------------------- fitting
 def _check_inputs(catalog: Catalog, baskets: Baskets, embeddings: np.ndarray) -> np.ndarray:
     if not isinstance(catalog, Catalog):
-        raise ComplementError(f"catalog must be a sim_data.catalog.Catalog, got {type(catalog).__name__}")
+        raise ComplementError(f"catalog must be a bundlerl.sim_data.catalog.Catalog, got {type(catalog).__name__}")
     if not isinstance(baskets, Baskets):
-        raise ComplementError(f"baskets must be a sim_data.baskets.Baskets, got {type(baskets).__name__}")
+        raise ComplementError(f"baskets must be a bundlerl.sim_data.baskets.Baskets, got {type(baskets).__name__}")
     n = catalog.n_items
     if baskets.n_items != n:
         raise ComplementError(
@@ -688,9 +684,9 @@ def cache_key(catalog: Catalog, baskets: Baskets, embeddings: np.ndarray, config
 
 
 def _default_cache_dir() -> Path:
-    from encoders.cache import default_cache_root
+    from bundlerl.utils.cache import cache_root
 
-    return default_cache_root() / "complementarity"
+    return cache_root() / "complementarity"
 
 
 def fit(
@@ -743,7 +739,7 @@ def fit(
 
 def _components(catalog: Catalog, baskets: Baskets, emb: np.ndarray, rng: np.random.Generator, cfg: ComplementConfig) -> dict:
     """Everything but the blend weights, estimated from ``baskets``: keyword arguments of ComplementModel."""
-    from .text_comp import train_text_model
+    from bundlerl.candidates.text_comp import train_text_model
 
     counts = PairCounts.from_baskets(baskets, cfg.max_basket_size)
     if baskets.user is None:
@@ -780,7 +776,7 @@ def _components(catalog: Catalog, baskets: Baskets, emb: np.ndarray, rng: np.ran
 
 
 def _fit(catalog: Catalog, baskets: Baskets, emb: np.ndarray, rng: np.random.Generator, cfg: ComplementConfig) -> ComplementModel:
-    from . import comp_eval
+    from bundlerl.candidates import comp_eval
 
     t0 = time.perf_counter()
     w, b = default_blend(cfg.kappa)

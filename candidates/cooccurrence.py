@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from sim_data.baskets import Baskets
+from bundlerl.sim_data.baskets import Baskets
 
 __all__ = [
     "PairCounts",
@@ -78,7 +78,7 @@ class PairCounts:
         """Count co-occurrences; baskets larger than ``max_basket_size`` (if > 0) are left out of the
         pair counts (their quadratic pair count would dominate) but still count in ``item_counts``."""
         if not isinstance(baskets, Baskets):
-            raise TypeError(f"baskets must be a sim_data.baskets.Baskets, got {type(baskets).__name__}")
+            raise TypeError(f"baskets must be a bundlerl.sim_data.baskets.Baskets, got {type(baskets).__name__}")
         n = int(baskets.n_items)
         indptr, items = baskets.indptr, baskets.items
         if max_basket_size > 0 and (baskets.sizes > max_basket_size).any():

@@ -27,7 +27,7 @@ one (N, L) int array padded with -1. It
 is applied by over-fetching ``k + max_excluded`` neighbours and filtering with one
 vectorised sorted-key lookup (:class:`RaggedSet`), so no per-query Python loop.
 
-``import candidates.index`` does not import faiss; faiss loads when an index is built.
+``import bundlerl.candidates.index`` does not import faiss; faiss loads when an index is built.
 """
 
 from __future__ import annotations
@@ -35,12 +35,13 @@ from __future__ import annotations
 import json
 import os
 from contextlib import nullcontext
-from functools import lru_cache
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+
+from bundlerl.utils.threads import faiss_threads, serial_numpy_blas
 
 __all__ = [
     "IndexConfig",
@@ -49,12 +50,10 @@ __all__ = [
     "RaggedSet",
     "UNIT_TOL",
     "SERIAL_BELOW",
-    "faiss_threads",
     "blas_flat_search",
     "EXACT_UP_TO",
     "BLAS_FLAT_ABOVE",
     "BROADCAST_MAX_LEN",
-    "serial_numpy_blas",
     "pca_projection",
 ]
 
@@ -66,33 +65,6 @@ _KINDS = ("flat", "hnsw", "ivf")
 
 #: Query batches up to this many rows are searched on one OpenMP thread (see :func:`faiss_threads`).
 SERIAL_BELOW = 256
-
-
-class faiss_threads:
-    """Context: faiss's OpenMP thread count set to ``n`` (None = leave it) and restored on exit.
-
-    Small batches run on one thread: a parallel region over a few dozen queries costs more in
-    fork/barrier than it saves, and on a shared machine a descheduled worker stalls the whole
-    region (measured: 64-query calls 5-20x slower with 2 threads while another process held a core).
-    """
-
-    def __init__(self, n: int | None):
-        self.n, self.prev = n, None
-
-    def __enter__(self):
-        if self.n is not None:
-            import faiss
-
-            self.prev = faiss.omp_get_max_threads()
-            faiss.omp_set_num_threads(int(self.n))
-        return self
-
-    def __exit__(self, *exc):
-        if self.prev is not None:
-            import faiss
-
-            faiss.omp_set_num_threads(self.prev)
-        return False
 
 
 #: :meth:`IndexConfig.for_size` searches catalogues up to this many items exactly.
@@ -132,35 +104,6 @@ class blas_flat_search:
 
 class IndexError_(ValueError):
     """Bad index configuration, input vectors or file; the message says what and how to fix it."""
-
-
-@lru_cache(maxsize=1)
-def _non_faiss_blas():
-    """threadpoolctl controller of the BLAS libraries loaded at the first call, except those shipped inside
-    faiss (by path); None without threadpoolctl or when there are none. numpy's BLAS is always among them
-    (numpy is imported by then); a BLAS loaded later (scipy's own OpenBLAS, say) is not, which is fine for
-    the numpy-only work this serves (hot paths, and numpy's LAPACK in PCA fits). Cached: finding the libraries costs ~1.6 ms."""
-    try:
-        from threadpoolctl import ThreadpoolController
-    except ImportError:  # optional: only a speed matter
-        return None
-    ctl = ThreadpoolController()
-    paths = [lib.filepath for lib in ctl.lib_controllers if lib.user_api == "blas" and "faiss" not in lib.filepath]
-    return ctl.select(filepath=paths) if paths else None
-
-
-def serial_numpy_blas():
-    """Context: numpy's BLAS runs on one thread inside; faiss's own BLAS and OpenMP are untouched.
-
-    Why: OpenBLAS's pthreads workers busy-wait for a long while (~0.1 s) after every multi-threaded
-    call, so a numpy matmul just before a faiss search leaves a core spinning through the search.
-    On the 2-core VM that made the builder's searches ~1.6x slower than alone (BENCHMARKS.md, "Bundle
-    builder"); the numpy products in the builder and the env step are small enough for one thread.
-    Limiting faiss's OpenBLAS too would reset faiss's OpenMP threads to one, hence "except faiss's".
-    Entering and leaving costs ~25 us. A no-op without threadpoolctl.
-    """
-    ctl = _non_faiss_blas()
-    return nullcontext() if ctl is None else ctl.limit(limits=1)
 
 
 def pca_projection(vectors: np.ndarray, r: int) -> np.ndarray:
@@ -442,20 +385,18 @@ class ItemIndex:
                 f"IndexConfig.pq_m={self.config.pq_m} does not divide the searched dimension {d_search}; "
                 f"use a divisor such as {d_search // 4 if d_search % 4 == 0 else 1}"
             )
-        self._index = self._build(vectors)
+        with self._threads():
+            self._index = self._build(vectors)
         self._structure = self._find_structure(self._index)
 
     # ------------------------------------------------------------------ construction
-    def _set_threads(self) -> None:
-        if self.config.n_threads is not None:
-            import faiss
-
-            faiss.omp_set_num_threads(self.config.n_threads)
+    def _threads(self) -> faiss_threads:
+        """Context: faiss's OpenMP threads = ``IndexConfig.n_threads`` (None = faiss's default), restored after."""
+        return faiss_threads(self.config.n_threads)
 
     def _build(self, vectors: np.ndarray):
         import faiss
 
-        self._set_threads()
         cfg, n = self.config, vectors.shape[0]
         d = self.dim if cfg.reduce_dim is None else int(cfg.reduce_dim)
         # the inner C++ objects of a chain (quantizer, projection, wrapped index) are owned by their Python
@@ -564,11 +505,10 @@ class ItemIndex:
         k_fetch = min(int(k) + (ex.max_len if ex is not None else 0), self.n_items)
         if N == 0:
             return np.zeros((0, k), np.float32), np.zeros((0, k), np.int64)
-        self._set_threads()
         self._apply_search_params(k_fetch)
         # exhaustive search through BLAS only for batches: a single query is ~3x slower that way (0.55 vs 1.6 ms, 5k items)
         blas = self.config.kind == "flat" and N > BLAS_FLAT_ABOVE
-        with faiss_threads(1 if N <= SERIAL_BELOW else None), blas_flat_search() if blas else nullcontext():
+        with faiss_threads(1 if N <= SERIAL_BELOW else self.config.n_threads), blas_flat_search() if blas else nullcontext():
             scores, items = self._index.search(queries, k_fetch)
         keep = items >= 0
         if ex is not None:
@@ -595,8 +535,8 @@ class ItemIndex:
         """
         vectors = check_vectors(vectors, self.dim, "vectors")
         start = self.n_items
-        self._set_threads()
-        self._index.add(vectors)
+        with self._threads():
+            self._index.add(vectors)
         return np.arange(start, start + vectors.shape[0], dtype=np.int64)
 
     def reconstruct(self, positions: np.ndarray) -> np.ndarray:
@@ -611,7 +551,7 @@ class ItemIndex:
         """Write the faiss index to ``path`` and a sidecar ``path + '.json'`` (config, dim, n), atomically."""
         import faiss
 
-        from sim_data.io import atomic_write
+        from bundlerl.utils.atomic import atomic_write
 
         path = Path(path)
         with atomic_write(path) as tmp:

@@ -22,7 +22,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .cooccurrence import PairCounts
+from bundlerl.candidates.cooccurrence import PairCounts
+from bundlerl.utils.threads import torch_threads
 
 __all__ = ["TextFactors", "train_text_model", "substitute_mask"]
 
@@ -56,24 +57,16 @@ def _gather_matmul(torch, threads: int):
         @staticmethod
         def forward(ctx, E, idx, P):
             X = E.index_select(0, idx)
-            prev = torch.get_num_threads()
-            torch.set_num_threads(threads)
-            try:
+            with torch_threads(threads):
                 out = X.mm(P)
-            finally:
-                torch.set_num_threads(prev)
             ctx.save_for_backward(X)
             return out
 
         @staticmethod
         def backward(ctx, grad):
             (X,) = ctx.saved_tensors
-            prev = torch.get_num_threads()
-            torch.set_num_threads(threads)
-            try:
+            with torch_threads(threads):
                 gP = X.t().mm(grad)
-            finally:
-                torch.set_num_threads(prev)
             return None, None, gP
 
     return GatherMatmul.apply
@@ -147,9 +140,7 @@ def train_text_model(
     order = rng.permutation(I.size)
     I, J, Y, base = I[order], J[order], Y[order], base[order]
 
-    prev_threads = torch.get_num_threads()
-    torch.set_num_threads(max(1, int(threads)))
-    try:
+    with torch_threads(threads):  # the caller's thread count is restored on exit
         g = torch.Generator().manual_seed(int(rng.integers(0, 2**31 - 1)))
         E = torch.from_numpy(np.ascontiguousarray(emb, dtype=np.float32))
         scale = 1.0 / np.sqrt(d)
@@ -210,6 +201,4 @@ def train_text_model(
                 v_all = v_all + (AV.weight * mask).numpy()
             bias = float(b.item())
             pu, pv = PU.detach().numpy().copy(), PV.detach().numpy().copy()
-    finally:
-        torch.set_num_threads(prev_threads)
     return TextFactors(u_all.astype(np.float32), v_all.astype(np.float32), bias, pu, pv)

@@ -12,12 +12,13 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING
 
-from .base import EncoderError, TextEncoder
+from bundlerl.encoders.base import EncoderError, TextEncoder
+from bundlerl.utils.lazy import lazy_exports
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .cache import CachedEncoder
-    from .sentence import SentenceEncoder
-    from .user_vectors import EventWeights, blend, decay_and_add, history_vectors
+    from bundlerl.encoders.cache import CachedEncoder
+    from bundlerl.encoders.sentence import SentenceEncoder
+    from bundlerl.encoders.user_vectors import EventWeights, blend, decay_and_add, history_vectors
 
 __all__ = [
     "TextEncoder",
@@ -31,24 +32,14 @@ __all__ = [
     "blend",
 ]
 
-_LAZY = {
-    "SentenceEncoder": "sentence",
-    "CachedEncoder": "cache",
-    "EventWeights": "user_vectors",
-    "history_vectors": "user_vectors",
-    "decay_and_add": "user_vectors",
-    "blend": "user_vectors",
-}
-
-
-def __getattr__(name: str):
-    if name in _LAZY:
-        import importlib
-
-        value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__, __dir__ = lazy_exports(__name__, {
+    "SentenceEncoder": ".sentence",
+    "CachedEncoder": ".cache",
+    "EventWeights": ".user_vectors",
+    "history_vectors": ".user_vectors",
+    "decay_and_add": ".user_vectors",
+    "blend": ".user_vectors",
+})
 
 
 def default_encoder(cache_dir: str | os.PathLike | None = None, device: str | None = None) -> "CachedEncoder":
@@ -60,7 +51,7 @@ def default_encoder(cache_dir: str | os.PathLike | None = None, device: str | No
     Returns a :class:`CachedEncoder` (a :class:`TextEncoder`); construction is cheap, the model
     loads on the first cache miss.
     """
-    from .cache import CachedEncoder
-    from .sentence import SentenceEncoder
+    from bundlerl.encoders.cache import CachedEncoder
+    from bundlerl.encoders.sentence import SentenceEncoder
 
     return CachedEncoder(SentenceEncoder(device=device), cache_dir=cache_dir)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from .base import EncoderError
+from bundlerl.encoders.base import EncoderError
 
 
 def check_texts(texts: Sequence[str]) -> list[str]:

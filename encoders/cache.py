@@ -1,4 +1,4 @@
-"""On-disk embedding cache wrapped around any :class:`~encoders.base.TextEncoder`.
+"""On-disk embedding cache wrapped around any :class:`~bundlerl.encoders.base.TextEncoder`.
 
 Layout: ``<cache_dir>/embeddings/<sha1(identity)[:16]>/`` holds ``identity.json`` (the
 encoder identity and dim) and shard files ``shard-*.npz``, each with the 128-bit text keys
@@ -28,20 +28,15 @@ from typing import Sequence
 
 import numpy as np
 
-from ._texts import check_texts
-from .base import EncoderError, TextEncoder
+from bundlerl.encoders._texts import check_texts
+from bundlerl.encoders.base import EncoderError, TextEncoder
+from bundlerl.utils.cache import cache_root
 
-__all__ = ["CachedEncoder", "default_cache_root", "text_keys"]
+__all__ = ["CachedEncoder", "text_keys"]
 
 #: Compact when a cache folder holds more than this many shards.
 MAX_SHARDS = 16
 _NORM_TOL = 1e-3
-
-
-def default_cache_root() -> Path:
-    """``$BUNDLERL_CACHE`` if set, else ``~/.cache/bundlerl`` (embeddings go in its ``embeddings/``)."""
-    env = os.environ.get("BUNDLERL_CACHE")
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "bundlerl"
 
 
 def text_keys(texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
@@ -56,7 +51,7 @@ class CachedEncoder:
 
     :param encoder: the encoder to wrap; its ``identity`` selects the cache folder, so a
         change of model or weights never reads stale vectors.
-    :param cache_dir: root folder (default :func:`default_cache_root`); vectors live under
+    :param cache_dir: root folder (default :func:`bundlerl.utils.cache.cache_root`); vectors live under
         ``<cache_dir>/embeddings/``.
 
     ``encode`` returns exactly what the wrapped encoder returned when each text was first
@@ -68,7 +63,7 @@ class CachedEncoder:
         if not isinstance(encoder, TextEncoder):
             raise EncoderError(f"CachedEncoder wraps a TextEncoder (identity, dim, encode), got {type(encoder).__name__}")
         self.encoder = encoder
-        root = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_root()
+        root = Path(cache_dir).expanduser() if cache_dir is not None else cache_root()
         self.folder = root / "embeddings" / hashlib.sha1(encoder.identity.encode()).hexdigest()[:16]
         self._loaded: set[str] = set()  # shard file names merged into the index
         self._bad: set[str] = set()  # shard names already warned about
@@ -108,7 +103,7 @@ class CachedEncoder:
             info = json.loads(meta.read_text())
             d = int(info["dim"])
         except FileNotFoundError:
-            from sim_data.io import atomic_write
+            from bundlerl.utils.atomic import atomic_write
 
             with atomic_write(meta) as tmp:
                 tmp.write_text(json.dumps({"identity": self.identity, "dim": int(self.dim)}))
@@ -192,7 +187,7 @@ class CachedEncoder:
 
     # -- writing -----------------------------------------------------------------------------
     def _write_shard(self, k1: np.ndarray, k2: np.ndarray, vecs: np.ndarray) -> str:
-        from sim_data.io import atomic_write
+        from bundlerl.utils.atomic import atomic_write
 
         name = f"shard-{time.time_ns():020d}-{os.getpid()}-{uuid.uuid4().hex[:8]}.npz"
         with atomic_write(self.folder / name) as tmp:

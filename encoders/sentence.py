@@ -17,8 +17,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ._texts import check_texts
-from .base import EncoderError
+from bundlerl.encoders._texts import check_texts
+from bundlerl.encoders.base import EncoderError
 
 __all__ = ["SentenceEncoder", "DEFAULT_MODEL_NAME", "packaged_model_dir", "PROGRESS_MIN_TEXTS"]
 
@@ -31,12 +31,6 @@ PROGRESS_MIN_TEXTS = 2000
 # the weights are ~90 MB and the fingerprint is computed on every construction.
 _FULL_HASH_MAX_BYTES = 1 << 20
 _SKIP_FILES = {"README.md", ".gitattributes"}
-
-
-def _set_offline() -> None:
-    # Must happen before transformers / huggingface_hub are imported: they read these once.
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 
 def packaged_model_dir() -> Path:
@@ -132,8 +126,8 @@ def _resolve(model: str | os.PathLike | None) -> tuple[str, Path]:
             f"no model folder at {path}; pass an existing sentence-transformers folder, a model name already in the "
             "local Hugging Face cache, or model=None for the packaged all-MiniLM-L6-v2"
         )
-    # A hub name: only accepted when it is already in the local cache (never downloaded).
-    _set_offline()
+    # A hub name: only accepted when it is already in the local cache (never downloaded: local_files_only; the
+    # process-wide HF_HUB_OFFLINE is the user's to set, not ours).
     from huggingface_hub import snapshot_download
 
     candidates = [raw] if "/" in raw else ["sentence-transformers/" + raw, raw]
@@ -196,7 +190,6 @@ class SentenceEncoder:
 
     def _load(self) -> Any:
         if self._model is None:
-            _set_offline()
             import torch
             from sentence_transformers import SentenceTransformer
 

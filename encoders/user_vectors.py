@@ -21,7 +21,7 @@ from typing import Mapping, NamedTuple
 
 import numpy as np
 
-from .base import EncoderError
+from bundlerl.encoders.base import EncoderError
 
 __all__ = [
     "VIEW",

@@ -1,29 +1,32 @@
 """The environment: shopper simulator, candidate pools, the Gymnasium env and the batched env.
 
-``import env`` registers the gymnasium ids (``bundlerl/BundleRec-v0`` and variants, see
-``env.registration``); the env classes load lazily (``env.BundleRecEnv``, ``env.BundleRecVecEnv``).
+``import bundlerl.env`` registers the gymnasium ids (``bundlerl/BundleRec-v0`` and variants, see
+:mod:`bundlerl.env.registration`); the public names below load their modules lazily.
 """
 
 from __future__ import annotations
 
-from env.registration import register_envs
+from bundlerl.env.registration import register_envs
+from bundlerl.utils.lazy import lazy_exports
 
 register_envs()
 
-__all__ = ["BundleRecEnv", "BundleRecVecEnv", "EnvConfig", "PRESETS", "build_world", "get_config"]
+_EXPORTS = {
+    "BundleRecEnv": ".bundle_env",
+    "InvalidActionError": ".bundle_env",
+    "BundleRecVecEnv": ".vec_env",
+    "EnvConfig": ".presets",
+    "ConfigError": ".presets",
+    "World": ".presets",
+    "PRESETS": ".presets",
+    "build_world": ".presets",
+    "get_config": ".presets",
+    "instacart_config": ".presets",
+    "ShopperParams": ".shopper_params",
+    "ENV_IDS": ".registration",
+    "OBS_KEYS": ".observation",
+    "MASK_KEY": ".observation",
+}
+__all__ = list(_EXPORTS)
 
-
-def __getattr__(name: str):
-    if name == "BundleRecEnv":
-        from env.bundle_env import BundleRecEnv
-
-        return BundleRecEnv
-    if name == "BundleRecVecEnv":
-        from env.vec_env import BundleRecVecEnv
-
-        return BundleRecVecEnv
-    if name in ("EnvConfig", "PRESETS", "build_world", "get_config"):
-        from env import presets
-
-        return getattr(presets, name)
-    raise AttributeError(f"module 'env' has no attribute {name!r}")
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -8,9 +8,9 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from env.observation import MASK_KEY
-from env.presets import EnvConfig, build_world, get_config
-from env.session import ACTION_MODES, InvalidActionError, SessionBatch
+from bundlerl.env.observation import MASK_KEY
+from bundlerl.env.presets import EnvConfig, build_world, get_config
+from bundlerl.env.session import ACTION_MODES, InvalidActionError, SessionBatch
 
 __all__ = ["BundleRecEnv", "InvalidActionError"]
 
@@ -48,11 +48,11 @@ class BundleRecEnv(gym.Env):
 
     ## Observation Space
 
-    A flat ``Dict`` of float32 Boxes (see ``env.observation``): ``profile`` (P,) and ``history`` (P,)
+    A flat ``Dict`` of float32 Boxes (see ``bundlerl.env.observation``): ``profile`` (P,) and ``history`` (P,)
     in [-1, 1] (profile text embedding / clicked-items embedding, projected on the top-P principal
     directions of the item embeddings), ``session`` (10,) counters in [0, 1] (``SESSION_FEATURES``;
     log_spent up to log1p(max spend / mean price)),
-    ``candidates`` (K, 9) (``candidates.types.CANDIDATE_FEATURES``: relevance to profile and history,
+    ``candidates`` (K, 9) (``bundlerl.candidates.types.CANDIDATE_FEATURES``: relevance to profile and history,
     estimated complementarity, substitution, log price, size, popularity, novelty, discount),
     ``action_mask`` (K,) 0/1. In compose mode K is M + 1 and row j describes "partial + item j".
     The observation is computed from the recommender side only: it never reads the hidden taste,

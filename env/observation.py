@@ -29,8 +29,6 @@ from __future__ import annotations
 import numpy as np
 from gymnasium import spaces
 
-from agents.policy import MASK_KEY
-
 __all__ = [
     "PROFILE_KEY", "HISTORY_KEY", "SESSION_KEY", "CANDIDATES_KEY", "MASK_KEY", "OBS_KEYS",
     "SESSION_FEATURES", "observation_space", "session_features",
@@ -40,6 +38,8 @@ PROFILE_KEY = "profile"
 HISTORY_KEY = "history"
 SESSION_KEY = "session"
 CANDIDATES_KEY = "candidates"
+MASK_KEY = "action_mask"
+"""Key of the (K,) 0/1 validity mask of the candidates ((N, K) in a batch): Gymnasium and sb3-contrib's name."""
 OBS_KEYS = (PROFILE_KEY, HISTORY_KEY, SESSION_KEY, CANDIDATES_KEY, MASK_KEY)
 """Observation keys in a fixed order."""
 
@@ -67,7 +67,7 @@ def observation_space(P: int, K: int, F: int, log_price_range: tuple[float, floa
     [log(cheapest item * (1 - largest discount)), log(K_max * dearest item)]). Session counters are in [0, 1]
     except log_spent in [0, ``max_log_spent``].
     """
-    from candidates.types import CANDIDATE_FEATURES
+    from bundlerl.candidates.types import CANDIDATE_FEATURES
 
     S = len(SESSION_FEATURES)
     f32 = np.float32

@@ -31,6 +31,9 @@ from typing import Any
 
 import numpy as np
 
+from bundlerl.sim_data.versions import GENERATOR_VERSION, LOADER_VERSION
+from bundlerl.utils.cache import cache_root
+
 __all__ = [
     "ConfigError",
     "EnvConfig",
@@ -39,7 +42,6 @@ __all__ = [
     "get_config",
     "instacart_config",
     "build_world",
-    "cache_dir",
     "REWARD_MODES",
 ]
 
@@ -51,11 +53,6 @@ _WORLD_FORMAT = 1  # bump when the pickled world layout changes so stale caches 
 
 class ConfigError(ValueError):
     """An environment config is invalid; the message names the field and the fix."""
-
-
-def cache_dir() -> Path:
-    """Root of bundlerl's on-disk caches: ``$BUNDLERL_CACHE`` (shared with the encoder cache) or ``~/.cache/bundlerl``."""
-    return Path(os.environ.get("BUNDLERL_CACHE", Path.home() / ".cache" / "bundlerl"))
 
 
 @dataclass(frozen=True)
@@ -88,9 +85,9 @@ class EnvConfig:
     reward: str = "purchases"
     """Reward mode, one of ``REWARD_MODES``; selects the ShopperParams preset when ``shopper`` is None."""
     shopper: Any = None
-    """``env.shopper_params.ShopperParams`` or None for the preset of ``reward``."""
+    """``bundlerl.env.shopper_params.ShopperParams`` or None for the preset of ``reward``."""
     builder: Any = None
-    """``candidates.builder.BuilderConfig`` or None for the defaults with this config's K and K_max."""
+    """``bundlerl.candidates.builder.BuilderConfig`` or None for the defaults with this config's K and K_max."""
     profile_dim: int = 32
     """P: the 384-d profile and history vectors are projected on the top-P principal directions of the item
     embeddings (orthonormal, so every component stays in [-1, 1])."""
@@ -140,7 +137,7 @@ class EnvConfig:
         """The ShopperParams in force: ``shopper`` or the preset of the reward mode."""
         if self.shopper is not None:
             return self.shopper
-        from env.shopper_params import ShopperParams
+        from bundlerl.env.shopper_params import ShopperParams
 
         return getattr(ShopperParams, self.reward)()  # REWARD_MODES are ShopperParams' preset constructors
 
@@ -148,7 +145,7 @@ class EnvConfig:
         """The BuilderConfig in force: ``builder`` or defaults with this K and K_max."""
         if self.builder is not None:
             return self.builder
-        from candidates.builder import BuilderConfig
+        from bundlerl.candidates.builder import BuilderConfig
 
         names = {f.name for f in dataclasses.fields(BuilderConfig)}
         kw = {}
@@ -170,7 +167,7 @@ class EnvConfig:
             "world_seed": self.world_seed,
             "builder": repr(self.builder_config()),
             "profile_dim": self.profile_dim,
-            "generators": _generator_fingerprint(),
+            "generators": [GENERATOR_VERSION, LOADER_VERSION],
         }
         return hashlib.sha256(json.dumps(src, sort_keys=True).encode()).hexdigest()[:20]
 
@@ -179,30 +176,21 @@ class EnvConfig:
         return dataclasses.replace(self, **changes)
 
 
-def _generator_fingerprint() -> str:
-    """Hash of the sim_data generator sources, so a changed generator never reuses a stale cached world."""
-    root = Path(__file__).resolve().parents[1] / "sim_data"
-    h = hashlib.sha256()
-    files = [root / rel for rel in ("synthetic.py", "personas_gen.py", "basket_gen.py", "taxonomy/general_store.json")]
-    files += sorted((root / "loaders").glob("*.py"))
-    for f in files:
-        if f.is_file():
-            h.update(f.relative_to(root).as_posix().encode() + f.read_bytes())
-    return h.hexdigest()[:16]
-
-
 def instacart_config(path: str | os.PathLike | None = None, **changes) -> EnvConfig:
-    """The ``instacart`` preset on the folder ``path`` (default: ``$BUNDLERL_INSTACART`` or the shared data folder).
+    """The ``instacart`` preset on the folder ``path`` (default: ``$BUNDLERL_INSTACART``).
 
-    Raises ConfigError when the folder or its ``products.csv`` is missing, saying where it looked.
+    Raises ConfigError when no folder is given, or the folder or its ``products.csv`` is missing, saying where
+    it looked.
     """
     if path is None:
         path = os.environ.get("BUNDLERL_INSTACART")
     if path is None:
-        shared = os.environ.get("BUNDLERL_SHARED_DATA")
-        base = Path(shared) if shared else Path(__file__).resolve().parents[1].parent / "shared" / "data"
-        path = base / "instacart"
-    p = Path(path)
+        raise ConfigError(
+            "instacart preset: no data folder; pass the folder holding the Instacart CSVs "
+            "(instacart_config(path) or preset=EnvConfig(source='instacart', instacart_path=...)) "
+            "or set BUNDLERL_INSTACART"
+        )
+    p = Path(path).expanduser()
     if not (p / "products.csv").is_file():
         raise ConfigError(
             f"instacart preset: no products.csv in {p}; pass the folder holding the Instacart CSVs "
@@ -251,21 +239,21 @@ class World:
 
     config: EnvConfig
     catalog: Any
-    """sim_data.catalog.Catalog with embeddings (n, d) and, for synthetic data, the true complement graph."""
+    """bundlerl.sim_data.catalog.Catalog with embeddings (n, d) and, for synthetic data, the true complement graph."""
     observable_catalog: Any
     """The same catalogue without simulator truth."""
     baskets: Any
-    """sim_data.baskets.Baskets: historical orders the complementarity model is estimated from."""
+    """bundlerl.sim_data.baskets.Baskets: historical orders the complementarity model is estimated from."""
     personas: Any
-    """sim_data.personas.Personas: the persona pool (texts observable, the rest truth)."""
+    """bundlerl.sim_data.personas.Personas: the persona pool (texts observable, the rest truth)."""
     persona_vecs: np.ndarray
     """(n_personas, d) float32 unit rows: enc(persona text), the observable profile vectors."""
     comp_model: Any
     """Estimated complementarity model (recommender side)."""
     index: Any
-    """candidates.index.ItemIndex over the item embeddings."""
+    """bundlerl.candidates.index.ItemIndex over the item embeddings."""
     builder: Any
-    """candidates.builder.BundleBuilder producing CandidateSets."""
+    """bundlerl.candidates.builder.BundleBuilder producing CandidateSets."""
     projection: np.ndarray
     """(d, P) float32 orthonormal columns: top-P principal directions of the item embeddings."""
     persona_obs: np.ndarray | None = None
@@ -295,7 +283,7 @@ _LOCK = threading.Lock()
 
 
 def _encode(texts: list[str]) -> np.ndarray:
-    from encoders import default_encoder
+    from bundlerl.encoders import default_encoder
 
     return np.asarray(default_encoder().encode(texts), dtype=np.float32)
 
@@ -303,7 +291,7 @@ def _encode(texts: list[str]) -> np.ndarray:
 def _pca_projection(emb: np.ndarray, P: int) -> np.ndarray:
     """(d, P) orthonormal top-P principal directions of ``emb``; signs fixed for reproducibility."""
     x = emb.astype(np.float64) - emb.mean(axis=0, dtype=np.float64)
-    from candidates.index import serial_numpy_blas
+    from bundlerl.utils.threads import serial_numpy_blas
 
     with serial_numpy_blas():  # multi-threaded OpenBLAS LAPACK is ~100x slower on a busy 2-core VM
         _, _, vt = np.linalg.svd(x, full_matrices=False)
@@ -317,7 +305,7 @@ def _pca_projection(emb: np.ndarray, P: int) -> np.ndarray:
 
 def _load_raw(config: EnvConfig, key: str):
     """(catalog without embeddings, personas, baskets), from the disk cache or generated."""
-    path = cache_dir() / "worlds" / f"{key}.pkl"
+    path = cache_root() / "worlds" / f"{key}.pkl"
     if path.is_file():
         try:
             with open(path, "rb") as fh:
@@ -328,21 +316,21 @@ def _load_raw(config: EnvConfig, key: str):
             pass
     rng = np.random.default_rng([config.world_seed, 7919])
     if config.source == "synthetic":
-        from sim_data.synthetic import CatalogConfig, generate_catalog
-        from sim_data.basket_gen import generate_baskets
-        from sim_data.personas_gen import sample_personas
+        from bundlerl.sim_data.basket_gen import generate_baskets
+        from bundlerl.sim_data.personas_gen import sample_personas
+        from bundlerl.sim_data.synthetic import CatalogConfig, generate_catalog
 
         catalog = generate_catalog(CatalogConfig(n_items=config.n_items, seed=config.catalog_seed))
         personas = sample_personas(catalog, config.n_personas, rng)
         baskets = generate_baskets(catalog, personas, config.n_baskets, rng)
     else:
-        from sim_data.loaders import load_instacart
-        from sim_data.personas_gen import sample_personas
+        from bundlerl.sim_data.loaders import load_instacart
+        from bundlerl.sim_data.personas_gen import sample_personas
 
         loaded = load_instacart(config.instacart_path)
         catalog, baskets = (loaded if isinstance(loaded, tuple) else (loaded.catalog, loaded.baskets))[:2]
         personas = sample_personas(catalog, config.n_personas, rng)
-    from sim_data.io import atomic_write
+    from bundlerl.utils.atomic import atomic_write
 
     with atomic_write(path) as tmp:
         with open(tmp, "wb") as fh:
@@ -366,14 +354,14 @@ def build_world(preset: "str | EnvConfig") -> World:
             catalog = catalog.with_embeddings(_encode(catalog.item_texts()))
         if catalog.complement_graph is None and config.source == "instacart":
             # Real data: the true graph is calibrated from the real baskets (SIMULATOR.md, Catalogue).
-            from sim_data.loaders import calibrate_complement_graph  # noqa: PLC0415
+            from bundlerl.sim_data.loaders import calibrate_complement_graph  # noqa: PLC0415
 
             catalog = dataclasses.replace(catalog, complement_graph=calibrate_complement_graph(catalog, baskets))
         persona_vecs = _encode(list(personas.texts))
         observable = catalog.observable()
-        from candidates import complementarity
-        from candidates.builder import BundleBuilder
-        from candidates.index import IndexConfig, ItemIndex
+        from bundlerl.candidates import complementarity
+        from bundlerl.candidates.builder import BundleBuilder
+        from bundlerl.candidates.index import IndexConfig, ItemIndex
 
         rng = np.random.default_rng([config.world_seed, 104729])
         comp = complementarity.fit(observable, baskets, observable.embeddings, rng)  # disk-cached by content hash

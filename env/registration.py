@@ -1,6 +1,6 @@
 """Gymnasium registration of the bundlerl environments (idempotent).
 
-Ids (all ``bundlerl/...``, entry point :class:`env.bundle_env.BundleRecEnv`):
+Ids (all ``bundlerl/...``, entry point :class:`bundlerl.env.bundle_env.BundleRecEnv`):
 
 =============================  ==========================================================
 ``BundleRec-v0``               default preset (synthetic ~5k items, K=16, K_max=3, T=20, purchases)
@@ -9,7 +9,7 @@ Ids (all ``bundlerl/...``, entry point :class:`env.bundle_env.BundleRecEnv`):
 ``BundleRec-clicks-v0``        click reward
 ``BundleRec-compose-v0``       default preset, compose action mode (item by item + "done")
 ``BundleRec-small-compose-v0`` small preset, compose mode
-``BundleRec-instacart-v0``     Instacart-format data folder (``$BUNDLERL_INSTACART`` or the shared data folder)
+``BundleRec-instacart-v0``     Instacart-format data folder (``$BUNDLERL_INSTACART``)
 =============================  ==========================================================
 
 Bundle-mode ids carry ``max_episode_steps`` = the preset's horizon (the env also truncates
@@ -25,7 +25,7 @@ import gymnasium as gym
 
 __all__ = ["register_envs", "ENV_IDS"]
 
-ENTRY_POINT = "env.bundle_env:BundleRecEnv"
+ENTRY_POINT = "bundlerl.env.bundle_env:BundleRecEnv"
 
 #: id -> (kwargs, max_episode_steps)
 ENV_IDS: dict[str, tuple[dict, int | None]] = {

@@ -1,6 +1,6 @@
 """The batched session core: N shopper sessions stepped by one code path.
 
-Both :class:`env.bundle_env.BundleRecEnv` (N = 1) and :class:`env.vec_env.BundleRecVecEnv`
+Both :class:`bundlerl.env.bundle_env.BundleRecEnv` (N = 1) and :class:`bundlerl.env.vec_env.BundleRecVecEnv`
 (N users) are thin views of :class:`SessionBatch`. It owns
 
 - the shopper model and its hidden state (SIMULATOR TRUTH; ``model``, ``state``),
@@ -27,14 +27,19 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from candidates.builder import inner_products_by_index
-from candidates.index import serial_numpy_blas
-from candidates.types import CANDIDATE_FEATURES
-from env.observation import (
-    CANDIDATES_KEY, HISTORY_KEY, MASK_KEY, PROFILE_KEY, SESSION_KEY, session_features,
+from bundlerl.candidates.builder import inner_products_by_index
+from bundlerl.candidates.types import CANDIDATE_FEATURES
+from bundlerl.env.observation import (
+    CANDIDATES_KEY,
+    HISTORY_KEY,
+    MASK_KEY,
+    PROFILE_KEY,
+    SESSION_KEY,
+    session_features,
 )
-from env.presets import EnvConfig, World
-from env.user_streams import UserStreams, splitmix64
+from bundlerl.env.presets import EnvConfig, World
+from bundlerl.env.user_streams import UserStreams, splitmix64
+from bundlerl.utils.threads import serial_numpy_blas
 
 __all__ = ["SessionBatch", "StepOutcome", "InvalidActionError", "ACTION_MODES"]
 
@@ -113,7 +118,7 @@ class SessionBatch:
             raise ValueError(f"action_mode={action_mode!r}; use one of {ACTION_MODES}")
         if n < 1:
             raise ValueError(f"n={n}; a batch needs at least one row")
-        from env.shopper import ShopperModel, zero_padded
+        from bundlerl.env.shopper import ShopperModel, zero_padded
 
         self.world, self.config, self.n, self.mode = world, config, int(n), action_mode
         self.model = ShopperModel(world.catalog, config.shopper_params())
@@ -186,7 +191,7 @@ class SessionBatch:
 
     def reset_rows(self, rows: np.ndarray | None = None) -> None:
         """Start new episodes in ``rows`` (all when None): fresh persona, hidden state, log and candidates."""
-        with serial_numpy_blas():  # see candidates.index.serial_numpy_blas: numpy BLAS threads spin through faiss
+        with serial_numpy_blas():  # see bundlerl.utils.threads.serial_numpy_blas: numpy BLAS threads spin through faiss
             self._reset_rows(rows)
 
     def _reset_rows(self, rows: np.ndarray | None) -> None:
@@ -259,7 +264,7 @@ class SessionBatch:
         - rel_history of clicked rows: mean cosine of the bundle's items to the new history vector;
         - bundles holding a bought item are masked out (never re-offered). Pools never hold an item bought
           before they were built, and masked bundles lose their items, so a bought member was bought this step.
-        Same formulas as ``candidates.builder``.
+        Same formulas as ``bundlerl.candidates.builder``.
         """
         if rows.size == 0:
             return
@@ -328,7 +333,7 @@ class SessionBatch:
 
     def observation_space(self):
         """The gymnasium Dict space of :meth:`observe` rows, with finite bounds from the catalogue's prices."""
-        from env.observation import observation_space
+        from bundlerl.env.observation import observation_space
 
         price = self._price.astype(np.float64)
         disc = self.world.builder.disc
@@ -365,10 +370,10 @@ class SessionBatch:
     def _bundle_features(self, bundles: np.ndarray) -> np.ndarray:
         """(N, J, F) CANDIDATE_FEATURES of arbitrary bundles (N, J, K_max), -1 padded; all-0 rows for empty bundles.
 
-        Same formulas as ``candidates.builder`` (exact embeddings, the estimated complementarity
+        Same formulas as ``bundlerl.candidates.builder`` (exact embeddings, the estimated complementarity
         model's ``score``, the builder's discount table and popularity feature).
         """
-        from candidates.builder import F_IDX, max_offdiag, mean_offdiag, substitution
+        from bundlerl.candidates.builder import F_IDX, max_offdiag, mean_offdiag, substitution
 
         b = self.world.builder
         N, J, Km = bundles.shape

@@ -6,9 +6,9 @@ may use this module; policies, baselines, candidate generation and serving never
 One code path for any number of users N: every method takes (N, ...) arrays and loops at most
 over bundle slots (K_max <= a handful) or purchase patterns (2^K_max), never over users. All
 randomness comes from the ``rng`` handed in: a ``numpy.random.Generator`` or, for batch-independent
-per-user streams, :class:`env.user_streams.UserStreams` (same ``random`` / ``standard_normal`` API).
+per-user streams, :class:`bundlerl.env.user_streams.UserStreams` (same ``random`` / ``standard_normal`` API).
 
-Model (symbols of SIMULATOR.md; constants in :class:`env.shopper_params.ShopperParams`):
+Model (symbols of SIMULATOR.md; constants in :class:`bundlerl.env.shopper_params.ShopperParams`):
 
 - item affinity   a(i) = w_s·<θ, e_i> + w_n·ν[c(i)] − β·log(p_i / p̄_c(i))
 - true complement comp*(i, j) = G[c(i), c(j)]·m(i, j), m = 0.5 + fit_brand·[same brand] + fit_tier·[same
@@ -39,11 +39,11 @@ from dataclasses import dataclass, fields
 
 import numpy as np
 
-from env.shopper_params import ShopperParams
+from bundlerl.env.shopper_params import ShopperParams
 
 __all__ = ["ShopperError", "ShopperState", "Response", "ShopperModel", "user_rngs", "sigmoid", "zero_padded"]
 
-from env.user_streams import user_rngs  # noqa: E402  (re-exported: the env draws per-user streams from here)
+from bundlerl.env.user_streams import user_rngs  # noqa: E402  (re-exported: the env draws per-user streams from here)
 
 
 class ShopperError(ValueError):
@@ -164,7 +164,7 @@ class _BundleTerms:
 class ShopperModel:
     """The shopper of SIMULATOR.md over one catalogue; see the module docstring for the equations.
 
-    :param catalog: a ``sim_data.catalog.Catalog`` with ``embeddings`` (n, d) and the true
+    :param catalog: a ``bundlerl.sim_data.catalog.Catalog`` with ``embeddings`` (n, d) and the true
         ``complement_graph`` (C, C); otherwise ShopperError.
     :param params: ShopperParams (default: the purchases preset).
 
@@ -178,7 +178,7 @@ class ShopperModel:
         if catalog.complement_graph is None:
             raise ShopperError(
                 "the shopper needs the true complement graph (catalog.complement_graph); synthetic catalogues carry it, "
-                "real ones get it from sim_data.loaders.calibrate_complement_graph"
+                "real ones get it from bundlerl.sim_data.loaders.calibrate_complement_graph"
             )
         self.params = params if params is not None else ShopperParams.purchases()
         if not isinstance(self.params, ShopperParams):

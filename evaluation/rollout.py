@@ -1,6 +1,6 @@
 """Roll a policy out on the batched env and summarise per-episode metrics with 95% CIs.
 
-    >>> from agents.baselines import ComplementGreedyPolicy
+    >>> from bundlerl.agents.baselines import ComplementGreedyPolicy
     >>> res = evaluate(ComplementGreedyPolicy(), "small", n_episodes=200, seed=0)
     >>> print(res.markdown())
 
@@ -16,8 +16,8 @@ from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
-from agents.policy import Policy
-from evaluation.stats import Estimate, mean_ci, ratio_ci
+from bundlerl.agents.policy import Policy
+from bundlerl.evaluation.stats import Estimate, mean_ci, ratio_ci
 
 __all__ = ["EvalResult", "evaluate", "markdown_table", "METRICS"]
 
@@ -113,7 +113,7 @@ def evaluate(
     progress: bool = True,
     keep_log: bool = True,
 ) -> EvalResult:
-    """Run ``n_episodes`` episodes of ``policy`` on a :class:`env.vec_env.BundleRecVecEnv` and collect metrics.
+    """Run ``n_episodes`` episodes of ``policy`` on a :class:`bundlerl.env.vec_env.BundleRecVecEnv` and collect metrics.
 
     :param policy: a Policy, or a factory ``f(vec_env) -> Policy`` (oracles need the vec env's truth).
     :param preset: preset name or EnvConfig.
@@ -128,13 +128,13 @@ def evaluate(
     """
     if n_episodes < 1 or num_envs < 1:
         raise ValueError(f"n_episodes={n_episodes}, num_envs={num_envs}; both must be >= 1")
-    from env.vec_env import BundleRecVecEnv
+    from bundlerl.env.vec_env import BundleRecVecEnv
 
     n_rows = min(num_envs, n_episodes)
     venv = BundleRecVecEnv(preset, num_envs=n_rows, seed=seed, action_mode=action_mode)
     pol = policy if isinstance(policy, Policy) else policy(venv)
     if not isinstance(pol, Policy):
-        raise ValueError(f"policy factory returned {type(pol).__name__}; it must return an agents.policy.Policy")
+        raise ValueError(f"policy factory returned {type(pol).__name__}; it must return an bundlerl.agents.policy.Policy")
     quota = np.full(n_rows, n_episodes // n_rows, np.int64)
     quota[: n_episodes % n_rows] += 1
     offset = np.concatenate([[0], np.cumsum(quota)[:-1]])  # episode index of each row's first episode

@@ -2,7 +2,7 @@
 
     bundlerl catalog                       # 5,000 items, seed 0: a summary in well under a second
     bundlerl catalog --items 20000 --seed 3 --encode
-    bundlerl catalog --out data/catalog    # save via sim_data.io.save_catalog
+    bundlerl catalog --out data/catalog    # save via bundlerl.sim_data.io.save_catalog
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ def add_parser(subparsers) -> None:
 
 
 def run(args) -> int:
-    from sim_data.synthetic import CatalogConfig, category_centroid_accuracy, generate_catalog
+    from bundlerl.sim_data.synthetic import CatalogConfig, category_centroid_accuracy, generate_catalog
 
     cfg = CatalogConfig(n_items=args.items, seed=args.seed)  # ValueError -> friendly CLI error
     t0 = time.perf_counter()
@@ -66,7 +66,7 @@ def run(args) -> int:
         for i in pick:
             print(f"  [{dname}] {cat.titles[i]}  ({cat.price[i]:.2f})")
     if args.encode:
-        from encoders import default_encoder
+        from bundlerl.encoders import default_encoder
 
         print(f"encoding {cat.n_items:,} item texts with all-MiniLM-L6-v2 (disk-cached) ...", flush=True)
         t0 = time.perf_counter()
@@ -78,8 +78,8 @@ def run(args) -> int:
     else:
         print("(add --encode to embed the texts and report category centroid accuracy)")
     if args.out:
-        from sim_data.io import save_catalog
+        from bundlerl.sim_data.io import save_catalog
 
         where = save_catalog(cat, args.out)
-        print(f"saved {cat.n_items:,} items to {where} (read back with sim_data.io.load_catalog)")
+        print(f"saved {cat.n_items:,} items to {where} (read back with bundlerl.sim_data.io.load_catalog)")
     return 0

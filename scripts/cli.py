@@ -35,7 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"bundlerl {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="<command>")
     for name in COMMANDS:
-        importlib.import_module(f"scripts.{name}").add_parser(sub)
+        importlib.import_module(f"bundlerl.scripts.{name}").add_parser(sub)
     return parser
 
 

@@ -45,7 +45,7 @@ def add_parser(subparsers) -> None:
                    help="comma-separated baselines (random, popularity, relevance-greedy, complement-greedy), "
                         "'all' or 'none' (default: all)")
     p.add_argument("--oracles", default="none",
-                   help="comma-separated oracles from agents.oracles (one-step, lookahead), 'all' or 'none'; "
+                   help="comma-separated oracles from bundlerl.agents.oracles (one-step, lookahead), 'all' or 'none'; "
                         "labelled as reading simulator truth (default: none)")
     p.add_argument("--preset", default=None, help="env preset (default: the runs' preset; required without runs)")
     p.add_argument("--episodes", type=int, default=1000, help="episodes per policy (default: 1000)")
@@ -114,8 +114,8 @@ def bundle_metrics(res, world, complement_threshold: float = 0.3) -> dict[str, A
 
 
 def summarize(res, world, complement_threshold: float = 0.3) -> dict[str, Any]:
-    """The :data:`METRICS` estimates (evaluation.stats.Estimate) of one EvalResult."""
-    from evaluation.stats import ratio_ci
+    """The :data:`METRICS` estimates (bundlerl.evaluation.stats.Estimate) of one EvalResult."""
+    from bundlerl.evaluation.stats import ratio_ci
 
     s = res.summary()
     out = {"return": s["return"], "click_rate": s["click_rate"], "conversion": s["conversion"], "revenue": s["revenue"]}
@@ -141,7 +141,7 @@ def bar_chart(table: dict[str, dict[str, Any]], path: Path, title: str = "") -> 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from sim_data.io import atomic_write
+    from bundlerl.utils.atomic import atomic_write
 
     names = list(table)
     fig, axes = plt.subplots(1, len(METRICS), figsize=(3.0 * len(METRICS), 3.8))
@@ -163,7 +163,7 @@ def bar_chart(table: dict[str, dict[str, Any]], path: Path, title: str = "") -> 
 def _oracle_factories(names: list[str]):
     if not names:
         return {}
-    import agents.oracles as oracles  # F's module
+    import bundlerl.agents.oracles as oracles  # F's module
 
     facts = {}
     for n in names:
@@ -180,18 +180,27 @@ def evaluate_runs(run_dirs: Sequence[str | Path], *, baselines: Sequence[str] = 
                   log=print) -> dict[str, Any]:
     """Evaluate runs, baselines and oracles on the same episodes; write results.md/.json/.png into ``out``.
 
+    Torch runs on one intra-op thread meanwhile (restored after; see ``TrainConfig.torch_threads``: one
+    thread is much faster on the shared 2-core machine).
     Returns ``{"table": {name: {metric: Estimate}}, "markdown": str, "out": Path}``.
     :raises ValueError: runs of different presets / action modes, no preset, nothing to evaluate.
     """
-    from agents.baselines import make_baseline
-    from agents.sb3 import SB3Policy, load_model
-    from env.presets import build_world
-    from evaluation.rollout import evaluate
-    from scripts.run_dir import RunDir, write_text
+    from bundlerl.utils.threads import torch_threads
 
-    import torch as th
+    with torch_threads(1):
+        return _evaluate_runs(run_dirs, baselines=baselines, oracles=oracles, preset=preset, episodes=episodes,
+                              seed=seed, which=which, complement_threshold=complement_threshold, out=out,
+                              progress=progress, log=log)
 
-    th.set_num_threads(1)  # see TrainConfig.torch_threads: one thread is much faster on the shared 2-core machine
+
+def _evaluate_runs(run_dirs, *, baselines, oracles, preset, episodes, seed, which, complement_threshold, out,
+                   progress, log) -> dict[str, Any]:
+    from bundlerl.agents.baselines import make_baseline
+    from bundlerl.env.presets import build_world
+    from bundlerl.evaluation.rollout import evaluate
+    from bundlerl.experiment.run_dir import RunDir
+    from bundlerl.utils.atomic import write_text
+
     runs = [RunDir.open(r) for r in run_dirs]
     presets = {r.config()["train"]["preset"] for r in runs}
     modes = {r.config()["train"].get("action_mode", "bundle") for r in runs}
@@ -211,8 +220,7 @@ def evaluate_runs(run_dirs: Sequence[str | Path], *, baselines: Sequence[str] = 
     policies: dict[str, Any] = {}
     labels: dict[str, str] = {}
     for r in runs:
-        algo = r.algo
-        policies[r.path.name] = SB3Policy(load_model(algo, r.model_path(which)), name=r.path.name)
+        policies[r.path.name] = r.policy(which)
     for b in baselines:
         policies[b] = make_baseline(b, np.random.default_rng([seed, 17]))
     for name, fac in _oracle_factories(list(oracles)).items():
@@ -239,7 +247,7 @@ def evaluate_runs(run_dirs: Sequence[str | Path], *, baselines: Sequence[str] = 
 
 
 def run(args) -> int:
-    from agents.baselines import BASELINES
+    from bundlerl.agents.baselines import BASELINES
 
     res = evaluate_runs(
         args.runs, baselines=_names(args.baselines, BASELINES, "baselines"),

@@ -47,7 +47,7 @@ def _stage(i: int, title: str) -> None:
 def run(args) -> int:
     t0 = time.perf_counter()
     _stage(1, f"building the '{args.preset}' world (cached after the first run)")
-    from env.presets import build_world
+    from bundlerl.env.presets import build_world
 
     tw = time.perf_counter()
     world = build_world(args.preset)
@@ -55,15 +55,15 @@ def run(args) -> int:
           f"horizon {world.config.horizon} ({time.perf_counter() - tw:.0f} s)", flush=True)
 
     _stage(2, f"training PPO for {args.timesteps} timesteps")
-    from agents.training import TrainConfig, train
+    from bundlerl.experiment.training import TrainConfig, train
 
     cfg = TrainConfig(algo="ppo", preset=args.preset, timesteps=args.timesteps, seed=args.seed,
                       eval_episodes=min(200, args.episodes), final_episodes=0)
     result = train(cfg, out=args.out, log=lambda m: print("      " + m, flush=True))
 
     _stage(3, "evaluating PPO and the baselines on the same episodes")
-    from agents.baselines import BASELINES
-    from scripts.evaluate import evaluate_runs
+    from bundlerl.agents.baselines import BASELINES
+    from bundlerl.scripts.evaluate import evaluate_runs
 
     res = evaluate_runs([result.run_dir], baselines=BASELINES, episodes=args.episodes, seed=0,
                         out=result.run_dir / "evaluation", log=lambda m: print("      " + m, flush=True))

@@ -81,7 +81,7 @@ def add_parser(subparsers) -> None:
 
 
 def run(args) -> int:
-    from agents.training import TrainConfig, train
+    from bundlerl.experiment.training import TrainConfig, train
 
     cfg = TrainConfig(
         algo=args.algo, preset=args.preset,

@@ -8,19 +8,18 @@ the synthetic generators. Light: numpy only (the encoder is imported lazily wher
     >>> personas = sample_personas(cat, 1000, rng)
     >>> baskets = generate_baskets(cat, personas, 20_000, rng)
 
-File I/O (``save_catalog``, ``load_catalog``, ``atomic_write``) lives in :mod:`sim_data.io` and is
-re-exported lazily.
+File I/O (``save_catalog``, ``load_catalog``) lives in :mod:`bundlerl.sim_data.io` and is re-exported lazily.
 """
 
 from __future__ import annotations
 
-from .basket_gen import BasketConfig, generate_baskets
-from .baskets import BasketError, Baskets
-from .catalog import Catalog, CatalogError
-from .personas import Personas
-from .personas_gen import PersonaConfig, sample_personas
-from .synthetic import CatalogConfig, category_centroid_accuracy, generate_catalog
-from .taxonomy import CategorySpec, Taxonomy, TaxonomyError, load_taxonomy
+from bundlerl.sim_data.basket_gen import BasketConfig, generate_baskets
+from bundlerl.sim_data.baskets import BasketError, Baskets
+from bundlerl.sim_data.catalog import Catalog, CatalogError
+from bundlerl.sim_data.personas import Personas
+from bundlerl.sim_data.personas_gen import PersonaConfig, sample_personas
+from bundlerl.sim_data.synthetic import CatalogConfig, category_centroid_accuracy, generate_catalog
+from bundlerl.sim_data.taxonomy import CategorySpec, Taxonomy, TaxonomyError, load_taxonomy
 
 __all__ = [
     "Catalog",
@@ -44,11 +43,11 @@ __all__ = [
 
 def __getattr__(name: str):
     # io helpers are owned by sim_data/io.py; resolved on first use so a missing one fails clearly
-    if name in ("save_catalog", "load_catalog", "atomic_write"):
-        from . import io
+    if name in ("save_catalog", "load_catalog"):
+        from bundlerl.sim_data import io
 
         try:
             return getattr(io, name)
         except AttributeError:
-            raise AttributeError(f"sim_data.io has no {name!r} yet") from None
+            raise AttributeError(f"bundlerl.sim_data.io has no {name!r} yet") from None
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

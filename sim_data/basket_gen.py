@@ -1,4 +1,4 @@
-"""Historical orders (:class:`~sim_data.baskets.Baskets`) generated from personas and the true graph.
+"""Historical orders (:class:`~bundlerl.sim_data.baskets.Baskets`) generated from personas and the true graph.
 
     >>> baskets = generate_baskets(catalog, personas, 20_000, np.random.default_rng(0))
 
@@ -25,9 +25,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .baskets import Baskets
-from .catalog import Catalog
-from .personas import Personas
+from bundlerl.sim_data.baskets import Baskets
+from bundlerl.sim_data.catalog import Catalog
+from bundlerl.sim_data.personas import Personas
 
 __all__ = ["BasketConfig", "generate_baskets"]
 

@@ -1,67 +1,25 @@
-"""Shared file helpers: atomic writes, and saving / loading catalogues and baskets.
+"""Saving and loading catalogues and baskets as folders of arrays with a manifest.
 
-``atomic_write(path)`` yields a temporary path in the same directory as ``path``; on a clean
-exit the temp file is moved over ``path`` with :func:`os.replace` (atomic on POSIX and
-Windows), so readers never see a half-written file; on an exception the temp file is removed
-and ``path`` is left untouched.
+Every file is written with :func:`bundlerl.utils.atomic.atomic_write` (a temporary file, then a rename), so
+readers never see a half-written file and an interrupted save leaves the previous one intact.
 """
 
 from __future__ import annotations
 
-import contextlib
 import datetime
 import hashlib
 import json
 import os
 import platform
-import tempfile
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 
-from .baskets import BasketError, Baskets
-from .catalog import Catalog, CatalogError
+from bundlerl.sim_data.baskets import BasketError, Baskets
+from bundlerl.sim_data.catalog import Catalog, CatalogError
+from bundlerl.utils.atomic import atomic_write
 
-__all__ = ["atomic_write", "save_catalog", "load_catalog", "save_baskets", "load_baskets", "FORMAT_VERSION"]
-
-
-def _read_umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-_UMASK = _read_umask()
-
-
-@contextlib.contextmanager
-def atomic_write(path: str | os.PathLike, suffix: str | None = None) -> Iterator[Path]:
-    """Yield a temp path next to ``path``; ``os.replace`` it onto ``path`` on success.
-
-    :param path: final destination; its parent directory is created if missing.
-    :param suffix: the temp file is named ``.<name>.<random>.tmp<suffix>`` (default suffix: that
-        of ``path``), so writers that append a missing extension (``numpy.save``) write to it as is.
-    Usage::
-
-        with atomic_write(out) as tmp:
-            np.save(tmp, arr)
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(
-        dir=path.parent, prefix=f".{path.name}.", suffix=".tmp" + (path.suffix if suffix is None else suffix)
-    )
-    os.close(fd)
-    tmp = Path(tmp_name)
-    os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; saved runs and caches get the usual permissions
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-        raise
+__all__ = ["save_catalog", "load_catalog", "save_baskets", "load_baskets", "FORMAT_VERSION"]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -121,7 +79,7 @@ def _write_npy(path: Path, arr: np.ndarray) -> dict:
 def _creation_info() -> dict:
     return {
         "created_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "created_by": "bundlerl sim_data.io",
+        "created_by": "bundlerl bundlerl.sim_data.io",
         "numpy": np.__version__,
         "python": platform.python_version(),
     }

@@ -1,4 +1,4 @@
-"""Sample shoppers (:class:`~sim_data.personas.Personas`) for a catalogue.
+"""Sample shoppers (:class:`~bundlerl.sim_data.personas.Personas`) for a catalogue.
 
     >>> personas = sample_personas(catalog, 1000, np.random.default_rng(0))
 
@@ -20,8 +20,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .catalog import Catalog
-from .personas import Personas
+from bundlerl.sim_data.catalog import Catalog
+from bundlerl.sim_data.personas import Personas
 
 __all__ = ["PersonaConfig", "sample_personas", "BUDGET_PHRASES", "STYLE_WORDS"]
 

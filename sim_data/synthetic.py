@@ -1,6 +1,6 @@
-"""Synthetic catalogues drawn from a :class:`~sim_data.taxonomy.Taxonomy`.
+"""Synthetic catalogues drawn from a :class:`~bundlerl.sim_data.taxonomy.Taxonomy`.
 
-    >>> from sim_data.synthetic import CatalogConfig, generate_catalog
+    >>> from bundlerl.sim_data.synthetic import CatalogConfig, generate_catalog
     >>> cat = generate_catalog(CatalogConfig(n_items=5000, seed=0))   # ~0.1 s, no encoding
 
 Every item gets a category (spread evenly over all categories), a brand from its category's
@@ -18,11 +18,11 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .catalog import Catalog, CatalogError
-from .taxonomy import Taxonomy, load_taxonomy
+from bundlerl.sim_data.catalog import Catalog, CatalogError
+from bundlerl.sim_data.taxonomy import Taxonomy, load_taxonomy
 
 if TYPE_CHECKING:  # pragma: no cover
-    from encoders.base import TextEncoder
+    from bundlerl.encoders.base import TextEncoder
 
 __all__ = ["CatalogConfig", "generate_catalog", "category_centroid_accuracy"]
 
@@ -223,7 +223,7 @@ def generate_catalog(config: CatalogConfig | None = None, taxonomy: Taxonomy | N
         popularity=popularity,
         complement_graph=tax.complement_matrix(),
         name=cfg.name,
-        meta={"generator": "sim_data.synthetic.generate_catalog", "config": asdict(cfg), "taxonomy": tax.name},
+        meta={"generator": "bundlerl.sim_data.synthetic.generate_catalog", "config": asdict(cfg), "taxonomy": tax.name},
     )
 
 
@@ -236,7 +236,7 @@ def category_centroid_accuracy(
     """Share of items whose nearest category centroid (cosine) is their own category, in [0, 1].
 
     :param embeddings: (n, d) unit rows; default ``catalog.embeddings``, else ``encoder`` (default
-        ``encoders.default_encoder()``, loaded lazily) applied to ``catalog.item_texts()``.
+        ``bundlerl.encoders.default_encoder()``, loaded lazily) applied to ``catalog.item_texts()``.
     :param leave_one_out: compare each item with its own category's centroid computed *without* it
         (honest for small categories); items alone in their category are then skipped.
     Raises CatalogError when embeddings do not match the catalogue or no item can be scored.
@@ -244,7 +244,7 @@ def category_centroid_accuracy(
     E = embeddings if embeddings is not None else catalog.embeddings
     if E is None:
         if encoder is None:
-            from encoders import default_encoder
+            from bundlerl.encoders import default_encoder
 
             encoder = default_encoder()
         E = encoder.encode(catalog.item_texts())

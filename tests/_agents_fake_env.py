@@ -69,8 +69,8 @@ def fake_vec_env(n: int = 4, seed: int = 0):
 
 
 class FakeBundleVecEnv:
-    """Stand-in of ``env.vec_env.BundleRecVecEnv`` for evaluation code paths: the stand-in env batched,
-    with ``config`` (name, K_max) and ``last_outcome`` as ``evaluation.rollout.evaluate`` reads them."""
+    """Stand-in of ``bundlerl.env.vec_env.BundleRecVecEnv`` for evaluation code paths: the stand-in env batched,
+    with ``config`` (name, K_max) and ``last_outcome`` as ``bundlerl.evaluation.rollout.evaluate`` reads them."""
 
     N_ITEMS, K_MAX = 20, 3
 

@@ -90,8 +90,8 @@ def mmr_select_ref(base, slot_ids, k_max, pen, n_cs, first_cs, K):
 
 def picked_bundles_ref(sel, slot_items, price, pop_feat, shown, rel_p, rel_h, mean_comp, max_sub, disc_b):
     """(items, sizes, mask, features) of the MMR picks, vectorised (the builder's former numpy code)."""
-    from candidates.builder import F_IDX, prefix_mean
-    from candidates.types import CANDIDATE_FEATURES
+    from bundlerl.candidates.builder import F_IDX, prefix_mean
+    from bundlerl.candidates.types import CANDIDATE_FEATURES
 
     N, K = sel.shape
     Km = slot_items.shape[2]

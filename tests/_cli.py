@@ -11,7 +11,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def run_cli(*args, timeout=120, cwd=None) -> subprocess.CompletedProcess:
-    """``python -m scripts.cli *args`` from the repository root; stdout / stderr captured as text."""
+    """``python -m bundlerl.scripts.cli *args`` from the repository root; stdout / stderr captured as text."""
     env = dict(os.environ, PYTHONUNBUFFERED="1")
-    return subprocess.run([sys.executable, "-m", "scripts.cli", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "bundlerl.scripts.cli", *args], capture_output=True, text=True,
                           timeout=timeout, cwd=cwd or ROOT, env=env)

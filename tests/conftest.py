@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
+from hypothesis import settings
+
+# Hypothesis runs derandomized with no example database by default, so every run of the suite (CI's included)
+# tries the same examples and no result depends on what an earlier run stored. HYPOTHESIS_PROFILE=explore
+# draws fresh examples each run (for hunting bugs, not for landing).
+settings.register_profile("ci", derandomize=True, database=None, print_blob=True)
+settings.register_profile("explore", derandomize=False, database=None, print_blob=True)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
 @pytest.fixture(scope="session")
@@ -11,8 +21,25 @@ def minilm():
 
     Not cached on disk; wrap it in ``encoders.CachedEncoder(minilm, tmp_path)`` when a test needs a cache.
     """
-    from encoders import SentenceEncoder
+    from bundlerl.encoders import SentenceEncoder
 
     enc = SentenceEncoder()
     enc.encode(["load the model once per session"])
     return enc
+
+
+#: Folder names of the repository's rooms; each installs only as ``bundlerl.<name>``.
+ROOMS = ("env", "agents", "scripts", "encoders", "sim_data", "candidates", "evaluation", "experiment", "utils",
+         "serving")
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Fail the run if any room was ever imported as a top-level module (``import env`` instead of
+    ``import bundlerl.env``): the repository root must never shadow the installed namespace."""
+    import sys
+
+    loaded = sorted(name for name in sys.modules if name.split(".")[0] in ROOMS)
+    if loaded:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        print(f"\nERROR: top-level modules loaded during the suite: {loaded}; import them as bundlerl.<room>",
+              file=sys.stderr)

@@ -6,22 +6,26 @@ is exercised in tests/test_train_cli.py and tests/test_evaluate_cli.py.
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import yaml
+from _agents_fake_env import K, fake_space, fake_vec_env
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _agents_fake_env import K, fake_space, fake_vec_env  # noqa: E402
-
 th = pytest.importorskip("torch")
 
-from agents.config import (  # noqa: E402
-    ALGOS, AgentConfigError, DQNConfig, NetworkConfig, PPOConfig, config_from_dict, config_to_dict, load_algo_config,
+from bundlerl.agents.config import (  # noqa: E402
+    ALGOS,
+    AgentConfigError,
+    DQNConfig,
+    NetworkConfig,
+    PPOConfig,
+    config_from_dict,
+    config_to_dict,
+    load_algo_config,
 )
 
 
@@ -86,7 +90,7 @@ def _t(obs):
 @settings(max_examples=25, deadline=None)
 @given(seed=st.integers(0, 2**31 - 1), n=st.integers(1, 4))
 def test_set_extractor_and_heads_are_permutation_equivariant(seed, n):
-    from agents.networks import CandidateScorer, CandidateSetExtractor, _Scorer
+    from bundlerl.agents.networks import CandidateScorer, CandidateSetExtractor, _Scorer
 
     rng = np.random.default_rng(seed)
     th.manual_seed(seed % 1000)
@@ -113,7 +117,7 @@ def test_set_extractor_and_heads_are_permutation_equivariant(seed, n):
 
 def test_pooling_ignores_masked_candidates():
     """Changing the features of a masked candidate changes nothing pooled (the mask really masks)."""
-    from agents.networks import CandidateSetExtractor
+    from bundlerl.agents.networks import CandidateSetExtractor
 
     rng = np.random.default_rng(3)
     fe = CandidateSetExtractor(fake_space(), hidden=8, context_dim=4)
@@ -128,7 +132,7 @@ def test_pooling_ignores_masked_candidates():
 
 
 def test_masked_fill_leaves_rows_without_valid_action():
-    from agents.networks import masked_fill_invalid
+    from bundlerl.agents.networks import masked_fill_invalid
 
     v = th.tensor([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]])
     m = th.tensor([[1.0, 0.0, 1.0], [0.0, 0.0, 0.0]])
@@ -149,7 +153,7 @@ def _tiny(algo, extractor, n_envs=4):
 @pytest.mark.parametrize("algo", ALGOS)
 @pytest.mark.parametrize("extractor", ["set", "mlp"])
 def test_factories_build_learn_and_never_choose_masked(algo, extractor):
-    from agents.sb3 import SB3Policy, make_model
+    from bundlerl.agents.sb3 import SB3Policy, make_model
 
     venv = fake_vec_env(4, seed=1)
     model = make_model(algo, venv, _tiny(algo, extractor), seed=0)
@@ -172,7 +176,7 @@ def test_factories_build_learn_and_never_choose_masked(algo, extractor):
 
 
 def test_dqn_masks_q_exploration_and_epsilon_policy():
-    from agents.sb3 import SB3Policy, make_model
+    from bundlerl.agents.sb3 import SB3Policy, make_model
 
     venv = fake_vec_env(4)
     model = make_model("dqn", venv, _tiny("dqn", "set"), seed=0)
@@ -195,8 +199,8 @@ def test_dqn_masks_q_exploration_and_epsilon_policy():
 
 
 def test_sb3policy_rejects_bad_input():
-    from agents.policy import PolicyError
-    from agents.sb3 import SB3Policy, make_model
+    from bundlerl.agents.policy import PolicyError
+    from bundlerl.agents.sb3 import SB3Policy, make_model
 
     model = make_model("ppo", fake_vec_env(4), _tiny("ppo", "set"), seed=0)
     with pytest.raises(PolicyError):
@@ -207,7 +211,7 @@ def test_sb3policy_rejects_bad_input():
 
 
 def test_num_envs_mismatch_is_explained():
-    from agents.sb3 import make_model
+    from bundlerl.agents.sb3 import make_model
 
     with pytest.raises(AgentConfigError, match="num_envs"):
         make_model("ppo", fake_vec_env(2), _tiny("ppo", "set", n_envs=4))
@@ -215,7 +219,7 @@ def test_num_envs_mismatch_is_explained():
 
 @pytest.mark.parametrize("algo", ["maskable_ppo", "dqn"])
 def test_save_load_roundtrip_keeps_policy(tmp_path, algo):
-    from agents.sb3 import SB3Policy, load_model, make_model
+    from bundlerl.agents.sb3 import SB3Policy, load_model, make_model
 
     model = make_model(algo, fake_vec_env(4), _tiny(algo, "set"), seed=0)
     model.learn(32)

@@ -4,16 +4,13 @@ from __future__ import annotations
 
 import json
 import re
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from _agents_fake_env import fake_vec_env
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _agents_fake_env import fake_vec_env  # noqa: E402
-
-from scripts.run_dir import RunDir, RunDirError, package_versions, run_name  # noqa: E402
+from bundlerl.experiment.run_dir import RunDir, RunDirError, package_versions, run_name  # noqa: E402
 
 
 def test_run_name_format():
@@ -44,8 +41,8 @@ def test_open_rejects_non_run_dirs(tmp_path):
 
 
 def _model():
-    from agents.config import load_algo_config
-    from agents.sb3 import make_model
+    from bundlerl.agents.config import load_algo_config
+    from bundlerl.agents.sb3 import make_model
 
     cfg = load_algo_config("dqn", "small", overrides={"num_envs": 2, "learning_starts": 4, "batch_size": 4,
                                                        "buffer_size": 100,
@@ -56,7 +53,7 @@ def _model():
 
 
 def test_checkpoint_is_atomic_and_a_crash_mid_save_keeps_the_previous(tmp_path, monkeypatch):
-    from agents.sb3 import load_model
+    from bundlerl.agents.sb3 import load_model
 
     rd = RunDir.create(tmp_path, "small", "dqn", 0, {"train": {"algo": "dqn"}})
     model = _model()

@@ -8,11 +8,17 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from agents.baselines import (
-    BASELINES, ComplementGreedyPolicy, PopularityPolicy, RandomPolicy, RelevanceGreedyPolicy, make_baseline,
+from bundlerl.agents.baselines import (
+    BASELINES,
+    ComplementGreedyPolicy,
+    PopularityPolicy,
+    RandomPolicy,
+    RelevanceGreedyPolicy,
+    make_baseline,
 )
-from agents.policy import MASK_KEY, PolicyError
-from candidates.types import CANDIDATE_FEATURES
+from bundlerl.agents.policy import PolicyError
+from bundlerl.candidates.types import CANDIDATE_FEATURES
+from bundlerl.env.observation import MASK_KEY
 
 F = len(CANDIDATE_FEATURES)
 COL = {n: i for i, n in enumerate(CANDIDATE_FEATURES)}

@@ -7,9 +7,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sim_data.basket_gen import BasketConfig, generate_baskets
-from sim_data.personas_gen import sample_personas
-from sim_data.synthetic import CatalogConfig, generate_catalog
+from bundlerl.sim_data.basket_gen import BasketConfig, generate_baskets
+from bundlerl.sim_data.personas_gen import sample_personas
+from bundlerl.sim_data.synthetic import CatalogConfig, generate_catalog
 
 
 @pytest.fixture(scope="module")

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import numpy as np
+from _builder_ref import greedy_complete_ref, mmr_select_ref, picked_bundles_ref
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from _builder_ref import greedy_complete_ref, mmr_select_ref, picked_bundles_ref
-from candidates.builder import picked_bundles
-from candidates.index import RaggedSet
-from candidates.kernels import greedy_complete, mmr_select, popcount64
+from bundlerl.candidates.builder import picked_bundles
+from bundlerl.candidates.index import RaggedSet
+from bundlerl.candidates.kernels import greedy_complete, mmr_select, popcount64
 
 
 @settings(max_examples=60, deadline=None)

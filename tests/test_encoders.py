@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from encoders import CachedEncoder, EncoderError, SentenceEncoder, TextEncoder, default_encoder
-from encoders.cache import MAX_SHARDS
+from bundlerl.encoders import CachedEncoder, EncoderError, SentenceEncoder, TextEncoder, default_encoder
+from bundlerl.encoders.cache import MAX_SHARDS
 
 TEXTS = [
     "digital camera",
@@ -251,3 +251,27 @@ def test_concurrent_writers_and_compaction(tmp_path):
 def test_rejects_non_encoder(tmp_path):
     with pytest.raises(EncoderError, match="TextEncoder"):
         CachedEncoder(object(), tmp_path)
+
+
+def test_loading_the_packaged_model_opens_no_connection_and_sets_no_environment(tmp_path):
+    """Offline by construction (local_files_only), not by changing the process: no socket is connected and
+    HF_HUB_OFFLINE / TRANSFORMERS_OFFLINE stay as the user left them (unset here)."""
+    import os
+    import textwrap
+
+    code = textwrap.dedent("""
+        import os, socket
+        def refuse(*a, **k):
+            raise RuntimeError(f"network access attempted: {a}")
+        socket.socket.connect = refuse
+        socket.create_connection = refuse
+        from bundlerl.encoders import SentenceEncoder
+        v = SentenceEncoder(device="cpu").encode(["tripod for a camera"])
+        assert v.shape == (1, 384), v.shape
+        print(sorted(k for k in os.environ if k in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")))
+    """)
+    env = {k: v for k, v in os.environ.items() if k not in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")}
+    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=300,
+                         env=env)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.strip().splitlines()[-1] == "[]"

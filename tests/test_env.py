@@ -13,12 +13,12 @@ import numpy as np
 import pytest
 
 import bundlerl  # noqa: F401  - registers the ids
-from env.bundle_env import BundleRecEnv
-from env.observation import OBS_KEYS
-from env.presets import PRESETS, ConfigError, EnvConfig, get_config, instacart_config
-from env.registration import ENV_IDS
-from env.session import InvalidActionError
-from env.vec_env import BundleRecVecEnv
+from bundlerl.env.bundle_env import BundleRecEnv
+from bundlerl.env.observation import OBS_KEYS
+from bundlerl.env.presets import PRESETS, ConfigError, EnvConfig, get_config, instacart_config
+from bundlerl.env.registration import ENV_IDS
+from bundlerl.env.session import InvalidActionError
+from bundlerl.env.vec_env import BundleRecVecEnv
 
 SMALL = PRESETS["small"]
 
@@ -64,7 +64,7 @@ def test_registered_ids_pass_gymnasium_and_sb3_checkers(env_id):
     kwargs = _small_variant(env_id)
     if kwargs.get("preset") == "instacart":
         try:
-            instacart_config()
+            instacart_config(_shared_data() / "instacart")
         except ConfigError as e:
             pytest.skip(f"instacart data absent: {e}")
         pytest.skip("instacart world is large; its build is covered by the slow test below")
@@ -79,7 +79,7 @@ def test_registered_ids_pass_gymnasium_and_sb3_checkers(env_id):
 @pytest.mark.slow
 def test_instacart_env_builds_and_steps():
     try:
-        cfg = instacart_config()
+        cfg = instacart_config(_shared_data() / "instacart")
     except ConfigError as e:
         pytest.skip(f"instacart data absent: {e}")
     env = BundleRecEnv(cfg)
@@ -93,6 +93,13 @@ def test_gym_make_default_id_has_horizon_and_small_override():
     assert env.spec.max_episode_steps == 20
     assert env.unwrapped.config.name == "small"
     assert "bundlerl/BundleRec-compose-v0" in gym.registry
+
+
+def test_instacart_preset_without_a_folder_names_the_variable(monkeypatch):
+    # library code never falls back to the repository's ../shared neighbour
+    monkeypatch.delenv("BUNDLERL_INSTACART", raising=False)
+    with pytest.raises(ConfigError, match="BUNDLERL_INSTACART"):
+        instacart_config()
 
 
 def test_instacart_preset_missing_folder_says_where(tmp_path):
@@ -361,7 +368,7 @@ def test_compose_done_shows_the_partial_bundle():
     j = int(np.argmax(info["action_mask"][:M]))
     item = env.core._compose_pool()[0][0, j]
     # row j of the candidates describes the bundle {item}: its size feature is 1/K_max
-    from candidates.types import CANDIDATE_FEATURES
+    from bundlerl.candidates.types import CANDIDATE_FEATURES
 
     assert obs["candidates"][j, CANDIDATE_FEATURES.index("size")] == pytest.approx(1 / SMALL.K_max)
     env.step(j)
@@ -388,7 +395,7 @@ def test_vec_env_trains_with_maskable_ppo_and_exposes_masks():
 def test_cached_pools_stay_exact_between_rebuilds():
     """Without rebuilds, the in-place updates keep novelty and rel_history equal to their definitions
     (CANDIDATE_FEATURES) and never re-offer a bought item."""
-    from candidates.types import CANDIDATE_FEATURES as CF
+    from bundlerl.candidates.types import CANDIDATE_FEATURES as CF
 
     cfg = SMALL.replace(refresh_every=1000, refresh_on_purchase=False, name="small-norefresh")
     v = BundleRecVecEnv(cfg, num_envs=32, seed=5)
@@ -439,8 +446,8 @@ def test_terminated_sessions_are_not_rebuilt_but_truncated_ones_are():
 
 
 def test_session_fork_copies_every_per_row_array_and_replays_identically():
-    from env.session import _ROW_FIELDS
-    from env.vec_env import BundleRecVecEnv
+    from bundlerl.env.session import _ROW_FIELDS
+    from bundlerl.env.vec_env import BundleRecVecEnv
 
     v = BundleRecVecEnv("small", num_envs=5, seed=4)
     v.reset()

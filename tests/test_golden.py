@@ -11,7 +11,7 @@ Each test recomputes one snapshot with the function in ``tests/golden/_compute.p
 3. ``candidates_small``: ``BundleBuilder.build`` on a seeded batch of 32 users (profiles, history vectors, bought
    and shown items, price caps) and every persona's initial pool: item ids, sizes, masks, features.
 4. ``train_ppo_small`` / ``train_dqn_small``: the first 64 optimizer steps of a seeded PPO and DQN run on ``small``
-   through the project's factory (``agents.sb3.make_model``, ``small`` configs with tiny batches): per step a
+   through the project's factory (``bundlerl.agents.sb3.make_model``, ``small`` configs with tiny batches): per step a
    fixed random projection of the parameter displacement, parameter / step / gradient norms and the network's
    outputs on a probe batch; plus the actions of the data the updates learn from.
 

@@ -6,11 +6,11 @@ import os
 
 import numpy as np
 import pytest
+from _search_ref import brute
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from candidates.index import EXACT_UP_TO, IndexConfig, IndexError_, ItemIndex, RaggedSet
-from _search_ref import brute
+from bundlerl.candidates.index import EXACT_UP_TO, SERIAL_BELOW, IndexConfig, IndexError_, ItemIndex, RaggedSet
 
 
 def unit(rng: np.random.Generator, n: int, d: int) -> np.ndarray:
@@ -118,16 +118,33 @@ def test_for_size_picks_exact_for_small_catalogues():
     assert IndexConfig.for_size(100_000, ef_search=128).ef_search == 128
 
 
-def test_threads_respected(data):
+@pytest.mark.parametrize("n_threads", [1, 3, None])
+def test_threads_apply_inside_build_and_search_and_are_restored(data, n_threads):
+    """IndexConfig.n_threads holds while faiss builds and searches a large batch (small batches run on one
+    thread), and the process-wide OpenMP setting is the caller's again afterwards."""
     import faiss
 
-    E, Q = data
+    E, _ = data
+    Q = unit(np.random.default_rng(1), SERIAL_BELOW + 1, E.shape[1])
     before = faiss.omp_get_max_threads()
-    try:
-        ItemIndex(E, IndexConfig(n_threads=1)).search(Q, 3)
-        assert faiss.omp_get_max_threads() == 1
-    finally:
-        faiss.omp_set_num_threads(before)
+    index = ItemIndex(E, IndexConfig(n_threads=n_threads))
+    assert faiss.omp_get_max_threads() == before
+    seen = []
+    inner = index._index
+
+    class Recording:  # a stand-in forwarding search, recording faiss's thread count at the call
+        def search(self, *args):
+            seen.append(faiss.omp_get_max_threads())
+            return inner.search(*args)
+
+        def __getattr__(self, name):
+            return getattr(inner, name)
+
+    index._index = Recording()
+    index.search(Q, 3)
+    index.search(Q[:2], 3)
+    assert seen == [before if n_threads is None else n_threads, 1]
+    assert faiss.omp_get_max_threads() == before
 
 
 def test_errors(data):
@@ -190,8 +207,7 @@ def test_ragged_set_contains_and_padded(rows, probe, width, form):
 def test_ragged_set_contains_column_and_search_paths_agree(monkeypatch):
     """Short rows are compared column by column, long ones searched: both give the brute-force answer,
     for probes of any trailing shape (the builder asks with (N, S, C) and (N, K, K_max) arrays)."""
-    import candidates.index as index_mod
-
+    import bundlerl.candidates.index as index_mod
     rng = np.random.default_rng(3)
     n = 50
     rows = [rng.integers(0, n, rng.integers(0, 9)) for _ in range(40)]
@@ -217,7 +233,7 @@ def test_serial_numpy_blas_limits_numpy_blas_only_and_restores():
     threadpoolctl = pytest.importorskip("threadpoolctl")
     import faiss
 
-    from candidates.index import _non_faiss_blas, serial_numpy_blas
+    from bundlerl.utils.threads import _non_faiss_blas, serial_numpy_blas
 
     np.ones((2, 2)) @ np.ones((2, 2))  # numpy's BLAS is loaded
     limited = {lib.filepath for lib in _non_faiss_blas().lib_controllers}

@@ -7,11 +7,11 @@ import json
 
 import numpy as np
 import pytest
+from _search_ref import brute
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from candidates.index import IndexConfig, IndexError_, ItemIndex, blas_flat_search, pca_projection
-from _search_ref import brute
+from bundlerl.candidates.index import IndexConfig, IndexError_, ItemIndex, blas_flat_search, pca_projection
 
 KINDS = ["flat", "hnsw", "ivf", "ivf-pq", "ivf-pq-reduced"]
 

@@ -1,24 +1,21 @@
-"""sim_data.io: catalogue and basket folders round-trip exactly and refuse damaged or partial saves."""
+"""bundlerl.sim_data.io: catalogue and basket folders round-trip exactly and refuse damaged or partial saves."""
 
 from __future__ import annotations
 
 import json
-import sys
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
+from _cli import run_cli
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from sim_data.baskets import BasketError, Baskets
-from sim_data.catalog import Catalog, CatalogError
-from sim_data.io import load_baskets, load_catalog, save_baskets, save_catalog
-from sim_data.synthetic import CatalogConfig, generate_catalog
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _cli import run_cli  # noqa: E402
+from bundlerl.sim_data.baskets import BasketError, Baskets
+from bundlerl.sim_data.catalog import Catalog, CatalogError
+from bundlerl.sim_data.io import load_baskets, load_catalog, save_baskets, save_catalog
+from bundlerl.sim_data.synthetic import CatalogConfig, generate_catalog
 
 
 @pytest.fixture(scope="module")
@@ -113,8 +110,7 @@ def test_missing_manifest_means_not_loadable(saved):
 
 def test_interrupted_save_never_leaves_a_loadable_folder(synth, saved, monkeypatch):
     """A crash while writing the arrays of a new save leaves the old manifest removed, so nothing loads."""
-    import sim_data.io as io
-
+    import bundlerl.sim_data.io as io
     def boom(path, arr):
         raise OSError("disk full")
 
@@ -153,8 +149,7 @@ def test_version_and_format_mismatch(saved):
 
 def test_shape_mismatch_with_manifest(saved):
     """A consistent (re-checksummed) file whose array shape disagrees with the manifest is refused."""
-    import sim_data.io as io
-
+    import bundlerl.sim_data.io as io
     m = json.loads((saved / "manifest.json").read_text())
     np.save(saved / "embeddings.npy", _unit(10, 4, 0))
     m["files"]["embeddings.npy"] = {"sha256": io._sha256(saved / "embeddings.npy"),
@@ -219,7 +214,7 @@ def test_catalog_cli_out_writes_a_loadable_folder(tmp_path):
 def test_atomic_write_gives_the_usual_file_permissions(tmp_path):
     import os
 
-    from sim_data.io import atomic_write
+    from bundlerl.utils.atomic import atomic_write
 
     with atomic_write(tmp_path / "x.txt") as tmp:
         tmp.write_text("hi")

@@ -1,4 +1,4 @@
-"""sim_data.loaders: real-format readers, their error messages, and the complement-graph calibration."""
+"""bundlerl.sim_data.loaders: real-format readers, their error messages, and the complement-graph calibration."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sim_data.baskets import Baskets
-from sim_data.catalog import Catalog
-from sim_data.loaders import (
+from bundlerl.sim_data.baskets import Baskets
+from bundlerl.sim_data.catalog import Catalog
+from bundlerl.sim_data.loaders import (
     LoaderError,
     calibrate_complement_graph,
     impute_prices,

@@ -5,15 +5,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from agents.oracles import LookaheadOracle, OneStepOracle, make_oracle
-from agents.policy import MASK_KEY, PolicyError
+from bundlerl.agents.oracles import LookaheadOracle, OneStepOracle, make_oracle
+from bundlerl.agents.policy import PolicyError
+from bundlerl.env.observation import MASK_KEY
 
 SMALL = "small"
 
 
 @pytest.fixture(scope="module")
 def venv():
-    from env.vec_env import BundleRecVecEnv
+    from bundlerl.env.vec_env import BundleRecVecEnv
 
     v = BundleRecVecEnv(SMALL, num_envs=6, seed=3)
     yield v
@@ -79,8 +80,8 @@ def test_lookahead_value_at_depth_one_is_the_exact_one_step_expectation(venv):
 
 @pytest.mark.slow
 def test_lookahead_earns_more_than_the_one_step_oracle_on_the_same_sessions():
-    from evaluation.rollout import evaluate
-    from evaluation.stats import mean_ratio_ci
+    from bundlerl.evaluation.rollout import evaluate
+    from bundlerl.evaluation.stats import mean_ratio_ci
 
     kw = dict(n_episodes=96, seed=11, num_envs=48, progress=False, keep_log=False)
     one = evaluate(OneStepOracle, SMALL, **kw)

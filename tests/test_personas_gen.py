@@ -7,9 +7,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sim_data.catalog import Catalog
-from sim_data.personas_gen import BUDGET_PHRASES, PersonaConfig, sample_personas
-from sim_data.synthetic import CatalogConfig, generate_catalog
+from bundlerl.sim_data.catalog import Catalog
+from bundlerl.sim_data.personas_gen import BUDGET_PHRASES, PersonaConfig, sample_personas
+from bundlerl.sim_data.synthetic import CatalogConfig, generate_catalog
 
 
 @pytest.fixture(scope="module")

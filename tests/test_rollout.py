@@ -7,11 +7,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agents.baselines import ComplementGreedyPolicy, PopularityPolicy, RandomPolicy
-from agents.policy import Policy
-from env.presets import PRESETS
-from evaluation.rollout import METRICS, EvalResult, evaluate, markdown_table
-from evaluation.stats import mean_ci, mean_ratio_ci, ratio_ci
+from bundlerl.agents.baselines import ComplementGreedyPolicy, PopularityPolicy, RandomPolicy
+from bundlerl.agents.policy import Policy
+from bundlerl.env.presets import PRESETS
+from bundlerl.evaluation.rollout import METRICS, EvalResult, evaluate, markdown_table
+from bundlerl.evaluation.stats import mean_ci, mean_ratio_ci, ratio_ci
 
 SMALL = PRESETS["small"]
 

@@ -12,11 +12,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from env.shopper import ShopperError, ShopperModel, ShopperState, sigmoid
-from env.shopper_params import ShopperParams, ShopperParamsError
-from env.user_streams import UserStreams
-from sim_data.catalog import Catalog
-from sim_data.personas import Personas
+from bundlerl.env.shopper import ShopperError, ShopperModel, ShopperState, sigmoid
+from bundlerl.env.shopper_params import ShopperParams, ShopperParamsError
+from bundlerl.env.user_streams import UserStreams
+from bundlerl.sim_data.catalog import Catalog
+from bundlerl.sim_data.personas import Personas
 
 D = 16
 CAMERA, CARD, TRIPOD, SOCKS = range(4)
@@ -358,7 +358,7 @@ def test_presets_set_reward_weights():
 def test_zero_padded_tables_are_shared_per_source_and_dropped_with_it():
     import gc
 
-    from env.shopper import _PADDED, zero_padded
+    from bundlerl.env.shopper import _PADDED, zero_padded
 
     src = np.arange(12, dtype=np.float32).reshape(4, 3)
     a = zero_padded(src)

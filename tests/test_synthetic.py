@@ -7,9 +7,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sim_data.catalog import Catalog, CatalogError
-from sim_data.synthetic import CatalogConfig, category_centroid_accuracy, generate_catalog
-from sim_data.taxonomy import load_taxonomy
+from bundlerl.sim_data.catalog import Catalog, CatalogError
+from bundlerl.sim_data.synthetic import CatalogConfig, category_centroid_accuracy, generate_catalog
+from bundlerl.sim_data.taxonomy import load_taxonomy
 
 
 @pytest.fixture(scope="module")
@@ -113,17 +113,17 @@ def test_centroid_accuracy_formula_on_toy_vectors():
 
 def test_centroid_accuracy_real_encoder(minilm, tmp_path_factory):
     """Titles + descriptions embed by category: nearest (leave-one-out) centroid is the own one."""
-    from encoders import CachedEncoder
-    from encoders.cache import default_cache_root
+    from bundlerl.encoders import CachedEncoder
+    from bundlerl.utils.cache import cache_root
 
     cat = generate_catalog(CatalogConfig(n_items=1000, seed=0))
-    enc = CachedEncoder(minilm, cache_dir=default_cache_root())  # repeat runs hit the disk cache
+    enc = CachedEncoder(minilm, cache_dir=cache_root())  # repeat runs hit the disk cache
     acc = category_centroid_accuracy(cat, encoder=enc)
     assert acc >= 0.8, acc
 
 
 def test_cli_catalog_summary(capsys):
-    from scripts.cli import main
+    from bundlerl.scripts.cli import main
 
     assert main(["catalog", "--items", "300", "--seed", "2", "--samples", "1"]) == 0
     out = capsys.readouterr().out

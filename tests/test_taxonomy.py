@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 
-from sim_data.taxonomy import BUILTIN_PATH, Taxonomy, TaxonomyError, load_taxonomy
+from bundlerl.sim_data.taxonomy import BUILTIN_PATH, Taxonomy, TaxonomyError, load_taxonomy
 
 
 @pytest.fixture(scope="module")

@@ -1,30 +1,26 @@
 """``bundlerl train``: run directory contents, resume, the --help text, a real short run on the small preset.
 
 The in-process tests swap the env for the stand-in env (tests/_agents_fake_env.py) through
-``agents.training._make_venv`` / ``_eval_policy`` so they test the training pipeline (callbacks,
+``bundlerl.experiment.training._make_venv`` / ``_eval_policy`` so they test the training pipeline (callbacks,
 checkpoints, resume, report) in seconds; the subprocess test runs the real CLI on the real env.
 """
 
 from __future__ import annotations
 
 import json
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 import yaml
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _agents_fake_env import fake_vec_env  # noqa: E402
-from _cli import run_cli as _cli  # noqa: E402
+from _agents_fake_env import fake_vec_env
+from _cli import run_cli as _cli
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
 def _fake_eval(policy, cfg, n, seed):
     """An EvalResult from n short episodes of the stand-in env played by ``policy``."""
-    from evaluation.rollout import EvalResult
+    from bundlerl.evaluation.rollout import EvalResult
 
     venv = fake_vec_env(n, seed=seed)
     obs = venv.reset()
@@ -41,14 +37,13 @@ def _fake_eval(policy, cfg, n, seed):
 
 @pytest.fixture
 def fake_env(monkeypatch):
-    import agents.training as tr
-
+    import bundlerl.experiment.training as tr
     monkeypatch.setattr(tr, "_make_venv", lambda cfg, num_envs, seed: fake_vec_env(num_envs, seed=seed))
     monkeypatch.setattr(tr, "_eval_policy", _fake_eval)
 
 
 def _cfg(algo="ppo", timesteps=128, **kw):
-    from agents.training import TrainConfig
+    from bundlerl.experiment.training import TrainConfig
 
     hp = {"network": {"hidden": 8, "context_dim": 4, "net_arch": [8]}}
     if algo == "dqn":
@@ -60,7 +55,7 @@ def _cfg(algo="ppo", timesteps=128, **kw):
 
 
 def test_run_directory_contents(fake_env, tmp_path):
-    from agents.training import train
+    from bundlerl.experiment.training import train
 
     res = train(_cfg(), out=tmp_path, log=lambda m: None)
     d = res.run_dir
@@ -85,8 +80,8 @@ def test_run_directory_contents(fake_env, tmp_path):
 
 @pytest.mark.parametrize("algo", ["ppo", "dqn"])
 def test_resume_continues_the_timestep_count(fake_env, tmp_path, algo):
-    from agents.sb3 import load_model
-    from agents.training import train
+    from bundlerl.agents.sb3 import load_model
+    from bundlerl.experiment.training import train
 
     first = train(_cfg(algo, timesteps=64), out=tmp_path, log=lambda m: None)
     ck = json.loads((first.run_dir / "checkpoints" / "latest.json").read_text())
@@ -108,8 +103,8 @@ def test_resume_continues_the_timestep_count(fake_env, tmp_path, algo):
 
 
 def test_dqn_resume_restores_the_replay_buffer(fake_env, tmp_path, monkeypatch):
-    from agents.sb3 import MaskedDQN
-    from agents.training import train
+    from bundlerl.agents.sb3 import MaskedDQN
+    from bundlerl.experiment.training import train
 
     first = train(_cfg("dqn", timesteps=64), out=tmp_path, log=lambda m: None)
     sizes = []
@@ -125,16 +120,16 @@ def test_dqn_resume_restores_the_replay_buffer(fake_env, tmp_path, monkeypatch):
 
 
 def test_resume_needs_a_run_dir(fake_env, tmp_path):
-    from agents.training import train
-    from scripts.run_dir import RunDirError
+    from bundlerl.experiment.run_dir import RunDirError
+    from bundlerl.experiment.training import train
 
     with pytest.raises(RunDirError):
         train(_cfg(), resume=tmp_path)
 
 
 def test_train_config_validation():
-    from agents.config import AgentConfigError
-    from agents.training import TrainConfig
+    from bundlerl.agents.config import AgentConfigError
+    from bundlerl.experiment.training import TrainConfig
 
     for kw, field in [({"algo": "a2c"}, "algo"), ({"timesteps": 0}, "timesteps"), ({"extractor": "cnn"}, "extractor"),
                       ({"baselines": ("oracle",)}, "baselines"), ({"algo": "dqn", "action_mode": "compose"}, "action_mode")]:

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from encoders import EncoderError, EventWeights, blend, decay_and_add, history_vectors
-from encoders.user_vectors import Events, history_state, normalize_rows
+from bundlerl.encoders import EncoderError, EventWeights, blend, decay_and_add, history_vectors
+from bundlerl.encoders.user_vectors import Events, history_state, normalize_rows
 
 D = 6
 N_ITEMS = 12

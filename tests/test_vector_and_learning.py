@@ -6,7 +6,7 @@
     Start method: "spawn" with the module-prefixed id ``"bundlerl:bundlerl/BundleRec-small-v0"`` (gymnasium imports
     ``bundlerl`` in the fresh worker, which registers the ids). Not "fork": the test process has used OpenMP (torch,
     faiss) by then and GNU OpenMP is not fork-safe, so a forked worker can hang.
-(b) PPO and DQN, built by the project's factory (``agents.sb3.make_model``) from its ``small`` configs, learn a
+(b) PPO and DQN, built by the project's factory (``bundlerl.agents.sb3.make_model``) from its ``small`` configs, learn a
     task with a known answer (the rewarded candidate is flagged in its features) and beat a random policy by a
     clear margin. Deterministic (seeded, one torch / BLAS thread); ~10 s.
 """
@@ -22,7 +22,7 @@ import pytest
 from gymnasium import spaces
 
 import bundlerl  # noqa: F401  - registers the gymnasium ids in this process
-from env.presets import build_world
+from bundlerl.env.presets import build_world
 
 SPAWN_ID = "bundlerl:bundlerl/BundleRec-small-v0"
 STEPS = 13  # > the small preset's horizon (10): every worker crosses an episode end
@@ -200,9 +200,9 @@ def one_thread():
                        target_update_interval=256, exploration_fraction=0.3)),
 ])
 def test_agent_learns_the_flagged_candidate_and_beats_random(one_thread, algo, timesteps, overrides):
-    from agents.baselines import RandomPolicy
-    from agents.config import load_algo_config
-    from agents.sb3 import SB3Policy, make_model
+    from bundlerl.agents.baselines import RandomPolicy
+    from bundlerl.agents.config import load_algo_config
+    from bundlerl.agents.sb3 import SB3Policy, make_model
 
     cfg = load_algo_config(algo, "small", overrides=overrides)  # the project's small config, smaller rollouts
     model = make_model(algo, _venv(cfg.num_envs, seed=0), cfg, seed=0)

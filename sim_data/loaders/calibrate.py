@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..baskets import Baskets, BasketError
-from ..catalog import Catalog
+from bundlerl.sim_data.baskets import BasketError, Baskets
+from bundlerl.sim_data.catalog import Catalog
 
 __all__ = ["category_cooccurrence", "calibrate_complement_graph"]
 

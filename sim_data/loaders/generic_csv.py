@@ -6,9 +6,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..baskets import Baskets
-from ..catalog import Catalog
-from ._csv import impute_prices, read_table
+from bundlerl.sim_data.baskets import Baskets
+from bundlerl.sim_data.catalog import Catalog
+from bundlerl.sim_data.loaders._csv import impute_prices, read_table
 
 __all__ = ["load_items_csv", "load_baskets_csv", "load_bundles_csv"]
 
@@ -19,7 +19,7 @@ def load_items_csv(path: str | Path, *, name: str | None = None) -> Catalog:
     One item per row, in file order. Categories are the distinct ``category`` values in sorted
     order. Departments: the optional ``department`` column (each category must name one
     department throughout), else a single department ``"all"``. Without a ``price`` column prices
-    are imputed by the documented hash rule (``sim_data.loaders._csv.impute_prices``) and
+    are imputed by the documented hash rule (``bundlerl.sim_data.loaders._csv.impute_prices``) and
     ``price_imputed`` is True. ``popularity`` defaults to 0 (fill it from baskets with
     ``Baskets.item_counts`` if needed). No complement graph (use ``calibrate_complement_graph``).
 

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..baskets import Baskets
-from ..catalog import Catalog
-from ._csv import LoaderError, impute_prices
+from bundlerl.sim_data.baskets import Baskets
+from bundlerl.sim_data.catalog import Catalog
+from bundlerl.sim_data.loaders._csv import LoaderError, impute_prices
 
 __all__ = ["load_groceries"]
 
@@ -20,7 +20,7 @@ def load_groceries(path: str | Path) -> tuple[Catalog, Baskets]:
     Catalogue: the distinct item names in sorted order; item_id = title = the name. The file has
     no taxonomy, so **each item is its own category** (category name = item name) in a single
     department ``"all"``; complementarity between such categories is item-level. Prices are
-    imputed by the documented hash rule (``sim_data.loaders._csv.impute_prices``;
+    imputed by the documented hash rule (``bundlerl.sim_data.loaders._csv.impute_prices``;
     ``price_imputed`` True); popularity = number of baskets holding the item.
 
     Baskets: one per line, in file order, items in line order (a repeated name kept once);

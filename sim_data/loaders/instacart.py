@@ -6,9 +6,17 @@ from pathlib import Path
 
 import numpy as np
 
-from ..baskets import Baskets
-from ..catalog import Catalog
-from ._csv import PRICE_BASE, PRICE_SIGMA_CAT, PRICE_SIGMA_ITEM, LoaderError, Table, impute_prices, read_table
+from bundlerl.sim_data.baskets import Baskets
+from bundlerl.sim_data.catalog import Catalog
+from bundlerl.sim_data.loaders._csv import (
+    PRICE_BASE,
+    PRICE_SIGMA_CAT,
+    PRICE_SIGMA_ITEM,
+    LoaderError,
+    Table,
+    impute_prices,
+    read_table,
+)
 
 __all__ = ["load_instacart"]
 
@@ -46,7 +54,7 @@ def load_instacart(folder: str | Path, *, min_orders: int = 0) -> tuple[Catalog,
     0 for an aisle with no products); popularity = number of orders containing the product.
 
     Prices: Instacart has none, so they are imputed and ``price_imputed`` is True. The rule
-    (:func:`sim_data.loaders._csv.impute_prices`): each aisle gets a lognormal median price
+    (:func:`bundlerl.sim_data.loaders._csv.impute_prices`): each aisle gets a lognormal median price
     ``3.5 · exp(0.5 · z(aisle name))`` and each product ``median · exp(0.35 · z(product_id))``,
     rounded to cents, floored at 0.49, where ``z`` is a standard normal derived from a BLAKE2b
     hash of the key: deterministic, finite, > 0, independent of row order or any RNG.

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..baskets import Baskets
-from ..catalog import Catalog
-from ._csv import LoaderError, read_table
+from bundlerl.sim_data.baskets import Baskets
+from bundlerl.sim_data.catalog import Catalog
+from bundlerl.sim_data.loaders._csv import LoaderError, read_table
 
 __all__ = ["load_steam_bundles"]
 

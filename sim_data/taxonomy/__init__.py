@@ -7,7 +7,7 @@ and 4-5 invented brand names, plus 268 directed complement edges ``a -> b`` with
 (0, 1] (owning an ``a`` makes a ``b`` more wanted; asymmetric where the real world is:
 camera -> memory card 0.9, memory card -> camera 0.15).
 
-    >>> from sim_data.taxonomy import load_taxonomy
+    >>> from bundlerl.sim_data.taxonomy import load_taxonomy
     >>> tax = load_taxonomy()                      # built-in, parsed once per process
     >>> G = tax.complement_matrix()                # (C, C) float32, diagonal 0
 

@@ -6,7 +6,7 @@ script's change report agree on what "changed" means.
 Loaded by file path (``importlib.util.spec_from_file_location``, see :func:`load_module` in the two
 callers), never as a package member, so it works under pytest's default ``prepend`` import mode, under
 ``--import-mode=importlib`` and from the script alike. It imports the project as top-level packages
-(``from env.presets import ...``), one import per line, so a mechanical rename keeps it working.
+(``from bundlerl.env.presets import ...``), one import per line, so a mechanical rename keeps it working.
 
 Every compute function runs inside :func:`pinned`: numpy's BLAS and the OpenMP pools on one thread
 (threadpoolctl), torch on one intra-op thread; the previous thread count and the global random states
@@ -110,7 +110,7 @@ def pinned():
 
 def small_world():
     """The small preset's World through the same in-process + on-disk cache (build_world) every other test uses."""
-    from env.presets import build_world
+    from bundlerl.env.presets import build_world
 
     return build_world("small")
 
@@ -118,7 +118,7 @@ def small_world():
 # ---------------------------------------------------------------------------------------- 1. rollout
 def compute_rollout() -> dict[str, np.ndarray]:
     """A seeded ROLLOUT_STEPS-step rollout of ``gym.make("bundlerl/BundleRec-small-v0")`` under the
-    complement-greedy baseline (``agents.baselines.ComplementGreedyPolicy``), reset with seed ROLLOUT_SEED once and
+    complement-greedy baseline (``bundlerl.agents.baselines.ComplementGreedyPolicy``), reset with seed ROLLOUT_SEED once and
     then without a seed as episodes end.
 
     Per step: ``action``, ``reward``, ``terminated``, ``truncated``, ``episode`` (index of the step's episode),
@@ -130,8 +130,8 @@ def compute_rollout() -> dict[str, np.ndarray]:
         import gymnasium as gym
 
         import bundlerl  # noqa: F401  - registers the gymnasium ids
-        from agents.baselines import ComplementGreedyPolicy
-        from env.observation import OBS_KEYS
+        from bundlerl.agents.baselines import ComplementGreedyPolicy
+        from bundlerl.env.observation import OBS_KEYS
 
         env = gym.make("bundlerl/BundleRec-small-v0")
         policy = ComplementGreedyPolicy()
@@ -276,7 +276,7 @@ def tiny_algo_config(algo: str):
     weights whose inputs are 0 in most of a small batch go where float noise sends them); with 64 they stay 1e-6
     close.
     """
-    from agents.config import load_algo_config
+    from bundlerl.agents.config import load_algo_config
 
     if algo == "ppo":
         over = dict(num_envs=4, n_steps=16, batch_size=8, n_epochs=8)
@@ -290,7 +290,7 @@ def tiny_algo_config(algo: str):
 
 def compute_training(algo: str) -> dict[str, np.ndarray]:
     """The first TRAIN_UPDATES optimizer steps of a seeded ``algo`` run on the small preset: config
-    :func:`tiny_algo_config`, model from the project's factory ``agents.sb3.make_model`` on
+    :func:`tiny_algo_config`, model from the project's factory ``bundlerl.agents.sb3.make_model`` on
     ``BundleRecVecEnv("small", seed=TRAIN_SEED)``, model seed TRAIN_SEED. Recorded with torch optimizer step hooks.
 
     After every step: ``delta_proj`` (U, PROJ_DIM) a fixed standard-Gaussian projection (seed PROJ_SEED) of the
@@ -305,8 +305,8 @@ def compute_training(algo: str) -> dict[str, np.ndarray]:
     with pinned():
         import torch
 
-        from agents.sb3 import make_model
-        from env.vec_env import BundleRecVecEnv
+        from bundlerl.agents.sb3 import make_model
+        from bundlerl.env.vec_env import BundleRecVecEnv
 
         cfg = tiny_algo_config(algo)
         venv = BundleRecVecEnv("small", num_envs=cfg.num_envs, seed=TRAIN_SEED)

@@ -110,7 +110,7 @@ def perturbed(G, eps: float, seed: int, param_noise: float = 1e-7):
     model's parameters scaled by 1 + param_noise N(0, 1). Everything restored on exit."""
     import torch
 
-    from candidates.builder import BundleBuilder
+    from bundlerl.candidates.builder import BundleBuilder
 
     world = G.small_world()
     saved = dict(vars(world))
@@ -165,6 +165,27 @@ def _fragile(G, snap, fresh: dict, noisy: dict) -> dict:
     return out
 
 
+def _generators_snapshot(check: bool) -> bool:
+    """The generators' and loaders' output (tests/golden/_generators.py): print what changed, write unless
+    ``check``. Returns whether it changed."""
+    import _generators  # tests/golden/, beside this script
+
+    now = _generators.compute()
+    print("== generators: synthetic catalogue / personas / baskets and the instacart loader on small fixed inputs")
+    if not _generators.SNAPSHOT.is_file():
+        print("   new snapshot")
+        changed = True
+    else:
+        versions, old = _generators.load()
+        bad = [f"{part}: {d}" for part in now for d in _generators.differences(old.get(part, {}), now[part])]
+        print("   unchanged" if not bad else "   DIFFERS: " + "; ".join(bad))
+        print(f"   snapshot made at versions {versions}, code at {_generators.versions()}")
+        changed = bool(bad) or versions != _generators.versions()
+    if not check:
+        _generators.write(now)
+    return changed
+
+
 # ---------------------------------------------------------------------------------------- main
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(
@@ -174,8 +195,10 @@ def main(argv=None) -> int:
                     "snapshot on its own, naming the cause and the size of the change (printed here).",
     )
     G = load_module()
-    p.add_argument("--only", nargs="+", metavar="NAME", choices=sorted(G.SNAPSHOTS),
-                   help=f"snapshots to regenerate (default: all of {', '.join(G.SNAPSHOTS)})")
+    p.add_argument("--only", nargs="+", metavar="NAME", choices=sorted([*G.SNAPSHOTS, "generators"]),
+                   help=f"snapshots to regenerate (default: all of {', '.join(G.SNAPSHOTS)}, generators; the "
+                        "generators snapshot (tests/test_generator_version.py) goes with a bump of "
+                        "sim_data/versions.py)")
     p.add_argument("--check", action="store_true",
                    help="compare with the stored files, write nothing; exit 1 on a difference")
     p.add_argument("--no-stress", action="store_true",
@@ -187,7 +210,11 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
 
     os.chdir(ROOT)
-    names = args.only or list(G.SNAPSHOTS)
+    names = args.only or [*G.SNAPSHOTS, "generators"]
+    gen_changed = _generators_snapshot(check=args.check) if "generators" in names else False
+    names = [n for n in names if n != "generators"]
+    if not names:
+        return 1 if (args.check and gen_changed) else 0
     meta = G.read_meta()
     meta.setdefault("snapshots", {})
     t0 = time.perf_counter()
@@ -248,7 +275,7 @@ def main(argv=None) -> int:
                 print(f"   WARNING: the stress noise leaves the tolerance of {over} (beyond rows left out): "
                       "loosen those rules in tests/golden/_compute.py or fix the cause")
     if args.check:
-        return 1 if changed else 0
+        return 1 if (changed or gen_changed) else 0
 
     commit = _git("rev-parse", "HEAD")
     dirty = bool(_git("status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)tests/golden"))
@@ -318,5 +345,4 @@ def _rule_text(rule) -> str:
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, str(ROOT))  # the project's top-level packages, when it is not pip-installed
-    sys.exit(main())
+    sys.exit(main())  # needs bundlerl installed (pip install -e '.[dev]'), as the tests do

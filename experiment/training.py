@@ -2,9 +2,9 @@
 
 :func:`train` is what ``bundlerl train`` and ``bundlerl quickstart`` call. Read it in order:
 
-1. build the :class:`env.vec_env.BundleRecVecEnv` (N users stepped together) and the model
-   (:func:`agents.sb3.make_model`) or, with ``resume``, load the last checkpoint of a run directory;
-2. evaluate the observable baselines once (``evaluation.rollout.evaluate``, fixed eval seed);
+1. build the :class:`bundlerl.env.vec_env.BundleRecVecEnv` (N users stepped together) and the model
+   (:func:`bundlerl.agents.sb3.make_model`) or, with ``resume``, load the last checkpoint of a run directory;
+2. evaluate the observable baselines once (``bundlerl.evaluation.rollout.evaluate``, fixed eval seed);
 3. ``model.learn`` with callbacks: a progress bar, periodic atomic checkpoints, and an evaluation
    callback (mean return with 95% CI on the same eval episodes; best model saved; tensorboard scalars);
 4. a final evaluation of the best model and the baselines on fresh episodes, ``report.md`` and
@@ -21,7 +21,14 @@ from typing import Any
 
 import numpy as np
 
-from agents.config import ALGOS, AgentConfigError, EXTRACTORS, config_from_dict, config_to_dict, load_algo_config
+from bundlerl.agents.config import (
+    ALGOS,
+    EXTRACTORS,
+    AgentConfigError,
+    config_from_dict,
+    config_to_dict,
+    load_algo_config,
+)
 
 __all__ = ["TrainConfig", "TrainResult", "train", "EVAL_SEED", "FINAL_EVAL_SEED"]
 
@@ -38,7 +45,7 @@ class TrainConfig:
     algo: str = "ppo"
     """Learner: ppo, maskable_ppo or dqn."""
     preset: str = "default"
-    """Env preset name (``env.presets``)."""
+    """Env preset name (``bundlerl.env.presets``)."""
     timesteps: int = 100_000
     """Total environment steps (summed over the N users) to train for."""
     seed: int = 0
@@ -60,7 +67,7 @@ class TrainConfig:
     checkpoint_freq: int = 0
     """Timesteps between checkpoints; 0 = same as eval_freq."""
     baselines: tuple = ("random", "popularity", "relevance-greedy", "complement-greedy")
-    """Observable baselines evaluated for comparison (``agents.baselines.BASELINES``)."""
+    """Observable baselines evaluated for comparison (``bundlerl.agents.baselines.BASELINES``)."""
     max_wall_s: float = 0.0
     """Stop training after this many seconds of this invocation's training wall time (0 = no limit); the
     benchmark's time budget. ``timesteps`` still caps the run."""
@@ -95,7 +102,7 @@ class TrainConfig:
             raise bad("torch_threads", f"{self.torch_threads!r}; it must be an integer >= 1")
         if self.num_envs is not None and (not isinstance(self.num_envs, int) or self.num_envs < 1):
             raise bad("num_envs", f"{self.num_envs!r}; it must be an integer >= 1")
-        from agents.baselines import BASELINES
+        from bundlerl.agents.baselines import BASELINES
 
         self.baselines = tuple(self.baselines)
         unknown = [b for b in self.baselines if b not in BASELINES]
@@ -130,20 +137,20 @@ class TrainResult:
 
 def _make_venv(cfg: TrainConfig, num_envs: int, seed: int):
     """The training VecEnv: G's batched BundleRecVecEnv (an SB3 VecEnv)."""
-    from env.vec_env import BundleRecVecEnv
+    from bundlerl.env.vec_env import BundleRecVecEnv
 
     return BundleRecVecEnv(cfg.preset, num_envs=num_envs, seed=seed, action_mode=cfg.action_mode)
 
 
 def _eval_policy(policy, cfg: TrainConfig, n: int, seed: int):
-    from evaluation.rollout import evaluate
+    from bundlerl.evaluation.rollout import evaluate
 
     return evaluate(policy, cfg.preset, n_episodes=n, seed=seed, num_envs=min(n, 128),
                     action_mode=cfg.action_mode, progress=False)
 
 
 def _baseline_results(cfg: TrainConfig, n: int, seed: int) -> dict[str, Any]:
-    from agents.baselines import make_baseline
+    from bundlerl.agents.baselines import make_baseline
 
     return {b: _eval_policy(make_baseline(b, np.random.default_rng([seed, 17])), cfg, n, seed) for b in cfg.baselines}
 
@@ -156,7 +163,7 @@ def _make_callbacks(cfg: TrainConfig, rd, algo_cfg, total: int, start: int, stat
     """The progress, checkpoint and evaluation callbacks (SB3 BaseCallback subclasses)."""
     from stable_baselines3.common.callbacks import BaseCallback
 
-    from agents.sb3 import SB3Policy
+    from bundlerl.agents.sb3 import SB3Policy
 
     eval_freq = cfg.eval_freq or max(total // 10, 1)
     ck_freq = cfg.checkpoint_freq or eval_freq
@@ -252,7 +259,7 @@ def _make_callbacks(cfg: TrainConfig, rd, algo_cfg, total: int, start: int, stat
 
 
 def _write_eval_csv(rd, rows: list[dict]) -> None:
-    from scripts.run_dir import write_text
+    from bundlerl.utils.atomic import write_text
 
     cols = ["timesteps", "wall_s", "mean_return", "ci_low", "ci_high", "train_return"]
     lines = [",".join(cols)] + [",".join(f"{r[c]:.6g}" if isinstance(r[c], float) else str(r[c]) for c in cols)
@@ -285,8 +292,9 @@ def train(cfg: TrainConfig, out: str | Path = "runs", resume: str | Path | None 
     """
     import torch as th
 
-    from agents.sb3 import algo_class, make_model
-    from scripts.run_dir import RunDir, RunDirError
+    from bundlerl.agents.sb3 import algo_class, make_model
+    from bundlerl.experiment.run_dir import RunDir, RunDirError
+    from bundlerl.utils.threads import torch_threads
 
     t_start = time.perf_counter()
     if resume is not None:
@@ -307,73 +315,74 @@ def train(cfg: TrainConfig, out: str | Path = "runs", resume: str | Path | None 
                            {"train": _train_dict(cfg), "algo_config": config_to_dict(algo_cfg)})
         ck = None
     th.manual_seed(cfg.seed)
-    th.set_num_threads(cfg.torch_threads)
-    log(f"== run directory: {rd.path}")
+    # torch's thread count for this run only (restored on exit): setting it for the process is the CLI's job
+    with torch_threads(cfg.torch_threads):
+        log(f"== run directory: {rd.path}")
 
-    # 1. env and model
-    log(f"== building env '{cfg.preset}' ({algo_cfg.num_envs} users, {cfg.action_mode} mode)")
-    if ck is None:
-        venv = _make_venv(cfg, algo_cfg.num_envs, cfg.seed)
-        model = make_model(cfg.algo, venv, algo_cfg, seed=cfg.seed, tensorboard_log=str(rd.path / "tb"),
-                           device=cfg.device)
-        start = 0
-    else:
-        # Fresh episodes after a resume: shift the env seed by the timesteps already done.
-        venv = _make_venv(cfg, algo_cfg.num_envs, cfg.seed + ck["timesteps"])
-        model = algo_class(cfg.algo).load(str(ck["model"]), env=venv, device=cfg.device)
-        model.tensorboard_log = str(rd.path / "tb")
-        if ck["replay"] is not None and ck["replay"].is_file():
-            model.load_replay_buffer(str(ck["replay"]))
-        start = int(model.num_timesteps)
-        log(f"== resumed from {ck['model'].name} at {start} timesteps")
+        # 1. env and model
+        log(f"== building env '{cfg.preset}' ({algo_cfg.num_envs} users, {cfg.action_mode} mode)")
+        if ck is None:
+            venv = _make_venv(cfg, algo_cfg.num_envs, cfg.seed)
+            model = make_model(cfg.algo, venv, algo_cfg, seed=cfg.seed, tensorboard_log=str(rd.path / "tb"),
+                               device=cfg.device)
+            start = 0
+        else:
+            # Fresh episodes after a resume: shift the env seed by the timesteps already done.
+            venv = _make_venv(cfg, algo_cfg.num_envs, cfg.seed + ck["timesteps"])
+            model = algo_class(cfg.algo).load(str(ck["model"]), env=venv, device=cfg.device)
+            model.tensorboard_log = str(rd.path / "tb")
+            if ck["replay"] is not None and ck["replay"].is_file():
+                model.load_replay_buffer(str(ck["replay"]))
+            start = int(model.num_timesteps)
+            log(f"== resumed from {ck['model'].name} at {start} timesteps")
 
-    # 2. baselines (once per run)
-    if (rd.path / "baselines.json").is_file():
-        base = rd.read_json("baselines.json")
-    else:
-        log(f"== evaluating baselines {', '.join(cfg.baselines)} ({cfg.eval_episodes} episodes each)")
-        base = {k: _est(v.summary()["return"]) for k, v in _baseline_results(cfg, cfg.eval_episodes, EVAL_SEED).items()}
-        rd.write_json("baselines.json", base)
-    best_base = max(base.items(), key=lambda kv: kv[1]["mean"]) if base else None
-    if best_base:
-        log(f"   best baseline: {best_base[0]} mean return {best_base[1]['mean']:.3f}")
+        # 2. baselines (once per run)
+        if (rd.path / "baselines.json").is_file():
+            base = rd.read_json("baselines.json")
+        else:
+            log(f"== evaluating baselines {', '.join(cfg.baselines)} ({cfg.eval_episodes} episodes each)")
+            base = {k: _est(v.summary()["return"]) for k, v in _baseline_results(cfg, cfg.eval_episodes, EVAL_SEED).items()}
+            rd.write_json("baselines.json", base)
+        best_base = max(base.items(), key=lambda kv: kv[1]["mean"]) if base else None
+        if best_base:
+            log(f"   best baseline: {best_base[0]} mean return {best_base[1]['mean']:.3f}")
 
-    # 3. learn
-    prog = rd.read_json("progress.json") if (rd.path / "progress.json").is_file() else {}
-    rows = _read_eval_csv(rd)
-    state: dict[str, Any] = {
-        "rows": rows, "best": float(prog.get("best", -np.inf)), "last_eval": rows[-1]["mean_return"] if rows else None,
-        "first_beat_s": prog.get("first_beat_s"), "first_beat_t": prog.get("first_beat_t"),
-        "prev_train_s": float(prog.get("train_s", 0.0)), "t0": time.perf_counter(),
-        "beat_target": (1.1 * best_base[1]["mean"] if best_base and best_base[1]["mean"] > 0 else None),
-    }
-    remaining = cfg.timesteps - start
-    if remaining > 0:
-        log(f"== training {cfg.algo} for {remaining} timesteps")
-        callbacks = _make_callbacks(cfg, rd, algo_cfg, cfg.timesteps, start, state)
-        model.learn(remaining, callback=callbacks, reset_num_timesteps=start == 0, tb_log_name=cfg.algo,
-                    progress_bar=False)
-        rd.save_checkpoint(model, int(model.num_timesteps), save_replay=cfg.algo == "dqn")
-    rd.save_model(model, "final_model.zip")
+        # 3. learn
+        prog = rd.read_json("progress.json") if (rd.path / "progress.json").is_file() else {}
+        rows = _read_eval_csv(rd)
+        state: dict[str, Any] = {
+            "rows": rows, "best": float(prog.get("best", -np.inf)), "last_eval": rows[-1]["mean_return"] if rows else None,
+            "first_beat_s": prog.get("first_beat_s"), "first_beat_t": prog.get("first_beat_t"),
+            "prev_train_s": float(prog.get("train_s", 0.0)), "t0": time.perf_counter(),
+            "beat_target": (1.1 * best_base[1]["mean"] if best_base and best_base[1]["mean"] > 0 else None),
+        }
+        remaining = cfg.timesteps - start
+        if remaining > 0:
+            log(f"== training {cfg.algo} for {remaining} timesteps")
+            callbacks = _make_callbacks(cfg, rd, algo_cfg, cfg.timesteps, start, state)
+            model.learn(remaining, callback=callbacks, reset_num_timesteps=start == 0, tb_log_name=cfg.algo,
+                        progress_bar=False)
+            rd.save_checkpoint(model, int(model.num_timesteps), save_replay=cfg.algo == "dqn")
+        rd.save_model(model, "final_model.zip")
 
-    # 4. final evaluation and report
-    final: dict[str, Any] = {}
-    results = {}
-    if cfg.final_episodes:
-        from agents.sb3 import SB3Policy
+        # 4. final evaluation and report
+        final: dict[str, Any] = {}
+        results = {}
+        if cfg.final_episodes:
+            from bundlerl.agents.sb3 import SB3Policy
 
-        log(f"== final evaluation: best model and baselines on {cfg.final_episodes} fresh episodes")
-        best_model = algo_class(cfg.algo).load(str(rd.model_path("best")), device=cfg.device)
-        results = {f"{cfg.algo} (best)": _eval_policy(SB3Policy(best_model, name=cfg.algo), cfg, cfg.final_episodes,
-                                                      FINAL_EVAL_SEED)}
-        results.update(_baseline_results(cfg, cfg.final_episodes, FINAL_EVAL_SEED))
-        final = {k: _est(v.summary()["return"]) for k, v in results.items()}
-        rd.write_json("final_eval.json", final)
-    _write_report(rd, cfg, algo_cfg, state, base, results)
-    wall = time.perf_counter() - t_start
-    log(f"== done in {wall:.0f} s: {rd.path / 'report.md'}")
-    return TrainResult(run_dir=rd.path, timesteps=int(model.num_timesteps), best_mean_return=float(state["best"]),
-                       final=final, wall_s=wall, first_beat_s=state["first_beat_s"])
+            log(f"== final evaluation: best model and baselines on {cfg.final_episodes} fresh episodes")
+            best_model = algo_class(cfg.algo).load(str(rd.model_path("best")), device=cfg.device)
+            results = {f"{cfg.algo} (best)": _eval_policy(SB3Policy(best_model, name=cfg.algo), cfg, cfg.final_episodes,
+                                                          FINAL_EVAL_SEED)}
+            results.update(_baseline_results(cfg, cfg.final_episodes, FINAL_EVAL_SEED))
+            final = {k: _est(v.summary()["return"]) for k, v in results.items()}
+            rd.write_json("final_eval.json", final)
+        _write_report(rd, cfg, algo_cfg, state, base, results)
+        wall = time.perf_counter() - t_start
+        log(f"== done in {wall:.0f} s: {rd.path / 'report.md'}")
+        return TrainResult(run_dir=rd.path, timesteps=int(model.num_timesteps), best_mean_return=float(state["best"]),
+                           final=final, wall_s=wall, first_beat_s=state["first_beat_s"])
 
 
 def _train_dict(cfg: TrainConfig) -> dict[str, Any]:
@@ -386,7 +395,7 @@ def _write_report(rd, cfg: TrainConfig, algo_cfg, state: dict, base: dict, resul
     """report.md and learning_curve.png in the run directory."""
     import yaml
 
-    from scripts.run_dir import write_text
+    from bundlerl.utils.atomic import write_text
 
     plot_learning_curve(state["rows"], base, rd.path / "learning_curve.png", title=f"{rd.path.name}")
     lines = [f"# Training report: {rd.path.name}", "",
@@ -403,7 +412,7 @@ def _write_report(rd, cfg: TrainConfig, algo_cfg, state: dict, base: dict, resul
         lines.append(f"- never beat the best baseline by 10% (target {state['beat_target']:.3f})")
     lines += ["", "## Final evaluation", ""]
     if results:
-        from evaluation.rollout import markdown_table
+        from bundlerl.evaluation.rollout import markdown_table
 
         lines += [f"Best model vs baselines on {cfg.final_episodes} fresh episodes (env seed {FINAL_EVAL_SEED}); "
                   "value ± 95% CI half-width.", "", markdown_table(results)]
@@ -423,7 +432,7 @@ def plot_learning_curve(rows: list[dict], baselines: dict, path: Path, title: st
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from sim_data.io import atomic_write
+    from bundlerl.utils.atomic import atomic_write
 
     fig, ax = plt.subplots(figsize=(7, 4))
     if rows:

@@ -11,7 +11,7 @@ Layout of ``runs/{preset}__{algo}__{seed}__{time}/``::
     best_model.zip       best evaluated model;  final_model.zip  model at the end
     report.md            final report;  learning_curve.png
 
-Every file is written atomically (``sim_data.io.atomic_write``: temp file in the same folder, then
+Every file is written atomically (``bundlerl.utils.atomic.atomic_write``: temp file in the same folder, then
 ``os.replace``), so a crash mid-save leaves the previous version readable.
 """
 
@@ -26,9 +26,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from sim_data.io import atomic_write
+from bundlerl.utils.atomic import atomic_write, write_text
 
-__all__ = ["RunDir", "RunDirError", "run_name", "package_versions", "git_info", "VERSION_PACKAGES"]
+__all__ = ["RunDir", "RunDirError", "run_name", "package_versions", "git_info", "source_checkout", "VERSION_PACKAGES"]
 
 VERSION_PACKAGES = {
     "numpy": "numpy", "torch": "torch", "stable_baselines3": "stable-baselines3", "sb3_contrib": "sb3-contrib",
@@ -63,9 +63,30 @@ def package_versions() -> dict[str, str | None]:
     return out
 
 
+def source_checkout() -> Path | None:
+    """The folder bundlerl was installed from in editable mode (``pip install -e``), from the installer's
+    ``direct_url.json`` (PEP 610); None for a regular install, whose code no checkout describes."""
+    from importlib import metadata
+    from urllib.parse import unquote, urlparse
+
+    # every installed copy's metadata, first found first (a source tree also holds a bare ``*.egg-info``)
+    raw = next((t for d in metadata.distributions(name="bundlerl") if (t := d.read_text("direct_url.json"))), "{}")
+    try:
+        info = json.loads(raw)
+    except ValueError:
+        return None
+    url = urlparse(str(info.get("url", "")))
+    if url.scheme != "file" or not info.get("dir_info", {}).get("editable"):
+        return None
+    return Path(unquote(url.path))
+
+
 def git_info(cwd: str | Path | None = None) -> dict[str, Any]:
-    """``{"commit": sha or None, "dirty": bool or None}`` of the git checkout holding this package."""
-    cwd = Path(cwd) if cwd else Path(__file__).resolve().parents[1]
+    """``{"commit": sha or None, "dirty": bool or None}`` of the git checkout at ``cwd``, by default the one
+    bundlerl runs from (:func:`source_checkout`); both None without git or outside a checkout."""
+    cwd = Path(cwd) if cwd else source_checkout()
+    if cwd is None or not cwd.is_dir():
+        return {"commit": None, "dirty": None}
     try:
         sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=10)
         if sha.returncode != 0:
@@ -75,12 +96,6 @@ def git_info(cwd: str | Path | None = None) -> dict[str, Any]:
         return {"commit": sha.stdout.strip(), "dirty": bool(st.stdout.strip()) if st.returncode == 0 else None}
     except (OSError, subprocess.SubprocessError):
         return {"commit": None, "dirty": None}
-
-
-def write_text(path: str | Path, text: str) -> None:
-    """Write ``text`` to ``path`` atomically."""
-    with atomic_write(path) as tmp:
-        Path(tmp).write_text(text)
 
 
 @dataclass
@@ -142,6 +157,15 @@ class RunDir:
             return json.load(fh)
 
     # ------------------------------------------------------------------ models
+    def policy(self, which: str = "best", **kwargs):
+        """The run's ``best`` (else ``final``, else the latest checkpoint) or ``final`` model as an
+        :class:`~bundlerl.agents.sb3.SB3Policy` named after the run; ``kwargs`` go to ``SB3Policy``.
+        Raises :class:`RunDirError` when the run holds no such model."""
+        from bundlerl.agents.sb3 import SB3Policy, load_model
+
+        model = load_model(self.algo, self.model_path(which))
+        return SB3Policy(model, name=kwargs.pop("name", self.path.name), **kwargs)
+
     def save_model(self, model, name: str) -> Path:
         """``model.save`` to ``name`` (e.g. ``best_model.zip``) atomically."""
         return _atomic_save(self.path / name, model.save)
