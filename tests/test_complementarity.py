@@ -1,4 +1,4 @@
-"""Tests of the estimated complementarity model (candidates.cooccurrence / text_comp / complementarity / comp_eval).
+"""Tests of the estimated complementarity model (bundlerl.candidates.cooccurrence / text_comp / complementarity / comp_eval).
 
 A small hand-made world: 12 categories in 6 directed complement pairs (camera -> memory card, ...),
 5 items each with real MiniLM embeddings, baskets drawn from that structure.
@@ -13,9 +13,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from candidates import comp_eval
-from candidates.complementarity import ComplementConfig, ComplementError, ComplementModel, fit
-from candidates.cooccurrence import (
+from bundlerl.candidates import comp_eval
+from bundlerl.candidates.complementarity import ComplementConfig, ComplementError, ComplementModel, fit
+from bundlerl.candidates.cooccurrence import (
     PairCounts,
     category_counts,
     direction_factor,
@@ -23,8 +23,8 @@ from candidates.cooccurrence import (
     lift_to_unit,
     shrunk_lift,
 )
-from sim_data.baskets import Baskets
-from sim_data.catalog import Catalog
+from bundlerl.sim_data.baskets import Baskets
+from bundlerl.sim_data.catalog import Catalog
 
 PAIRS = [
     ("digital camera", "camera memory card"),
@@ -319,8 +319,8 @@ def test_blend_row_follows_basket_co_occurrence(world):
     (1 - penalty x substitute), s = pair seen in a basket; changing the seen row moves only seen pairs."""
     import copy
 
-    from candidates.complementarity import FEATURES, blend_probability
-    from candidates.text_comp import substitute_mask
+    from bundlerl.candidates.complementarity import FEATURES, blend_probability
+    from bundlerl.candidates.text_comp import substitute_mask
 
     cat, emb, baskets = world
     model = fit(cat, baskets, emb, np.random.default_rng(5), ComplementConfig(**{**FAST, "min_blend_pairs": 200}), use_cache=False)
@@ -428,24 +428,34 @@ def test_eval_protocol_on_planted_world(world, model):
 @given(n=st.integers(1, 40), d=st.integers(1, 24), r=st.integers(1, 6), m=st.integers(1, 300), threads=st.sampled_from([1, 2]),
        seed=st.integers(0, 2**31 - 1))
 def test_gather_matmul_is_bit_identical_to_autograd_mm(n, d, r, m, threads, seed):
-    """The text model's tower f(E, idx, P) = E[idx] @ P: same forward values and same dP, bit for bit, as autograd
-    on the plain expression (the thread count it forces does not change them)."""
+    """The text model's tower f(E, idx, P) = E[idx] @ P: same forward values and same dP as autograd on the plain
+    expression. Bit for bit when autograd runs with the same thread count as the tower (the same GEMM calls);
+    with another count, torch may split the dP reduction over the m rows differently, so the sums agree to a
+    float32 rounding tolerance only (the reason the tower pins its own count)."""
     import torch
 
-    from candidates.text_comp import _gather_matmul
+    from bundlerl.candidates.text_comp import _gather_matmul
+    from bundlerl.utils.threads import torch_threads
 
     g = torch.Generator().manual_seed(seed)
     E = torch.randn(n, d, generator=g)
     idx = torch.randint(0, n, (m,), generator=g)
     up = torch.randn(m, r, generator=g)  # upstream gradient
     P1 = torch.nn.Parameter(torch.randn(d, r, generator=g))
-    P2 = torch.nn.Parameter(P1.detach().clone())
     out1 = _gather_matmul(torch, threads)(E, idx, P1)
-    out2 = E[idx] @ P2
-    assert torch.equal(out1, out2)
     (out1 * up).sum().backward()
-    (out2 * up).sum().backward()
-    assert torch.equal(P1.grad, P2.grad)
+    for caller_threads in (threads, 3 - threads):
+        P2 = torch.nn.Parameter(P1.detach().clone())
+        with torch_threads(caller_threads):
+            out2 = E[idx] @ P2
+            (out2 * up).sum().backward()
+        if caller_threads == threads:
+            assert torch.equal(out1, out2)
+            assert torch.equal(P1.grad, P2.grad)
+        else:
+            # float32 sums of m <= 300 products of N(0, 1) terms, reordered: rel. error ~ m * eps
+            torch.testing.assert_close(out1, out2, rtol=1e-5, atol=1e-5)
+            torch.testing.assert_close(P1.grad, P2.grad, rtol=3e-5, atol=1e-4)
 
 
 @settings(max_examples=15, deadline=None)
