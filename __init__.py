@@ -27,6 +27,7 @@ except _metadata.PackageNotFoundError:  # pragma: no cover - running from a sour
 _registration.register_envs()
 
 _EXPORTS = {
+    "BundlerlError": "bundlerl.utils.errors",
     "BundleRecEnv": "bundlerl.env",
     "BundleRecVecEnv": "bundlerl.env",
     "EnvConfig": "bundlerl.env",

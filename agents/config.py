@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
+from bundlerl.utils.errors import BundlerlError
+
 __all__ = [
     "AgentConfigError", "NetworkConfig", "PPOConfig", "MaskablePPOConfig", "DQNConfig", "ALGOS", "CONFIG_CLASSES",
     "EXTRACTORS", "load_algo_config", "config_to_dict", "config_from_dict", "CONFIG_DIR",
@@ -43,7 +45,7 @@ EXTRACTORS = ("set", "mlp")
 _ACTIVATIONS = ("relu", "tanh", "gelu")
 
 
-class AgentConfigError(ValueError):
+class AgentConfigError(BundlerlError):
     """An agent config value is invalid; the message names the field and the fix."""
 
 

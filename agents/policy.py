@@ -16,13 +16,14 @@ from typing import Mapping
 import numpy as np
 
 from bundlerl.env.observation import MASK_KEY
+from bundlerl.utils.errors import BundlerlError
 
 Observation = Mapping[str, np.ndarray]
 """A batch of observations: each value has shape (N, ...), keys as in ``bundlerl.env.observation``."""
 
 
 
-class PolicyError(ValueError):
+class PolicyError(BundlerlError):
     """Bad observation or configuration given to a policy."""
 
 

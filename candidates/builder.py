@@ -44,6 +44,7 @@ import numpy as np
 from bundlerl.candidates.index import IndexError_, ItemIndex, RaggedSet, check_vectors, pca_projection
 from bundlerl.candidates.kernels import greedy_complete, mmr_select, selected_bundles
 from bundlerl.candidates.types import CANDIDATE_FEATURES, CandidateSet
+from bundlerl.utils.errors import BundlerlError
 from bundlerl.utils.threads import faiss_threads, serial_numpy_blas
 
 __all__ = [
@@ -76,7 +77,7 @@ _KERNEL_COLS = np.array([F_IDX[f] for f in _KERNEL_FEATURES], np.int64)
 _ANCHOR_MARGIN = 8
 
 
-class BuilderError(ValueError):
+class BuilderError(BundlerlError):
     """Bad builder configuration or input; the message says what is wrong and how to fix it."""
 
 

@@ -72,6 +72,7 @@ from bundlerl.candidates.cooccurrence import (
 )
 from bundlerl.sim_data.baskets import Baskets
 from bundlerl.sim_data.catalog import Catalog
+from bundlerl.utils.errors import BundlerlError
 from bundlerl.utils.threads import torch_threads
 
 __all__ = ["ComplementConfig", "ComplementModel", "ComplementError", "fit", "cache_key", "FORMAT_VERSION", "FEATURES"]
@@ -96,7 +97,7 @@ FEATURES = (
 MONOTONE = (0, 1, 2, 3)
 
 
-class ComplementError(ValueError):
+class ComplementError(BundlerlError):
     """Bad input to the complementarity model; the message says what is wrong and what to do."""
 
 

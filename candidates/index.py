@@ -41,6 +41,7 @@ from typing import Sequence
 
 import numpy as np
 
+from bundlerl.utils.errors import BundlerlError
 from bundlerl.utils.threads import faiss_threads, serial_numpy_blas
 
 __all__ = [
@@ -102,7 +103,7 @@ class blas_flat_search:
         return False
 
 
-class IndexError_(ValueError):
+class IndexError_(BundlerlError):
     """Bad index configuration, input vectors or file; the message says what and how to fix it."""
 
 

@@ -6,8 +6,10 @@ from typing import Protocol, Sequence, runtime_checkable
 
 import numpy as np
 
+from bundlerl.utils.errors import BundlerlError
 
-class EncoderError(ValueError):
+
+class EncoderError(BundlerlError):
     """Bad encoder input or configuration; the message says what is wrong and what to do."""
 
 

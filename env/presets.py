@@ -33,6 +33,7 @@ import numpy as np
 
 from bundlerl.sim_data.versions import GENERATOR_VERSION, LOADER_VERSION
 from bundlerl.utils.cache import cache_root
+from bundlerl.utils.errors import BundlerlError
 
 __all__ = [
     "ConfigError",
@@ -51,7 +52,7 @@ REWARD_MODES = ("clicks", "purchases", "revenue")
 _WORLD_FORMAT = 1  # bump when the pickled world layout changes so stale caches are ignored
 
 
-class ConfigError(ValueError):
+class ConfigError(BundlerlError):
     """An environment config is invalid; the message names the field and the fix."""
 
 

@@ -39,6 +39,7 @@ from bundlerl.env.observation import (
 )
 from bundlerl.env.presets import EnvConfig, World
 from bundlerl.env.user_streams import UserStreams, splitmix64
+from bundlerl.utils.errors import BundlerlError
 from bundlerl.utils.threads import serial_numpy_blas
 
 __all__ = ["SessionBatch", "StepOutcome", "InvalidActionError", "ACTION_MODES"]
@@ -49,7 +50,7 @@ _REL_H = CANDIDATE_FEATURES.index("rel_history")
 _F = len(CANDIDATE_FEATURES)
 
 
-class InvalidActionError(ValueError):
+class InvalidActionError(BundlerlError):
     """An action outside the action space (not an integer in [0, n_actions)); the message shows the mask."""
 
 

@@ -40,13 +40,14 @@ from dataclasses import dataclass, fields
 import numpy as np
 
 from bundlerl.env.shopper_params import ShopperParams
+from bundlerl.utils.errors import BundlerlError
 
 __all__ = ["ShopperError", "ShopperState", "Response", "ShopperModel", "user_rngs", "sigmoid", "zero_padded"]
 
 from bundlerl.env.user_streams import user_rngs  # noqa: E402  (re-exported: the env draws per-user streams from here)
 
 
-class ShopperError(ValueError):
+class ShopperError(BundlerlError):
     """Bad input to the shopper model (shapes, ids, a catalogue without truth); the message says what to do."""
 
 

@@ -12,10 +12,12 @@ import dataclasses
 import math
 from dataclasses import dataclass
 
+from bundlerl.utils.errors import BundlerlError
+
 __all__ = ["ShopperParams", "ShopperParamsError"]
 
 
-class ShopperParamsError(ValueError):
+class ShopperParamsError(BundlerlError):
     """A shopper parameter is out of range; the message names the field and its valid range."""
 
 

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from bundlerl.utils.atomic import atomic_write, write_text
+from bundlerl.utils.errors import BundlerlError
 
 __all__ = ["RunDir", "RunDirError", "run_name", "package_versions", "git_info", "source_checkout", "VERSION_PACKAGES"]
 
@@ -40,7 +41,7 @@ VERSION_PACKAGES = {
 _KEEP_CHECKPOINTS = 3
 
 
-class RunDirError(ValueError):
+class RunDirError(BundlerlError):
     """A run directory is missing or incomplete; the message says which file."""
 
 

@@ -10,8 +10,10 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
+from bundlerl.utils.errors import BundlerlError
 
-class BasketError(ValueError):
+
+class BasketError(BundlerlError):
     """Baskets violate their contract; the message names the basket and the fix."""
 
 

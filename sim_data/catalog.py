@@ -19,8 +19,10 @@ from typing import Sequence
 
 import numpy as np
 
+from bundlerl.utils.errors import BundlerlError
 
-class CatalogError(ValueError):
+
+class CatalogError(BundlerlError):
     """A catalogue violates its contract; the message says which field and what to do."""
 
 

@@ -15,10 +15,12 @@ from typing import Sequence
 
 import numpy as np
 
+from bundlerl.utils.errors import BundlerlError
+
 __all__ = ["LoaderError", "Table", "read_table", "hash_normal", "impute_prices"]
 
 
-class LoaderError(ValueError):
+class LoaderError(BundlerlError):
     """A data file is unusable; the message names the file, the 1-based line, the column and the fix."""
 
 

@@ -25,13 +25,15 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from bundlerl.utils.errors import BundlerlError
+
 __all__ = ["Taxonomy", "CategorySpec", "TaxonomyError", "load_taxonomy", "BUILTIN_PATH"]
 
 #: The built-in general e-commerce taxonomy shipped with the package.
 BUILTIN_PATH = Path(__file__).with_name("general_store.json")
 
 
-class TaxonomyError(ValueError):
+class TaxonomyError(BundlerlError):
     """A taxonomy file violates its contract; the message names the entry and the fix."""
 
 

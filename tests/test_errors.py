@@ -1,0 +1,35 @@
+"""One error type for bad input or configuration: every error class bundlerl defines derives from
+:class:`bundlerl.BundlerlError` (itself a ValueError, so older ``except ValueError`` code keeps working)."""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import pkgutil
+
+import bundlerl
+from bundlerl.utils.errors import BundlerlError
+
+#: Modules importable without optional extras (every module of the package, today).
+SKIP: set[str] = set()
+
+
+def _bundlerl_modules():
+    for info in pkgutil.walk_packages(bundlerl.__path__, "bundlerl."):
+        name = info.name
+        if name.split(".")[1] in {"tests", "benchmarks"} or name in SKIP:
+            continue
+        yield importlib.import_module(name)
+
+
+def test_every_error_class_derives_from_bundlerl_error():
+    found, bad = [], []
+    for mod in _bundlerl_modules():
+        for name, obj in vars(mod).items():
+            if inspect.isclass(obj) and issubclass(obj, Exception) and obj.__module__ == mod.__name__:
+                found.append(f"{mod.__name__}.{name}")
+                if not issubclass(obj, BundlerlError):
+                    bad.append(f"{mod.__name__}.{name}")
+    assert len(found) >= 15, found  # the walk saw the package's error classes
+    assert not bad, f"error classes outside the BundlerlError hierarchy: {bad}"
+    assert bundlerl.BundlerlError is BundlerlError and issubclass(BundlerlError, ValueError)
