@@ -43,8 +43,8 @@ def run_config(config, episodes: int, lookahead_episodes: int, seed: int, num_en
 
     results, secs = {}, {}
     todo = [(b, lambda v, b=b: make_baseline(b, np.random.default_rng(seed)), episodes) for b in BASELINES]
-    todo += [("oracle-one-step", OneStepOracle, episodes),
-             ("oracle-lookahead", lambda v: LookaheadOracle(v, seed=seed, **lookahead_kw), lookahead_episodes)]
+    todo += [(OneStepOracle.name, OneStepOracle, episodes),
+             (LookaheadOracle.name, lambda v: LookaheadOracle(v, seed=seed, **lookahead_kw), lookahead_episodes)]
     for label, factory, n in todo:
         t = time.perf_counter()
         results[label] = evaluate(factory, config, n_episodes=n, seed=seed, num_envs=num_envs, progress=progress, keep_log=False)
@@ -60,7 +60,7 @@ def best_baseline(results: dict) -> str:
 
 
 def report(title: str, results: dict, secs: dict) -> str:
-    from bundlerl.evaluation.rollout import markdown_table
+    from bundlerl.evaluation.report import markdown_table
 
     best = best_baseline(results)
     la, one, rnd = (results[k].returns for k in ("oracle-lookahead", "oracle-one-step", "random"))

@@ -30,6 +30,7 @@ import numpy as np
 from bundlerl.candidates.builder import inner_products_by_index
 from bundlerl.candidates.types import CANDIDATE_FEATURES
 from bundlerl.env.observation import (
+    ACTION_MODES,
     CANDIDATES_KEY,
     HISTORY_KEY,
     MASK_KEY,
@@ -44,7 +45,6 @@ from bundlerl.utils.threads import serial_numpy_blas
 
 __all__ = ["SessionBatch", "StepOutcome", "InvalidActionError", "ACTION_MODES"]
 
-ACTION_MODES = ("bundle", "compose")
 _NOVELTY = CANDIDATE_FEATURES.index("novelty")
 _REL_H = CANDIDATE_FEATURES.index("rel_history")
 _F = len(CANDIDATE_FEATURES)

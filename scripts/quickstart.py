@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import time
 
+from bundlerl.scripts.flags import PRESET_NAMES
+
 HELP = "train PPO briefly on the default preset and compare it with the baselines (~10 min on 2 cores)"
 
 DESCRIPTION = """\
@@ -33,7 +35,7 @@ def add_parser(subparsers) -> None:
                               formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--timesteps", type=int, default=DEFAULT_TIMESTEPS,
                    help=f"PPO training steps (default: {DEFAULT_TIMESTEPS})")
-    p.add_argument("--preset", default="default", help="env preset (default: default)")
+    p.add_argument("--preset", choices=PRESET_NAMES, default="default", help="env preset (default: default)")
     p.add_argument("--episodes", type=int, default=500, help="evaluation episodes per policy (default: 500)")
     p.add_argument("--seed", type=int, default=0, help="training seed (default: 0)")
     p.add_argument("--out", default="runs", help="parent folder of the run directory (default: runs/)")
@@ -63,7 +65,7 @@ def run(args) -> int:
 
     _stage(3, "evaluating PPO and the baselines on the same episodes")
     from bundlerl.agents.baselines import BASELINES
-    from bundlerl.scripts.evaluate import evaluate_runs
+    from bundlerl.experiment.evaluate import evaluate_runs
 
     res = evaluate_runs([result.run_dir], baselines=BASELINES, episodes=args.episodes, seed=0,
                         out=result.run_dir / "evaluation", log=lambda m: print("      " + m, flush=True))

@@ -79,7 +79,7 @@ class FakeBundleVecEnv:
 
         self.venv = fake_vec_env(num_envs, seed=seed)
         self.num_envs = num_envs
-        self.config = SimpleNamespace(name=str(preset), K_max=self.K_MAX)
+        self.config = SimpleNamespace(name=getattr(preset, "name", str(preset)), K_max=self.K_MAX)
         self.rng = np.random.default_rng(seed)
         self.last_outcome = None
 

@@ -31,10 +31,19 @@ def test_oracles_are_labelled_and_need_the_vec_env(venv):
         assert o.uses_simulator_truth and o.name.startswith("oracle-")
     with pytest.raises(PolicyError, match="BundleRecVecEnv"):
         OneStepOracle(object())
-    with pytest.raises(KeyError, match="oracle-one-step"):
+    with pytest.raises(PolicyError, match="unknown oracle 'oracle-psychic'; use one of: oracle-one-step, oracle-lookahead"):
         make_oracle("oracle-psychic", venv)
+    assert type(make_oracle("one-step", venv)) is OneStepOracle  # the short form of a registered name
     with pytest.raises(PolicyError, match="n_rollouts"):
         LookaheadOracle(venv, n_rollouts=0)
+
+
+def test_oracle_registry_names_are_the_classes_names():
+    from bundlerl.agents.oracles import ORACLES, oracle_name
+
+    for name, cls in ORACLES.items():
+        assert cls.name == name and name.startswith("oracle-")
+        assert oracle_name(name) == name == oracle_name(name.removeprefix("oracle-"))
 
 
 def test_one_step_oracle_picks_the_best_exact_expected_reward(venv):
