@@ -32,6 +32,7 @@ from typing import Any, Iterable, Mapping
 
 import numpy as np
 
+from bundlerl.env.reward import REWARD_MODES, RewardWeights, reward_weights
 from bundlerl.sim_data.versions import GENERATOR_VERSION, LOADER_VERSION
 from bundlerl.utils.cache import cache_root
 from bundlerl.utils.config_io import annotations_of, from_mapping, parse_assignment, value_from_text
@@ -45,13 +46,9 @@ __all__ = [
     "get_config",
     "instacart_config",
     "build_world",
-    "REWARD_MODES",
     "load_env_config",
     "env_config_overrides",
 ]
-
-REWARD_MODES = ("clicks", "purchases", "revenue")
-"""Reward modes; each maps to a ``ShopperParams`` preset (reward weights w_click, w_buy, w_rev)."""
 
 _WORLD_FORMAT = 1  # bump when the pickled world layout changes so stale caches are ignored
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,39}")
@@ -92,10 +89,11 @@ class EnvConfig:
     """Maximum number of items per bundle."""
     horizon: int = 20
     """Episode length in shopper-facing steps; reaching it truncates (never terminates) the episode."""
-    reward: str = "purchases"
-    """Reward mode, one of ``REWARD_MODES``; selects the ShopperParams preset when ``shopper`` is None."""
+    reward: "str | RewardWeights" = "purchases"
+    """The reward: a mode name of ``bundlerl.env.reward.REWARD_MODES`` (``clicks``, ``purchases``, ``revenue``) or
+    custom ``RewardWeights``; see :mod:`bundlerl.env.reward`."""
     shopper: Any = None
-    """``bundlerl.env.shopper_params.ShopperParams`` or None for the preset of ``reward``."""
+    """``bundlerl.env.shopper_params.ShopperParams`` or None for its defaults."""
     builder: Any = None
     """``bundlerl.candidates.builder.BuilderConfig`` or None for its defaults. Its ``n_candidates`` and
     ``max_bundle_size`` are derived: they must equal ``K`` and ``K_max`` (checked here; :meth:`replace` keeps
@@ -138,8 +136,8 @@ class EnvConfig:
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo:
                 raise bad(name, f"{v!r}; it must be an integer >= {lo}")
-        if self.reward not in REWARD_MODES:
-            raise bad("reward", f"{self.reward!r}; use one of {REWARD_MODES}")
+        if not isinstance(self.reward, RewardWeights) and (not isinstance(self.reward, str) or self.reward not in REWARD_MODES):
+            raise bad("reward", f"{self.reward!r}; use one of {sorted(REWARD_MODES)} or a RewardWeights")
         if self.profile_dim > 384:
             raise bad("profile_dim", f"{self.profile_dim} > 384, the embedding dimension")
         if self.min_valid_candidates > self.K:
@@ -164,12 +162,16 @@ class EnvConfig:
 
     # ------------------------------------------------------------------ derived
     def shopper_params(self):
-        """The ShopperParams in force: ``shopper`` or the preset of the reward mode."""
+        """The ShopperParams in force: ``shopper`` or the defaults."""
         if self.shopper is not None:
             return self.shopper
         from bundlerl.env.shopper_params import ShopperParams
 
-        return getattr(ShopperParams, self.reward)()  # REWARD_MODES are ShopperParams' preset constructors
+        return ShopperParams()
+
+    def reward_weights(self) -> RewardWeights:
+        """The RewardWeights in force: those of the ``reward`` mode, or ``reward`` itself."""
+        return reward_weights(self.reward)
 
     def builder_config(self):
         """The BuilderConfig in force: ``builder`` or the defaults, with this K and K_max."""
@@ -208,15 +210,18 @@ class EnvConfig:
         """Plain data (str, int, float, bool, None and dicts of them: JSON and YAML safe) that :meth:`from_dict`
         turns back into an equal config.
 
-        ``builder`` is written in full (without ``n_candidates`` and ``max_bundle_size``, which follow K and K_max),
-        so a stored config keeps its values when defaults change; ``shopper`` is None for the reward mode's preset.
+        ``shopper`` and ``builder`` are written in full (the builder without ``n_candidates`` and
+        ``max_bundle_size``, which follow K and K_max), so a stored config keeps its values when defaults change;
+        ``reward`` is a mode name or a mapping of weights.
         """
         types = annotations_of(EnvConfig)
         out: dict[str, Any] = {}
         for name, kind in types.items():
             v = getattr(self, name)
             out[name] = int(v) if kind == "int" else float(v) if kind == "float" else v
-        out["shopper"] = None if self.shopper is None else _plain(self.shopper)  # None: the reward mode's preset
+        out["shopper"] = _plain(self.shopper_params())
+        if isinstance(self.reward, RewardWeights):
+            out["reward"] = _plain(self.reward)
         builder = _plain(self.builder_config())
         for name in _DERIVED_BUILDER:
             del builder[name]
@@ -229,14 +234,16 @@ class EnvConfig:
         """The validated config of plain data as :meth:`to_dict` writes it; missing keys take the defaults.
 
         ``shopper`` / ``builder`` may be partial mappings (the rest from the defaults) or None; one equal to the
-        defaults is stored as None (so ``from_dict(c.to_dict()) == c``). The builder's ``n_candidates`` /
+        defaults is stored as None (so ``from_dict(c.to_dict()) == c``). ``reward`` is a mode name or a (partial)
+        mapping of RewardWeights. The builder's ``n_candidates`` /
         ``max_bundle_size`` may be left out (they follow K and K_max) or must equal them. Discount keys may be
         strings (as JSON writes them).
 
         :raises ConfigError: not a mapping, an unknown key (the message lists the valid ones), a value of the wrong
             type or out of range (the message names the field).
         """
-        kw = from_mapping(cls, data, "EnvConfig", ConfigError, convert={"shopper": _identity, "builder": _identity})
+        kw = from_mapping(cls, data, "EnvConfig", ConfigError, convert={"shopper": _identity, "builder": _identity,
+                                                                           "reward": _reward_from})
         shopper, builder = kw.pop("shopper", None), kw.pop("builder", None)
         config = cls(**kw)
         changes = {}
@@ -258,6 +265,11 @@ class EnvConfig:
 
 def _identity(value: Any) -> Any:
     return value
+
+
+def _reward_from(value: Any) -> Any:
+    """EnvConfig.reward from plain data: a mode name stays a name, a mapping gives RewardWeights."""
+    return _nested(RewardWeights, value, "EnvConfig.reward") if isinstance(value, Mapping) else value
 
 
 def _plain(config) -> dict[str, Any]:
@@ -310,7 +322,8 @@ def env_config_overrides(config: EnvConfig, overrides: Iterable[str]) -> EnvConf
     """``config`` with ``field=value`` overrides applied (command-line flags), validated once at the end.
 
     Fields are EnvConfig's (``horizon=30``, ``reward=revenue``, ``instacart_path=/data/instacart``) or a nested
-    config's (``shopper.tau_c=2.5``, ``builder.mmr_lambda=0.5``, ``builder.discounts={2: 0.1, 3: 0.2}``); values are
+    config's (``shopper.tau_c=2.5``, ``builder.mmr_lambda=0.5``, ``builder.discounts={2: 0.1, 3: 0.2}``,
+    ``reward.w_click=0.1``: the weights of the mode in force, changed); values are
     read as the field's type (see :func:`bundlerl.utils.config_io.value_from_text`). The builder's
     ``n_candidates`` / ``max_bundle_size`` follow K and K_max: override those instead.
 
@@ -325,7 +338,7 @@ def env_config_overrides(config: EnvConfig, overrides: Iterable[str]) -> EnvConf
         path, raw = parse_assignment(text, ConfigError)
         if path[0] not in top:
             raise ConfigError(f"override {text!r}: EnvConfig has no field {path[0]!r}; valid fields are {sorted(top)}")
-        if path[0] in ("shopper", "builder"):
+        if path[0] in _NESTED and (len(path) != 1 or path[0] != "reward"):  # reward=<mode> sets the whole field
             if len(path) != 2:
                 raise ConfigError(f"override {text!r}: set one field of {path[0]}, e.g. {path[0]}.<field>=value")
             fields = annotations_of(_nested_class(path[0]))
@@ -335,8 +348,8 @@ def env_config_overrides(config: EnvConfig, overrides: Iterable[str]) -> EnvConf
             if path[1] not in fields:
                 valid = sorted(set(fields) - (set(_DERIVED_BUILDER) if path[0] == "builder" else set()))
                 raise ConfigError(f"override {text!r}: {path[0]} has no field {path[1]!r}; valid fields are {valid}")
-            if data[path[0]] is None:
-                data[path[0]] = _plain(config.shopper_params())
+            if path[0] == "reward" and not isinstance(data["reward"], dict):  # a mode name: start from its weights
+                data["reward"] = _plain(_reward_weights_or_error(data["reward"]))
             data[path[0]][path[1]] = value_from_text(f"EnvConfig.{path[0]}.{path[1]}", fields[path[1]], raw, ConfigError)
         elif len(path) != 1:
             raise ConfigError(f"override {text!r}: EnvConfig.{path[0]} has no sub-fields; write {path[0]}=value")
@@ -345,14 +358,27 @@ def env_config_overrides(config: EnvConfig, overrides: Iterable[str]) -> EnvConf
     return EnvConfig.from_dict(data)
 
 
+_NESTED = ("shopper", "builder", "reward")
+"""EnvConfig fields holding a config of their own (overridden one field at a time: ``shopper.tau_c=2.5``)."""
+
+
 def _nested_class(name: str):
     if name == "shopper":
         from bundlerl.env.shopper_params import ShopperParams
 
         return ShopperParams
+    if name == "reward":
+        return RewardWeights
     from bundlerl.candidates.builder import BuilderConfig
 
     return BuilderConfig
+
+
+def _reward_weights_or_error(mode: Any) -> RewardWeights:
+    try:
+        return reward_weights(mode)
+    except BundlerlError as err:
+        raise ConfigError(f"EnvConfig.reward: {err}") from None
 
 
 def instacart_config(path: str | os.PathLike | None = None, **changes) -> EnvConfig:
@@ -376,9 +402,8 @@ def instacart_config(path: str | os.PathLike | None = None, **changes) -> EnvCon
             "(instacart_config(path) or preset=EnvConfig(source='instacart', instacart_path=...)) "
             "or set BUNDLERL_INSTACART"
         )
-    kw = dict(name="instacart", source="instacart", instacart_path=str(p), n_personas=2000)
-    kw.update(changes)
-    return EnvConfig(**kw)
+    # the default config on real data (registration takes the instacart id's horizon from ``default``)
+    return PRESETS["default"].replace(**{"name": "instacart", "source": "instacart", "instacart_path": str(p), **changes})
 
 
 PRESETS: dict[str, EnvConfig] = {
@@ -538,7 +563,7 @@ def build_world(preset: "str | EnvConfig") -> World:
         if catalog.embeddings is None:
             catalog = catalog.with_embeddings(_encode(catalog.item_texts()))
         if catalog.complement_graph is None and config.source == "instacart":
-            # Real data: the true graph is calibrated from the real baskets (SIMULATOR.md, Catalogue).
+            # Real data: the true graph is calibrated from the real baskets (docs/SIMULATOR.md, Catalogue).
             from bundlerl.sim_data.loaders import calibrate_complement_graph  # noqa: PLC0415
 
             catalog = dataclasses.replace(catalog, complement_graph=calibrate_complement_graph(catalog, baskets))

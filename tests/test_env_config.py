@@ -19,7 +19,7 @@ from bundlerl.env import (
     instacart_config,
     load_env_config,
 )
-from bundlerl.env.presets import REWARD_MODES
+from bundlerl.env.reward import REWARD_MODES
 
 SMALL = PRESETS["small"]
 
@@ -93,7 +93,7 @@ _OVERRIDES = st.one_of(
     st.tuples(st.just("K_max"), st.integers(1, 3)),
     st.tuples(st.just("refresh_on_click"), st.booleans()),
     st.tuples(st.just("invalid_action_penalty"), st.floats(0, 10)),
-    st.tuples(st.just("reward"), st.sampled_from(REWARD_MODES)),
+    st.tuples(st.just("reward"), st.sampled_from(sorted(REWARD_MODES))),
     st.tuples(st.just("name"), st.from_regex(r"[a-z0-9][a-z0-9.-]{0,20}", fullmatch=True)),
     st.tuples(st.just("shopper.tau_c"), st.floats(-5, 5)),
     st.tuples(st.just("shopper.T_c"), st.floats(0.01, 5)),
