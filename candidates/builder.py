@@ -51,8 +51,9 @@ from bundlerl.candidates.features import (
     prefix_pair_mean_upper,
     substitution,
 )
-from bundlerl.candidates.index import IndexError_, ItemIndex, RaggedSet, check_vectors, pca_projection
+from bundlerl.candidates.index import IndexError_, ItemIndex, RaggedSet, check_vectors
 from bundlerl.candidates.kernels import greedy_complete, mmr_select, selected_bundles
+from bundlerl.candidates.projection import pca_projection
 from bundlerl.candidates.types import CandidateSet
 from bundlerl.utils.errors import BundlerlError
 from bundlerl.utils.threads import faiss_threads, serial_numpy_blas
@@ -261,7 +262,7 @@ class BundleBuilder:
             self.W = None
             self.Er = np.ascontiguousarray(self.E, dtype=np.float32)
         else:
-            self.W = pca_projection(self.E, cfg.rel_dim)  # uncentred: the best rank-r approximation of inner products
+            self.W = pca_projection(self.E, cfg.rel_dim, center=False)  # the best rank-r approximation of inner products
             self.Er = np.ascontiguousarray(self.E @ self.W)
 
     # ------------------------------------------------------------------ tables
