@@ -59,7 +59,7 @@ class OneStepOracle(_TruthPolicy):
     name = "oracle-one-step"
 
     def scores(self, model, state, items):
-        return model.expected_reward(state, items)
+        return self.venv.core.expected_reward(state, items)
 
 
 class LookaheadOracle(_TruthPolicy):
@@ -108,7 +108,7 @@ class LookaheadOracle(_TruthPolicy):
     def _plan(self, model, state, users, items):
         """(n, K) scores of ``items`` (n, K, K_max; -1 = masked) for the env rows ``users``."""
         n, K, _ = items.shape
-        now = model.expected_reward(state, items)
+        now = self.venv.core.expected_reward(state, items)
         valid = (items >= 0).any(-1)
         M, R = min(self.top_m, K), self.n_rollouts
         first = np.argsort(-np.where(valid, now, -np.inf), axis=1, kind="stable")[:, :M]  # (n, M)
@@ -122,7 +122,7 @@ class LookaheadOracle(_TruthPolicy):
         for d in range(self.depth):
             if d > 0:  # the base policy: the one-step oracle over the candidates offered now
                 mask = sim.action_masks()
-                er = model.expected_reward(sim.state, np.where(mask[..., None], sim.cand_items, -1))
+                er = sim.expected_reward(sim.state, np.where(mask[..., None], sim.cand_items, -1))
                 actions = np.argmax(np.where(mask, er, -np.inf), axis=1)
             out = sim.step(actions)
             ret[pos] += out.reward

@@ -14,7 +14,8 @@ _EXPORTS = {
     "ComplementConfig": ".complementarity",
     "ComplementModel": ".complementarity",
     "CandidateSet": ".types",
-    "CANDIDATE_FEATURES": ".types",
+    "CANDIDATE_FEATURES": ".features",
+    "FeatureIndex": ".features",
 }
 __all__ = list(_EXPORTS)
 

@@ -41,9 +41,20 @@ from typing import Protocol, Sequence
 
 import numpy as np
 
-from bundlerl.candidates.index import IndexError_, ItemIndex, RaggedSet, check_vectors, pca_projection
+from bundlerl.candidates.features import (
+    COL,
+    discount_for_sizes,
+    log_price,
+    popularity_feature,
+    prefix_mean,
+    prefix_pair_max_upper,
+    prefix_pair_mean_upper,
+    substitution,
+)
+from bundlerl.candidates.index import IndexError_, ItemIndex, RaggedSet, check_vectors
 from bundlerl.candidates.kernels import greedy_complete, mmr_select, selected_bundles
-from bundlerl.candidates.types import CANDIDATE_FEATURES, CandidateSet
+from bundlerl.candidates.projection import pca_projection
+from bundlerl.candidates.types import CandidateSet
 from bundlerl.utils.errors import BundlerlError
 from bundlerl.utils.threads import faiss_threads, serial_numpy_blas
 
@@ -52,26 +63,9 @@ __all__ = [
     "BundleBuilder",
     "BuilderError",
     "ComplementModelLike",
-    "discount_for_sizes",
-    "bundle_log_price",
-    "popularity_feature",
-    "mean_offdiag",
-    "max_offdiag",
-    "substitution",
-    "prefix_mean",
     "inner_products_by_index",
-    "prefix_pair_mean",
-    "prefix_pair_max",
-    "prefix_pair_mean_upper",
-    "prefix_pair_max_upper",
     "picked_bundles",
 ]
-
-F_IDX = {name: i for i, name in enumerate(CANDIDATE_FEATURES)}
-
-#: Feature order of ``bundlerl.candidates.kernels.selected_bundles``'s column argument.
-_KERNEL_FEATURES = ("rel_profile", "rel_history", "mean_comp", "max_sub", "log_price", "size", "popularity", "novelty", "discount")
-_KERNEL_COLS = np.array([F_IDX[f] for f in _KERNEL_FEATURES], np.int64)
 
 #: Extra neighbours fetched beyond n_anchors in the first (small) pool search; see BundleBuilder._anchors.
 _ANCHOR_MARGIN = 8
@@ -166,110 +160,6 @@ class BuilderConfig:
         return discount_for_sizes(np.arange(self.max_bundle_size + 1), self.discounts)
 
 
-# ---------------------------------------------------------------------- feature formulas
-def discount_for_sizes(sizes: np.ndarray, discounts: dict) -> np.ndarray:
-    """Discount fraction for each bundle size: the value of the largest key <= size, 0 if none."""
-    sizes = np.asarray(sizes)
-    out = np.zeros(sizes.shape, dtype=np.float64)
-    for k in sorted(discounts):
-        out = np.where(sizes >= k, float(discounts[k]), out)
-    return out
-
-
-def bundle_log_price(item_prices: np.ndarray, valid: np.ndarray, discounts: dict) -> np.ndarray:
-    """log of the discounted bundle price: log(sum of valid item prices * (1 - d(size))).
-
-    :param item_prices: (..., K_max) > 0; :param valid: (..., K_max) bool, at least one True per bundle.
-    """
-    size = valid.sum(-1)
-    total = np.where(valid, item_prices, 0.0).sum(-1)
-    return np.log(total * (1.0 - discount_for_sizes(size, discounts)))
-
-
-def popularity_feature(popularity: np.ndarray) -> np.ndarray:
-    """(n,) float32 in [0, 1]: log1p(popularity) / log1p(max popularity) (all 0 when max is 0)."""
-    lp = np.log1p(np.asarray(popularity, dtype=np.float64))
-    top = lp.max() if lp.size else 0.0
-    return (lp / top if top > 0 else np.zeros_like(lp)).astype(np.float32)
-
-
-def substitution(cat_a: np.ndarray, cat_b: np.ndarray, cos: np.ndarray) -> np.ndarray:
-    """Estimated substitution: [same category] * max(0, cosine), in [0, 1]."""
-    return np.where(np.asarray(cat_a) == np.asarray(cat_b), np.maximum(np.asarray(cos, dtype=np.float64), 0.0), 0.0)
-
-
-def mean_offdiag(pair: np.ndarray, valid: np.ndarray) -> np.ndarray:
-    """Mean of ``pair[..., u, v]`` over ordered pairs u != v of valid members; 0 when fewer than 2.
-
-    :param pair: (..., K, K); :param valid: (..., K) bool.
-    """
-    K = valid.shape[-1]
-    m = valid[..., :, None] & valid[..., None, :] & ~np.eye(K, dtype=bool)
-    cnt = m.sum((-1, -2))
-    s = np.where(m, pair, 0.0).sum((-1, -2))
-    return np.where(cnt > 0, s / np.maximum(cnt, 1), 0.0)
-
-
-def max_offdiag(pair: np.ndarray, valid: np.ndarray) -> np.ndarray:
-    """Max of ``pair[..., u, v]`` over pairs u != v of valid members; 0 when fewer than 2."""
-    K = valid.shape[-1]
-    m = valid[..., :, None] & valid[..., None, :] & ~np.eye(K, dtype=bool)
-    return np.where(m, pair, -np.inf).max((-1, -2), initial=-np.inf).clip(min=0.0) if K > 1 else np.zeros(valid.shape[:-1])
-
-
-def prefix_mean(x: np.ndarray) -> np.ndarray:
-    """Mean of the first k+1 entries along the last axis, for every k: (..., K) -> (..., K)."""
-    x = np.asarray(x)
-    dt = x.dtype if x.dtype.kind == "f" else np.float64  # float32 in, float32 out
-    return np.cumsum(x, -1, dtype=dt) / np.arange(1, x.shape[-1] + 1, dtype=dt)
-
-
-def prefix_pair_mean(pair: np.ndarray) -> np.ndarray:
-    """For every prefix {0..k}: mean of ``pair[u, v]`` over ordered pairs u != v in it (0 for k = 0).
-
-    (..., K, K) -> (..., K); equals :func:`mean_offdiag` with the prefix as ``valid``.
-    """
-    pair = np.asarray(pair)
-    iu, iv = np.triu_indices(pair.shape[-1], 1)
-    return prefix_pair_mean_upper(pair[..., iu, iv] + pair[..., iv, iu], pair.shape[-1])
-
-
-def prefix_pair_max(pair: np.ndarray) -> np.ndarray:
-    """For every prefix {0..k}: max of ``pair[u, v]`` over pairs u != v in it, floored at 0 (0 for k = 0).
-
-    (..., K, K) -> (..., K), ``pair`` symmetric; equals :func:`max_offdiag` with the prefix as ``valid``.
-    """
-    pair = np.asarray(pair)
-    iu, iv = np.triu_indices(pair.shape[-1], 1)
-    return prefix_pair_max_upper(pair[..., iu, iv], pair.shape[-1])
-
-
-def prefix_pair_mean_upper(sym: np.ndarray, K: int) -> np.ndarray:
-    """:func:`prefix_pair_mean` from the upper triangle only: ``sym[..., p] = pair[u, v] + pair[v, u]`` for the
-    p-th pair u < v of ``np.triu_indices(K, 1)``. (..., K(K-1)/2) -> (..., K); float32 in, float32 out.
-
-    The builder gathers just these K(K-1)/2 entries of its symmetric tables instead of all K^2."""
-    sym = np.asarray(sym)
-    dt = sym.dtype if sym.dtype.kind == "f" else np.float64
-    iu, iv = np.triu_indices(K, 1)
-    new = np.zeros(sym.shape[:-1] + (K,), dt)  # pairs added by member v
-    for p in range(iu.size):  # u-major order: each v sums its pairs by increasing u
-        new[..., iv[p]] += sym[..., p]
-    size = np.arange(1, K + 1)
-    return np.cumsum(new, -1) / np.maximum(size * (size - 1), 1).astype(dt)
-
-
-def prefix_pair_max_upper(up: np.ndarray, K: int) -> np.ndarray:
-    """:func:`prefix_pair_max` from the upper triangle only: ``up[..., p] = pair[u, v]`` for the p-th pair u < v of
-    ``np.triu_indices(K, 1)``. (..., K(K-1)/2) -> (..., K)."""
-    up = np.asarray(up)
-    iu, iv = np.triu_indices(K, 1)
-    new = np.zeros(up.shape[:-1] + (K,), up.dtype if up.dtype.kind == "f" else np.float64)  # floor at 0
-    for p in range(iu.size):
-        np.maximum(new[..., iv[p]], up[..., p], out=new[..., iv[p]])
-    return np.maximum.accumulate(new, -1)
-
-
 def inner_products_by_index(x: np.ndarray, table: np.ndarray, ids: np.ndarray) -> np.ndarray:
     """(N, L) float32: ``out[u, l] = <x[u], table[ids[u, l]]>``, 0 where ``ids`` is -1.
 
@@ -306,10 +196,10 @@ def picked_bundles(sel, slot_items, price, pop_feat, shown: RaggedSet, rel_p, re
     """
     items, sizes, features, disc_price = selected_bundles(
         sel, slot_items, price, pop_feat, shown.keys, shown.n_items, rel_p,
-        np.zeros((0, 0), np.float32) if rel_h is None else rel_h, mean_comp, max_sub, _KERNEL_COLS, disc_b,
+        np.zeros((0, 0), np.float32) if rel_h is None else rel_h, mean_comp, max_sub, COL, disc_b,
     )
     valid = sel >= 0
-    features[..., F_IDX["log_price"]] = np.where(valid, np.log(np.maximum(disc_price, 1e-12)), 0.0)
+    features[..., COL.log_price] = np.where(valid, log_price(disc_price), 0.0)
     return CandidateSet(items=items, sizes=sizes, mask=valid, features=features)
 
 
@@ -372,7 +262,7 @@ class BundleBuilder:
             self.W = None
             self.Er = np.ascontiguousarray(self.E, dtype=np.float32)
         else:
-            self.W = pca_projection(self.E, cfg.rel_dim)  # uncentred: the best rank-r approximation of inner products
+            self.W = pca_projection(self.E, cfg.rel_dim, center=False)  # the best rank-r approximation of inner products
             self.Er = np.ascontiguousarray(self.E @ self.W)
 
     # ------------------------------------------------------------------ tables
@@ -605,7 +495,7 @@ class BundleBuilder:
             items=np.full((N, K, Km), -1, np.int32),
             sizes=np.zeros((N, K), np.int8),
             mask=np.zeros((N, K), bool),
-            features=np.zeros((N, K, len(CANDIDATE_FEATURES)), np.float32),
+            features=np.zeros((N, K, len(COL)), np.float32),
         )
 
     # ------------------------------------------------------------------ single-bundle completion

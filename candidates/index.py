@@ -13,7 +13,7 @@ Rows are unit-norm, so inner product = cosine. Three kinds:
 
 Reduced-dimension search (``IndexConfig.reduce_dim = r``): the chosen structure is built over
 the uncentred PCA projection ``x @ W`` (``W`` = top-r eigenvectors of ``E^T E / n``, see
-:func:`pca_projection`), asked for ``rerank`` candidates per wanted neighbour, and those are
+:func:`bundlerl.candidates.projection.pca_projection`), asked for ``rerank`` candidates per wanted neighbour, and those are
 re-scored exactly with the full vectors. Returned scores are therefore exact inner products and
 the order is by exact score; only *which* items reach the re-ranking is approximate. It is
 faiss's ``IndexRefineFlat(IndexPreTransform(LinearTransform(W^T), structure))``: one faiss
@@ -41,8 +41,9 @@ from typing import Sequence
 
 import numpy as np
 
+from bundlerl.candidates.projection import pca_projection
 from bundlerl.utils.errors import BundlerlError
-from bundlerl.utils.threads import faiss_threads, serial_numpy_blas
+from bundlerl.utils.threads import faiss_threads
 
 __all__ = [
     "IndexConfig",
@@ -55,7 +56,6 @@ __all__ = [
     "EXACT_UP_TO",
     "BLAS_FLAT_ABOVE",
     "BROADCAST_MAX_LEN",
-    "pca_projection",
 ]
 
 #: Largest tolerated deviation of a row's L2 norm from 1.
@@ -105,28 +105,6 @@ class blas_flat_search:
 
 class IndexError_(BundlerlError):
     """Bad index configuration, input vectors or file; the message says what and how to fix it."""
-
-
-def pca_projection(vectors: np.ndarray, r: int) -> np.ndarray:
-    """(d, r) float32 orthonormal columns: the top-``r`` eigenvectors of the uncentred second
-    moment ``E^T E / n`` of ``vectors`` (n, d), largest eigenvalue first.
-
-    ``(x @ W) . (y @ W)`` is then the best rank-r approximation of inner products over these
-    rows (uncentred on purpose: centring would change inner-product rankings).
-    Raises :class:`IndexError_` unless ``vectors`` is 2-D, non-empty and ``1 <= r <= d``.
-    """
-    vectors = np.asarray(vectors)
-    if vectors.ndim != 2 or vectors.shape[0] == 0:
-        raise IndexError_(f"vectors has shape {vectors.shape}; pca_projection needs a non-empty (n, d) array")
-    n, d = vectors.shape
-    if not 1 <= int(r) <= d:
-        raise IndexError_(f"projection rank r={r}; use 1 <= r <= {d} (the vector dimension)")
-    # numpy's BLAS/LAPACK on one thread: multithreaded eigh on a busy 2-core VM is ~100x slower.
-    with serial_numpy_blas():
-        e = np.asarray(vectors, dtype=np.float32)
-        m2 = (e.T @ e).astype(np.float64) / n  # float32 GEMM; the moment only orders directions
-        _, v = np.linalg.eigh(m2)
-    return np.ascontiguousarray(v[:, ::-1][:, : int(r)], dtype=np.float32)
 
 
 @dataclass(frozen=True)
@@ -423,7 +401,7 @@ class ItemIndex:
         if cfg.reduce_dim is not None:
             proj = faiss.LinearTransform(self.dim, d, False)
             # LinearTransform computes A @ x with A (d_out, d_in) row-major, i.e. x @ W
-            faiss.copy_array_to_vector(np.ascontiguousarray(pca_projection(vectors, d).T).ravel(), proj.A)
+            faiss.copy_array_to_vector(np.ascontiguousarray(pca_projection(vectors, d, center=False).T).ravel(), proj.A)
             proj.is_trained = True
             pre = faiss.IndexPreTransform(proj, index)
             keep += [proj, index]

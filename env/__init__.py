@@ -22,6 +22,8 @@ _EXPORTS = {
     "build_world": ".presets",
     "get_config": ".presets",
     "instacart_config": ".presets",
+    "load_env_config": ".presets",
+    "env_config_overrides": ".presets",
     "ShopperParams": ".shopper_params",
     "ENV_IDS": ".registration",
     "OBS_KEYS": ".observation",

@@ -22,7 +22,7 @@ class BundleRecEnv(gym.Env):
     A shopper browses a store for one session. At every step the recommender shows one *bundle*
     (1 to ``K_max`` items) chosen among ``K`` candidate bundles built for this user from the
     recommender side (FAISS retrieval on the profile / history vectors + a complementarity model
-    estimated from historical baskets). The simulated shopper (``SIMULATOR.md``) clicks or not,
+    estimated from historical baskets). The simulated shopper (``docs/SIMULATOR.md``) clicks or not,
     buys some of the bundle's items within a hidden budget, grows tired of misses and repeats,
     and may leave. What is shown now changes what is worth showing later (complement activation,
     satiation, budget, fatigue, taste drift), so a sequential policy can beat greedy ranking.
@@ -61,7 +61,8 @@ class BundleRecEnv(gym.Env):
     ## Rewards
 
     ``w_click * click + w_buy * items_bought + w_rev * revenue / mean_price`` with the weights of the
-    reward mode (``purchases``: w_buy = 1; ``revenue``; ``clicks``), minus the invalid-action penalty.
+    reward mode (``purchases``: w_buy = 1; ``revenue``; ``clicks``; or custom weights), minus the invalid-action
+    penalty: see ``bundlerl.env.reward``, where the modes are defined.
 
     ## Starting State
 
@@ -96,7 +97,7 @@ class BundleRecEnv(gym.Env):
 
     ## Version History
 
-    - v0: first version (SIMULATOR.md shopper, FAISS + complementarity candidates).
+    - v0: first version (docs/SIMULATOR.md shopper, FAISS + complementarity candidates).
     """
 
     metadata = {"render_modes": ["ansi"], "render_fps": 4}

@@ -18,7 +18,7 @@ key                shape         content
 
 Nothing here reads simulator truth (taste, needs, budget, fatigue, complement graph): the
 inputs are the profile vector, the event log the recommender keeps itself (shown, clicked,
-bought, spent) and the candidate set (SIMULATOR.md property 7).
+bought, spent) and the candidate set (docs/SIMULATOR.md property 7).
 
 In compose mode ``K`` is ``M + 1``: row ``j < M`` describes the bundle "partial bundle + item j",
 row ``M`` ("done") the partial bundle itself.

@@ -24,15 +24,18 @@ import hashlib
 import json
 import os
 import pickle
+import re
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable, Mapping
 
 import numpy as np
 
+from bundlerl.env.reward import REWARD_MODES, RewardWeights, reward_weights
 from bundlerl.sim_data.versions import GENERATOR_VERSION, LOADER_VERSION
 from bundlerl.utils.cache import cache_root
+from bundlerl.utils.config_io import annotations_of, from_mapping, parse_assignment, value_from_text
 from bundlerl.utils.errors import BundlerlError
 
 __all__ = [
@@ -43,13 +46,14 @@ __all__ = [
     "get_config",
     "instacart_config",
     "build_world",
-    "REWARD_MODES",
+    "load_env_config",
+    "env_config_overrides",
 ]
 
-REWARD_MODES = ("clicks", "purchases", "revenue")
-"""Reward modes; each maps to a ``ShopperParams`` preset (reward weights w_click, w_buy, w_rev)."""
-
 _WORLD_FORMAT = 1  # bump when the pickled world layout changes so stale caches are ignored
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,39}")
+_DERIVED_BUILDER = {"n_candidates": "K", "max_bundle_size": "K_max"}
+"""BuilderConfig fields derived from EnvConfig fields (the env's K and K_max are the source of truth)."""
 
 
 class ConfigError(BundlerlError):
@@ -61,7 +65,9 @@ class EnvConfig:
     """Everything that defines a bundle-recommendation environment. Validated on construction."""
 
     name: str = "default"
-    """Preset name, recorded in run directories and render output."""
+    """Short name (the preset's, or a custom config's own) used in run-directory names and render output:
+    1-40 letters, digits, ``.``, ``-``, ``_``, starting with a letter or digit, no ``__`` (the run-directory
+    separator)."""
     source: str = "synthetic"
     """Catalogue source: ``"synthetic"`` (generated from ``n_items`` and ``catalog_seed``) or ``"instacart"``."""
     n_items: int = 5000
@@ -83,12 +89,15 @@ class EnvConfig:
     """Maximum number of items per bundle."""
     horizon: int = 20
     """Episode length in shopper-facing steps; reaching it truncates (never terminates) the episode."""
-    reward: str = "purchases"
-    """Reward mode, one of ``REWARD_MODES``; selects the ShopperParams preset when ``shopper`` is None."""
+    reward: "str | RewardWeights" = "purchases"
+    """The reward: a mode name of ``bundlerl.env.reward.REWARD_MODES`` (``clicks``, ``purchases``, ``revenue``) or
+    custom ``RewardWeights``; see :mod:`bundlerl.env.reward`."""
     shopper: Any = None
-    """``bundlerl.env.shopper_params.ShopperParams`` or None for the preset of ``reward``."""
+    """``bundlerl.env.shopper_params.ShopperParams`` or None for its defaults."""
     builder: Any = None
-    """``bundlerl.candidates.builder.BuilderConfig`` or None for the defaults with this config's K and K_max."""
+    """``bundlerl.candidates.builder.BuilderConfig`` or None for its defaults. Its ``n_candidates`` and
+    ``max_bundle_size`` are derived: they must equal ``K`` and ``K_max`` (checked here; :meth:`replace` keeps
+    them in step)."""
     profile_dim: int = 32
     """P: the 384-d profile and history vectors are projected on the top-P principal directions of the item
     embeddings (orthonormal, so every component stays in [-1, 1])."""
@@ -114,6 +123,9 @@ class EnvConfig:
         def bad(field_: str, msg: str) -> ConfigError:
             return ConfigError(f"EnvConfig.{field_}: {msg}")
 
+        if not isinstance(self.name, str) or not _NAME.fullmatch(self.name) or "__" in self.name:
+            raise bad("name", f"{self.name!r}; use a short filesystem-safe name (1-40 letters, digits, '.', '-', '_', "
+                              "starting with a letter or digit, no '__'): it names run directories")
         if self.source not in ("synthetic", "instacart"):
             raise bad("source", f"{self.source!r}; use 'synthetic' or 'instacart'")
         if self.source == "instacart" and not self.instacart_path:
@@ -124,36 +136,50 @@ class EnvConfig:
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo:
                 raise bad(name, f"{v!r}; it must be an integer >= {lo}")
-        if self.reward not in REWARD_MODES:
-            raise bad("reward", f"{self.reward!r}; use one of {REWARD_MODES}")
+        if not isinstance(self.reward, RewardWeights) and (not isinstance(self.reward, str) or self.reward not in REWARD_MODES):
+            raise bad("reward", f"{self.reward!r}; use one of {sorted(REWARD_MODES)} or a RewardWeights")
         if self.profile_dim > 384:
             raise bad("profile_dim", f"{self.profile_dim} > 384, the embedding dimension")
         if self.min_valid_candidates > self.K:
             raise bad("min_valid_candidates", f"{self.min_valid_candidates} > K={self.K}")
         if not np.isfinite(self.invalid_action_penalty) or self.invalid_action_penalty < 0:
             raise bad("invalid_action_penalty", f"{self.invalid_action_penalty}; it must be finite and >= 0")
+        if self.shopper is not None:
+            from bundlerl.env.shopper_params import ShopperParams
+
+            if not isinstance(self.shopper, ShopperParams):
+                raise bad("shopper", f"{type(self.shopper).__name__}; use a ShopperParams or None")
+        if self.builder is not None:
+            from bundlerl.candidates.builder import BuilderConfig
+
+            if not isinstance(self.builder, BuilderConfig):
+                raise bad("builder", f"{type(self.builder).__name__}; use a BuilderConfig or None")
+            b = self.builder
+            if (b.n_candidates, b.max_bundle_size) != (self.K, self.K_max):
+                raise bad("builder", f"n_candidates={b.n_candidates}, max_bundle_size={b.max_bundle_size} but K={self.K}, "
+                                     f"K_max={self.K_max}; K and K_max are the source of truth: derive the builder "
+                                     "config from them (dataclasses.replace(config.builder_config(), ...))")
 
     # ------------------------------------------------------------------ derived
     def shopper_params(self):
-        """The ShopperParams in force: ``shopper`` or the preset of the reward mode."""
+        """The ShopperParams in force: ``shopper`` or the defaults."""
         if self.shopper is not None:
             return self.shopper
         from bundlerl.env.shopper_params import ShopperParams
 
-        return getattr(ShopperParams, self.reward)()  # REWARD_MODES are ShopperParams' preset constructors
+        return ShopperParams()
+
+    def reward_weights(self) -> RewardWeights:
+        """The RewardWeights in force: those of the ``reward`` mode, or ``reward`` itself."""
+        return reward_weights(self.reward)
 
     def builder_config(self):
-        """The BuilderConfig in force: ``builder`` or defaults with this K and K_max."""
+        """The BuilderConfig in force: ``builder`` or the defaults, with this K and K_max."""
         if self.builder is not None:
             return self.builder
         from bundlerl.candidates.builder import BuilderConfig
 
-        names = {f.name for f in dataclasses.fields(BuilderConfig)}
-        kw = {}
-        for ours, theirs in (("K", "n_candidates"), ("K_max", "max_bundle_size")):
-            if theirs in names:
-                kw[theirs] = getattr(self, ours)
-        return BuilderConfig(**kw)
+        return BuilderConfig(**{theirs: getattr(self, ours) for theirs, ours in _DERIVED_BUILDER.items()})
 
     def world_key(self) -> str:
         """Content hash of what the World depends on (not K, horizon, reward, ...)."""
@@ -173,8 +199,186 @@ class EnvConfig:
         return hashlib.sha256(json.dumps(src, sort_keys=True).encode()).hexdigest()[:20]
 
     def replace(self, **changes) -> "EnvConfig":
-        """A validated copy with ``changes`` applied."""
+        """A validated copy with ``changes`` applied; a custom ``builder`` follows changes of K and K_max."""
+        if self.builder is not None and "builder" not in changes and {"K", "K_max"} & set(changes):
+            changes["builder"] = dataclasses.replace(self.builder, **{
+                theirs: changes.get(ours, getattr(self, ours)) for theirs, ours in _DERIVED_BUILDER.items()})
         return dataclasses.replace(self, **changes)
+
+    # ------------------------------------------------------------------ plain data
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data (str, int, float, bool, None and dicts of them: JSON and YAML safe) that :meth:`from_dict`
+        turns back into an equal config.
+
+        ``shopper`` and ``builder`` are written in full (the builder without ``n_candidates`` and
+        ``max_bundle_size``, which follow K and K_max), so a stored config keeps its values when defaults change;
+        ``reward`` is a mode name or a mapping of weights.
+        """
+        types = annotations_of(EnvConfig)
+        out: dict[str, Any] = {}
+        for name, kind in types.items():
+            v = getattr(self, name)
+            out[name] = int(v) if kind == "int" else float(v) if kind == "float" else v
+        out["shopper"] = _plain(self.shopper_params())
+        if isinstance(self.reward, RewardWeights):
+            out["reward"] = _plain(self.reward)
+        builder = _plain(self.builder_config())
+        for name in _DERIVED_BUILDER:
+            del builder[name]
+        builder["discounts"] = {int(k): float(v) for k, v in builder["discounts"].items()}
+        out["builder"] = builder
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "EnvConfig":
+        """The validated config of plain data as :meth:`to_dict` writes it; missing keys take the defaults.
+
+        ``shopper`` / ``builder`` may be partial mappings (the rest from the defaults) or None; one equal to the
+        defaults is stored as None (so ``from_dict(c.to_dict()) == c``). ``reward`` is a mode name or a (partial)
+        mapping of RewardWeights. The builder's ``n_candidates`` /
+        ``max_bundle_size`` may be left out (they follow K and K_max) or must equal them. Discount keys may be
+        strings (as JSON writes them).
+
+        :raises ConfigError: not a mapping, an unknown key (the message lists the valid ones), a value of the wrong
+            type or out of range (the message names the field).
+        """
+        kw = from_mapping(cls, data, "EnvConfig", ConfigError, convert={"shopper": _identity, "builder": _identity,
+                                                                           "reward": _reward_from})
+        shopper, builder = kw.pop("shopper", None), kw.pop("builder", None)
+        config = cls(**kw)
+        changes = {}
+        if shopper is not None:
+            from bundlerl.env.shopper_params import ShopperParams
+
+            params = _nested(ShopperParams, shopper, "EnvConfig.shopper")
+            changes["shopper"] = None if params == config.shopper_params() else params
+        if builder is not None:
+            from bundlerl.candidates.builder import BuilderConfig
+
+            if isinstance(builder, Mapping) and isinstance(builder.get("discounts"), Mapping):
+                builder = {**builder, "discounts": _int_keys(builder["discounts"])}
+            derived = {theirs: getattr(config, ours) for theirs, ours in _DERIVED_BUILDER.items()}
+            b = _nested(BuilderConfig, builder, "EnvConfig.builder", defaults=derived)
+            changes["builder"] = None if b == config.builder_config() else b
+        return config.replace(**changes) if changes else config
+
+
+def _identity(value: Any) -> Any:
+    return value
+
+
+def _reward_from(value: Any) -> Any:
+    """EnvConfig.reward from plain data: a mode name stays a name, a mapping gives RewardWeights."""
+    return _nested(RewardWeights, value, "EnvConfig.reward") if isinstance(value, Mapping) else value
+
+
+def _plain(config) -> dict[str, Any]:
+    """A flat config dataclass as a dict of plain Python values (numpy scalars converted)."""
+    return {k: v.item() if isinstance(v, np.generic) else v for k, v in dataclasses.asdict(config).items()}
+
+
+def _int_keys(mapping: Mapping) -> dict:
+    """``{2: .1}`` from ``{"2": .1}`` (JSON writes integer keys as strings)."""
+    try:
+        return {int(k): v for k, v in mapping.items()}
+    except (TypeError, ValueError):
+        raise ConfigError(f"EnvConfig.builder.discounts: keys {list(mapping)} must be bundle sizes (integers >= 2)") from None
+
+
+def _nested(cls, data: Any, owner: str, defaults: Mapping[str, Any] | None = None):
+    """A nested config of ``cls`` from a (partial) mapping; its own errors are re-raised as ConfigError."""
+    kw = {**(defaults or {}), **from_mapping(cls, data, owner, ConfigError)}
+    try:
+        return cls(**kw)
+    except BundlerlError as err:
+        raise ConfigError(f"{owner}: {err}") from None
+
+
+def load_env_config(path: str | os.PathLike) -> EnvConfig:
+    """The EnvConfig of a YAML file holding a mapping as :meth:`EnvConfig.to_dict` writes it (missing keys take the
+    defaults of :class:`EnvConfig`).
+
+    :raises ConfigError: the file is missing, not YAML, or holds a bad field (the message names the file, the
+        field and the fix).
+    """
+    import yaml
+
+    p = Path(path).expanduser()
+    if not p.is_file():
+        raise ConfigError(f"env config file {p} not found; pass a YAML file of EnvConfig fields (see EnvConfig.to_dict)")
+    try:
+        data = yaml.safe_load(p.read_text(encoding="utf-8"))
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
+        raise ConfigError(f"{p}: not valid YAML{where}: {getattr(err, 'problem', err)}") from None
+    try:
+        return EnvConfig.from_dict({} if data is None else data)
+    except ConfigError as err:
+        raise ConfigError(f"{p}: {err}") from None
+
+
+def env_config_overrides(config: EnvConfig, overrides: Iterable[str]) -> EnvConfig:
+    """``config`` with ``field=value`` overrides applied (command-line flags), validated once at the end.
+
+    Fields are EnvConfig's (``horizon=30``, ``reward=revenue``, ``instacart_path=/data/instacart``) or a nested
+    config's (``shopper.tau_c=2.5``, ``builder.mmr_lambda=0.5``, ``builder.discounts={2: 0.1, 3: 0.2}``,
+    ``reward.w_click=0.1``: the weights of the mode in force, changed); values are
+    read as the field's type (see :func:`bundlerl.utils.config_io.value_from_text`). The builder's
+    ``n_candidates`` / ``max_bundle_size`` follow K and K_max: override those instead.
+
+    :raises ConfigError: malformed override, unknown field (the message lists the valid ones), a value of the
+        wrong type or out of range (the message names the field).
+    """
+    if isinstance(overrides, str):
+        overrides = [overrides]
+    data = config.to_dict()
+    top = annotations_of(EnvConfig)
+    for text in overrides:
+        path, raw = parse_assignment(text, ConfigError)
+        if path[0] not in top:
+            raise ConfigError(f"override {text!r}: EnvConfig has no field {path[0]!r}; valid fields are {sorted(top)}")
+        if path[0] in _NESTED and (len(path) != 1 or path[0] != "reward"):  # reward=<mode> sets the whole field
+            if len(path) != 2:
+                raise ConfigError(f"override {text!r}: set one field of {path[0]}, e.g. {path[0]}.<field>=value")
+            fields = annotations_of(_nested_class(path[0]))
+            if path[1] in _DERIVED_BUILDER and path[0] == "builder":
+                raise ConfigError(f"override {text!r}: builder.{path[1]} follows EnvConfig.{_DERIVED_BUILDER[path[1]]}; "
+                                  f"override {_DERIVED_BUILDER[path[1]]} instead")
+            if path[1] not in fields:
+                valid = sorted(set(fields) - (set(_DERIVED_BUILDER) if path[0] == "builder" else set()))
+                raise ConfigError(f"override {text!r}: {path[0]} has no field {path[1]!r}; valid fields are {valid}")
+            if path[0] == "reward" and not isinstance(data["reward"], dict):  # a mode name: start from its weights
+                data["reward"] = _plain(_reward_weights_or_error(data["reward"]))
+            data[path[0]][path[1]] = value_from_text(f"EnvConfig.{path[0]}.{path[1]}", fields[path[1]], raw, ConfigError)
+        elif len(path) != 1:
+            raise ConfigError(f"override {text!r}: EnvConfig.{path[0]} has no sub-fields; write {path[0]}=value")
+        else:
+            data[path[0]] = value_from_text(f"EnvConfig.{path[0]}", top[path[0]], raw, ConfigError)
+    return EnvConfig.from_dict(data)
+
+
+_NESTED = ("shopper", "builder", "reward")
+"""EnvConfig fields holding a config of their own (overridden one field at a time: ``shopper.tau_c=2.5``)."""
+
+
+def _nested_class(name: str):
+    if name == "shopper":
+        from bundlerl.env.shopper_params import ShopperParams
+
+        return ShopperParams
+    if name == "reward":
+        return RewardWeights
+    from bundlerl.candidates.builder import BuilderConfig
+
+    return BuilderConfig
+
+
+def _reward_weights_or_error(mode: Any) -> RewardWeights:
+    try:
+        return reward_weights(mode)
+    except BundlerlError as err:
+        raise ConfigError(f"EnvConfig.reward: {err}") from None
 
 
 def instacart_config(path: str | os.PathLike | None = None, **changes) -> EnvConfig:
@@ -198,9 +402,8 @@ def instacart_config(path: str | os.PathLike | None = None, **changes) -> EnvCon
             "(instacart_config(path) or preset=EnvConfig(source='instacart', instacart_path=...)) "
             "or set BUNDLERL_INSTACART"
         )
-    kw = dict(name="instacart", source="instacart", instacart_path=str(p), n_personas=2000)
-    kw.update(changes)
-    return EnvConfig(**kw)
+    # the default config on real data (registration takes the instacart id's horizon from ``default``)
+    return PRESETS["default"].replace(**{"name": "instacart", "source": "instacart", "instacart_path": str(p), **changes})
 
 
 PRESETS: dict[str, EnvConfig] = {
@@ -213,18 +416,24 @@ PRESETS: dict[str, EnvConfig] = {
 """Named presets. ``instacart`` is built on demand by :func:`instacart_config` (it needs a data folder)."""
 
 
-def get_config(preset: "str | EnvConfig") -> EnvConfig:
-    """An EnvConfig from a preset name or a config (returned as is). Unknown names raise ConfigError."""
+def get_config(preset: "str | EnvConfig", **changes) -> EnvConfig:
+    """An EnvConfig from a preset name or a config, with ``changes`` applied (:meth:`EnvConfig.replace`).
+
+    ``get_config("instacart", instacart_path=folder)`` is :func:`instacart_config` on ``folder`` (without it,
+    ``$BUNDLERL_INSTACART``). Unknown names raise ConfigError listing the known ones.
+    """
     if isinstance(preset, EnvConfig):
-        return preset
-    if preset == "instacart":
-        return instacart_config()
-    try:
-        return PRESETS[preset]
-    except (KeyError, TypeError):
-        raise ConfigError(
-            f"unknown preset {preset!r}; use one of {sorted(PRESETS) + ['instacart']} or pass an EnvConfig"
-        ) from None
+        config = preset
+    elif preset == "instacart":
+        return instacart_config(changes.pop("instacart_path", None), **changes)
+    else:
+        try:
+            config = PRESETS[preset]
+        except (KeyError, TypeError):
+            raise ConfigError(
+                f"unknown preset {preset!r}; use one of {sorted(PRESETS) + ['instacart']} or pass an EnvConfig"
+            ) from None
+    return config.replace(**changes) if changes else config
 
 
 # ---------------------------------------------------------------------- the world
@@ -289,21 +498,6 @@ def _encode(texts: list[str]) -> np.ndarray:
     return np.asarray(default_encoder().encode(texts), dtype=np.float32)
 
 
-def _pca_projection(emb: np.ndarray, P: int) -> np.ndarray:
-    """(d, P) orthonormal top-P principal directions of ``emb``; signs fixed for reproducibility."""
-    x = emb.astype(np.float64) - emb.mean(axis=0, dtype=np.float64)
-    from bundlerl.utils.threads import serial_numpy_blas
-
-    with serial_numpy_blas():  # multi-threaded OpenBLAS LAPACK is ~100x slower on a busy 2-core VM
-        _, _, vt = np.linalg.svd(x, full_matrices=False)
-    v = vt[:P].T  # (d, P)
-    if v.shape[1] < P:  # fewer items than P: complete with an orthonormal basis of the rest
-        q, _ = np.linalg.qr(np.concatenate([v, np.eye(emb.shape[1])[:, : P]], axis=1))
-        v = q[:, :P]
-    sign = np.sign(v[np.abs(v).argmax(axis=0), np.arange(P)])
-    return np.ascontiguousarray(v * sign, dtype=np.float32)
-
-
 def _load_raw(config: EnvConfig, key: str):
     """(catalog without embeddings, personas, baskets), from the disk cache or generated."""
     path = cache_root() / "worlds" / f"{key}.pkl"
@@ -354,7 +548,7 @@ def build_world(preset: "str | EnvConfig") -> World:
         if catalog.embeddings is None:
             catalog = catalog.with_embeddings(_encode(catalog.item_texts()))
         if catalog.complement_graph is None and config.source == "instacart":
-            # Real data: the true graph is calibrated from the real baskets (SIMULATOR.md, Catalogue).
+            # Real data: the true graph is calibrated from the real baskets (docs/SIMULATOR.md, Catalogue).
             from bundlerl.sim_data.loaders import calibrate_complement_graph  # noqa: PLC0415
 
             catalog = dataclasses.replace(catalog, complement_graph=calibrate_complement_graph(catalog, baskets))
@@ -363,17 +557,12 @@ def build_world(preset: "str | EnvConfig") -> World:
         from bundlerl.candidates import complementarity
         from bundlerl.candidates.builder import BundleBuilder
         from bundlerl.candidates.index import IndexConfig, ItemIndex
+        from bundlerl.candidates.projection import pca_projection
 
         rng = np.random.default_rng([config.world_seed, 104729])
         comp = complementarity.fit(observable, baskets, observable.embeddings, rng)  # disk-cached by content hash
         index = ItemIndex(observable.embeddings, IndexConfig.for_size(observable.n_items))
-        builder = BundleBuilder(observable, index, comp, config.builder_config())
-        bc = builder.config
-        if (bc.n_candidates, bc.max_bundle_size) != (config.K, config.K_max):
-            raise ConfigError(
-                f"EnvConfig.builder has n_candidates={bc.n_candidates}, max_bundle_size={bc.max_bundle_size} but the "
-                f"env has K={config.K}, K_max={config.K_max}; make them agree"
-            )
+        builder = BundleBuilder(observable, index, comp, config.builder_config())  # K, K_max checked by EnvConfig
         world = World(
             config=config,
             catalog=catalog,
@@ -384,7 +573,7 @@ def build_world(preset: "str | EnvConfig") -> World:
             comp_model=comp,
             index=index,
             builder=builder,
-            projection=_pca_projection(observable.embeddings, config.profile_dim),
+            projection=pca_projection(observable.embeddings, config.profile_dim, center=True),  # coordinates: centred
             mean_price=float(np.mean(catalog.price)),
         )
         world.persona_obs = np.clip(world.persona_vecs @ world.projection, -1.0, 1.0).astype(np.float32)

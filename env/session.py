@@ -29,6 +29,7 @@ import numpy as np
 
 from bundlerl.candidates.builder import inner_products_by_index
 from bundlerl.candidates.types import CANDIDATE_FEATURES
+from bundlerl.encoders.user_vectors import add_clicked, history_vectors, projected_history
 from bundlerl.env.observation import (
     ACTION_MODES,
     CANDIDATES_KEY,
@@ -39,6 +40,7 @@ from bundlerl.env.observation import (
     session_features,
 )
 from bundlerl.env.presets import EnvConfig, World
+from bundlerl.env.reward import penalised, reward
 from bundlerl.env.user_streams import UserStreams, splitmix64
 from bundlerl.utils.errors import BundlerlError
 from bundlerl.utils.threads import serial_numpy_blas
@@ -59,7 +61,7 @@ class StepOutcome:
     """What one batched step produced; all arrays (N,)."""
 
     reward: np.ndarray
-    """float32 reward (shopper reward minus the invalid-action penalty)."""
+    """float32 reward of the response minus the invalid-action penalty (:mod:`bundlerl.env.reward`)."""
     terminated: np.ndarray
     """bool: the shopper left or ran out of budget."""
     truncated: np.ndarray
@@ -122,7 +124,9 @@ class SessionBatch:
         from bundlerl.env.shopper import ShopperModel, zero_padded
 
         self.world, self.config, self.n, self.mode = world, config, int(n), action_mode
-        self.model = ShopperModel(world.catalog, config.shopper_params())
+        # the shopper pays the discounted price the store shows it: the builder's discounts are the one home
+        self.model = ShopperModel(world.catalog, config.shopper_params(), world.builder.config.discounts)
+        self.reward_weights = config.reward_weights()
         self.K, self.K_max = config.K, config.K_max
         self.M = config.compose_items
         self.n_actions = self.K if action_mode == "bundle" else self.M + 1
@@ -371,50 +375,26 @@ class SessionBatch:
     def _bundle_features(self, bundles: np.ndarray) -> np.ndarray:
         """(N, J, F) CANDIDATE_FEATURES of arbitrary bundles (N, J, K_max), -1 padded; all-0 rows for empty bundles.
 
-        Same formulas as ``bundlerl.candidates.builder`` (exact embeddings, the estimated complementarity
-        model's ``score``, the builder's discount table and popularity feature).
+        The formulas of ``bundlerl.candidates.features.bundle_features`` with the world builder's tables (exact
+        embeddings, the estimated complementarity model's ``score``, its discount table and popularity feature).
         """
-        from bundlerl.candidates.builder import F_IDX, max_offdiag, mean_offdiag, substitution
+        from bundlerl.candidates.features import bundle_features
 
         b = self.world.builder
-        N, J, Km = bundles.shape
-        valid = bundles >= 0
-        bc = np.maximum(bundles, 0)
-        size = valid.sum(-1)
-        sz = np.maximum(size, 1)
-        E = self._emb[bc]  # (N, J, Km, d)
-        hist = self._history_vectors()
-
-        def mean_m(x):
-            return np.where(valid, x, 0.0).sum(-1) / sz
-
-        rel_p = np.einsum("njkd,nd->njk", E, self.profile_vec)
-        rel_h = np.einsum("njkd,nd->njk", E, hist)
-        ii = np.broadcast_to(bc[..., :, None], (N, J, Km, Km))
-        jj = np.broadcast_to(bc[..., None, :], (N, J, Km, Km))
-        comp = np.asarray(b.comp.score(ii.reshape(-1), jj.reshape(-1)), np.float64).reshape(N, J, Km, Km)
-        cos = np.einsum("njkd,njld->njkl", E, E)
-        cat = b.category[bc]
-        sub = substitution(cat[..., :, None], cat[..., None, :], cos)
-        price = np.where(valid, b.price[bc], 0.0).sum(-1)
-        disc = b.disc[np.minimum(size, len(b.disc) - 1)]
-        f = np.zeros((N, J, len(F_IDX)), np.float64)
-        f[..., F_IDX["rel_profile"]] = mean_m(rel_p)
-        f[..., F_IDX["rel_history"]] = mean_m(rel_h)
-        f[..., F_IDX["mean_comp"]] = mean_offdiag(comp, valid)
-        f[..., F_IDX["max_sub"]] = max_offdiag(sub, valid)
-        f[..., F_IDX["log_price"]] = np.log(np.maximum(price * (1 - disc), 1e-12))
-        f[..., F_IDX["size"]] = size / self.K_max
-        f[..., F_IDX["popularity"]] = mean_m(b.pop_feat[bc])
-        f[..., F_IDX["novelty"]] = mean_m(~self.shown_items[np.arange(N)[:, None, None], bc])
-        f[..., F_IDX["discount"]] = disc
-        return np.where((size > 0)[..., None], f, 0.0).astype(np.float32)
+        return bundle_features(
+            bundles, profile=self.profile_vec, history=self._history_vectors(), shown=self.shown_items,
+            embeddings=self._emb, category=b.category, price=b.price, popularity=b.pop_feat, discount=b.disc,
+            comp_score=b.comp.score,
+        )
 
     def _history_vectors(self, rows: np.ndarray | None = None) -> np.ndarray:
-        """(n, d) float32 normalised clicked-items history vectors of ``rows`` (zero rows before the first click)."""
-        h = self.hist_sum if rows is None else self.hist_sum[rows]
-        nrm = np.linalg.norm(h, axis=1, keepdims=True)
-        return np.where(nrm > 0, h / np.maximum(nrm, 1e-12), 0.0).astype(np.float32)
+        """(n, d) float32 clicked-items history vectors of ``rows`` (:func:`bundlerl.encoders.user_vectors.history_vectors`)."""
+        return history_vectors(self.hist_sum if rows is None else self.hist_sum[rows])
+
+    def expected_reward(self, state, bundles: np.ndarray) -> np.ndarray:
+        """SIMULATOR TRUTH (oracles only): (N, K) float64 exact one-step expected reward of showing each bundle
+        (N, K, K_max) to shoppers in hidden ``state``: the reward of the expected response (the reward is linear)."""
+        return reward(*self.model.expected_response(state, bundles), self.reward_weights, self.world.mean_price)
 
     # ------------------------------------------------------------------ step
     def check_actions(self, actions) -> np.ndarray:
@@ -459,7 +439,7 @@ class SessionBatch:
                 self.partial_len[add] += 1
             respond = invalid | (valid & (a == self.M)) | (add & (self.partial_len >= self.K_max))
             bundles = np.where((respond & valid)[:, None], self.partial, -1).astype(np.int32)
-        reward = np.zeros(N, np.float32)
+        rew = np.zeros(N, np.float32)
         click = np.zeros(N, bool)
         n_bought = np.zeros(N, np.int32)
         revenue = np.zeros(N, np.float32)
@@ -475,17 +455,16 @@ class SessionBatch:
                 sub = self.state.take(rr)
                 resp = self.model.step(sub, bundles[rr], self._rng(step_keys, 3))
                 self.state.put(rr, sub)
-            reward[rr] = resp.reward
+            rew[rr] = reward(resp.click, resp.n_bought, resp.revenue, self.reward_weights, self.world.mean_price)
             click[rr] = resp.click
             n_bought[rr] = resp.n_bought
             revenue[rr] = resp.revenue
             bought[rr] = resp.bought
             done[rr] = resp.done
             self._log_response(rr, bundles[rr], resp)
-        reward = reward - np.float32(self.config.invalid_action_penalty) * invalid
         terminated = done
         truncated = respond & ~terminated & (self.t >= self.config.horizon)
-        return StepOutcome(reward.astype(np.float32), terminated, truncated, respond, invalid, click, n_bought,
+        return StepOutcome(penalised(rew, invalid, self.config.invalid_action_penalty), terminated, truncated, respond, invalid, click, n_bought,
                            revenue, np.where(respond[:, None], bundles, -1), bought)
 
     def _log_response(self, rr: np.ndarray, bundles: np.ndarray, resp) -> None:
@@ -511,15 +490,11 @@ class SessionBatch:
         self.last_items[rr] = nb
         self.miss_streak[rr] = np.where(click, 0, self.miss_streak[rr] + 1)
         if click.any():
-            cr = rr[click]
-            cb = bundles[click]
-            self.hist_sum[cr] += self._emb_z[cb].sum(axis=1)  # -1 slots gather the zero row
-            self.hist_proj[cr] += self._proj_z[cb].sum(axis=1)
+            cr, cb = rr[click], bundles[click]
+            add_clicked(self.hist_sum, cr, cb, self._emb_z)
+            add_clicked(self.hist_proj, cr, cb, self._proj_z)
             self.has_hist[cr] = True
-            h = self.hist_sum[cr]
-            # normalise(h) @ W == (h @ W) / |h|, with h @ W accumulated from per-item projections
-            nrm = np.sqrt(np.einsum("nd,nd->n", h, h))[:, None]
-            self.history_obs[cr] = np.clip(self.hist_proj[cr] / np.maximum(nrm, 1e-12), -1.0, 1.0)
+            self.history_obs[cr] = projected_history(self.hist_sum[cr], self.hist_proj[cr])
         self.partial[rr] = -1
         self.partial_len[rr] = 0
         self.since_refresh[rr] += 1

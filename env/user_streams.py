@@ -1,7 +1,7 @@
 """Per-user random streams: counter-based draws keyed by one 64-bit key per user, vectorised.
 
 A batch of N users stepped together must draw exactly what N single-user runs draw with the same
-per-user seeds (SIMULATOR.md property 6). One ``numpy.random.Generator`` for the batch cannot do
+per-user seeds (docs/SIMULATOR.md property 6). One ``numpy.random.Generator`` for the batch cannot do
 that (row i's draws would depend on how many rows precede it), and N Generators would put a Python
 loop in the step. :class:`UserStreams` hashes (key_i, counter) with splitmix64 instead: row i's
 values depend only on its own key and on how many values were drawn before, never on the batch.

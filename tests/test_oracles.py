@@ -51,7 +51,7 @@ def test_one_step_oracle_picks_the_best_exact_expected_reward(venv):
     a, _ = OneStepOracle(venv).act(obs)
     mask = obs[MASK_KEY] > 0
     items = np.where(mask[..., None], venv.candidate_items, -1)
-    er = np.where(mask, venv.model.expected_reward(venv.state, items), -np.inf)
+    er = np.where(mask, venv.core.expected_reward(venv.state, items), -np.inf)
     np.testing.assert_array_equal(a, er.argmax(1))
 
 
@@ -76,7 +76,7 @@ def test_lookahead_value_at_depth_one_is_the_exact_one_step_expectation(venv):
     items = np.where(mask[..., None], venv.candidate_items, -1)[:2]
     state = venv.state.take(np.arange(2))
     planned = o._plan(venv.model, state, np.arange(2), items)
-    exact = venv.model.expected_reward(state, items)
+    exact = venv.core.expected_reward(state, items)
     top = np.argsort(-np.where(mask[:2], exact, -np.inf), axis=1, kind="stable")[:, :4]
     est = np.take_along_axis(planned, top, 1)
     ref = np.take_along_axis(exact, top, 1)

@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 
 from bundlerl.agents.baselines import ComplementGreedyPolicy, PopularityPolicy, RandomPolicy
 from bundlerl.agents.policy import Policy
+from bundlerl.env.observation import MASK_KEY
 from bundlerl.env.presets import PRESETS
 from bundlerl.evaluation.metrics import METRICS
 from bundlerl.evaluation.report import markdown_table
@@ -68,7 +69,7 @@ def test_policy_factory_receives_the_vec_env_and_oracles_are_labelled():
             seen["venv"] = venv
 
         def action_probabilities(self, obs):
-            assert self.venv.state is not None and self.venv.candidate_items.shape[0] == len(obs["action_mask"])
+            assert self.venv.state is not None and self.venv.candidate_items.shape[0] == len(obs[MASK_KEY])
             return PopularityPolicy().action_probabilities(obs)
 
     r = evaluate(Peek, SMALL, n_episodes=8, seed=0, num_envs=4, progress=False)
