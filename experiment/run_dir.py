@@ -2,7 +2,8 @@
 
 Layout of ``runs/{preset}__{algo}__{seed}__{time}/``::
 
-    config.yaml          the TrainConfig and the algorithm config (what ``--resume`` reads back)
+    config.yaml          the TrainConfig (``train``), the world's EnvConfig (``env``, as EnvConfig.to_dict writes it)
+                         and the algorithm config (``algo_config``): what evaluation and ``--resume`` read back
     versions.json        python and package versions, git commit and dirty flag
     tb/                  tensorboard logs
     checkpoints/         model_<timesteps>.zip (+ replay_<timesteps>.pkl for DQN), latest.json
@@ -157,6 +158,22 @@ class RunDir:
     @property
     def algo(self) -> str:
         return self.config()["train"]["algo"]
+
+    def env_config(self):
+        """The world the run was trained on: ``bundlerl.env.EnvConfig`` from config.yaml's ``env`` section (from the
+        preset name in ``train.preset`` for run directories written before the section existed).
+
+        :raises RunDirError: the section does not describe a valid EnvConfig (the message names the field).
+        """
+        from bundlerl.env import ConfigError, EnvConfig, get_config
+
+        cfg = self.config()
+        try:
+            if "env" in cfg:
+                return EnvConfig.from_dict(cfg["env"])
+            return get_config(cfg["train"]["preset"])
+        except ConfigError as err:
+            raise RunDirError(f"{self.path / 'config.yaml'}: {err}") from None
 
     def write_json(self, name: str, obj: Any) -> None:
         write_text(self.path / name, json.dumps(obj, indent=2, default=str) + "\n")

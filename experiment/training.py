@@ -18,7 +18,7 @@ import dataclasses
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bundlerl.agents.baselines import BASELINES
 from bundlerl.agents.config import (
@@ -31,6 +31,9 @@ from bundlerl.agents.config import (
 )
 from bundlerl.agents.policy import PolicyError, check_name
 from bundlerl.env.observation import ACTION_MODES
+
+if TYPE_CHECKING:
+    from bundlerl.env import EnvConfig
 
 __all__ = ["TrainConfig", "TrainResult", "train", "EVAL_SEED", "FINAL_EVAL_SEED"]
 
@@ -46,8 +49,10 @@ class TrainConfig:
 
     algo: str = ALGOS[0]
     """Learner, one of ``bundlerl.agents.config.ALGOS`` (ppo, maskable_ppo, dqn)."""
-    preset: Any = "default"
-    """The world: an env preset name (``bundlerl.env.presets``) or an ``EnvConfig``."""
+    preset: "str | EnvConfig" = "default"
+    """The world: an env preset name (``bundlerl.env.PRESETS``, or ``instacart``) or any ``EnvConfig``. :func:`train`
+    resolves a name once and stores the whole config in the run directory, so that evaluation and ``resume``
+    rebuild the same world from the run directory alone."""
     timesteps: int = 100_000
     """Total environment steps (summed over the N users) to train for."""
     seed: int = 0
@@ -117,6 +122,12 @@ class TrainConfig:
         """The world's name: the preset name, or the EnvConfig's ``name`` (names the run directory)."""
         return self.preset if isinstance(self.preset, str) else self.preset.name
 
+    def env_config(self) -> "EnvConfig":
+        """The EnvConfig of :attr:`preset` (``bundlerl.env.get_config``; ConfigError for an unknown name)."""
+        from bundlerl.env import get_config
+
+        return get_config(self.preset)
+
     def algo_config(self):
         """The algorithm config: YAML for (algo, world name), then the extractor / num_envs / hyperparams overrides."""
         over: dict[str, Any] = dict(self.hyperparams)
@@ -167,18 +178,21 @@ def _baseline_results(cfg: TrainConfig, n: int, seed: int) -> dict[str, Any]:
 
 
 def _open_or_create(cfg: TrainConfig, out, resume):
-    """(run dir, cfg, algo config, last checkpoint or None): a new run directory, or ``resume``'s with the config
-    it saved (``timesteps`` raised to ``cfg``'s when larger; this invocation's progress, device and threads)."""
+    """(run dir, cfg, algo config, last checkpoint or None): a new run directory, or ``resume``'s with the configs
+    it saved, its world included (``timesteps`` raised to ``cfg``'s when larger; this invocation's progress, device
+    and threads)."""
     from bundlerl.experiment.run_dir import RunDir, RunDirError
 
     if resume is None:
+        cfg = dataclasses.replace(cfg, preset=cfg.env_config())  # one world for every part of the run
         algo_cfg = cfg.algo_config()
-        rd = RunDir.create(out, cfg.world_name, cfg.algo, cfg.seed,
-                           {"train": _train_dict(cfg), "algo_config": config_to_dict(algo_cfg)})
+        rd = RunDir.create(out, cfg.world_name, cfg.algo, cfg.seed, {
+            "train": _train_dict(cfg), "env": cfg.preset.to_dict(), "algo_config": config_to_dict(algo_cfg)})
         return rd, cfg, algo_cfg, None
     rd = RunDir.open(resume)
     saved = rd.config()
     tr = dict(saved["train"])
+    tr["preset"] = rd.env_config()
     tr["timesteps"] = max(int(tr["timesteps"]), int(cfg.timesteps)) if cfg.timesteps else int(tr["timesteps"])
     tr["progress"], tr["device"], tr["torch_threads"] = cfg.progress, cfg.device, cfg.torch_threads
     tr["baselines"] = tuple(tr.get("baselines") or ())
@@ -192,11 +206,12 @@ def train(cfg: TrainConfig, out: str | Path = "runs", resume: str | Path | None 
           log=print) -> TrainResult:
     """Train per ``cfg`` into a new run directory under ``out`` (or continue ``resume``); see the module docstring.
 
-    With ``resume``, ``cfg`` is read from the run's config.yaml except ``timesteps`` (the new total when
-    larger than the saved one), ``progress`` and ``device``; the model, its timestep count and (DQN)
-    its replay buffer come from the last checkpoint.
+    With ``resume``, ``cfg`` is read from the run's config.yaml (the world from its ``env`` section) except
+    ``timesteps`` (the new total when larger than the saved one), ``progress``, ``device`` and ``torch_threads``;
+    the model, its timestep count and (DQN) its replay buffer come from the last checkpoint.
 
-    :raises AgentConfigError: invalid configuration.  :raises RunDirError: ``resume`` is not a run directory.
+    :raises AgentConfigError: invalid configuration.  :raises ConfigError: an unknown preset or bad world.
+    :raises RunDirError: ``resume`` is not a run directory (or holds no checkpoint).
     """
     import torch as th
 

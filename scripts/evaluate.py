@@ -10,13 +10,14 @@ from bundlerl.agents.baselines import BASELINES
 from bundlerl.agents.oracles import ORACLE_PREFIX, ORACLES, oracle_name
 from bundlerl.evaluation.compare import EvalConfig
 from bundlerl.experiment.run_dir import MODEL_CHOICES
-from bundlerl.scripts.flags import default_of, names_type
+from bundlerl.scripts.flags import add_world_flags, default_of, names_type, world_from_args
 
 HELP = "evaluate trained runs against the baselines (table + bar chart)"
 
 DESCRIPTION = """\
 Roll out each trained run's best model (else its final model) and the observable baselines on the
-same episodes (same env seed) of the runs' preset, and report per policy, each with a 95% CI:
+same episodes (same env seed) of the runs' world (rebuilt from their run directories), and report
+per policy, each with a 95% CI:
 
   mean return, click rate, conversion (purchases / clicks), revenue per episode,
   bundle size (items per shown bundle),
@@ -32,7 +33,7 @@ EPILOG = """\
 examples:
   bundlerl evaluate runs/small__ppo__0__20260101-120000
   bundlerl evaluate runs/default__ppo__* runs/default__dqn__* --episodes 2000 --out results/
-  bundlerl evaluate --preset small --baselines all            # baselines only
+  bundlerl evaluate --preset small --baselines all --oracles all     # baselines and oracles only
 """
 
 
@@ -46,7 +47,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--oracles", default="none", type=names_type(ORACLES, "oracle", oracle_name),
                    help=f"comma-separated oracles ({short}; also with the '{ORACLE_PREFIX}' prefix), 'all' or "
                         "'none'; labelled as reading simulator truth (default: none)")
-    p.add_argument("--preset", default=None, help="env preset (default: the runs' preset; required without runs)")
+    add_world_flags(p, "default: the runs' own world, stored in their run directories; required without runs")
     episodes, seed, threshold = (default_of(EvalConfig, f) for f in ("episodes", "seed", "complement_threshold"))
     p.add_argument("--episodes", type=int, default=episodes, help=f"episodes per policy (default: {episodes})")
     p.add_argument("--seed", type=int, default=seed, help=f"env seed of the evaluation episodes (default: {seed})")
@@ -63,7 +64,7 @@ def run(args) -> int:
     from bundlerl.experiment.evaluate import evaluate_runs
 
     res = evaluate_runs(
-        args.runs, baselines=args.baselines, oracles=args.oracles, preset=args.preset, episodes=args.episodes,
+        args.runs, baselines=args.baselines, oracles=args.oracles, preset=world_from_args(args), episodes=args.episodes,
         seed=args.seed, which=args.which, complement_threshold=args.complement_threshold, out=args.out,
         progress=not args.no_progress,
     )

@@ -8,28 +8,35 @@ from __future__ import annotations
 import argparse
 
 from bundlerl.agents.config import ALGOS, EXTRACTORS, AgentConfigError
+from bundlerl.env import ConfigError
 from bundlerl.env.observation import ACTION_MODES
 from bundlerl.experiment.training import TrainConfig
-from bundlerl.scripts.flags import PRESET_NAMES, default_of
+from bundlerl.scripts.flags import add_world_flags, default_of, world_from_args
 
 HELP = "train a PPO / MaskablePPO / DQN agent into a run directory"
 
 DESCRIPTION = """\
 Train an SB3 agent on the batched bundle-recommendation env and write a run directory
-  {out}/{preset}__{algo}__{seed}__{time}/
-holding config.yaml (every setting, re-read by --resume), versions.json (python, numpy, torch, SB3,
+  {out}/{world}__{algo}__{seed}__{time}/
+holding config.yaml (every setting, the world's whole EnvConfig included: 'bundlerl evaluate' and
+--resume rebuild the world from it alone), versions.json (python, numpy, torch, SB3,
 gymnasium, faiss, sentence-transformers, bundlerl, git commit + dirty flag), tb/ (tensorboard logs),
 checkpoints/ (written atomically; the newest 3 kept; DQN also saves its replay buffer),
 eval.csv (periodic evaluation: mean return with 95% CI), baselines.json, best_model.zip,
 final_model.zip, report.md and learning_curve.png.
 
-Hyperparameters come from agents/configs/<algo>.yaml (the key of the preset, else 'default');
---extractor, --num-envs and --set override them.
+The world is a preset (--preset), or any EnvConfig: a YAML file (--env-config) and / or field
+overrides (--env-set FIELD=VALUE); the instacart preset reads its CSVs from --instacart-dir.
+Hyperparameters come from agents/configs/<algo>.yaml (the key of the world's name, else
+'default'); --extractor, --num-envs and --set override them.
 """
 
 EPILOG = """\
 examples:
   bundlerl train --algo ppo --preset small --timesteps 20000 --seed 0
+  bundlerl train --algo ppo --preset small --env-set horizon=15 --env-set reward=revenue
+  bundlerl train --algo ppo --env-config my_world.yaml
+  bundlerl train --algo ppo --preset instacart --instacart-dir data/instacart
   bundlerl train --algo dqn --preset default --timesteps 300000 --extractor mlp
   bundlerl train --algo maskable_ppo --preset small --action-mode compose --timesteps 20000
   bundlerl train --resume runs/small__ppo__0__20260101-120000 --timesteps 40000
@@ -65,7 +72,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--algo", choices=ALGOS, default=d("algo"),
                    help=f"learner (default: {d('algo')}). maskable_ppo masks invalid candidates out of the policy; "
                         "dqn masks them in Q")
-    p.add_argument("--preset", choices=PRESET_NAMES, default=d("preset"), help=f"env preset (default: {d('preset')})")
+    add_world_flags(p, f"default: {d('preset')}; with --resume: the run's own world")
     p.add_argument("--timesteps", type=int, default=None,
                    help=f"total env steps summed over users (default: {d('timesteps')}; with --resume: the saved "
                         "total, or this value when larger)")
@@ -100,9 +107,13 @@ def add_parser(subparsers) -> None:
 def run(args) -> int:
     from bundlerl.experiment.training import train
 
+    world = world_from_args(args, default=None if args.resume else default_of(TrainConfig, "preset"))
+    if args.resume and world is not None:
+        raise ConfigError("--resume continues the run on the world stored in its run directory; leave out "
+                          "--preset, --env-config, --env-set and --instacart-dir")
     timesteps = args.timesteps if args.timesteps is not None else (1 if args.resume else default_of(TrainConfig, "timesteps"))
     cfg = TrainConfig(
-        algo=args.algo, preset=args.preset, timesteps=timesteps,
+        algo=args.algo, preset=world or default_of(TrainConfig, "preset"), timesteps=timesteps,
         seed=args.seed, action_mode=args.action_mode, extractor=args.extractor, num_envs=args.num_envs,
         hyperparams=_parse_set(args.overrides), eval_freq=args.eval_freq, eval_episodes=args.eval_episodes,
         final_episodes=args.final_episodes, checkpoint_freq=args.checkpoint_freq, progress=not args.no_progress,
