@@ -8,9 +8,10 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from bundlerl.env.config import EnvConfig, get_config
 from bundlerl.env.observation import MASK_KEY
-from bundlerl.env.presets import EnvConfig, build_world, get_config
 from bundlerl.env.session import ACTION_MODES, InvalidActionError, SessionBatch
+from bundlerl.env.world import build_world
 
 __all__ = ["BundleRecEnv", "InvalidActionError"]
 

@@ -30,6 +30,7 @@ import numpy as np
 from bundlerl.candidates.builder import inner_products_by_index
 from bundlerl.candidates.types import CANDIDATE_FEATURES
 from bundlerl.encoders.user_vectors import add_clicked, history_vectors, projected_history
+from bundlerl.env.config import EnvConfig
 from bundlerl.env.observation import (
     CANDIDATES_KEY,
     HISTORY_KEY,
@@ -38,9 +39,9 @@ from bundlerl.env.observation import (
     SESSION_KEY,
     session_features,
 )
-from bundlerl.env.presets import EnvConfig, World
 from bundlerl.env.reward import penalised, reward
 from bundlerl.env.user_streams import UserStreams, splitmix64
+from bundlerl.env.world import World
 from bundlerl.utils.errors import BundlerlError
 from bundlerl.utils.threads import serial_numpy_blas
 

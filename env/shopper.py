@@ -204,7 +204,8 @@ class ShopperModel:
         cat_min = np.full(self.n_categories, np.inf, np.float32)
         np.minimum.at(cat_min, self.category, self.price)
         self.cat_min_price = cat_min
-        from bundlerl.candidates.builder import BuilderConfig, discount_for_sizes
+        from bundlerl.candidates.builder import BuilderConfig
+        from bundlerl.candidates.features import discount_for_sizes
 
         disc = BuilderConfig().discounts if discounts is None else dict(discounts)
         # by size 0..largest key; larger bundles take the last entry (discount_for_sizes' rule)

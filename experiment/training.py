@@ -45,7 +45,7 @@ class TrainConfig:
     algo: str = "ppo"
     """Learner: ppo, maskable_ppo or dqn."""
     preset: str = "default"
-    """Env preset name (``bundlerl.env.presets``)."""
+    """Env preset name (``bundlerl.env.config.PRESETS``)."""
     timesteps: int = 100_000
     """Total environment steps (summed over the N users) to train for."""
     seed: int = 0

@@ -196,7 +196,7 @@ def evaluate_runs(run_dirs: Sequence[str | Path], *, baselines: Sequence[str] = 
 def _evaluate_runs(run_dirs, *, baselines, oracles, preset, episodes, seed, which, complement_threshold, out,
                    progress, log) -> dict[str, Any]:
     from bundlerl.agents.baselines import make_baseline
-    from bundlerl.env.presets import build_world
+    from bundlerl.env.world import build_world
     from bundlerl.evaluation.rollout import evaluate
     from bundlerl.experiment.run_dir import RunDir
     from bundlerl.utils.atomic import write_text

@@ -47,7 +47,7 @@ def _stage(i: int, title: str) -> None:
 def run(args) -> int:
     t0 = time.perf_counter()
     _stage(1, f"building the '{args.preset}' world (cached after the first run)")
-    from bundlerl.env.presets import build_world
+    from bundlerl.env.world import build_world
 
     tw = time.perf_counter()
     world = build_world(args.preset)

@@ -14,8 +14,8 @@ import pytest
 
 import bundlerl  # noqa: F401  - registers the ids
 from bundlerl.env.bundle_env import BundleRecEnv
+from bundlerl.env.config import PRESETS, ConfigError, EnvConfig, get_config, instacart_config
 from bundlerl.env.observation import CANDIDATES_KEY, MASK_KEY, OBS_KEYS, PROFILE_KEY, SESSION_KEY
-from bundlerl.env.presets import PRESETS, ConfigError, EnvConfig, get_config, instacart_config
 from bundlerl.env.registration import ENV_IDS
 from bundlerl.env.session import InvalidActionError
 from bundlerl.env.vec_env import BundleRecVecEnv
