@@ -76,7 +76,7 @@ class BundleRecVecEnv(VecEnv):
     @property
     def candidate_items(self) -> np.ndarray:
         """(N, K, K_max) int32 current candidate bundles (-1 padded)."""
-        return self.core.cand_items
+        return self.core.pool.cand_items
 
     # ------------------------------------------------------------------ VecEnv API
     def seed(self, seed: int | None = None) -> Sequence[int | None]:
