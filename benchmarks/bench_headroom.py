@@ -88,7 +88,7 @@ def main(argv=None) -> None:
                     help="override a field of the preset's EnvConfig, e.g. --set shopper.tau_c=2.5 (repeatable)")
     ap.add_argument("--no-progress", action="store_true")
     args = ap.parse_args(argv)
-    from bundlerl.env.presets import ConfigError, env_config_overrides, get_config
+    from bundlerl.env.config import ConfigError, env_config_overrides, get_config
 
     config = get_config(args.preset)
     if args.set:

@@ -29,7 +29,7 @@ def add_clicked(sums: np.ndarray, rows: np.ndarray, bundles: np.ndarray, table: 
     :param sums: (N, D) running sums (D = d for embeddings, P for projected items).
     :param rows: (n,) distinct row indices of the users who clicked.
     :param bundles: (n, K_max) int item ids of their clicked bundles, -1 in empty slots.
-    :param table: (n_items + 1, D) item vectors with a zero last row (``bundlerl.env.shopper.zero_padded``):
+    :param table: (n_items + 1, D) item vectors with a zero last row (``bundlerl.utils.arrays.zero_padded``):
         the -1 slots gather it, so no masking pass is needed.
     """
     sums[rows] += table[bundles].sum(axis=1)

@@ -41,7 +41,7 @@ _IDS: dict[str, dict] = {
 def _max_episode_steps(kwargs: dict) -> int | None:
     """The preset's horizon for bundle-mode ids, None for compose ids. The instacart preset is the default config
     on a data folder (``instacart_config``): its horizon is ``default``'s, read without needing the folder."""
-    from bundlerl.env.presets import PRESETS
+    from bundlerl.env.config import PRESETS
 
     if kwargs.get("action_mode", "bundle") != "bundle":
         return None

@@ -35,18 +35,17 @@ Rows whose session has ended (``state.active`` False) ignore further steps: no c
 
 from __future__ import annotations
 
-import weakref
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Mapping
 
 import numpy as np
 
 from bundlerl.env.shopper_params import ShopperParams
+from bundlerl.env.shopper_state import Response, ShopperState
+from bundlerl.utils.arrays import zero_padded
 from bundlerl.utils.errors import BundlerlError
 
-__all__ = ["ShopperError", "ShopperState", "Response", "ShopperModel", "user_rngs", "sigmoid", "zero_padded"]
-
-from bundlerl.env.user_streams import user_rngs  # noqa: E402  (re-exported: the env draws per-user streams from here)
+__all__ = ["ShopperError", "ShopperModel", "sigmoid"]
 
 
 class ShopperError(BundlerlError):
@@ -56,85 +55,6 @@ class ShopperError(BundlerlError):
 def sigmoid(x: np.ndarray) -> np.ndarray:
     """Numerically safe logistic function."""
     return 0.5 * (1.0 + np.tanh(0.5 * np.asarray(x)))
-
-
-_PADDED: dict[int, tuple[weakref.ref, np.ndarray]] = {}
-
-
-def zero_padded(table: np.ndarray) -> np.ndarray:
-    """``table`` (n, d) with a zero row appended, (n + 1, d): gathering it with index -1 (an empty bundle slot)
-    yields zeros, so sums over a bundle's slots need no masking pass.
-
-    One copy per source array, shared by every caller (each env of a process holds a shopper and a session
-    over the same embeddings; a 50k-item catalogue would otherwise cost 76 MB per env) and dropped with the
-    source. The result is read-only.
-    """
-    key = id(table)
-    hit = _PADDED.get(key)
-    if hit is not None and hit[0]() is table:
-        return hit[1]
-    out = np.concatenate([table, np.zeros((1, table.shape[1]), table.dtype)])
-    out.flags.writeable = False  # shared between envs: a write through one would change them all
-    _PADDED[key] = (weakref.ref(table, lambda _, k=key: _PADDED.pop(k, None)), out)
-    return out
-
-
-@dataclass
-class ShopperState:
-    """Hidden state of N shoppers (SIMULATOR TRUTH); every field has N rows."""
-
-    theta: np.ndarray
-    """(N, d) float32 unit taste vectors."""
-    needs: np.ndarray
-    """(N, C) float32 in [0, 1]."""
-    budget: np.ndarray
-    """(N,) float32 >= 0, remaining budget in currency units."""
-    beta: np.ndarray
-    """(N,) float32 > 0, price sensitivity."""
-    fatigue: np.ndarray
-    """(N,) float32 in [0, 1]."""
-    shown: np.ndarray
-    """(N, n_items) bool, items shown this session."""
-    bought: np.ndarray
-    """(N, n_items) bool, items bought this session."""
-    active: np.ndarray
-    """(N,) bool, the session is still running."""
-
-    def __len__(self) -> int:
-        return self.budget.shape[0]
-
-    def copy(self) -> "ShopperState":
-        """A deep copy."""
-        return ShopperState(**{f.name: getattr(self, f.name).copy() for f in fields(self)})
-
-    def take(self, rows) -> "ShopperState":
-        """A new state holding ``rows`` (int indices, repeats allowed, or a bool mask), copied."""
-        return ShopperState(**{f.name: getattr(self, f.name)[rows] for f in fields(self)})
-
-    def put(self, rows, other: "ShopperState") -> None:
-        """Write ``other`` (len(rows) rows) into ``rows`` in place (e.g. auto-reset of finished sessions)."""
-        for f in fields(self):
-            getattr(self, f.name)[rows] = getattr(other, f.name)
-
-
-@dataclass
-class Response:
-    """What N shoppers did in one step; arrays (N,) unless stated."""
-
-    click: np.ndarray
-    """bool."""
-    bought: np.ndarray
-    """(N, K_max) bool, per bundle slot."""
-    n_bought: np.ndarray
-    """int32 items bought."""
-    revenue: np.ndarray
-    """float32 amount paid (after the bundle discount), currency units."""
-    left: np.ndarray
-    """bool: the shopper left (the σ(λ_0 + λ_f·f) draw)."""
-    out_of_budget: np.ndarray
-    """bool: the budget no longer buys anything relevant."""
-    done: np.ndarray
-    """bool: left | out_of_budget (always True for rows that were already inactive)."""
 
 
 @dataclass
@@ -204,7 +124,8 @@ class ShopperModel:
         cat_min = np.full(self.n_categories, np.inf, np.float32)
         np.minimum.at(cat_min, self.category, self.price)
         self.cat_min_price = cat_min
-        from bundlerl.candidates.builder import BuilderConfig, discount_for_sizes
+        from bundlerl.candidates.builder import BuilderConfig
+        from bundlerl.candidates.features import discount_for_sizes
 
         disc = BuilderConfig().discounts if discounts is None else dict(discounts)
         # by size 0..largest key; larger bundles take the last entry (discount_for_sizes' rule)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["UserStreams", "user_rngs", "splitmix64"]
+__all__ = ["UserStreams", "splitmix64"]
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _M1 = np.uint64(0xBF58476D1CE4E5B9)
@@ -76,7 +76,3 @@ class UserStreams:
         u1, u2 = 1.0 - u[:, :m], u[:, m:]  # 1 - u is in (0, 1]: log is finite
         return (np.sqrt(-2.0 * np.log(u1)) * np.cos(2.0 * np.pi * u2)).reshape(size)
 
-
-def user_rngs(keys: np.ndarray) -> UserStreams:
-    """Per-user streams for ``keys`` (N,); see :class:`UserStreams`."""
-    return UserStreams(keys)

@@ -98,7 +98,8 @@ def compare(policies: Mapping[str, Any], world, config: EvalConfig | None = None
     :param world: preset name or EnvConfig.
     :raises EvaluationError: no policy.
     """
-    from bundlerl.env.presets import build_world, get_config
+    from bundlerl.env import get_config
+    from bundlerl.env.world import build_world
     from bundlerl.evaluation.rollout import evaluate
 
     config = config or EvalConfig()

@@ -19,7 +19,7 @@ def _preset_names() -> tuple[str, ...]:
 
 
 PRESET_NAMES = _preset_names()
-"""The env presets a flag accepts: ``bundlerl.env.presets.PRESETS`` and ``instacart`` (built on demand)."""
+"""The env presets a flag accepts: ``bundlerl.env.PRESETS`` and ``instacart`` (built on demand)."""
 
 
 def default_of(cls, name: str) -> Any:

@@ -14,8 +14,8 @@ import pytest
 
 import bundlerl  # noqa: F401  - registers the ids
 from bundlerl.env.bundle_env import BundleRecEnv
+from bundlerl.env.config import PRESETS, ConfigError, EnvConfig, get_config, instacart_config
 from bundlerl.env.observation import CANDIDATES_KEY, MASK_KEY, OBS_KEYS, PROFILE_KEY, SESSION_KEY
-from bundlerl.env.presets import PRESETS, ConfigError, EnvConfig, get_config, instacart_config
 from bundlerl.env.registration import ENV_IDS
 from bundlerl.env.session import InvalidActionError
 from bundlerl.env.vec_env import BundleRecVecEnv
@@ -363,7 +363,7 @@ def test_compose_pool_is_the_distinct_candidate_items_in_rank_order():
     rng = np.random.default_rng(0)
     for _ in range(3):
         core.cand_items[:] = rng.integers(-1, 12, core.cand_items.shape)  # repeats and holes on purpose
-        items, slot = core._compose_pool()
+        items, slot = core.compose.items(core.cand_items)
         flat = core.cand_items.reshape(core.n, -1)
         for r in range(core.n):
             want = list(dict.fromkeys(int(x) for x in flat[r] if x >= 0))[: SMALL.compose_items]
@@ -376,7 +376,7 @@ def test_compose_done_shows_the_partial_bundle():
     obs, info = env.reset(seed=2)
     M = SMALL.compose_items
     j = int(np.argmax(info[MASK_KEY][:M]))
-    item = env.core._compose_pool()[0][0, j]
+    item = env.core.compose.items(env.core.cand_items)[0][0, j]
     # row j of the candidates describes the bundle {item}: its size feature is 1/K_max
     from bundlerl.candidates.types import CANDIDATE_FEATURES
 
@@ -456,14 +456,14 @@ def test_terminated_sessions_are_not_rebuilt_but_truncated_ones_are():
 
 
 def test_session_fork_copies_every_per_row_array_and_replays_identically():
-    from bundlerl.env.session import _ROW_FIELDS
     from bundlerl.env.vec_env import BundleRecVecEnv
 
     v = BundleRecVecEnv("small", num_envs=5, seed=4)
     v.reset()
     core = v.core
-    per_row = {k for k, x in vars(core).items() if isinstance(x, np.ndarray) and x.ndim and x.shape[0] == core.n}
-    assert per_row <= set(_ROW_FIELDS), per_row - set(_ROW_FIELDS)  # a new per-row field must be forked too
+    for table in (core, core.log, core.pool, core.compose):  # the batch and its parts: each declares its rows
+        per_row = {k for k, x in vars(table).items() if isinstance(x, np.ndarray) and x.ndim and x.shape[0] == core.n}
+        assert per_row == set(type(table).row_names()), (type(table).__name__, per_row ^ set(type(table).row_names()))
     rng = np.random.default_rng(0)
     for _ in range(3):
         m = core.action_masks()

@@ -9,8 +9,8 @@ from hypothesis import strategies as st
 
 from bundlerl.agents.baselines import ComplementGreedyPolicy, PopularityPolicy, RandomPolicy
 from bundlerl.agents.policy import Policy
+from bundlerl.env.config import PRESETS
 from bundlerl.env.observation import MASK_KEY
-from bundlerl.env.presets import PRESETS
 from bundlerl.evaluation.metrics import METRICS
 from bundlerl.evaluation.report import markdown_table
 from bundlerl.evaluation.rollout import EvalResult, evaluate

@@ -12,8 +12,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bundlerl.env.shopper import ShopperError, ShopperModel, ShopperState, sigmoid
+from bundlerl.env.shopper import ShopperError, ShopperModel, sigmoid
 from bundlerl.env.shopper_params import ShopperParams, ShopperParamsError
+from bundlerl.env.shopper_state import ShopperState
 from bundlerl.env.user_streams import UserStreams
 from bundlerl.sim_data.catalog import Catalog
 from bundlerl.sim_data.personas import Personas
@@ -363,7 +364,7 @@ def test_bad_input_gives_clear_errors(catalog):
 def test_zero_padded_tables_are_shared_per_source_and_dropped_with_it():
     import gc
 
-    from bundlerl.env.shopper import _PADDED, zero_padded
+    from bundlerl.utils.arrays import _PADDED, zero_padded
 
     src = np.arange(12, dtype=np.float32).reshape(4, 3)
     a = zero_padded(src)

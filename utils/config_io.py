@@ -16,7 +16,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Callable, Mapping
 
-__all__ = ["annotations_of", "coerce", "from_mapping", "parse_assignment", "value_from_text"]
+__all__ = ["annotations_of", "coerce", "from_mapping", "nested_config", "plain", "parse_assignment", "value_from_text"]
 
 _SCALARS = ("str", "int", "float", "bool", "dict")
 
@@ -85,6 +85,23 @@ def from_mapping(cls, data: Any, owner: str, error: Callable[[str], Exception],
     convert = convert or {}
     return {k: convert[k](v) if k in convert else coerce(f"{owner}.{k}", types[k], v, error)
             for k, v in data.items()}
+
+
+def nested_config(cls, data: Any, owner: str, error: Callable[[str], Exception],
+                  defaults: Mapping[str, Any] | None = None):
+    """A config of ``cls`` from a (partial) mapping over ``defaults``: :func:`from_mapping`, then construction,
+    with the config's own validation errors (any ``ValueError``) re-raised as ``error("owner: message")``."""
+    kw = {**(defaults or {}), **from_mapping(cls, data, owner, error)}
+    try:
+        return cls(**kw)
+    except ValueError as err:
+        raise error(f"{owner}: {err}") from None
+
+
+def plain(config) -> dict[str, Any]:
+    """A flat config dataclass as a dict of plain Python values (numpy scalars become ``int`` / ``float`` ...)."""
+    return {k: v.item() if hasattr(v, "item") and getattr(v, "ndim", None) == 0 else v
+            for k, v in dataclasses.asdict(config).items()}
 
 
 def parse_assignment(text: str, error: Callable[[str], Exception]) -> tuple[list[str], str]:

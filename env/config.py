@@ -1,20 +1,16 @@
-"""Environment configuration, named presets and the cached :class:`World`.
+"""Environment configuration: :class:`EnvConfig`, the named presets, and its plain-data forms.
 
-An :class:`EnvConfig` says everything an environment needs: where the catalogue comes from,
-how many personas and historical baskets to generate, the action geometry (``K`` candidate
-bundles of at most ``K_max`` items), the horizon, the reward mode, the shopper and builder
-parameters, the observation size and the candidate refresh policy.
+An :class:`EnvConfig` says everything an environment needs: where the catalogue comes from, how many
+personas and historical baskets to generate, the action geometry (``K`` candidate bundles of at most
+``K_max`` items), the horizon, the reward, the shopper and builder parameters, the observation size and
+the candidate refresh policy. It is the one config object of the environment (DESIGN.md); YAML files
+(:func:`load_env_config`), run directories (:meth:`EnvConfig.to_dict` / :meth:`EnvConfig.from_dict`) and
+``field=value`` command-line overrides (:func:`env_config_overrides`) are its serialisations. What a config
+builds, the heavy :class:`~bundlerl.env.world.World`, lives in :mod:`bundlerl.env.world`.
 
-A :class:`World` holds the heavy, episode-independent parts built from a config: the
-catalogue with embeddings, historical baskets, the estimated complementarity model, the FAISS
-item index, the candidate builder, the persona pool and its profile embeddings. Worlds are
-cached twice: in-process (one per world key) and on disk by content hash (catalogue, personas
-and baskets in one pickle; embeddings through the encoder's own cache; the complementarity
-model through its own cache), so the second construction of the same world is fast.
-
-Presets: ``default`` (synthetic ~5k items, K=16, K_max=3, horizon 20, purchase reward),
-``small`` (300 items, few personas; for tests), ``revenue`` (default with revenue reward),
-``instacart`` (real Instacart-format folder; see :func:`instacart_config`).
+Presets (:data:`PRESETS`): ``default`` (synthetic ~5k items, K=16, K_max=3, horizon 20, purchase reward),
+``small`` (300 items, few personas; for tests), ``revenue`` and ``clicks`` (default with that reward mode),
+``instacart`` (the default on a real Instacart-format folder; :func:`instacart_config`).
 """
 
 from __future__ import annotations
@@ -23,10 +19,8 @@ import dataclasses
 import hashlib
 import json
 import os
-import pickle
 import re
-import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
@@ -34,23 +28,29 @@ import numpy as np
 
 from bundlerl.env.reward import REWARD_MODES, RewardWeights, reward_weights
 from bundlerl.sim_data.versions import GENERATOR_VERSION, LOADER_VERSION
-from bundlerl.utils.cache import cache_root
-from bundlerl.utils.config_io import annotations_of, from_mapping, parse_assignment, value_from_text
+from bundlerl.utils.config_io import (
+    annotations_of,
+    from_mapping,
+    nested_config,
+    parse_assignment,
+    plain,
+    value_from_text,
+)
 from bundlerl.utils.errors import BundlerlError
 
 __all__ = [
     "ConfigError",
     "EnvConfig",
-    "World",
     "PRESETS",
     "get_config",
     "instacart_config",
-    "build_world",
     "load_env_config",
     "env_config_overrides",
 ]
 
-_WORLD_FORMAT = 1  # bump when the pickled world layout changes so stale caches are ignored
+WORLD_FORMAT = 1
+"""Layout version of the world cached on disk (:mod:`bundlerl.env.world`), part of :meth:`EnvConfig.world_key`:
+bump it when the pickled layout changes so that stale caches are ignored."""
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,39}")
 _DERIVED_BUILDER = {"n_candidates": "K", "max_bundle_size": "K_max"}
 """BuilderConfig fields derived from EnvConfig fields (the env's K and K_max are the source of truth)."""
@@ -184,7 +184,7 @@ class EnvConfig:
     def world_key(self) -> str:
         """Content hash of what the World depends on (not K, horizon, reward, ...)."""
         src = {
-            "format": _WORLD_FORMAT,
+            "format": WORLD_FORMAT,
             "source": self.source,
             "n_items": self.n_items if self.source == "synthetic" else None,
             "catalog_seed": self.catalog_seed,
@@ -214,15 +214,11 @@ class EnvConfig:
         ``max_bundle_size``, which follow K and K_max), so a stored config keeps its values when defaults change;
         ``reward`` is a mode name or a mapping of weights.
         """
-        types = annotations_of(EnvConfig)
-        out: dict[str, Any] = {}
-        for name, kind in types.items():
-            v = getattr(self, name)
-            out[name] = int(v) if kind == "int" else float(v) if kind == "float" else v
-        out["shopper"] = _plain(self.shopper_params())
+        out = plain(self)
+        out["shopper"] = plain(self.shopper_params())
         if isinstance(self.reward, RewardWeights):
-            out["reward"] = _plain(self.reward)
-        builder = _plain(self.builder_config())
+            out["reward"] = plain(self.reward)
+        builder = plain(self.builder_config())
         for name in _DERIVED_BUILDER:
             del builder[name]
         builder["discounts"] = {int(k): float(v) for k, v in builder["discounts"].items()}
@@ -235,46 +231,28 @@ class EnvConfig:
 
         ``shopper`` / ``builder`` may be partial mappings (the rest from the defaults) or None; one equal to the
         defaults is stored as None (so ``from_dict(c.to_dict()) == c``). ``reward`` is a mode name or a (partial)
-        mapping of RewardWeights. The builder's ``n_candidates`` /
-        ``max_bundle_size`` may be left out (they follow K and K_max) or must equal them. Discount keys may be
-        strings (as JSON writes them).
+        mapping of RewardWeights. The builder's ``n_candidates`` / ``max_bundle_size`` may be left out (they
+        follow K and K_max) or must equal them. Discount keys may be strings (as JSON writes them).
 
         :raises ConfigError: not a mapping, an unknown key (the message lists the valid ones), a value of the wrong
             type or out of range (the message names the field).
         """
-        kw = from_mapping(cls, data, "EnvConfig", ConfigError, convert={"shopper": _identity, "builder": _identity,
-                                                                           "reward": _reward_from})
+        kw = from_mapping(cls, data, "EnvConfig", ConfigError)
         shopper, builder = kw.pop("shopper", None), kw.pop("builder", None)
+        if isinstance(kw.get("reward"), Mapping):
+            kw["reward"] = nested_config(RewardWeights, kw["reward"], "EnvConfig.reward", ConfigError)
         config = cls(**kw)
         changes = {}
         if shopper is not None:
-            from bundlerl.env.shopper_params import ShopperParams
-
-            params = _nested(ShopperParams, shopper, "EnvConfig.shopper")
+            params = nested_config(_nested_class("shopper"), shopper, "EnvConfig.shopper", ConfigError)
             changes["shopper"] = None if params == config.shopper_params() else params
         if builder is not None:
-            from bundlerl.candidates.builder import BuilderConfig
-
             if isinstance(builder, Mapping) and isinstance(builder.get("discounts"), Mapping):
                 builder = {**builder, "discounts": _int_keys(builder["discounts"])}
             derived = {theirs: getattr(config, ours) for theirs, ours in _DERIVED_BUILDER.items()}
-            b = _nested(BuilderConfig, builder, "EnvConfig.builder", defaults=derived)
+            b = nested_config(_nested_class("builder"), builder, "EnvConfig.builder", ConfigError, defaults=derived)
             changes["builder"] = None if b == config.builder_config() else b
         return config.replace(**changes) if changes else config
-
-
-def _identity(value: Any) -> Any:
-    return value
-
-
-def _reward_from(value: Any) -> Any:
-    """EnvConfig.reward from plain data: a mode name stays a name, a mapping gives RewardWeights."""
-    return _nested(RewardWeights, value, "EnvConfig.reward") if isinstance(value, Mapping) else value
-
-
-def _plain(config) -> dict[str, Any]:
-    """A flat config dataclass as a dict of plain Python values (numpy scalars converted)."""
-    return {k: v.item() if isinstance(v, np.generic) else v for k, v in dataclasses.asdict(config).items()}
 
 
 def _int_keys(mapping: Mapping) -> dict:
@@ -285,13 +263,20 @@ def _int_keys(mapping: Mapping) -> dict:
         raise ConfigError(f"EnvConfig.builder.discounts: keys {list(mapping)} must be bundle sizes (integers >= 2)") from None
 
 
-def _nested(cls, data: Any, owner: str, defaults: Mapping[str, Any] | None = None):
-    """A nested config of ``cls`` from a (partial) mapping; its own errors are re-raised as ConfigError."""
-    kw = {**(defaults or {}), **from_mapping(cls, data, owner, ConfigError)}
-    try:
-        return cls(**kw)
-    except BundlerlError as err:
-        raise ConfigError(f"{owner}: {err}") from None
+_NESTED = ("shopper", "builder", "reward")
+"""EnvConfig fields holding a config of their own (overridden one field at a time: ``shopper.tau_c=2.5``)."""
+
+
+def _nested_class(name: str):
+    if name == "shopper":
+        from bundlerl.env.shopper_params import ShopperParams
+
+        return ShopperParams
+    if name == "reward":
+        return RewardWeights
+    from bundlerl.candidates.builder import BuilderConfig
+
+    return BuilderConfig
 
 
 def load_env_config(path: str | os.PathLike) -> EnvConfig:
@@ -349,29 +334,13 @@ def env_config_overrides(config: EnvConfig, overrides: Iterable[str]) -> EnvConf
                 valid = sorted(set(fields) - (set(_DERIVED_BUILDER) if path[0] == "builder" else set()))
                 raise ConfigError(f"override {text!r}: {path[0]} has no field {path[1]!r}; valid fields are {valid}")
             if path[0] == "reward" and not isinstance(data["reward"], dict):  # a mode name: start from its weights
-                data["reward"] = _plain(_reward_weights_or_error(data["reward"]))
+                data["reward"] = plain(_reward_weights_or_error(data["reward"]))
             data[path[0]][path[1]] = value_from_text(f"EnvConfig.{path[0]}.{path[1]}", fields[path[1]], raw, ConfigError)
         elif len(path) != 1:
             raise ConfigError(f"override {text!r}: EnvConfig.{path[0]} has no sub-fields; write {path[0]}=value")
         else:
             data[path[0]] = value_from_text(f"EnvConfig.{path[0]}", top[path[0]], raw, ConfigError)
     return EnvConfig.from_dict(data)
-
-
-_NESTED = ("shopper", "builder", "reward")
-"""EnvConfig fields holding a config of their own (overridden one field at a time: ``shopper.tau_c=2.5``)."""
-
-
-def _nested_class(name: str):
-    if name == "shopper":
-        from bundlerl.env.shopper_params import ShopperParams
-
-        return ShopperParams
-    if name == "reward":
-        return RewardWeights
-    from bundlerl.candidates.builder import BuilderConfig
-
-    return BuilderConfig
 
 
 def _reward_weights_or_error(mode: Any) -> RewardWeights:
@@ -389,18 +358,12 @@ def instacart_config(path: str | os.PathLike | None = None, **changes) -> EnvCon
     """
     if path is None:
         path = os.environ.get("BUNDLERL_INSTACART")
-    if path is None:
+    p = None if path is None else Path(path).expanduser()
+    if p is None or not (p / "products.csv").is_file():
         raise ConfigError(
-            "instacart preset: no data folder; pass the folder holding the Instacart CSVs "
-            "(instacart_config(path) or preset=EnvConfig(source='instacart', instacart_path=...)) "
-            "or set BUNDLERL_INSTACART"
-        )
-    p = Path(path).expanduser()
-    if not (p / "products.csv").is_file():
-        raise ConfigError(
-            f"instacart preset: no products.csv in {p}; pass the folder holding the Instacart CSVs "
-            "(instacart_config(path) or preset=EnvConfig(source='instacart', instacart_path=...)) "
-            "or set BUNDLERL_INSTACART"
+            f"instacart preset: {'no data folder' if p is None else f'no products.csv in {p}'}; pass the folder "
+            "holding the Instacart CSVs (instacart_config(path), get_config('instacart', instacart_path=...), "
+            "EnvConfig(source='instacart', instacart_path=...)) or set BUNDLERL_INSTACART"
         )
     # the default config on real data (registration takes the instacart id's horizon from ``default``)
     return PRESETS["default"].replace(**{"name": "instacart", "source": "instacart", "instacart_path": str(p), **changes})
@@ -434,149 +397,3 @@ def get_config(preset: "str | EnvConfig", **changes) -> EnvConfig:
                 f"unknown preset {preset!r}; use one of {sorted(PRESETS) + ['instacart']} or pass an EnvConfig"
             ) from None
     return config.replace(**changes) if changes else config
-
-
-# ---------------------------------------------------------------------- the world
-@dataclass
-class World:
-    """The heavy, episode-independent parts of an environment (built once per world key).
-
-    ``catalog`` and ``personas`` hold SIMULATOR TRUTH (complement graph, needs, budgets): only the
-    shopper model and oracles read them. The recommender side uses ``observable_catalog``,
-    ``baskets``, ``comp_model``, ``index``, ``builder``, ``persona_vecs`` (the profile text embeddings)
-    and ``projection``.
-    """
-
-    config: EnvConfig
-    catalog: Any
-    """bundlerl.sim_data.catalog.Catalog with embeddings (n, d) and, for synthetic data, the true complement graph."""
-    observable_catalog: Any
-    """The same catalogue without simulator truth."""
-    baskets: Any
-    """bundlerl.sim_data.baskets.Baskets: historical orders the complementarity model is estimated from."""
-    personas: Any
-    """bundlerl.sim_data.personas.Personas: the persona pool (texts observable, the rest truth)."""
-    persona_vecs: np.ndarray
-    """(n_personas, d) float32 unit rows: enc(persona text), the observable profile vectors."""
-    comp_model: Any
-    """Estimated complementarity model (recommender side)."""
-    index: Any
-    """bundlerl.candidates.index.ItemIndex over the item embeddings."""
-    builder: Any
-    """bundlerl.candidates.builder.BundleBuilder producing CandidateSets."""
-    projection: np.ndarray
-    """(d, P) float32 orthonormal columns: top-P principal directions of the item embeddings."""
-    persona_obs: np.ndarray | None = None
-    """(n_personas, P) float32 profile observations (persona_vecs @ projection), computed once per persona
-    so a user's profile observation does not depend on the batch it is computed in."""
-    item_proj: np.ndarray | None = None
-    """(n_items, P) float32 item embeddings @ projection (history observations are sums of these rows)."""
-    mean_price: float = field(default=1.0)
-    """Mean catalogue price (normalises money in the observation)."""
-
-    @property
-    def n_items(self) -> int:
-        return int(self.catalog.n_items)
-
-    def initial_pools(self):
-        """CandidateSet (n_personas, K, K_max): each persona's pool at episode start (profile only, no history,
-        nothing shown or bought), built once on first use in one batched call."""
-        pools = self.__dict__.get("_initial_pools")
-        if pools is None:
-            pools = self.builder.build(self.persona_vecs, None, None, None, None)
-            self.__dict__["_initial_pools"] = pools
-        return pools
-
-
-_WORLDS: dict[str, World] = {}
-_LOCK = threading.Lock()
-
-
-def _encode(texts: list[str]) -> np.ndarray:
-    from bundlerl.encoders import default_encoder
-
-    return np.asarray(default_encoder().encode(texts), dtype=np.float32)
-
-
-def _load_raw(config: EnvConfig, key: str):
-    """(catalog without embeddings, personas, baskets), from the disk cache or generated."""
-    path = cache_root() / "worlds" / f"{key}.pkl"
-    if path.is_file():
-        try:
-            with open(path, "rb") as fh:
-                raw = pickle.load(fh)
-            if raw.get("format") == _WORLD_FORMAT:
-                return raw["catalog"], raw["personas"], raw["baskets"]
-        except Exception:  # a corrupt or stale cache is rebuilt, never trusted
-            pass
-    rng = np.random.default_rng([config.world_seed, 7919])
-    if config.source == "synthetic":
-        from bundlerl.sim_data.basket_gen import generate_baskets
-        from bundlerl.sim_data.personas_gen import sample_personas
-        from bundlerl.sim_data.synthetic import CatalogConfig, generate_catalog
-
-        catalog = generate_catalog(CatalogConfig(n_items=config.n_items, seed=config.catalog_seed))
-        personas = sample_personas(catalog, config.n_personas, rng)
-        baskets = generate_baskets(catalog, personas, config.n_baskets, rng)
-    else:
-        from bundlerl.sim_data.loaders import load_instacart
-        from bundlerl.sim_data.personas_gen import sample_personas
-
-        loaded = load_instacart(config.instacart_path)
-        catalog, baskets = (loaded if isinstance(loaded, tuple) else (loaded.catalog, loaded.baskets))[:2]
-        personas = sample_personas(catalog, config.n_personas, rng)
-    from bundlerl.utils.atomic import atomic_write
-
-    with atomic_write(path) as tmp:
-        with open(tmp, "wb") as fh:
-            pickle.dump({"format": _WORLD_FORMAT, "catalog": catalog, "personas": personas, "baskets": baskets}, fh)
-    return catalog, personas, baskets
-
-
-def build_world(preset: "str | EnvConfig") -> World:
-    """The World of a preset or config: cached in-process by :meth:`EnvConfig.world_key`, heavy parts on disk.
-
-    Raises ConfigError for unknown presets or missing data folders; dependency errors propagate.
-    """
-    config = get_config(preset)
-    key = config.world_key()
-    with _LOCK:
-        world = _WORLDS.get(key)
-        if world is not None:
-            return world
-        catalog, personas, baskets = _load_raw(config, key)
-        if catalog.embeddings is None:
-            catalog = catalog.with_embeddings(_encode(catalog.item_texts()))
-        if catalog.complement_graph is None and config.source == "instacart":
-            # Real data: the true graph is calibrated from the real baskets (docs/SIMULATOR.md, Catalogue).
-            from bundlerl.sim_data.loaders import calibrate_complement_graph  # noqa: PLC0415
-
-            catalog = dataclasses.replace(catalog, complement_graph=calibrate_complement_graph(catalog, baskets))
-        persona_vecs = _encode(list(personas.texts))
-        observable = catalog.observable()
-        from bundlerl.candidates import complementarity
-        from bundlerl.candidates.builder import BundleBuilder
-        from bundlerl.candidates.index import IndexConfig, ItemIndex
-        from bundlerl.candidates.projection import pca_projection
-
-        rng = np.random.default_rng([config.world_seed, 104729])
-        comp = complementarity.fit(observable, baskets, observable.embeddings, rng)  # disk-cached by content hash
-        index = ItemIndex(observable.embeddings, IndexConfig.for_size(observable.n_items))
-        builder = BundleBuilder(observable, index, comp, config.builder_config())  # K, K_max checked by EnvConfig
-        world = World(
-            config=config,
-            catalog=catalog,
-            observable_catalog=observable,
-            baskets=baskets,
-            personas=personas,
-            persona_vecs=np.ascontiguousarray(persona_vecs, dtype=np.float32),
-            comp_model=comp,
-            index=index,
-            builder=builder,
-            projection=pca_projection(observable.embeddings, config.profile_dim, center=True),  # coordinates: centred
-            mean_price=float(np.mean(catalog.price)),
-        )
-        world.persona_obs = np.clip(world.persona_vecs @ world.projection, -1.0, 1.0).astype(np.float32)
-        world.item_proj = np.ascontiguousarray(observable.embeddings @ world.projection, dtype=np.float32)
-        _WORLDS[key] = world
-        return world
