@@ -100,3 +100,30 @@ def test_sweep_removes_any_temporary_older_than_the_maximum_age(tmp_path):
     old = time.time() - 2 * 86_400
     os.utime(t, (old, old))
     assert sweep_temporaries(tmp_path) == 1 and not t.exists()
+
+
+@pytest.mark.parametrize("env_value, requested, default, want", [
+    (None, None, True, True), (None, None, False, False), ("0", None, True, False), ("off", None, True, False),
+    ("FALSE", None, True, False), ("1", None, True, True), ("0", True, False, True), (None, False, True, False),
+])
+def test_progress_switch(monkeypatch, env_value, requested, default, want):
+    from bundlerl.utils.progress import PROGRESS_ENV, progress_enabled
+
+    if env_value is None:
+        monkeypatch.delenv(PROGRESS_ENV, raising=False)
+    else:
+        monkeypatch.setenv(PROGRESS_ENV, env_value)
+    assert progress_enabled(requested, default=default) is want
+
+
+def test_progress_bar_writes_to_stderr_only_when_shown(capsys):
+    from bundlerl.utils.progress import progress_bar
+
+    with progress_bar(3, "testing the bar", unit="step", show=True, mininterval=0) as bar:
+        bar.update(3)
+    shown = capsys.readouterr()
+    assert "testing the bar" in shown.err and shown.out == ""
+    with progress_bar(3, "hidden bar", show=False) as bar:
+        bar.update(3)
+        bar.set_postfix(x=1)
+    assert capsys.readouterr().err == ""
