@@ -51,9 +51,10 @@ from bundlerl.candidates.features import (
     prefix_pair_mean_upper,
     substitution,
 )
-from bundlerl.candidates.index import IndexError_, ItemIndex, RaggedSet, check_vectors
+from bundlerl.candidates.index import IndexError_, ItemIndex, check_vectors
 from bundlerl.candidates.kernels import greedy_complete, mmr_select, selected_bundles
 from bundlerl.candidates.projection import pca_projection
+from bundlerl.candidates.ragged import RaggedSet, RaggedSetError
 from bundlerl.candidates.types import CandidateSet
 from bundlerl.utils.errors import BundlerlError
 from bundlerl.utils.threads import faiss_threads, serial_numpy_blas
@@ -377,20 +378,15 @@ class BundleBuilder:
             if pc.shape != (N,) or np.isnan(pc).any() or (pc <= 0).any():
                 raise BuilderError(f"price_cap must be (N,)=({N},) positive numbers (inf = no cap); got shape {pc.shape}")
             cap = np.minimum(cap, pc)
+        try:  # checked for N = 0 too: a row-count mismatch is still reported
+            bought_set = RaggedSet(bought, N, n, "bought")
+            shown_set = RaggedSet(shown, N, n, "shown")
+        except RaggedSetError as e:
+            raise BuilderError(str(e)) from None
         if N == 0:
-            try:  # still report a row-count mismatch
-                RaggedSet(bought, 0, n, "bought")
-                RaggedSet(shown, 0, n, "shown")
-            except IndexError_ as e:
-                raise BuilderError(str(e)) from None
             return self._empty(0)
         if history is None:
             has_h, a, qnorm = None, None, None
-        try:
-            bought_set = RaggedSet(bought, N, n, "bought")
-            shown_set = RaggedSet(shown, N, n, "shown")
-        except IndexError_ as e:
-            raise BuilderError(str(e)) from None
         # (Overlapping the index search of one chunk of rows with the numpy work of the previous one
         # on a worker thread was tried: slower on the shared 2-core VM, so one pass.)
         with serial_numpy_blas():

@@ -25,7 +25,7 @@ Exclusion (items a user already bought) is given as a **sequence of N int arrays
 ragged list of catalogue positions per query row; ``None`` or an empty array for none), or as
 one (N, L) int array padded with -1. It
 is applied by over-fetching ``k + max_excluded`` neighbours and filtering with one
-vectorised sorted-key lookup (:class:`RaggedSet`), so no per-query Python loop.
+vectorised sorted-key lookup (:class:`bundlerl.candidates.ragged.RaggedSet`), so no per-query Python loop.
 
 ``import bundlerl.candidates.index`` does not import faiss; faiss loads when an index is built.
 """
@@ -42,6 +42,7 @@ from typing import Sequence
 import numpy as np
 
 from bundlerl.candidates.projection import pca_projection
+from bundlerl.candidates.ragged import RaggedSet, RaggedSetError
 from bundlerl.utils.errors import BundlerlError
 from bundlerl.utils.threads import faiss_threads
 
@@ -49,13 +50,11 @@ __all__ = [
     "IndexConfig",
     "ItemIndex",
     "IndexError_",
-    "RaggedSet",
     "UNIT_TOL",
     "SERIAL_BELOW",
     "blas_flat_search",
     "EXACT_UP_TO",
     "BLAS_FLAT_ABOVE",
-    "BROADCAST_MAX_LEN",
 ]
 
 #: Largest tolerated deviation of a row's L2 norm from 1.
@@ -73,10 +72,6 @@ EXACT_UP_TO = 20_000
 
 #: Query batches larger than this use faiss's BLAS path for exhaustive (flat) search; see :class:`blas_flat_search`.
 BLAS_FLAT_ABOVE = 20
-
-#: :meth:`RaggedSet.contains` compares column by column when no row holds more items than this.
-BROADCAST_MAX_LEN = 16
-
 
 class blas_flat_search:
     """Context: faiss's exhaustive search uses BLAS (GEMM + heap) for batches of more than
@@ -195,122 +190,6 @@ class IndexConfig:
         """
         kind = "flat" if n_items <= EXACT_UP_TO else "hnsw"
         return cls(**{"kind": kind, **overrides})
-
-
-class RaggedSet:
-    """Per-row sets of catalogue positions, for vectorised membership tests.
-
-    Built from a sequence of ``n_rows`` int arrays (``None`` entries = empty), or from one
-    ``(n_rows, L)`` int array padded with -1 (a fixed-width log, as the env keeps: no per-row Python
-    work). Stored as sorted unique int64 keys ``row * n_items + item``. :meth:`contains` compares
-    against each row's items column by column when every row holds at most :data:`BROADCAST_MAX_LEN`
-    items (a few items bought or shown: 2-3.5x faster than a search), else it is one ``np.searchsorted``.
-    """
-
-    def __init__(self, rows: Sequence[np.ndarray | Sequence[int] | None] | None, n_rows: int, n_items: int, name: str = "exclude"):
-        self.n_rows = int(n_rows)
-        self.n_items = int(n_items)
-        if rows is None:
-            self.keys = np.zeros(0, dtype=np.int64)
-            self.lengths = np.zeros(self.n_rows, dtype=np.int64)
-            self._flat = self._row_of = self.keys
-            self._raw_lengths = self.lengths
-            return
-        if isinstance(rows, np.ndarray) and rows.dtype == bool:
-            raise IndexError_(
-                f"{name} is a boolean mask; give a sequence of {n_rows} int arrays (catalogue positions per row)"
-            )
-        if len(rows) != self.n_rows:
-            raise IndexError_(f"{name} has {len(rows)} rows for {n_rows} queries; give one int array per query row")
-        if isinstance(rows, np.ndarray) and rows.ndim == 2 and np.issubdtype(rows.dtype, np.integer):
-            keep = rows != -1  # padding; order within a row is kept (the last items seed cross-sell)
-            flat, lengths = rows[keep], keep.sum(axis=1).astype(np.int64)
-        else:
-            arrs = [np.zeros(0, np.int64) if r is None else np.asarray(r).reshape(-1) for r in rows]
-            lengths = np.fromiter((a.size for a in arrs), dtype=np.int64, count=len(arrs))
-            flat = np.concatenate(arrs) if arrs else np.zeros(0, np.int64)
-        if flat.size and not np.issubdtype(flat.dtype, np.integer):
-            raise IndexError_(f"{name} must hold integer catalogue positions; got dtype {flat.dtype}")
-        flat = flat.astype(np.int64, copy=False)
-        if flat.size and (flat.min() < 0 or flat.max() >= self.n_items):
-            bad = flat[(flat < 0) | (flat >= self.n_items)][0]
-            raise IndexError_(f"{name} holds position {bad} outside [0, {n_items}); give catalogue row positions")
-        row_of = np.repeat(np.arange(self.n_rows, dtype=np.int64), lengths)
-        self._flat, self._row_of, self._raw_lengths = flat, row_of, lengths
-        self.keys = np.unique(row_of * self.n_items + flat)
-        # distinct items per row (for over-fetch sizing)
-        self.lengths = np.bincount(self.keys // max(self.n_items, 1), minlength=self.n_rows).astype(np.int64)
-
-    @property
-    def max_len(self) -> int:
-        return int(self.lengths.max()) if self.lengths.size else 0
-
-    def contains(self, items: np.ndarray) -> np.ndarray:
-        """Bool array shaped like ``items`` (n_rows, ...): True where ``items[r, ...]`` is in row r's set.
-        Negative items (padding) are never contained."""
-        items = np.asarray(items)
-        if self.keys.size == 0:
-            return np.zeros(items.shape, dtype=bool)
-        if self.max_len <= BROADCAST_MAX_LEN:
-            cols = self._columns()
-            lead = (self.n_rows,) + (1,) * (items.ndim - 1)
-            out = items == cols[:, 0].reshape(lead)
-            for c in range(1, cols.shape[1]):
-                out |= items == cols[:, c].reshape(lead)
-            return out
-        # prefilter with "in any row's set" (one cheap lookup), then exact keys for the few hits
-        anyset = self.__dict__.get("_any")
-        if anyset is None:
-            anyset = np.zeros(self.n_items + 1, dtype=bool)  # last slot: padding -1
-            anyset[self.keys % self.n_items] = True
-            self._any = anyset
-        flat = items.reshape(-1)
-        hit = np.flatnonzero(anyset[np.where(flat >= 0, flat, self.n_items)])
-        out = np.zeros(flat.size, dtype=bool)
-        if hit.size:
-            rows = (hit // max(int(np.prod(items.shape[1:], dtype=np.int64)), 1)).astype(np.int64)
-            q = rows * self.n_items + flat[hit].astype(np.int64)
-            pos = np.minimum(np.searchsorted(self.keys, q), self.keys.size - 1)
-            out[hit] = self.keys[pos] == q
-        return out.reshape(items.shape)
-
-    def _columns(self) -> np.ndarray:
-        """(n_rows, max_len) int64: each row's distinct items, padded with ``n_items`` (matches no item)."""
-        cols = self.__dict__.get("_cols")
-        if cols is None:
-            r = self.keys // max(self.n_items, 1)
-            start = np.concatenate([[0], np.cumsum(self.lengths)[:-1]])
-            cols = np.full((self.n_rows, max(self.max_len, 1)), self.n_items, dtype=np.int64)
-            cols[r, np.arange(self.keys.size) - start[r]] = self.keys % self.n_items
-            self._cols = cols
-        return cols
-
-    def subset(self, rows: np.ndarray) -> "RaggedSet":
-        """The sets of the given rows (sorted, distinct row indices), as a new RaggedSet with rows 0..len(rows)-1.
-        Supports :meth:`contains` only (the given order of items is not kept)."""
-        rows = np.asarray(rows, dtype=np.int64)
-        out = RaggedSet(None, rows.size, self.n_items)
-        if self.keys.size:
-            new_row = np.full(self.n_rows, -1, dtype=np.int64)
-            new_row[rows] = np.arange(rows.size)
-            r = new_row[self.keys // self.n_items]
-            keep = r >= 0
-            out.keys = r[keep] * self.n_items + self.keys[keep] % self.n_items  # stays sorted: rows ascending
-            out.lengths = np.bincount(r[keep], minlength=rows.size).astype(np.int64)
-        return out
-
-    def padded(self, width: int) -> np.ndarray:
-        """(n_rows, width) int64: the last ``width`` items of each row in the order given (most
-        recent first), -1 padded. Used for cross-sell seeds."""
-        out = np.full((self.n_rows, width), -1, dtype=np.int64)
-        if width == 0 or self._flat.size == 0:
-            return out
-        start = np.concatenate([[0], np.cumsum(self._raw_lengths)[:-1]])
-        r = self._row_of
-        rank_from_end = (start[r] + self._raw_lengths[r] - 1) - np.arange(self._flat.size)
-        keep = rank_from_end < width
-        out[r[keep], rank_from_end[keep]] = self._flat[keep]
-        return out
 
 
 def check_vectors(x: np.ndarray, dim: int | None, name: str, allow_zero: bool = False) -> np.ndarray:
@@ -463,7 +342,7 @@ class ItemIndex:
         :param k: neighbours per query, >= 1 (may exceed the item count: the tail is padded).
         :param exclude: None, or a sequence of N int arrays: catalogue positions never returned
             for that row (e.g. items already bought), or an (N, L) int array padded with -1; or a
-            :class:`RaggedSet` of N rows built from one.
+            :class:`~bundlerl.candidates.ragged.RaggedSet` of N rows built from one.
         :returns: ``(scores (N, k) float32, items (N, k) int64)``; where fewer than k items
             qualify, items are -1 and scores -inf.
         Raises :class:`IndexError_` on wrong dim, NaN/inf, non-unit rows, k < 1 or a bad exclude.
@@ -480,7 +359,10 @@ class ItemIndex:
                 )
             ex = exclude
         else:
-            ex = RaggedSet(exclude, N, self.n_items) if exclude is not None else None
+            try:
+                ex = RaggedSet(exclude, N, self.n_items) if exclude is not None else None
+            except RaggedSetError as err:
+                raise IndexError_(str(err)) from None
         k_fetch = min(int(k) + (ex.max_len if ex is not None else 0), self.n_items)
         if N == 0:
             return np.zeros((0, k), np.float32), np.zeros((0, k), np.int64)
