@@ -94,7 +94,7 @@ def quality(cs, ref) -> tuple[float, float, float]:
     """(item overlap, bundle overlap, relevance ratio) of ``cs`` against the exact builder's ``ref``:
     mean over users of |items in cs bundles & items in ref bundles| / |items in ref bundles|;
     the same for whole bundles (item sets); mean rel_profile of valid bundles, cs / ref."""
-    from bundlerl.candidates.builder import F_IDX
+    from bundlerl.candidates.features import COL
 
     a, b = _bundle_items(cs), _bundle_items(ref)
     item_ov = float(np.mean([len(x & y) / max(len(y), 1) for x, y in zip(a, b)]))
@@ -106,7 +106,7 @@ def quality(cs, ref) -> tuple[float, float, float]:
         ]
 
     bundle_ov = float(np.mean([len(x & y) / max(len(y), 1) for x, y in zip(bundles(cs), bundles(ref))]))
-    f = F_IDX["rel_profile"]
+    f = COL.rel_profile
     rel = float(cs.features[..., f][cs.mask].mean() / ref.features[..., f][ref.mask].mean())
     return item_ov, bundle_ov, rel
 

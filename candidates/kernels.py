@@ -192,7 +192,7 @@ def mmr_select(base, slot_ids, k_max, pen, n_cs, first_cs, K):
 
 
 @njit(cache=True)
-def selected_bundles(sel, slot_items, price, pop, shown_keys, n_items, rel_p, rel_h, mean_comp, max_sub, fidx, disc_b):
+def selected_bundles(sel, slot_items, price, pop, shown_keys, n_items, rel_p, rel_h, mean_comp, max_sub, col, disc_b):
     """Items, sizes and features of the picked candidates (see ``BundleBuilder._build_rows``).
 
     Candidate ``m = sel[u, t]`` is the first ``m % K_max + 1`` slots of source ``m // K_max``.
@@ -202,8 +202,9 @@ def selected_bundles(sel, slot_items, price, pop, shown_keys, n_items, rel_p, re
     :param shown_keys: sorted int64 keys ``row * n_items + item`` of the items shown to each user.
     :param rel_p, rel_h, mean_comp, max_sub: (N, M) float32 per-candidate features; ``rel_h`` may be
         (0, 0) = no history (0 everywhere).
-    :param fidx: (9,) int64 columns of rel_profile, rel_history, mean_comp, max_sub, log_price, size,
-        popularity, novelty, discount. :param disc_b: (K_max,) float64 discount of sizes 1..K_max.
+    :param col: the feature columns, ``bundlerl.candidates.features.COL`` (a ``FeatureIndex``; an argument,
+        not a global, so that numba's on-disk cache never holds a column number).
+    :param disc_b: (K_max,) float64 discount of sizes 1..K_max.
     :returns: items (N, K, K_max) int32 (-1 padded), sizes (N, K) int8, features (N, K, F) float32 with
         the log_price column left 0, and the discounted price (N, K) float64 (its log is the caller's:
         numpy's ``log``, as before), 0 for no pick.
@@ -213,7 +214,7 @@ def selected_bundles(sel, slot_items, price, pop, shown_keys, n_items, rel_p, re
     k_max = slot_items.shape[2]
     items = np.full((N, K, k_max), -1, np.int32)
     sizes = np.zeros((N, K), np.int8)
-    feats = np.zeros((N, K, fidx.size), np.float32)
+    feats = np.zeros((N, K, len(col)), np.float32)
     disc_price = np.zeros((N, K), np.float64)
     has_h = rel_h.shape[0] > 0
     n_keys = shown_keys.size
@@ -246,12 +247,12 @@ def selected_bundles(sel, slot_items, price, pop, shown_keys, n_items, rel_p, re
             size = np.float32(k + 1)
             sizes[u, t] = k + 1
             disc_price[u, t] = ps * (1 - disc_b[k])
-            feats[u, t, fidx[0]] = rel_p[u, m]
-            feats[u, t, fidx[1]] = rel_h[u, m] if has_h else np.float32(0.0)
-            feats[u, t, fidx[2]] = mean_comp[u, m]
-            feats[u, t, fidx[3]] = max_sub[u, m]
-            feats[u, t, fidx[5]] = (k + 1) / k_max
-            feats[u, t, fidx[6]] = pop_sum / size
-            feats[u, t, fidx[7]] = new_sum / size
-            feats[u, t, fidx[8]] = disc_b[k]
+            feats[u, t, col.rel_profile] = rel_p[u, m]
+            feats[u, t, col.rel_history] = rel_h[u, m] if has_h else np.float32(0.0)
+            feats[u, t, col.mean_comp] = mean_comp[u, m]
+            feats[u, t, col.max_sub] = max_sub[u, m]
+            feats[u, t, col.size] = (k + 1) / k_max
+            feats[u, t, col.popularity] = pop_sum / size
+            feats[u, t, col.novelty] = new_sum / size
+            feats[u, t, col.discount] = disc_b[k]
     return items, sizes, feats, disc_price

@@ -6,19 +6,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-#: Names of the per-candidate features, in column order of ``CandidateSet.features``.
-CANDIDATE_FEATURES: tuple[str, ...] = (
-    "rel_profile",      # mean cosine of the bundle's items to the profile vector
-    "rel_history",      # mean cosine of the bundle's items to the history vector (0 without history)
-    "mean_comp",        # mean estimated complementarity over ordered pairs (0 for size 1)
-    "max_sub",          # max same-category cosine over pairs (estimated substitution; 0 for size 1)
-    "log_price",        # log of the bundle's discounted price
-    "size",             # number of items / K_max
-    "popularity",       # mean log-popularity of the items, normalised
-    "novelty",          # share of the bundle's items not yet shown to this user this session
-    "discount",         # bundle discount fraction for this size
-)
+from bundlerl.candidates.features import CANDIDATE_FEATURES
 
+__all__ = ["CandidateSet", "CANDIDATE_FEATURES"]  # the feature names live in bundlerl.candidates.features
 
 @dataclass(frozen=True)
 class CandidateSet:
@@ -34,4 +24,4 @@ class CandidateSet:
     mask: np.ndarray
     """(N, K) bool, True where the candidate is a valid bundle to show."""
     features: np.ndarray
-    """(N, K, F) float32 with F = len(CANDIDATE_FEATURES), finite."""
+    """(N, K, F) float32 with F = len(CANDIDATE_FEATURES), finite; columns ``bundlerl.candidates.features.COL``."""

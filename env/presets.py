@@ -289,21 +289,6 @@ def _encode(texts: list[str]) -> np.ndarray:
     return np.asarray(default_encoder().encode(texts), dtype=np.float32)
 
 
-def _pca_projection(emb: np.ndarray, P: int) -> np.ndarray:
-    """(d, P) orthonormal top-P principal directions of ``emb``; signs fixed for reproducibility."""
-    x = emb.astype(np.float64) - emb.mean(axis=0, dtype=np.float64)
-    from bundlerl.utils.threads import serial_numpy_blas
-
-    with serial_numpy_blas():  # multi-threaded OpenBLAS LAPACK is ~100x slower on a busy 2-core VM
-        _, _, vt = np.linalg.svd(x, full_matrices=False)
-    v = vt[:P].T  # (d, P)
-    if v.shape[1] < P:  # fewer items than P: complete with an orthonormal basis of the rest
-        q, _ = np.linalg.qr(np.concatenate([v, np.eye(emb.shape[1])[:, : P]], axis=1))
-        v = q[:, :P]
-    sign = np.sign(v[np.abs(v).argmax(axis=0), np.arange(P)])
-    return np.ascontiguousarray(v * sign, dtype=np.float32)
-
-
 def _load_raw(config: EnvConfig, key: str):
     """(catalog without embeddings, personas, baskets), from the disk cache or generated."""
     path = cache_root() / "worlds" / f"{key}.pkl"
@@ -363,6 +348,7 @@ def build_world(preset: "str | EnvConfig") -> World:
         from bundlerl.candidates import complementarity
         from bundlerl.candidates.builder import BundleBuilder
         from bundlerl.candidates.index import IndexConfig, ItemIndex
+        from bundlerl.candidates.projection import pca_projection
 
         rng = np.random.default_rng([config.world_seed, 104729])
         comp = complementarity.fit(observable, baskets, observable.embeddings, rng)  # disk-cached by content hash
@@ -384,7 +370,7 @@ def build_world(preset: "str | EnvConfig") -> World:
             comp_model=comp,
             index=index,
             builder=builder,
-            projection=_pca_projection(observable.embeddings, config.profile_dim),
+            projection=pca_projection(observable.embeddings, config.profile_dim, center=True),  # coordinates: centred
             mean_price=float(np.mean(catalog.price)),
         )
         world.persona_obs = np.clip(world.persona_vecs @ world.projection, -1.0, 1.0).astype(np.float32)

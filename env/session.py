@@ -371,44 +371,17 @@ class SessionBatch:
     def _bundle_features(self, bundles: np.ndarray) -> np.ndarray:
         """(N, J, F) CANDIDATE_FEATURES of arbitrary bundles (N, J, K_max), -1 padded; all-0 rows for empty bundles.
 
-        Same formulas as ``bundlerl.candidates.builder`` (exact embeddings, the estimated complementarity
-        model's ``score``, the builder's discount table and popularity feature).
+        The formulas of ``bundlerl.candidates.features.bundle_features`` with the world builder's tables (exact
+        embeddings, the estimated complementarity model's ``score``, its discount table and popularity feature).
         """
-        from bundlerl.candidates.builder import F_IDX, max_offdiag, mean_offdiag, substitution
+        from bundlerl.candidates.features import bundle_features
 
         b = self.world.builder
-        N, J, Km = bundles.shape
-        valid = bundles >= 0
-        bc = np.maximum(bundles, 0)
-        size = valid.sum(-1)
-        sz = np.maximum(size, 1)
-        E = self._emb[bc]  # (N, J, Km, d)
-        hist = self._history_vectors()
-
-        def mean_m(x):
-            return np.where(valid, x, 0.0).sum(-1) / sz
-
-        rel_p = np.einsum("njkd,nd->njk", E, self.profile_vec)
-        rel_h = np.einsum("njkd,nd->njk", E, hist)
-        ii = np.broadcast_to(bc[..., :, None], (N, J, Km, Km))
-        jj = np.broadcast_to(bc[..., None, :], (N, J, Km, Km))
-        comp = np.asarray(b.comp.score(ii.reshape(-1), jj.reshape(-1)), np.float64).reshape(N, J, Km, Km)
-        cos = np.einsum("njkd,njld->njkl", E, E)
-        cat = b.category[bc]
-        sub = substitution(cat[..., :, None], cat[..., None, :], cos)
-        price = np.where(valid, b.price[bc], 0.0).sum(-1)
-        disc = b.disc[np.minimum(size, len(b.disc) - 1)]
-        f = np.zeros((N, J, len(F_IDX)), np.float64)
-        f[..., F_IDX["rel_profile"]] = mean_m(rel_p)
-        f[..., F_IDX["rel_history"]] = mean_m(rel_h)
-        f[..., F_IDX["mean_comp"]] = mean_offdiag(comp, valid)
-        f[..., F_IDX["max_sub"]] = max_offdiag(sub, valid)
-        f[..., F_IDX["log_price"]] = np.log(np.maximum(price * (1 - disc), 1e-12))
-        f[..., F_IDX["size"]] = size / self.K_max
-        f[..., F_IDX["popularity"]] = mean_m(b.pop_feat[bc])
-        f[..., F_IDX["novelty"]] = mean_m(~self.shown_items[np.arange(N)[:, None, None], bc])
-        f[..., F_IDX["discount"]] = disc
-        return np.where((size > 0)[..., None], f, 0.0).astype(np.float32)
+        return bundle_features(
+            bundles, profile=self.profile_vec, history=self._history_vectors(), shown=self.shown_items,
+            embeddings=self._emb, category=b.category, price=b.price, popularity=b.pop_feat, discount=b.disc,
+            comp_score=b.comp.score,
+        )
 
     def _history_vectors(self, rows: np.ndarray | None = None) -> np.ndarray:
         """(n, d) float32 normalised clicked-items history vectors of ``rows`` (zero rows before the first click)."""

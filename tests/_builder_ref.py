@@ -90,8 +90,7 @@ def mmr_select_ref(base, slot_ids, k_max, pen, n_cs, first_cs, K):
 
 def picked_bundles_ref(sel, slot_items, price, pop_feat, shown, rel_p, rel_h, mean_comp, max_sub, disc_b):
     """(items, sizes, mask, features) of the MMR picks, vectorised (the builder's former numpy code)."""
-    from bundlerl.candidates.builder import F_IDX, prefix_mean
-    from bundlerl.candidates.types import CANDIDATE_FEATURES
+    from bundlerl.candidates.features import COL, prefix_mean
 
     N, K = sel.shape
     Km = slot_items.shape[2]
@@ -104,17 +103,17 @@ def picked_bundles_ref(sel, slot_items, price, pop_feat, shown, rel_p, rel_h, me
     sel_slots = slot_items[rows[:, None], s_sel]
     items = np.where(member, sel_slots, -1).astype(np.int32)
     sizes = np.where(valid, k_sel + 1, 0).astype(np.int8)
-    feats = np.empty((N, K, len(CANDIDATE_FEATURES)), np.float32)
+    feats = np.empty((N, K, len(COL)), np.float32)
     for name, x in {"rel_profile": rel_p, "rel_history": rel_h, "mean_comp": mean_comp, "max_sub": max_sub}.items():
-        feats[..., F_IDX[name]] = 0.0 if x is None else np.take_along_axis(x.reshape(N, M), selc, 1)
+        feats[..., getattr(COL, name)] = 0.0 if x is None else np.take_along_axis(x.reshape(N, M), selc, 1)
     ssc = np.maximum(sel_slots, 0)
 
     def at_size(prefix):
         return np.take_along_axis(prefix, k_sel[..., None], -1)[..., 0]
 
-    feats[..., F_IDX["log_price"]] = at_size(np.log(np.maximum(np.cumsum(price[ssc], -1) * (1 - disc_b), 1e-12)))
-    feats[..., F_IDX["size"]] = (k_sel + 1) / Km
-    feats[..., F_IDX["popularity"]] = at_size(prefix_mean(pop_feat[ssc]))
-    feats[..., F_IDX["novelty"]] = at_size(prefix_mean((~shown.contains(sel_slots)).astype(np.float32)))
-    feats[..., F_IDX["discount"]] = disc_b[k_sel]
+    feats[..., COL.log_price] = at_size(np.log(np.maximum(np.cumsum(price[ssc], -1) * (1 - disc_b), 1e-12)))
+    feats[..., COL.size] = (k_sel + 1) / Km
+    feats[..., COL.popularity] = at_size(prefix_mean(pop_feat[ssc]))
+    feats[..., COL.novelty] = at_size(prefix_mean((~shown.contains(sel_slots)).astype(np.float32)))
+    feats[..., COL.discount] = disc_b[k_sel]
     return items, sizes, valid, np.where(valid[..., None], feats, np.float32(0.0))

@@ -8,10 +8,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from bundlerl.candidates.builder import (
-    BuilderConfig,
-    BuilderError,
-    BundleBuilder,
+from bundlerl.candidates.builder import BuilderConfig, BuilderError, BundleBuilder
+from bundlerl.candidates.features import (
+    CANDIDATE_FEATURES,
+    COL,
     bundle_log_price,
     discount_for_sizes,
     max_offdiag,
@@ -25,10 +25,7 @@ from bundlerl.candidates.builder import (
     substitution,
 )
 from bundlerl.candidates.index import ItemIndex
-from bundlerl.candidates.types import CANDIDATE_FEATURES
 from bundlerl.sim_data.catalog import Catalog
-
-F = {n: i for i, n in enumerate(CANDIDATE_FEATURES)}
 
 
 class FakeComp:
@@ -148,14 +145,14 @@ def test_features_match_reference_and_ranges(setup):
             "discount": 0 if s < 2 else disc[min(s, 3)],
         }
         for name, v in want.items():
-            assert f[u, k, F[name]] == pytest.approx(v, abs=2e-4), (name, u, k)
+            assert f[u, k, getattr(COL, name)] == pytest.approx(v, abs=2e-4), (name, u, k)
     m = cs.mask
-    assert (np.abs(f[m][:, [F["rel_profile"], F["rel_history"]]]) <= 1 + 1e-5).all()
+    assert (np.abs(f[m][:, [COL.rel_profile, COL.rel_history]]) <= 1 + 1e-5).all()
     for name in ("mean_comp", "max_sub", "popularity", "novelty"):
-        assert ((f[m][:, F[name]] >= 0) & (f[m][:, F[name]] <= 1 + 1e-6)).all(), name
-    assert ((f[m][:, F["size"]] > 0) & (f[m][:, F["size"]] <= 1)).all()
-    assert ((f[m][:, F["discount"]] >= 0) & (f[m][:, F["discount"]] < 1)).all()
-    assert (f[0][m[0]][:, F["rel_history"]] == 0).all()  # no history -> 0
+        assert ((f[m][:, getattr(COL, name)] >= 0) & (f[m][:, getattr(COL, name)] <= 1 + 1e-6)).all(), name
+    assert ((f[m][:, COL.size] > 0) & (f[m][:, COL.size] <= 1)).all()
+    assert ((f[m][:, COL.discount] >= 0) & (f[m][:, COL.discount] < 1)).all()
+    assert (f[0][m[0]][:, COL.rel_history] == 0).all()  # no history -> 0
 
 
 def test_no_bought_item_and_price_cap(setup):
@@ -379,7 +376,7 @@ def test_works_over_hnsw_without_history_or_purchases(setup):
     cat, comp = setup["cat"], setup["comp"]
     b = BundleBuilder(cat, ItemIndex(cat.embeddings, IndexConfig(kind="hnsw")), comp, BuilderConfig(n_candidates=8))
     cs = b.build(setup["profile"])
-    assert cs.mask.all() and (cs.features[..., F["rel_history"]] == 0).all() and (cs.features[..., F["novelty"]] == 1).all()
+    assert cs.mask.all() and (cs.features[..., COL.rel_history] == 0).all() and (cs.features[..., COL.novelty] == 1).all()
     # no purchases -> no cross-sell; every bundle then contains one of the user's nearest items
     _, near = ItemIndex(cat.embeddings).search(setup["profile"], b.config.pool_size)
     for u in range(12):

@@ -1,5 +1,5 @@
 """Re-ranked ItemIndex (IndexConfig.reduce_dim and/or pq_m): PCA projection or 4-bit PQ codes, exact
-re-ranking, exclusion, cold start, persistence, errors; and the pca_projection helper."""
+re-ranking, exclusion, cold start, persistence, errors (the projection itself: tests/test_projection.py)."""
 
 from __future__ import annotations
 
@@ -8,10 +8,8 @@ import json
 import numpy as np
 import pytest
 from _search_ref import brute
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
-from bundlerl.candidates.index import IndexConfig, IndexError_, ItemIndex, blas_flat_search, pca_projection
+from bundlerl.candidates.index import IndexConfig, IndexError_, ItemIndex, blas_flat_search
 
 KINDS = ["flat", "hnsw", "ivf", "ivf-pq", "ivf-pq-reduced"]
 
@@ -178,27 +176,3 @@ def test_blas_flat_search_restores_the_threshold():
     with blas_flat_search(5):
         assert faiss.cvar.distance_compute_blas_threshold == 5
     assert faiss.cvar.distance_compute_blas_threshold == before
-
-
-@settings(max_examples=40, deadline=None)
-@given(n=st.integers(1, 40), d=st.integers(2, 12), seed=st.integers(0, 2**16), data=st.data())
-def test_pca_projection_is_the_top_eigenbasis_of_the_second_moment(n, d, seed, data):
-    r = data.draw(st.integers(1, d))
-    rng = np.random.default_rng(seed)
-    # anisotropic rows so the spectrum is spread
-    E = (rng.standard_normal((n, d)) * np.linspace(3, 0.2, d)).astype(np.float32)
-    W = pca_projection(E, r)
-    assert W.shape == (d, r) and W.dtype == np.float32
-    np.testing.assert_allclose(W.T @ W, np.eye(r), atol=1e-4)
-    M = E.T.astype(np.float64) @ E / n
-    lam = np.einsum("dr,de,er->r", W, M, W)  # Rayleigh quotients
-    assert (np.diff(lam) <= 1e-4 * max(lam.max(), 1)).all()  # largest first
-    top = np.sort(np.linalg.eigvalsh(M))[::-1][:r]
-    np.testing.assert_allclose(lam, top, rtol=1e-3, atol=1e-4 * max(top.max(), 1))
-
-
-def test_pca_projection_errors():
-    with pytest.raises(IndexError_, match="non-empty"):
-        pca_projection(np.zeros((0, 4), np.float32), 2)
-    with pytest.raises(IndexError_, match="1 <= r <= 4"):
-        pca_projection(np.ones((3, 4), np.float32), 5)
