@@ -50,10 +50,17 @@ def _check_inputs(catalog: Catalog, baskets: Baskets, embeddings: np.ndarray) ->
     return emb
 
 
+#: Version of the fitted values for given inputs: bump it when a change of the fitting code changes them, so
+#: cached fits made by the old code are refit instead of silently reused. 2: the PPMI embeddings run on one torch
+#: thread (before, their last digits depended on the calling process's thread count).
+FIT_VERSION = 2
+
+
 def cache_key(catalog: Catalog, baskets: Baskets, embeddings: np.ndarray, config: ComplementConfig, seed: int) -> str:
-    """Hex content hash of everything a fit depends on: baskets (and their users), categories, embeddings, config, seed."""
+    """Hex content hash of everything a fit depends on: baskets (and their users), categories, embeddings, config,
+    seed, and the versions of the file format and of the fitting code."""
     h = hashlib.sha256()
-    h.update(f"comp-v{FORMAT_VERSION}|n={catalog.n_items}|C={catalog.n_categories}|seed={seed}|".encode())
+    h.update(f"comp-v{FORMAT_VERSION}|fit-v{FIT_VERSION}|n={catalog.n_items}|C={catalog.n_categories}|seed={seed}|".encode())
     h.update(json.dumps(config.to_dict(), sort_keys=True).encode())
     user = np.zeros(0, np.int64) if baskets.user is None else baskets.user  # user-level co-occurrence uses it
     for arr in (baskets.indptr, baskets.items, user, catalog.category, np.ascontiguousarray(embeddings, np.float32)):
