@@ -1,5 +1,13 @@
 """The recommender side shared by the env and serving: the FAISS item index, the complementarity model and
-the bundle builder (K candidate bundles of 1..K_max items with features). Names load their modules lazily."""
+the bundle builder (K candidate bundles of 1..K_max items with features). Names load their modules lazily.
+
+Modules (each owns one thing): ``types`` (the CandidateSet contract), ``features`` (the nine candidate
+features: names, columns, formulas), ``builder`` (BundleBuilder) with ``builder_config`` (its config,
+errors, input checks), ``kernels`` (its compiled loops) and ``completion`` (single-bundle completion);
+``index`` (ItemIndex over FAISS) with ``index_config``; ``projection`` (PCA projections, centred or
+not); ``ragged`` (per-row item sets); ``complementarity`` (the estimated complementarity model, a
+package) with ``cooccurrence``, ``text_comp`` and ``comp_eval`` (its counts, text model and evaluation).
+"""
 
 from __future__ import annotations
 
@@ -7,10 +15,10 @@ from bundlerl.utils.lazy import lazy_exports
 
 _EXPORTS = {
     "BundleBuilder": ".builder",
-    "BuilderConfig": ".builder",
-    "BuilderError": ".builder",
+    "BuilderConfig": ".builder_config",
+    "BuilderError": ".builder_config",
     "ItemIndex": ".index",
-    "IndexConfig": ".index",
+    "IndexConfig": ".index_config",
     "ComplementConfig": ".complementarity",
     "ComplementModel": ".complementarity",
     "CandidateSet": ".types",

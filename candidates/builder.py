@@ -32,18 +32,21 @@ numpy formulation):
 Pairwise complementarity and substitution among an item and its complement list are tabulated
 once per catalogue at construction (``(n, C+1, C+1)`` float32 each, ~97 MB at 100k items with C = 10), so the per-call work is
 table look-ups plus one gather of exact embeddings for the ~(anchors + seeds) * K_max items.
+
+Elsewhere: the configuration (``builder_config``), the feature formulas (``features``), the compiled loops
+(``kernels``) and single-bundle completion (``completion``; ``BundleBuilder.complete_bundle`` calls it).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Protocol, Sequence
+from typing import Sequence
 
 import numpy as np
 
+from bundlerl.candidates import completion
+from bundlerl.candidates.builder_config import BuilderConfig, BuilderError, ComplementModelLike, check_rows
 from bundlerl.candidates.features import (
     COL,
-    discount_for_sizes,
     log_price,
     popularity_feature,
     prefix_mean,
@@ -51,14 +54,14 @@ from bundlerl.candidates.features import (
     prefix_pair_mean_upper,
     substitution,
 )
-from bundlerl.candidates.index import IndexError_, ItemIndex, RaggedSet, check_vectors
+from bundlerl.candidates.index import ItemIndex, inner_products_by_index
 from bundlerl.candidates.kernels import greedy_complete, mmr_select, selected_bundles
 from bundlerl.candidates.projection import pca_projection
+from bundlerl.candidates.ragged import RaggedSet, RaggedSetError
 from bundlerl.candidates.types import CandidateSet
-from bundlerl.utils.errors import BundlerlError
-from bundlerl.utils.threads import faiss_threads, serial_numpy_blas
+from bundlerl.utils.threads import serial_numpy_blas
 
-__all__ = [
+__all__ = [  # BuilderConfig, BuilderError, ComplementModelLike (builder_config) and inner_products_by_index (index): importable from here as before
     "BuilderConfig",
     "BundleBuilder",
     "BuilderError",
@@ -69,118 +72,6 @@ __all__ = [
 
 #: Extra neighbours fetched beyond n_anchors in the first (small) pool search; see BundleBuilder._anchors.
 _ANCHOR_MARGIN = 8
-
-
-class BuilderError(BundlerlError):
-    """Bad builder configuration or input; the message says what is wrong and how to fix it."""
-
-
-class ComplementModelLike(Protocol):
-    """What the builder needs from a complementarity model (``bundlerl.candidates.complementarity``)."""
-
-    top_items: np.ndarray
-    """(n, C_top) int32 top complements of each item, best first, -1 padded."""
-    top_scores: np.ndarray
-    """(n, C_top) float32 in [0, 1], their scores comp(i -> top_items[i, c])."""
-
-    def score(self, i: np.ndarray, j: np.ndarray) -> np.ndarray:
-        """(m,) float32 in [0, 1]: directed complementarity i -> j."""
-
-
-@dataclass(frozen=True)
-class BuilderConfig:
-    """How many candidate bundles to build and how to rank them."""
-
-    n_candidates: int = 32
-    """K: candidate bundles per user (fixed; unused slots are masked). >= 1."""
-    max_bundle_size: int = 3
-    """K_max: largest bundle. >= 1."""
-    pool_size: int = 64
-    """Nearest items fetched from the index per user; anchors are taken from it. >= n_anchors."""
-    n_anchors: int = 16
-    """Anchors per user, each completed into bundles of sizes 1..K_max. >= 1."""
-    n_complements: int = 10
-    """C: complements per anchor considered for completion (head of the model's top list). >= 1."""
-    n_cross_sell_seeds: int = 4
-    """Most recently bought items whose complements form cross-sell bundles. >= 0.
-    Constraint: (n_anchors + n_cross_sell_seeds) * max_bundle_size <= 64 (MMR uses 64-bit item sets)."""
-    cross_sell_share: float = 0.25
-    """Share of the K slots given first to cross-sell bundles when a user has any. In [0, 1]."""
-    history_weight: float = 0.3
-    """Weight a of the history vector in the query (1 - a for the profile). In [0, 1]."""
-    w_rel: float = 1.0
-    """Weight of relevance (cosine to the query). >= 0."""
-    w_comp: float = 1.0
-    """Weight of estimated complementarity. >= 0."""
-    w_sub: float = 1.0
-    """Weight of the substitute penalty. >= 0."""
-    mmr_lambda: float = 0.7
-    """MMR trade-off: 1 = pure score, 0 = pure diversity. In [0, 1]."""
-    rel_dim: int | None = 32
-    """PCA dimension used for relevance while completing bundles (speed); None = exact. >= 1."""
-    price_cap: float | None = None
-    """Global cap on a bundle's discounted price (currency units); combined with the per-call cap by min. > 0 or None."""
-    discounts: dict = field(default_factory=lambda: {2: 0.10, 3: 0.15})
-    """Bundle discount by size: key k applies to sizes >= k up to the next key (default: 10% for 2, 15% for 3+).
-    Keys >= 2, values in [0, 1)."""
-
-    def __post_init__(self) -> None:
-        def need(ok: bool, msg: str) -> None:
-            if not ok:
-                raise BuilderError(f"BuilderConfig: {msg}")
-
-        need(self.n_candidates >= 1, f"n_candidates={self.n_candidates}; use >= 1")
-        need(self.max_bundle_size >= 1, f"max_bundle_size={self.max_bundle_size}; use >= 1")
-        need(self.n_anchors >= 1, f"n_anchors={self.n_anchors}; use >= 1")
-        need(self.pool_size >= self.n_anchors, f"pool_size={self.pool_size} < n_anchors={self.n_anchors}; raise pool_size")
-        need(self.n_complements >= 1, f"n_complements={self.n_complements}; use >= 1")
-        need(self.n_cross_sell_seeds >= 0, f"n_cross_sell_seeds={self.n_cross_sell_seeds}; use >= 0")
-        need(
-            (self.n_anchors + self.n_cross_sell_seeds) * self.max_bundle_size <= 64,
-            f"(n_anchors + n_cross_sell_seeds) * max_bundle_size = "
-            f"{(self.n_anchors + self.n_cross_sell_seeds) * self.max_bundle_size} > 64; lower n_anchors or n_cross_sell_seeds",
-        )
-        for name in ("cross_sell_share", "history_weight", "mmr_lambda"):
-            v = getattr(self, name)
-            need(0.0 <= v <= 1.0, f"{name}={v}; use a value in [0, 1]")
-        for name in ("w_rel", "w_comp", "w_sub"):
-            v = getattr(self, name)
-            need(np.isfinite(v) and v >= 0, f"{name}={v}; use a finite weight >= 0")
-        need(self.rel_dim is None or self.rel_dim >= 1, f"rel_dim={self.rel_dim}; use >= 1 or None")
-        need(
-            self.price_cap is None or (np.isfinite(self.price_cap) and self.price_cap > 0),
-            f"price_cap={self.price_cap}; use a positive number or None",
-        )
-        for k, v in dict(self.discounts).items():
-            need(int(k) == k and k >= 2, f"discounts key {k!r}; keys are bundle sizes >= 2")
-            need(0.0 <= v < 1.0, f"discounts[{k}]={v}; use a fraction in [0, 1)")
-
-    def discount_table(self) -> np.ndarray:
-        """(K_max + 1,) float64: discount fraction for each size 0..K_max (0 for sizes 0 and 1)."""
-        return discount_for_sizes(np.arange(self.max_bundle_size + 1), self.discounts)
-
-
-def inner_products_by_index(x: np.ndarray, table: np.ndarray, ids: np.ndarray) -> np.ndarray:
-    """(N, L) float32: ``out[u, l] = <x[u], table[ids[u, l]]>``, 0 where ``ids`` is -1.
-
-    Fused gather + dot (``faiss.fvec_inner_products_by_idx``): it never materialises the
-    (N, L, d) gathered block, which is what made this step memory-bound in numpy.
-    """
-    import faiss
-
-    x = np.ascontiguousarray(x, dtype=np.float32)
-    table = np.ascontiguousarray(table, dtype=np.float32)
-    ids = np.ascontiguousarray(ids, dtype=np.int64)
-    out = np.empty(ids.shape, dtype=np.float32)
-    if out.size:
-        # always one thread: the gathers are memory-bound, and two OpenMP threads were no faster at any size
-        # (builder, 1,024 users: x0.91-0.99) but slower in the env (x0.85) and ~3x slower when the other core is busy
-        with faiss_threads(1):
-            faiss.fvec_inner_products_by_idx(
-                faiss.swig_ptr(out), faiss.swig_ptr(x), faiss.swig_ptr(table), faiss.swig_ptr(ids), table.shape[1], x.shape[0], ids.shape[1]
-            )
-    out[ids < 0] = 0.0
-    return out
 
 
 def picked_bundles(sel, slot_items, price, pop_feat, shown: RaggedSet, rel_p, rel_h, mean_comp, max_sub, disc_b) -> CandidateSet:
@@ -201,19 +92,6 @@ def picked_bundles(sel, slot_items, price, pop_feat, shown: RaggedSet, rel_p, re
     valid = sel >= 0
     features[..., COL.log_price] = np.where(valid, log_price(disc_price), 0.0)
     return CandidateSet(items=items, sizes=sizes, mask=valid, features=features)
-
-
-def _check_rows(x, N: int | None, d: int, name: str, allow_zero: bool = False) -> np.ndarray:
-    """:func:`bundlerl.candidates.index.check_vectors` plus a row count, raising :class:`BuilderError`."""
-    x = np.asarray(x)
-    if x.ndim != 2 or x.shape[1] != d or (N is not None and x.shape[0] != N):
-        want = f"({N if N is not None else 'N'}, {d})"
-        raise BuilderError(f"{name} has shape {x.shape}; expected {want} float32 unit rows")
-    try:
-        return check_vectors(x, d, name, allow_zero)
-    except IndexError_ as err:
-        hint = " (a zero row means 'no history')" if allow_zero else ""
-        raise BuilderError(f"{err}{hint}") from None
 
 
 class BundleBuilder:
@@ -357,10 +235,10 @@ class BundleBuilder:
         Deterministic: the same inputs give the same output.
         """
         cfg, n = self.config, self.n_items
-        profile = _check_rows(profile, None, self.dim, "profile")
+        profile = check_rows(profile, None, self.dim, "profile")
         N = profile.shape[0]
         if history is not None:
-            history = _check_rows(history, N, self.dim, "history", allow_zero=True)
+            history = check_rows(history, N, self.dim, "history", allow_zero=True)
             has_h = np.linalg.norm(history, axis=1) > 0
             a = np.where(has_h, cfg.history_weight, 0.0).astype(np.float32)[:, None]
             q = (1 - a) * profile + a * history
@@ -377,20 +255,15 @@ class BundleBuilder:
             if pc.shape != (N,) or np.isnan(pc).any() or (pc <= 0).any():
                 raise BuilderError(f"price_cap must be (N,)=({N},) positive numbers (inf = no cap); got shape {pc.shape}")
             cap = np.minimum(cap, pc)
+        try:  # checked for N = 0 too: a row-count mismatch is still reported
+            bought_set = RaggedSet(bought, N, n, "bought")
+            shown_set = RaggedSet(shown, N, n, "shown")
+        except RaggedSetError as e:
+            raise BuilderError(str(e)) from None
         if N == 0:
-            try:  # still report a row-count mismatch
-                RaggedSet(bought, 0, n, "bought")
-                RaggedSet(shown, 0, n, "shown")
-            except IndexError_ as e:
-                raise BuilderError(str(e)) from None
             return self._empty(0)
         if history is None:
             has_h, a, qnorm = None, None, None
-        try:
-            bought_set = RaggedSet(bought, N, n, "bought")
-            shown_set = RaggedSet(shown, N, n, "shown")
-        except IndexError_ as e:
-            raise BuilderError(str(e)) from None
         # (Overlapping the index search of one chunk of rows with the numpy work of the previous one
         # on a worker thread was tried: slower on the shared 2-core VM, so one pass.)
         with serial_numpy_blas():
@@ -499,56 +372,6 @@ class BundleBuilder:
         )
 
     # ------------------------------------------------------------------ single-bundle completion
-    def complete_bundle(
-        self,
-        seed_items: Sequence[int] | np.ndarray,
-        k: int,
-        *,
-        profile: np.ndarray | None = None,
-        exclude: Sequence[int] | np.ndarray | None = None,
-        n_text_neighbours: int = 50,
-    ) -> np.ndarray:
-        """Rank items that complete a bundle made of ``seed_items``; works for any catalogue.
-
-        Candidates: the seeds' complement lists (full ``top_items`` width) plus the
-        ``n_text_neighbours`` nearest items to the seeds' mean embedding. Each candidate j gets
-        ``w_rel * cos(target, e_j) + w_comp * mean_s (comp(s->j) + comp(j->s)) / 2
-        - w_sub * max_s sub(s, j)`` with target = ``profile`` if given, else the normalised mean
-        of the seeds' embeddings.
-
-        :param seed_items: catalogue positions already in the bundle (>= 1, distinct).
-        :param k: number of items to return (>= 1).
-        :param profile: optional (d,) unit vector of the user.
-        :param exclude: positions never returned (e.g. bought items); seeds are always excluded.
-        :returns: (k,) int64 positions, best first, -1 padded when fewer candidates exist.
-        """
-        cfg, n = self.config, self.n_items
-        seeds = np.unique(np.asarray(seed_items, dtype=np.int64).reshape(-1))
-        if seeds.size == 0 or seeds.min() < 0 or seeds.max() >= n:
-            raise BuilderError(f"seed_items must be >= 1 positions in [0, {n}); got {np.asarray(seed_items).tolist()!r}")
-        if not isinstance(k, (int, np.integer)) or k < 1:
-            raise BuilderError(f"k={k!r}; ask for at least one item")
-        if profile is not None:
-            target = _check_rows(np.asarray(profile).reshape(1, -1), 1, self.dim, "profile")[0]
-        else:
-            m = self.E[seeds].mean(0)
-            target = (m / max(np.linalg.norm(m), 1e-12)).astype(np.float32)
-        top = np.asarray(self.comp.top_items)[seeds].reshape(-1)
-        _, nn = self.index.search(target[None, :], min(n_text_neighbours + seeds.size, n))
-        cand = np.unique(np.concatenate([top[top >= 0], nn[0][nn[0] >= 0]]))
-        drop = np.isin(cand, seeds)
-        if exclude is not None:
-            drop |= np.isin(cand, np.asarray(exclude, dtype=np.int64))
-        cand = cand[~drop]
-        out = np.full(k, -1, dtype=np.int64)
-        if cand.size == 0:
-            return out
-        ss, cc = np.repeat(seeds, cand.size), np.tile(cand, seeds.size)
-        comp = (np.asarray(self.comp.score(ss, cc), np.float64) + np.asarray(self.comp.score(cc, ss), np.float64)) / 2
-        comp = comp.reshape(seeds.size, cand.size).mean(0)
-        cos = self.E[seeds] @ self.E[cand].T
-        sub = substitution(self.category[seeds][:, None], self.category[cand][None, :], cos).max(0)
-        score = cfg.w_rel * (self.E[cand] @ target) + cfg.w_comp * comp - cfg.w_sub * sub
-        order = np.lexsort((cand, -score))[:k]  # ties broken by position: deterministic
-        out[: order.size] = cand[order]
-        return out
+    #: ``builder.complete_bundle(seed_items, k, *, profile=None, exclude=None, n_text_neighbours=50)``: the items that
+    #: best complete a started bundle, (k,) int64 best first; see :func:`bundlerl.candidates.completion.complete_bundle`.
+    complete_bundle = completion.complete_bundle

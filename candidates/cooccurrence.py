@@ -211,9 +211,14 @@ def ppmi_embeddings(counts: PairCounts, rank: int, rng: np.random.Generator, n_i
     no co-occurrence; the cosine of two rows is a smoothed co-purchase affinity that also links items
     never bought together but bought with the same others. Randomised range finder (Halko et al.) with
     ``n_iter`` power iterations; the test matrix is drawn from ``rng`` (deterministic given it).
-    torch (sparse CSR matmul) is imported lazily.
+    torch (sparse CSR matmul) is imported lazily and runs on one intra-op thread whatever the caller's setting:
+    torch splits the sparse products and the QR by thread count, so the rows moved by ~2e-5 between a process
+    with 1 thread (``bundlerl train``) and one with 2 (a plain script), and a world's complementarity model
+    depended on which command built it first.
     """
     import torch
+
+    from bundlerl.utils.threads import torch_threads
 
     n = counts.n_items
     r = int(min(rank, n))
@@ -237,12 +242,13 @@ def ppmi_embeddings(counts: PairCounts, rank: int, rng: np.random.Generator, n_i
         )
     p = min(n, r + 10)
     Q = torch.from_numpy(rng.standard_normal((n, p)).astype(np.float32))
-    Q = torch.linalg.qr(A @ Q).Q
-    for _ in range(int(n_iter)):  # A is symmetric: A^T Q = A Q
+    with torch_threads(1):
         Q = torch.linalg.qr(A @ Q).Q
-    Bm = (A @ Q).T  # = Q^T A  (p, n)
-    Ub, S, _ = torch.linalg.svd(Bm, full_matrices=False)
-    W = (Q @ Ub[:, :r]) * torch.sqrt(S[:r])
+        for _ in range(int(n_iter)):  # A is symmetric: A^T Q = A Q
+            Q = torch.linalg.qr(A @ Q).Q
+        Bm = (A @ Q).T  # = Q^T A  (p, n)
+        Ub, S, _ = torch.linalg.svd(Bm, full_matrices=False)
+        W = (Q @ Ub[:, :r]) * torch.sqrt(S[:r])
     W = W.numpy().astype(np.float32)
     norm = np.linalg.norm(W, axis=1, keepdims=True)
     return np.where(norm > 1e-8, W / np.maximum(norm, 1e-8), 0.0).astype(np.float32)

@@ -25,7 +25,11 @@ Exclusion (items a user already bought) is given as a **sequence of N int arrays
 ragged list of catalogue positions per query row; ``None`` or an empty array for none), or as
 one (N, L) int array padded with -1. It
 is applied by over-fetching ``k + max_excluded`` neighbours and filtering with one
-vectorised sorted-key lookup (:class:`RaggedSet`), so no per-query Python loop.
+vectorised sorted-key lookup (:class:`bundlerl.candidates.ragged.RaggedSet`), so no per-query Python loop.
+
+Also here, as the other inner products against an item table: :func:`check_vectors` (the unit-row check of
+every vector input) and :func:`inner_products_by_index` (fused gather + dot, the builder's and the env's exact
+relevance features). The configuration is ``bundlerl.candidates.index_config``.
 
 ``import bundlerl.candidates.index`` does not import faiss; faiss loads when an index is built.
 """
@@ -35,47 +39,39 @@ from __future__ import annotations
 import json
 import os
 from contextlib import nullcontext
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
+from bundlerl.candidates.index_config import EXACT_UP_TO, IndexConfig, IndexError_
 from bundlerl.candidates.projection import pca_projection
-from bundlerl.utils.errors import BundlerlError
+from bundlerl.candidates.ragged import RaggedSet, RaggedSetError
 from bundlerl.utils.threads import faiss_threads
 
-__all__ = [
+__all__ = [  # IndexConfig, IndexError_, EXACT_UP_TO live in index_config; importable from here as before
     "IndexConfig",
     "ItemIndex",
     "IndexError_",
-    "RaggedSet",
     "UNIT_TOL",
     "SERIAL_BELOW",
     "blas_flat_search",
     "EXACT_UP_TO",
     "BLAS_FLAT_ABOVE",
-    "BROADCAST_MAX_LEN",
+    "check_vectors",
+    "inner_products_by_index",
 ]
 
 #: Largest tolerated deviation of a row's L2 norm from 1.
 UNIT_TOL = 1e-3
 
-_KINDS = ("flat", "hnsw", "ivf")
-
-
 #: Query batches up to this many rows are searched on one OpenMP thread (see :func:`faiss_threads`).
 SERIAL_BELOW = 256
 
 
-#: :meth:`IndexConfig.for_size` searches catalogues up to this many items exactly.
-EXACT_UP_TO = 20_000
-
 #: Query batches larger than this use faiss's BLAS path for exhaustive (flat) search; see :class:`blas_flat_search`.
 BLAS_FLAT_ABOVE = 20
-
-#: :meth:`RaggedSet.contains` compares column by column when no row holds more items than this.
-BROADCAST_MAX_LEN = 16
 
 
 class blas_flat_search:
@@ -103,216 +99,6 @@ class blas_flat_search:
         return False
 
 
-class IndexError_(BundlerlError):
-    """Bad index configuration, input vectors or file; the message says what and how to fix it."""
-
-
-@dataclass(frozen=True)
-class IndexConfig:
-    """How to build and query an :class:`ItemIndex`."""
-
-    kind: str = "flat"
-    """"flat" (exact inner product), "hnsw" (graph, approximate) or "ivf" (inverted lists, approximate)."""
-    hnsw_m: int = 32
-    """HNSW: neighbours per node (memory and recall grow with it). >= 4."""
-    ef_construction: int = 80
-    """HNSW: candidate list size while building (build time and recall grow with it). >= hnsw_m."""
-    ef_search: int = 96
-    """HNSW: candidate list size at query time; raised to k automatically when k is larger. >= 1."""
-    nlist: int | None = None
-    """IVF: number of k-means cells; None = 4*sqrt(n) clipped to [1, n // 39] (faiss wants >= 39 points per cell)."""
-    nprobe: int = 16
-    """IVF: cells visited per query (recall and time grow with it). >= 1."""
-    n_threads: int | None = None
-    """OpenMP threads for faiss (``faiss.omp_set_num_threads`` before build and search); None = faiss default."""
-    train_seed: int = 1234
-    """IVF: seed of faiss k-means, so that the same vectors give the same index."""
-    reduce_dim: int | None = None
-    """None = search the full vectors. r >= 1: build ``kind`` over the uncentred PCA projection to
-    r dims and re-rank its candidates exactly with the full vectors (module docstring). Must be
-    smaller than the vector dimension (checked when the index is built: r >= d is an error, not a
-    silent "no reduction", so a config never means something other than it says).
-    Measured on MiniLM vectors, 1,024 queries, k=50, one thread (bench_index.py): flat with
-    r=96, rerank=2 is 1.65x exact flat at 10k items (recall@50 0.970); flat r=128, rerank=2
-    2.1x at 49,688 (0.964); at 100k, ivf r=128, nprobe=64, rerank=3 3.8x (0.935). Memory: the
-    full vectors are kept (for re-ranking) next to the reduced structure."""
-    rerank: int = 3
-    """With ``reduce_dim`` or ``pq_m``: candidates fetched from the approximate structure per neighbour wanted
-    (``k_fetch * rerank``), then re-scored exactly; recall and time grow with it. >= 1."""
-    pq_m: int | None = None
-    """IVF only. None = the cells hold full float32 vectors. m >= 1: they hold 4-bit product-quantiser codes
-    of m sub-vectors (``faiss.IndexIVFPQFastScan``; m must divide the searched dimension, i.e. ``reduce_dim`` or
-    the vector dimension), and ``rerank`` candidates per neighbour wanted are re-scored exactly with the full
-    vectors, which are kept as well. Measured in the bundle builder (BENCHMARKS.md, "Bundle builder"; 1,024
-    users per call, 2 cores): m = 96, nprobe 16, rerank 3 gave 11.3k users/s at 10k MiniLM items against 8.8k
-    over IVF-flat nprobe 16 at the same overlap with the exact builder (0.90), and 7.3k against 5.2k at 100k.
-    Caveat: 16 centroids per sub-vector is coarse. On 384-d MiniLM vectors recall holds (recall@50 0.93 at 10k,
-    m = 192, nprobe 32, rerank 2), but on dense low-dimensional data it can collapse: 20.5k synthetic 16-d
-    vectors, recall@10 0.12-0.59 at m = 8, nprobe 64, rerank 2, where HNSW and IVF-flat reach 0.98-1.0. That is
-    why :meth:`for_size` does not pick it: measure recall on your own vectors (``benchmarks/bench_index.py``)."""
-
-    def __post_init__(self) -> None:
-        if self.kind not in _KINDS:
-            raise IndexError_(f"IndexConfig.kind={self.kind!r}; choose one of {_KINDS}")
-        if self.hnsw_m < 4:
-            raise IndexError_(f"IndexConfig.hnsw_m={self.hnsw_m}; use >= 4 (32 is a good default)")
-        if self.ef_construction < self.hnsw_m:
-            raise IndexError_(f"IndexConfig.ef_construction={self.ef_construction} < hnsw_m={self.hnsw_m}; raise it")
-        if self.ef_search < 1:
-            raise IndexError_(f"IndexConfig.ef_search={self.ef_search}; use >= 1")
-        if self.nlist is not None and self.nlist < 1:
-            raise IndexError_(f"IndexConfig.nlist={self.nlist}; use >= 1 or None for automatic")
-        if self.nprobe < 1:
-            raise IndexError_(f"IndexConfig.nprobe={self.nprobe}; use >= 1")
-        if self.n_threads is not None and self.n_threads < 1:
-            raise IndexError_(f"IndexConfig.n_threads={self.n_threads}; use >= 1 or None")
-        if self.reduce_dim is not None and (not isinstance(self.reduce_dim, (int, np.integer)) or self.reduce_dim < 1):
-            raise IndexError_(
-                f"IndexConfig.reduce_dim={self.reduce_dim!r}; use an int >= 1 (below the vector dimension) or None for full vectors"
-            )
-        if not isinstance(self.rerank, (int, np.integer)) or self.rerank < 1:
-            raise IndexError_(f"IndexConfig.rerank={self.rerank!r}; use an int >= 1 (3 is a good default)")
-        if self.pq_m is not None:
-            if self.kind != "ivf":
-                raise IndexError_(f"IndexConfig.pq_m={self.pq_m!r} needs kind='ivf' (got {self.kind!r}); drop pq_m or use kind='ivf'")
-            if not isinstance(self.pq_m, (int, np.integer)) or isinstance(self.pq_m, bool) or self.pq_m < 1:
-                raise IndexError_(f"IndexConfig.pq_m={self.pq_m!r}; use an int >= 1 that divides the dimension, or None")
-
-    @property
-    def refined(self) -> bool:
-        """True when an approximate structure's candidates are re-scored exactly (``reduce_dim`` or ``pq_m``)."""
-        return self.reduce_dim is not None or self.pq_m is not None
-
-    @classmethod
-    def for_size(cls, n_items: int, **overrides) -> "IndexConfig":
-        """Default kind for a catalogue of ``n_items``: exact up to :data:`EXACT_UP_TO` items, HNSW above.
-
-        Measured on MiniLM vectors, 1,024-query batches, 2 threads (BENCHMARKS.md, "Item index"): exact
-        search through BLAS runs 17k queries/s at 10k items, faster than HNSW at the default
-        ``ef_search`` = 96 (18.8k at ef 64, 10.0k at ef 128); at 20k about as fast (9.3k against 12.0k
-        at ef 64 and 7.0k at ef 128); at 30k HNSW ef 96 is ~1.6x faster (5.1k against 10.3k / 6.3k), and
-        x3.6-8 at 100k.
-        """
-        kind = "flat" if n_items <= EXACT_UP_TO else "hnsw"
-        return cls(**{"kind": kind, **overrides})
-
-
-class RaggedSet:
-    """Per-row sets of catalogue positions, for vectorised membership tests.
-
-    Built from a sequence of ``n_rows`` int arrays (``None`` entries = empty), or from one
-    ``(n_rows, L)`` int array padded with -1 (a fixed-width log, as the env keeps: no per-row Python
-    work). Stored as sorted unique int64 keys ``row * n_items + item``. :meth:`contains` compares
-    against each row's items column by column when every row holds at most :data:`BROADCAST_MAX_LEN`
-    items (a few items bought or shown: 2-3.5x faster than a search), else it is one ``np.searchsorted``.
-    """
-
-    def __init__(self, rows: Sequence[np.ndarray | Sequence[int] | None] | None, n_rows: int, n_items: int, name: str = "exclude"):
-        self.n_rows = int(n_rows)
-        self.n_items = int(n_items)
-        if rows is None:
-            self.keys = np.zeros(0, dtype=np.int64)
-            self.lengths = np.zeros(self.n_rows, dtype=np.int64)
-            self._flat = self._row_of = self.keys
-            self._raw_lengths = self.lengths
-            return
-        if isinstance(rows, np.ndarray) and rows.dtype == bool:
-            raise IndexError_(
-                f"{name} is a boolean mask; give a sequence of {n_rows} int arrays (catalogue positions per row)"
-            )
-        if len(rows) != self.n_rows:
-            raise IndexError_(f"{name} has {len(rows)} rows for {n_rows} queries; give one int array per query row")
-        if isinstance(rows, np.ndarray) and rows.ndim == 2 and np.issubdtype(rows.dtype, np.integer):
-            keep = rows != -1  # padding; order within a row is kept (the last items seed cross-sell)
-            flat, lengths = rows[keep], keep.sum(axis=1).astype(np.int64)
-        else:
-            arrs = [np.zeros(0, np.int64) if r is None else np.asarray(r).reshape(-1) for r in rows]
-            lengths = np.fromiter((a.size for a in arrs), dtype=np.int64, count=len(arrs))
-            flat = np.concatenate(arrs) if arrs else np.zeros(0, np.int64)
-        if flat.size and not np.issubdtype(flat.dtype, np.integer):
-            raise IndexError_(f"{name} must hold integer catalogue positions; got dtype {flat.dtype}")
-        flat = flat.astype(np.int64, copy=False)
-        if flat.size and (flat.min() < 0 or flat.max() >= self.n_items):
-            bad = flat[(flat < 0) | (flat >= self.n_items)][0]
-            raise IndexError_(f"{name} holds position {bad} outside [0, {n_items}); give catalogue row positions")
-        row_of = np.repeat(np.arange(self.n_rows, dtype=np.int64), lengths)
-        self._flat, self._row_of, self._raw_lengths = flat, row_of, lengths
-        self.keys = np.unique(row_of * self.n_items + flat)
-        # distinct items per row (for over-fetch sizing)
-        self.lengths = np.bincount(self.keys // max(self.n_items, 1), minlength=self.n_rows).astype(np.int64)
-
-    @property
-    def max_len(self) -> int:
-        return int(self.lengths.max()) if self.lengths.size else 0
-
-    def contains(self, items: np.ndarray) -> np.ndarray:
-        """Bool array shaped like ``items`` (n_rows, ...): True where ``items[r, ...]`` is in row r's set.
-        Negative items (padding) are never contained."""
-        items = np.asarray(items)
-        if self.keys.size == 0:
-            return np.zeros(items.shape, dtype=bool)
-        if self.max_len <= BROADCAST_MAX_LEN:
-            cols = self._columns()
-            lead = (self.n_rows,) + (1,) * (items.ndim - 1)
-            out = items == cols[:, 0].reshape(lead)
-            for c in range(1, cols.shape[1]):
-                out |= items == cols[:, c].reshape(lead)
-            return out
-        # prefilter with "in any row's set" (one cheap lookup), then exact keys for the few hits
-        anyset = self.__dict__.get("_any")
-        if anyset is None:
-            anyset = np.zeros(self.n_items + 1, dtype=bool)  # last slot: padding -1
-            anyset[self.keys % self.n_items] = True
-            self._any = anyset
-        flat = items.reshape(-1)
-        hit = np.flatnonzero(anyset[np.where(flat >= 0, flat, self.n_items)])
-        out = np.zeros(flat.size, dtype=bool)
-        if hit.size:
-            rows = (hit // max(int(np.prod(items.shape[1:], dtype=np.int64)), 1)).astype(np.int64)
-            q = rows * self.n_items + flat[hit].astype(np.int64)
-            pos = np.minimum(np.searchsorted(self.keys, q), self.keys.size - 1)
-            out[hit] = self.keys[pos] == q
-        return out.reshape(items.shape)
-
-    def _columns(self) -> np.ndarray:
-        """(n_rows, max_len) int64: each row's distinct items, padded with ``n_items`` (matches no item)."""
-        cols = self.__dict__.get("_cols")
-        if cols is None:
-            r = self.keys // max(self.n_items, 1)
-            start = np.concatenate([[0], np.cumsum(self.lengths)[:-1]])
-            cols = np.full((self.n_rows, max(self.max_len, 1)), self.n_items, dtype=np.int64)
-            cols[r, np.arange(self.keys.size) - start[r]] = self.keys % self.n_items
-            self._cols = cols
-        return cols
-
-    def subset(self, rows: np.ndarray) -> "RaggedSet":
-        """The sets of the given rows (sorted, distinct row indices), as a new RaggedSet with rows 0..len(rows)-1.
-        Supports :meth:`contains` only (the given order of items is not kept)."""
-        rows = np.asarray(rows, dtype=np.int64)
-        out = RaggedSet(None, rows.size, self.n_items)
-        if self.keys.size:
-            new_row = np.full(self.n_rows, -1, dtype=np.int64)
-            new_row[rows] = np.arange(rows.size)
-            r = new_row[self.keys // self.n_items]
-            keep = r >= 0
-            out.keys = r[keep] * self.n_items + self.keys[keep] % self.n_items  # stays sorted: rows ascending
-            out.lengths = np.bincount(r[keep], minlength=rows.size).astype(np.int64)
-        return out
-
-    def padded(self, width: int) -> np.ndarray:
-        """(n_rows, width) int64: the last ``width`` items of each row in the order given (most
-        recent first), -1 padded. Used for cross-sell seeds."""
-        out = np.full((self.n_rows, width), -1, dtype=np.int64)
-        if width == 0 or self._flat.size == 0:
-            return out
-        start = np.concatenate([[0], np.cumsum(self._raw_lengths)[:-1]])
-        r = self._row_of
-        rank_from_end = (start[r] + self._raw_lengths[r] - 1) - np.arange(self._flat.size)
-        keep = rank_from_end < width
-        out[r[keep], rank_from_end[keep]] = self._flat[keep]
-        return out
-
-
 def check_vectors(x: np.ndarray, dim: int | None, name: str, allow_zero: bool = False) -> np.ndarray:
     """Return ``x`` as C-contiguous float32 (m, dim) after checking shape, finiteness and unit norm.
 
@@ -337,6 +123,29 @@ def check_vectors(x: np.ndarray, dim: int | None, name: str, allow_zero: bool = 
             f"{name}[{i}] has L2 norm {norms[i]:.4f}; rows must be unit-norm (divide by np.linalg.norm(x, axis=1))"
         )
     return x
+
+
+def inner_products_by_index(x: np.ndarray, table: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    """(N, L) float32: ``out[u, l] = <x[u], table[ids[u, l]]>``, 0 where ``ids`` is -1.
+
+    Fused gather + dot (``faiss.fvec_inner_products_by_idx``): it never materialises the
+    (N, L, d) gathered block, which is what made this step memory-bound in numpy.
+    """
+    import faiss
+
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    table = np.ascontiguousarray(table, dtype=np.float32)
+    ids = np.ascontiguousarray(ids, dtype=np.int64)
+    out = np.empty(ids.shape, dtype=np.float32)
+    if out.size:
+        # always one thread: the gathers are memory-bound, and two OpenMP threads were no faster at any size
+        # (builder, 1,024 users: x0.91-0.99) but slower in the env (x0.85) and ~3x slower when the other core is busy
+        with faiss_threads(1):
+            faiss.fvec_inner_products_by_idx(
+                faiss.swig_ptr(out), faiss.swig_ptr(x), faiss.swig_ptr(table), faiss.swig_ptr(ids), table.shape[1], x.shape[0], ids.shape[1]
+            )
+    out[ids < 0] = 0.0
+    return out
 
 
 class ItemIndex:
@@ -463,7 +272,7 @@ class ItemIndex:
         :param k: neighbours per query, >= 1 (may exceed the item count: the tail is padded).
         :param exclude: None, or a sequence of N int arrays: catalogue positions never returned
             for that row (e.g. items already bought), or an (N, L) int array padded with -1; or a
-            :class:`RaggedSet` of N rows built from one.
+            :class:`~bundlerl.candidates.ragged.RaggedSet` of N rows built from one.
         :returns: ``(scores (N, k) float32, items (N, k) int64)``; where fewer than k items
             qualify, items are -1 and scores -inf.
         Raises :class:`IndexError_` on wrong dim, NaN/inf, non-unit rows, k < 1 or a bad exclude.
@@ -480,7 +289,10 @@ class ItemIndex:
                 )
             ex = exclude
         else:
-            ex = RaggedSet(exclude, N, self.n_items) if exclude is not None else None
+            try:
+                ex = RaggedSet(exclude, N, self.n_items) if exclude is not None else None
+            except RaggedSetError as err:
+                raise IndexError_(str(err)) from None
         k_fetch = min(int(k) + (ex.max_len if ex is not None else 0), self.n_items)
         if N == 0:
             return np.zeros((0, k), np.float32), np.zeros((0, k), np.int64)

@@ -13,7 +13,10 @@ no fast-math, so no fused multiply-add), which makes the builder's output bit-id
 (``tests/_builder_ref.py``) on random inputs, ties included.
 
 Compiled on first use and cached on disk next to this file (numba's ``cache=True``): the first
-call in a fresh checkout compiles them (~3 s).
+call in a fresh checkout compiles them (~3 s). numba keys its cache by this file's size and mtime, not by the
+module's import name, and a cached kernel re-imports its module by name: so when the module moves or is renamed
+(``candidates.kernels`` became ``bundlerl.candidates.kernels``), this file must change too, or checkouts holding
+the old cache fail with "No module named ..." in new processes.
 """
 
 from __future__ import annotations

@@ -17,6 +17,7 @@ arrays is skipped with a warning (its texts are re-encoded), never trusted.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -98,17 +99,18 @@ class CachedEncoder:
     def _check_meta(self) -> None:
         if self._checked_meta:
             return
+        from bundlerl.utils.atomic import sweep_temporaries, write_text
+
+        sweep_temporaries(self.folder)  # leftovers of writers killed mid-write
         meta = self.folder / "identity.json"
         try:
             info = json.loads(meta.read_text())
             d = int(info["dim"])
-        except FileNotFoundError:
-            from bundlerl.utils.atomic import atomic_write
-
-            with atomic_write(meta) as tmp:
-                tmp.write_text(json.dumps({"identity": self.identity, "dim": int(self.dim)}))
         except (OSError, ValueError, KeyError, TypeError) as err:
-            warnings.warn(f"ignoring unreadable embedding cache metadata {meta}: {err}", RuntimeWarning, stacklevel=3)
+            if not isinstance(err, FileNotFoundError):
+                warnings.warn(f"rewriting unreadable embedding cache metadata {meta}: {err}", RuntimeWarning,
+                              stacklevel=3)
+            write_text(meta, json.dumps({"identity": self.identity, "dim": int(self.dim)}))
         else:
             if d != self.dim:
                 raise self._mismatch(self.folder, d)
@@ -140,11 +142,15 @@ class CachedEncoder:
             if path.name not in self._bad:
                 self._bad.add(path.name)
                 warnings.warn(
-                    f"ignoring corrupt embedding cache shard {path} ({type(err).__name__}: {err}); "
-                    "its texts will be re-encoded; delete the file to silence this",
+                    f"removing corrupt embedding cache shard {path} ({type(err).__name__}: {err}); "
+                    "its texts will be re-encoded",
                     RuntimeWarning,
                     stacklevel=4,
                 )
+                # the cache heals: the re-encoded vectors go to a new shard, the damaged one goes away (shards are
+                # written whole by atomic rename, so a shard that does not read is damaged, not half-written)
+                with contextlib.suppress(OSError):
+                    path.unlink()
             return None
 
     def _shard_names(self) -> list[str]:

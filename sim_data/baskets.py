@@ -74,6 +74,13 @@ class Baskets:
     def __len__(self) -> int:
         return int(self.indptr.size - 1)
 
+    def __repr__(self) -> str:
+        """A summary (counts and sizes), not the arrays."""
+        sizes = self.sizes
+        mean = f", {float(sizes.mean()):.1f} items per basket on average" if sizes.size else ""
+        users = f", {len(np.unique(self.user)):,} users" if self.user is not None else ""
+        return f"Baskets({len(self):,} baskets over {self.n_items:,} items{mean}{users})"
+
     @property
     def sizes(self) -> np.ndarray:
         """(B,) int64 number of items per basket."""

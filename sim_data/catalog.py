@@ -159,6 +159,17 @@ class Catalog:
             if not np.isfinite(g).all() or (g < 0).any() or (g > 1).any():
                 raise CatalogError("complement_graph must be finite and in [0, 1]")
 
+    def __repr__(self) -> str:
+        """A summary (``print(catalog)`` should read at a glance, not dump arrays)."""
+        p = np.asarray(self.price, dtype=np.float64)
+        parts = [f"{self.n_items:,} items", f"{self.n_categories} categories", f"{len(self.department_names)} departments",
+                 f"price {p.min():.2f}-{p.max():.2f} (median {np.median(p):.2f}{', imputed' if self.price_imputed else ''})"
+                 if p.size else "no prices",
+                 f"embeddings {self.embeddings.shape[0]}x{self.embeddings.shape[1]}" if self.embeddings is not None
+                 else "not encoded",
+                 "true complement graph" if self.complement_graph is not None else "no complement graph"]
+        return f"Catalog({self.name!r}: {', '.join(parts)})"
+
     # ------------------------------------------------------------------ derived views
     @property
     def n_items(self) -> int:

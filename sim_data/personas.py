@@ -6,6 +6,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from bundlerl.utils.errors import BundlerlError
+
+
+class PersonaError(BundlerlError):
+    """Persona arrays of the wrong shape or range; the message names the field."""
+
 
 @dataclass(frozen=True)
 class Personas:
@@ -35,18 +41,23 @@ class Personas:
         object.__setattr__(self, "price_sensitivity", np.asarray(self.price_sensitivity, dtype=np.float32))
         N = len(self.texts)
         if self.needs.ndim != 2 or self.needs.shape[0] != N:
-            raise ValueError(f"needs has shape {self.needs.shape}; expected ({N}, C)")
+            raise PersonaError(f"needs has shape {self.needs.shape}; expected ({N}, C)")
         if self.interests.ndim != 2 or self.interests.shape[0] != N:
-            raise ValueError(f"interests has shape {self.interests.shape}; expected ({N}, k)")
+            raise PersonaError(f"interests has shape {self.interests.shape}; expected ({N}, k)")
         if not ((self.needs >= 0) & (self.needs <= 1)).all():
-            raise ValueError("needs must lie in [0, 1]")
+            raise PersonaError("needs must lie in [0, 1]")
         for name in ("budget", "price_sensitivity"):
             v = getattr(self, name)
             if v.shape != (N,) or not (np.isfinite(v) & (v > 0)).all():
-                raise ValueError(f"{name} must be ({N},) finite and > 0")
+                raise PersonaError(f"{name} must be ({N},) finite and > 0")
 
     def __len__(self) -> int:
         return len(self.texts)
+
+    def __repr__(self) -> str:
+        """A summary; the truth arrays are not printed."""
+        first = f", e.g. {str(self.texts[0])[:60]!r}" if len(self) else ""
+        return f"Personas({len(self):,} shoppers over {self.needs.shape[1]} categories{first})"
 
     def take(self, rows: np.ndarray) -> "Personas":
         """The personas at ``rows``, in that order."""

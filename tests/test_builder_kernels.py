@@ -8,8 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bundlerl.candidates.builder import picked_bundles
-from bundlerl.candidates.index import RaggedSet
 from bundlerl.candidates.kernels import greedy_complete, mmr_select, popcount64
+from bundlerl.candidates.ragged import RaggedSet
 
 
 @settings(max_examples=60, deadline=None)

@@ -6,6 +6,7 @@ A small hand-made world: 12 categories in 6 directed complement pairs (camera ->
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 
 import numpy as np
@@ -362,6 +363,26 @@ def test_save_load_round_trip(model, tmp_path):
         ComplementModel.load(tmp_path / "bad.npz")
 
 
+def test_file_layout_is_pinned_to_its_format_version(model, tmp_path):
+    """The saved arrays, their dtypes and the meta keys of FORMAT_VERSION 3. A change here changes the disk cache
+    format: bump FORMAT_VERSION (which also renames every cached file) and update this pin."""
+    import json
+
+    from bundlerl.candidates.complementarity import FORMAT_VERSION
+
+    with np.load(model.save(tmp_path / "comp.npz"), allow_pickle=False) as z:
+        arrays = {k: z[k].dtype.str for k in z.files if k != "meta"}
+        meta = json.loads(str(z["meta"]))
+    assert FORMAT_VERSION == 3 and meta["format_version"] == 3
+    assert arrays == {
+        "category": "<i8", "emb16": "<f2", "keys": "<i8", "counts": "<i4", "item_counts": "<i8", "ukeys": "<i8",
+        "ucounts": "<i4", "uitem_counts": "<i8", "cat_log_lift": "<f4", "cat_single": "<i8", "u": "<f4", "v": "<f4",
+        "svd_basket": "<f4", "svd_user": "<f4", "blend_w": "<f8", "top_items": "<i4", "top_scores": "<f4",
+    }
+    assert sorted(meta) == ["bias", "blend_b", "config", "fit_seconds", "format_version", "n_baskets", "n_items", "n_users"]
+    assert sorted(meta["config"]) == sorted(f.name for f in dataclasses.fields(ComplementConfig))
+
+
 def test_cache_reuse_and_rng_stream(world, tmp_path):
     cat, emb, baskets = world
     cfg = ComplementConfig(**FAST)
@@ -461,10 +482,12 @@ def test_gather_matmul_is_bit_identical_to_autograd_mm(n, d, r, m, threads, seed
 @settings(max_examples=15, deadline=None)
 @given(data=st.data())
 def test_block_logit_is_the_dense_blend_logit(model, data):
-    """_block_logit (used to pre-select the top lists) = the blend logit of pair_features for every (anchor, pool)
+    """block_logit (used to pre-select the top lists) = the blend logit of pair_features for every (anchor, pool)
     pair: the never-seen row for pairs never in a basket, the seen row for the others; the reused buffers of
     ``work`` (blocks of different sizes in turn) give the same bits as fresh ones."""
     import copy
+
+    from bundlerl.candidates.complementarity.top_lists import block_logit, pool_side
 
     n = model.n_items
     rng = np.random.default_rng(data.draw(st.integers(0, 2**31 - 1)))
@@ -472,11 +495,11 @@ def test_block_logit_is_the_dense_blend_logit(model, data):
     m.blend_w = rng.normal(size=model.blend_w.shape)
     m.blend_b = rng.normal(size=2)
     pool = np.sort(rng.choice(n, data.draw(st.integers(1, n)), replace=False))
-    side, work = m._pool_side(pool), {}
+    side, work = pool_side(m, pool), {}
     for _ in range(2):
         I = np.sort(rng.choice(n, data.draw(st.integers(1, n)), replace=False))
-        got = m._block_logit(I, pool, side, work).copy()
-        np.testing.assert_array_equal(got, m._block_logit(I, pool))
+        got = block_logit(m, I, pool, side, work).copy()
+        np.testing.assert_array_equal(got, block_logit(m, I, pool))
         ii, jj = np.repeat(I, pool.size), np.tile(pool, I.size)
         F = m.pair_features(ii, jj)
         seen = m.counts.lookup(ii, jj) > 0

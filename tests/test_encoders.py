@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import subprocess
 import sys
 import warnings
@@ -214,6 +215,27 @@ def test_corrupt_shard_is_ignored_with_warning(tmp_path, damage):
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # warned once per shard, not on every call
         cache.encode(texts)
+    # healed: the damaged shard is gone, a new object reads the re-encoded vectors with no warning and no encoding
+    assert shard.name not in {p.name for p in shard_files(cache.folder)}
+    fake.calls = 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        again = CachedEncoder(fake, tmp_path).encode(texts)
+    np.testing.assert_array_equal(again, good)
+    assert fake.calls == 0
+
+
+@pytest.mark.parametrize("damage", [b"", b"{not json", b'{"dim": "x"}', b"\xff\xfe"])
+def test_unreadable_cache_metadata_is_rewritten(tmp_path, damage):
+    fake = HashEncoder()
+    cache = CachedEncoder(fake, tmp_path)
+    good = cache.encode(["a", "b"])
+    meta = cache.folder / "identity.json"
+    meta.write_bytes(damage)
+    with pytest.warns(RuntimeWarning, match="rewriting unreadable embedding cache metadata"):
+        out = CachedEncoder(fake, tmp_path).encode(["a", "b"])
+    np.testing.assert_array_equal(out, good)
+    assert json.loads(meta.read_text())["dim"] == fake.dim
 
 
 def test_atomic_writes_leave_no_temp_files(tmp_path, monkeypatch):

@@ -221,3 +221,18 @@ def test_atomic_write_gives_the_usual_file_permissions(tmp_path):
     mask = os.umask(0)
     os.umask(mask)
     assert (tmp_path / "x.txt").stat().st_mode & 0o777 == 0o666 & ~mask
+
+
+def test_print_of_data_objects_is_a_one_line_summary():
+    """print(catalog) reads at a glance: counts and ranges, never the arrays (a 5k-item catalogue dumped pages)."""
+    import numpy as np
+
+    from bundlerl.sim_data import generate_baskets, sample_personas
+
+    cat = generate_catalog(CatalogConfig(n_items=500, seed=0))
+    rng = np.random.default_rng(0)
+    personas = sample_personas(cat, 30, rng)
+    baskets = generate_baskets(cat, personas, 200, rng)
+    for obj, must in ((cat, "500 items"), (personas, "30 shoppers"), (baskets, "200 baskets over 500 items")):
+        text = repr(obj)
+        assert must in text and "\n" not in text and len(text) < 300 and "array(" not in text, text

@@ -1,18 +1,21 @@
 """Atomic writes: a temporary file in the destination's folder, then :func:`os.replace` onto the destination.
 
 Readers never see a half-written file, and a crash or kill mid-write leaves the previous file intact
-(``os.replace`` is atomic on POSIX and Windows). On an exception the temporary file is removed.
+(``os.replace`` is atomic on POSIX and Windows). On an exception the temporary file is removed; a temporary file
+left by a killed process (it cannot clean up) is removed by :func:`sweep_temporaries` on a later run.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import re
 import tempfile
+import time
 from pathlib import Path
 from typing import Iterator
 
-__all__ = ["atomic_write", "write_text"]
+__all__ = ["atomic_write", "write_text", "sweep_temporaries"]
 
 
 def _read_umask() -> int:
@@ -39,7 +42,7 @@ def atomic_write(path: str | os.PathLike, suffix: str | None = None) -> Iterator
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(
-        dir=path.parent, prefix=f".{path.name}.", suffix=".tmp" + (path.suffix if suffix is None else suffix)
+        dir=path.parent, prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp" + (path.suffix if suffix is None else suffix)
     )
     os.close(fd)
     tmp = Path(tmp_name)
@@ -58,3 +61,43 @@ def write_text(path: str | os.PathLike, text: str) -> None:
     with atomic_write(path) as tmp:
         Path(tmp).write_text(text, encoding="utf-8")
 
+
+#: ``.<name>.<pid>.<8 random characters of mkstemp>.tmp<suffix>``: the temporary files of :func:`atomic_write`.
+_TEMP = re.compile(r"^\..+\.(\d+)\.[A-Za-z0-9_]{8}\.tmp[^/]*$")
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # exists, owned by someone else
+        return True
+    return True
+
+
+def sweep_temporaries(folder: str | os.PathLike, *, recursive: bool = False, grace_s: float = 60.0,
+                      max_age_s: float = 86_400.0) -> int:
+    """Remove the temporary files that killed writers of :func:`atomic_write` left in ``folder``.
+
+    A temporary file is removed when its writer process no longer runs on this machine and it has not changed for
+    ``grace_s`` seconds (the grace spares a writer on another machine sharing the folder), or when it has not
+    changed for ``max_age_s`` seconds whoever wrote it. Other files are never touched. Returns the number removed;
+    a missing folder is empty.
+    """
+    folder = Path(folder)
+    try:
+        paths = folder.rglob(".*.tmp*") if recursive else folder.glob(".*.tmp*")
+        now, removed = time.time(), 0
+        for p in paths:
+            m = _TEMP.match(p.name)
+            if m is None or not p.is_file():
+                continue
+            with contextlib.suppress(OSError):
+                age = now - p.stat().st_mtime
+                if age > max_age_s or (age > grace_s and not _running(int(m.group(1)))):
+                    p.unlink()
+                    removed += 1
+        return removed
+    except FileNotFoundError:
+        return 0

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import io
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +18,7 @@ import numpy as np
 
 from bundlerl.utils.errors import BundlerlError
 
-__all__ = ["LoaderError", "Table", "read_table", "hash_normal", "impute_prices"]
+__all__ = ["LoaderError", "Table", "open_text", "csv_rows", "read_table", "hash_normal", "impute_prices"]
 
 
 class LoaderError(BundlerlError):
@@ -31,6 +32,51 @@ def where(path: Path, line: int | None = None, column: str | None = None) -> str
     if column is not None:
         out += f", column {column!r}" if line is not None else f": column {column!r}"
     return out
+
+
+def open_text(path: Path, fix: str) -> io.StringIO:
+    """The file's text, decoded as UTF-8 (a leading byte-order mark is dropped), for ``csv.reader``.
+
+    :param fix: what the file should hold, added to the "file not found" message.
+    :raises LoaderError: the file is missing or unreadable, is not UTF-8 (naming the line and the byte, with the
+        command that converts it), or holds a NUL byte (a binary or UTF-16 file; naming the line).
+    """
+    if not path.is_file():
+        raise LoaderError(f"{path}: file not found; {fix}")
+    try:
+        raw = path.read_bytes()
+    except OSError as err:
+        raise LoaderError(f"{path}: cannot be read ({err.strerror or err}); check its permissions") from None
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        line = raw.count(b"\n", 0, err.start) + 1
+        col = err.start - (raw.rfind(b"\n", 0, err.start) + 1) + 1
+        raise LoaderError(
+            f"{path}: line {line}, byte {col}: not UTF-8 (byte 0x{raw[err.start]:02x}); save the file as UTF-8, e.g. "
+            f"`iconv -f cp1252 -t utf-8 {path.name} > {path.stem}.utf8{path.suffix}` for a Windows / Excel export"
+        ) from None
+    nul = text.find("\0")
+    if nul >= 0:
+        raise LoaderError(f"{path}: line {text.count(chr(10), 0, nul) + 1}: a NUL byte; this is a binary or UTF-16 "
+                          "file, not a UTF-8 CSV: export it again as CSV (UTF-8)")
+    return io.StringIO(text, newline="")
+
+
+def csv_rows(path: Path, fh: io.StringIO):
+    """``(first_line, row)`` for each record of ``fh`` (RFC 4180; a quoted field may span lines), raising
+    :class:`LoaderError` naming the line for what the csv module rejects (e.g. an over-long field)."""
+    reader = csv.reader(fh, strict=False)
+    start = 1
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as err:
+            raise LoaderError(f"{where(path, start)}: unreadable CSV ({err}); check the quoting near this line") from None
+        yield start, row
+        start = reader.line_num + 1
 
 
 @dataclass
@@ -104,35 +150,33 @@ def read_table(path: str | Path, required: Sequence[str], optional: Sequence[str
     row with the wrong number of fields, or (unless ``allow_empty``) has no data rows.
     """
     path = Path(path)
-    if not path.is_file():
-        raise LoaderError(f"{path}: file not found; check the folder, or create it with the columns {', '.join(required)}")
-    with open(path, newline="", encoding="utf-8-sig") as fh:
-        reader = csv.reader(fh)
-        header = next(reader, None)
-        if header is None or not any(h.strip() for h in header):
-            raise LoaderError(f"{path}: the file is empty; it needs a header line with the columns {', '.join(required)}")
-        header = [h.strip() for h in header]
-        missing = [c for c in required if c not in header]
-        if missing:
-            raise LoaderError(f"{where(path, 1)}: missing column(s) {', '.join(map(repr, missing))} (the header has "
-                              f"{', '.join(map(repr, header))}); add them to the header line")
-        keep = [c for c in [*required, *optional] if c in header]
-        pos = [header.index(c) for c in keep]
-        cols: list[list[str]] = [[] for _ in keep]
-        lines: list[int] = []
-        width = len(header)
-        start = reader.line_num + 1
-        for row in reader:
-            if not row:  # blank line: csv yields []; skip it
-                start = reader.line_num + 1
-                continue
-            if len(row) != width:
-                raise LoaderError(f"{where(path, start)}: {len(row)} fields but the header has {width}; "
-                                  "quote fields that contain commas and give every row the same columns")
-            for out, p in zip(cols, pos):
-                out.append(row[p])
-            lines.append(start)
-            start = reader.line_num + 1
+    rows = csv_rows(path, open_text(path, f"check the folder, or create it with the columns {', '.join(required)}"))
+    _, header = next(rows, (1, None))
+    if header is None or not any(h.strip() for h in header):
+        raise LoaderError(f"{path}: the file is empty; it needs a header line with the columns {', '.join(required)}")
+    header = [h.strip() for h in header]
+    twice = sorted({h for h in header if h and header.count(h) > 1})
+    if twice:
+        raise LoaderError(f"{where(path, 1)}: column(s) {', '.join(map(repr, twice))} appear more than once in the "
+                          "header; name every column once")
+    missing = [c for c in required if c not in header]
+    if missing:
+        raise LoaderError(f"{where(path, 1)}: missing column(s) {', '.join(map(repr, missing))} (the header has "
+                          f"{', '.join(map(repr, header))}); add them to the header line (comma-separated)")
+    keep = [c for c in [*required, *optional] if c in header]
+    pos = [header.index(c) for c in keep]
+    cols: list[list[str]] = [[] for _ in keep]
+    lines: list[int] = []
+    width = len(header)
+    for start, row in rows:
+        if not row:  # blank line: csv yields []; skip it
+            continue
+        if len(row) != width:
+            raise LoaderError(f"{where(path, start)}: {len(row)} fields but the header has {width}; "
+                              "quote fields that contain commas and give every row the same columns")
+        for out, p in zip(cols, pos):
+            out.append(row[p])
+        lines.append(start)
     if not lines and not allow_empty:
         raise LoaderError(f"{path}: the header is there but there are no data rows; add rows or point at the right file")
     return Table(path, header, dict(zip(keep, cols)), np.asarray(lines, dtype=np.int64))

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
 import numpy as np
 
 from bundlerl.sim_data.baskets import Baskets
 from bundlerl.sim_data.catalog import Catalog
-from bundlerl.sim_data.loaders._csv import LoaderError, impute_prices
+from bundlerl.sim_data.loaders._csv import LoaderError, csv_rows, impute_prices, open_text
 
 __all__ = ["load_groceries"]
 
@@ -29,23 +28,18 @@ def load_groceries(path: str | Path) -> tuple[Catalog, Baskets]:
     :raises LoaderError: the file is missing or empty, or a line (named) has no item or an empty item name.
     """
     path = Path(path)
-    if not path.is_file():
-        raise LoaderError(f"{path}: file not found; give the transactions file (one basket of item names per line)")
     rows: list[list[str]] = []
     lines: list[str] = []
-    with open(path, newline="", encoding="utf-8-sig") as fh:
-        reader = csv.reader(fh)
-        start = 1
-        for row in reader:
-            names = [x.strip() for x in row]
-            if not names or not any(names):
-                raise LoaderError(f"{path}: line {start}: a basket with no item; remove the blank line")
-            if not all(names):
-                raise LoaderError(f"{path}: line {start}, column {names.index('') + 1}: empty item name; "
-                                  "remove the stray comma")
-            rows.append(names)
-            lines.append(str(start))
-            start = reader.line_num + 1
+    fh = open_text(path, "give the transactions file (one basket of item names per line)")
+    for start, row in csv_rows(path, fh):
+        names = [x.strip() for x in row]
+        if not names or not any(names):
+            raise LoaderError(f"{path}: line {start}: a basket with no item; remove the blank line")
+        if not all(names):
+            raise LoaderError(f"{path}: line {start}, column {names.index('') + 1}: empty item name; "
+                              "remove the stray comma")
+        rows.append(names)
+        lines.append(str(start))
     if not rows:
         raise LoaderError(f"{path}: the file is empty; it needs one basket (comma-separated item names) per line")
     names = sorted({x for r in rows for x in r})

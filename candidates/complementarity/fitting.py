@@ -1,0 +1,194 @@
+"""Fitting the complementarity model: :func:`fit` (inputs checked, cached on disk by content hash), the
+components estimated from baskets and text, and the blend fitted on a validation split (package docstring)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+from bundlerl.candidates.complementarity.blend import NEVER_SEEN, PF, SEEN, default_blend, fit_blend
+from bundlerl.candidates.complementarity.config import ComplementConfig, ComplementError
+from bundlerl.candidates.complementarity.model import FORMAT_VERSION, ComplementModel
+from bundlerl.candidates.cooccurrence import (
+    PairCounts,
+    category_counts,
+    category_log_lift,
+    ppmi_embeddings,
+    user_baskets,
+)
+from bundlerl.sim_data.baskets import Baskets
+from bundlerl.sim_data.catalog import Catalog
+
+__all__ = ["fit", "cache_key"]
+
+
+def _check_inputs(catalog: Catalog, baskets: Baskets, embeddings: np.ndarray) -> np.ndarray:
+    if not isinstance(catalog, Catalog):
+        raise ComplementError(f"catalog must be a bundlerl.sim_data.catalog.Catalog, got {type(catalog).__name__}")
+    if not isinstance(baskets, Baskets):
+        raise ComplementError(f"baskets must be a bundlerl.sim_data.baskets.Baskets, got {type(baskets).__name__}")
+    n = catalog.n_items
+    if baskets.n_items != n:
+        raise ComplementError(
+            f"baskets index a catalogue of {baskets.n_items} items but the catalogue has {n}; "
+            "build the baskets against this catalogue"
+        )
+    emb = np.asarray(embeddings)
+    if emb.ndim != 2 or emb.shape[0] != n:
+        raise ComplementError(f"embeddings have shape {emb.shape}; expected ({n}, d), one row per catalogue item")
+    emb = np.ascontiguousarray(emb, dtype=np.float32)
+    if not np.isfinite(emb).all():
+        raise ComplementError("embeddings contain NaN or inf; re-encode the catalogue")
+    norms = np.linalg.norm(emb, axis=1)
+    if np.abs(norms - 1).max() > 1e-3:
+        raise ComplementError("embeddings must have unit-norm rows (as the encoders return them)")
+    return emb
+
+
+#: Version of the fitted values for given inputs: bump it when a change of the fitting code changes them, so
+#: cached fits made by the old code are refit instead of silently reused. 2: the PPMI embeddings run on one torch
+#: thread (before, their last digits depended on the calling process's thread count).
+FIT_VERSION = 2
+
+
+def cache_key(catalog: Catalog, baskets: Baskets, embeddings: np.ndarray, config: ComplementConfig, seed: int) -> str:
+    """Hex content hash of everything a fit depends on: baskets (and their users), categories, embeddings, config,
+    seed, and the versions of the file format and of the fitting code."""
+    h = hashlib.sha256()
+    h.update(f"comp-v{FORMAT_VERSION}|fit-v{FIT_VERSION}|n={catalog.n_items}|C={catalog.n_categories}|seed={seed}|".encode())
+    h.update(json.dumps(config.to_dict(), sort_keys=True).encode())
+    user = np.zeros(0, np.int64) if baskets.user is None else baskets.user  # user-level co-occurrence uses it
+    for arr in (baskets.indptr, baskets.items, user, catalog.category, np.ascontiguousarray(embeddings, np.float32)):
+        a = np.ascontiguousarray(arr)
+        h.update(str((a.dtype.str, a.shape)).encode())
+        h.update(a.view(np.uint8).ravel())
+    return h.hexdigest()[:24]
+
+
+def _default_cache_dir() -> Path:
+    from bundlerl.utils.cache import cache_root
+
+    return cache_root() / "complementarity"
+
+
+def fit(
+    catalog: Catalog,
+    baskets: Baskets,
+    embeddings: np.ndarray,
+    rng: np.random.Generator,
+    config: ComplementConfig | None = None,
+    *,
+    cache_dir: str | os.PathLike | None = None,
+    use_cache: bool = True,
+) -> ComplementModel:
+    """Estimate the complementarity model from ``baskets`` and item ``embeddings``.
+
+    :param catalog: the catalogue (only ``category`` and ``n_items`` are used; never ``complement_graph``).
+    :param baskets: historical baskets over this catalogue (``baskets.n_items == catalog.n_items``); their
+        ``user`` ids, when given, add user-level co-occurrence (items one user bought across orders).
+    :param embeddings: (n, d) float32 unit-norm item text embeddings.
+    :param rng: draws one seed (always, hit or miss, so the caller's stream advances identically).
+    :param config: hyper-parameters (default :class:`ComplementConfig`).
+    :param cache_dir: where fitted models are cached (default ``<BUNDLERL_CACHE or ~/.cache/bundlerl>/complementarity``).
+    :param use_cache: False = always refit and do not write the cache.
+    A second call with the same inputs, config and seed loads the cached file (``model.cache_hit`` is True).
+    Raises :class:`ComplementError` on mismatched shapes.
+    """
+    config = config or ComplementConfig()
+    if not isinstance(rng, np.random.Generator):
+        raise ComplementError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
+    emb = _check_inputs(catalog, baskets, embeddings)
+    seed = int(rng.integers(0, 2**63 - 1))
+    path = None
+    if use_cache:
+        folder = Path(cache_dir) if cache_dir is not None else _default_cache_dir()
+        path = folder / f"comp-{cache_key(catalog, baskets, emb, config, seed)}.npz"
+        if path.exists():
+            try:
+                model = ComplementModel.load(path)
+                model.cache_hit = True
+                model.cache_path = path
+                return model
+            except ComplementError:
+                pass  # corrupt or stale: refit and overwrite
+    model = _fit(catalog, baskets, emb, np.random.default_rng(seed), config)
+    model.cache_hit = False
+    model.cache_path = path
+    if path is not None:
+        model.save(path)
+    return model
+
+
+def _components(catalog: Catalog, baskets: Baskets, emb: np.ndarray, rng: np.random.Generator, cfg: ComplementConfig) -> dict:
+    """Everything but the blend weights, estimated from ``baskets``: keyword arguments of ComplementModel."""
+    from bundlerl.candidates.text_comp import train_text_model
+
+    counts = PairCounts.from_baskets(baskets, cfg.max_basket_size)
+    if baskets.user is None:
+        ucounts = counts  # no user ids: user level = basket level
+    else:
+        ucounts = PairCounts.from_baskets(user_baskets(baskets, cfg.max_user_items))
+    pair, single = category_counts(baskets, catalog.category, catalog.n_categories)
+    cat_ll = category_log_lift(pair, single, max(1, len(baskets)), cfg.category_alpha)
+    tf = train_text_model(
+        counts,
+        catalog.category,
+        emb,
+        cat_ll,
+        rng,
+        rank=cfg.rank,
+        n_pairs=cfg.n_pairs,
+        epochs=cfg.epochs,
+        batch_size=cfg.batch_size,
+        lr=cfg.lr,
+        weight_decay=cfg.weight_decay,
+        id_weight_decay=cfg.id_weight_decay,
+        use_item_ids=cfg.use_item_ids,
+        substitute_cosine=cfg.substitute_cosine,
+        threads=cfg.threads,
+    )
+    svd_b = svd_u = None
+    if cfg.svd_rank > 0:
+        svd_b = ppmi_embeddings(counts, cfg.svd_rank, rng)
+        svd_u = svd_b if ucounts is counts else ppmi_embeddings(ucounts, cfg.svd_rank, rng)
+    return dict(
+        config=cfg, category=catalog.category, emb16=emb.astype(np.float16), counts=counts, cat_log_lift=cat_ll,
+        cat_single=single, u=tf.u, v=tf.v, bias=tf.bias, user_counts=ucounts, svd_basket=svd_b, svd_user=svd_u,
+    )
+
+
+def _fit(catalog: Catalog, baskets: Baskets, emb: np.ndarray, rng: np.random.Generator, cfg: ComplementConfig) -> ComplementModel:
+    from bundlerl.candidates import comp_eval
+
+    t0 = time.perf_counter()
+    w, b = default_blend(cfg.kappa)
+    blend_info = {"fitted": False}
+    if cfg.blend_fraction > 0 and len(baskets) >= 20:
+        # fit the blend on a validation split of the *training* baskets: components from the rest
+        fit_part, val_part = baskets.split(cfg.blend_fraction, rng)
+        try:
+            pairs = comp_eval.heldout_pairs(fit_part, val_part, rng, cfg.blend_pairs)
+        except ValueError:  # no pair in the validation baskets
+            pairs = None
+        if pairs is not None and pairs.pos_i.size >= cfg.min_blend_pairs:
+            inner = ComplementModel(**_components(catalog, fit_part, emb, rng, cfg), build_top=False)
+            Fp = inner.pair_features(pairs.pos_i, pairs.pos_j)
+            Fn = inner.pair_features(pairs.neg_i, pairs.neg_j)
+            # "seen" as the scorer sees it: co-occurrence in the baskets the features were computed from
+            sp, sn = Fp[:, PF.log1p_count] > 0, Fn[:, PF.log1p_count] > 0
+            blend_info = {"fitted": [False, False], "n_pos": [int((~sp).sum()), int(sp.sum())],
+                          "n_neg": [int((~sn).sum()), int(sn.sum())]}
+            for row, (mp, mn) in ((NEVER_SEEN, (~sp, ~sn)), (SEEN, (sp, sn))):
+                # each side needs enough pairs; the rarer side sets the evidence of a subset
+                if min(mp.sum(), mn.sum()) >= cfg.min_blend_pairs // 4:
+                    w[row], b[row] = fit_blend(Fp[mp], Fn[mn], cfg.blend_l2, cfg.threads)
+                    blend_info["fitted"][row] = True
+    model = ComplementModel(**_components(catalog, baskets, emb, rng, cfg), blend_w=w, blend_b=b)
+    model.blend_info = blend_info
+    model.fit_seconds = time.perf_counter() - t0
+    return model
