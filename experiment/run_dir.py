@@ -6,7 +6,7 @@ Layout of ``runs/{preset}__{algo}__{seed}__{time}/``::
                          and the algorithm config (``algo_config``): what evaluation and ``--resume`` read back;
                          its first line holds the sha256 of the rest (a truncated or damaged file is detected, not
                          read with defaults for what it lost)
-    versions.json        python and package versions, git commit and dirty flag
+    versions.json        python and package versions, git commit and dirty flag (:mod:`bundlerl.experiment.provenance`)
     tb/                  tensorboard logs
     checkpoints/         model_<timesteps>.zip (+ replay_<timesteps>.pkl for DQN), latest.json
     eval.csv             evaluation callback: timesteps, wall seconds, mean return and 95% CI
@@ -28,8 +28,6 @@ from __future__ import annotations
 
 import json
 import os
-import platform
-import subprocess
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -39,15 +37,8 @@ from typing import Any, Callable
 from bundlerl.utils.atomic import atomic_write, sweep_temporaries, write_text
 from bundlerl.utils.errors import BundlerlError
 
-__all__ = ["RunDir", "RunDirError", "RunDirWarning", "run_name", "package_versions", "git_info", "source_checkout",
-           "VERSION_PACKAGES", "MODEL_CHOICES", "EVAL_COLUMNS", "CONFIG_HEADER"]
-
-VERSION_PACKAGES = {
-    "numpy": "numpy", "torch": "torch", "stable_baselines3": "stable-baselines3", "sb3_contrib": "sb3-contrib",
-    "gymnasium": "gymnasium", "faiss": "faiss-cpu", "sentence_transformers": "sentence-transformers",
-    "bundlerl": "bundlerl",
-}
-"""Key in versions.json -> distribution name (read from package metadata, no heavy import)."""
+__all__ = ["RunDir", "RunDirError", "RunDirWarning", "run_name", "MODEL_CHOICES", "EVAL_COLUMNS", "CONFIG_HEADER",
+           "CONFIG_SECTIONS"]
 
 _KEEP_CHECKPOINTS = 3
 
@@ -89,54 +80,6 @@ def run_name(preset: str, algo: str, seed: int, when: float | None = None) -> st
     return f"{preset}__{algo}__{seed}__{stamp}"
 
 
-def package_versions() -> dict[str, str | None]:
-    """Python and the versions of :data:`VERSION_PACKAGES` (None when not installed)."""
-    from importlib import metadata
-
-    out: dict[str, str | None] = {"python": platform.python_version()}
-    for key, dist in VERSION_PACKAGES.items():
-        try:
-            out[key] = metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            out[key] = None
-    return out
-
-
-def source_checkout() -> Path | None:
-    """The folder bundlerl was installed from in editable mode (``pip install -e``), from the installer's
-    ``direct_url.json`` (PEP 610); None for a regular install, whose code no checkout describes."""
-    from importlib import metadata
-    from urllib.parse import unquote, urlparse
-
-    # every installed copy's metadata, first found first (a source tree also holds a bare ``*.egg-info``)
-    raw = next((t for d in metadata.distributions(name="bundlerl") if (t := d.read_text("direct_url.json"))), "{}")
-    try:
-        info = json.loads(raw)
-    except ValueError:
-        return None
-    url = urlparse(str(info.get("url", "")))
-    if url.scheme != "file" or not info.get("dir_info", {}).get("editable"):
-        return None
-    return Path(unquote(url.path))
-
-
-def git_info(cwd: str | Path | None = None) -> dict[str, Any]:
-    """``{"commit": sha or None, "dirty": bool or None}`` of the git checkout at ``cwd``, by default the one
-    bundlerl runs from (:func:`source_checkout`); both None without git or outside a checkout."""
-    cwd = Path(cwd) if cwd else source_checkout()
-    if cwd is None or not cwd.is_dir():
-        return {"commit": None, "dirty": None}
-    try:
-        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=10)
-        if sha.returncode != 0:
-            return {"commit": None, "dirty": None}
-        st = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=cwd, capture_output=True,
-                            text=True, timeout=30)
-        return {"commit": sha.stdout.strip(), "dirty": bool(st.stdout.strip()) if st.returncode == 0 else None}
-    except (OSError, subprocess.SubprocessError):
-        return {"commit": None, "dirty": None}
-
-
 @dataclass
 class RunDir:
     """One training run's folder (see the module docstring)."""
@@ -162,6 +105,8 @@ class RunDir:
                 path = out / f"{base}-{i}"
         rd = cls(path)
         rd.write_config(config)
+        from bundlerl.experiment.provenance import git_info, package_versions
+
         rd.write_json("versions.json", {**package_versions(), "git": git_info()})
         (path / "checkpoints").mkdir()
         return rd
