@@ -260,8 +260,12 @@ def load_model(algo: str, path: str | Path, env=None, device: str = "cpu", **kwa
     """``algo_class(algo).load(path, env=env, device=device, **kwargs)`` (``kwargs``: attributes to change, SB3's
     convention), logging nowhere until given a logger (:func:`quiet_logger`).
 
+    A zip saved before the package moved to the ``bundlerl.`` namespace (its pickled classes named
+    ``agents.networks...``) loads too (:mod:`bundlerl.agents.legacy`).
+
     :raises FileNotFoundError: no file at ``path``.
-    :raises ModelFileError: ``path`` is damaged (:func:`model_file_problem`), or does not load.
+    :raises ModelFileError: ``path`` is damaged (:func:`model_file_problem`), or does not load (the message says
+        why: damage, a module missing here, old classes that no longer exist).
     """
     path = Path(path)
     if not path.is_file():
@@ -270,12 +274,30 @@ def load_model(algo: str, path: str | Path, env=None, device: str = "cpu", **kwa
     if problem is not None:
         raise ModelFileError(f"{path}: {problem}; the file is damaged: use another model or checkpoint of the run")
     try:
-        model = algo_class(algo).load(str(path), env=env, device=device, **kwargs)
+        model = algo_class(algo).load(str(path), env=env, device=device, custom_objects=_renamed(path), **kwargs)
+    except ModuleNotFoundError as exc:
+        raise ModelFileError(f"{path}: loading it needs the module {exc.name!r}, which is not installed here; "
+                             "install it, or load the model where it was saved") from None
     except (zipfile.BadZipFile, EOFError, pickle.UnpicklingError, json.JSONDecodeError, RuntimeError) as exc:
         raise ModelFileError(f"{path}: the model does not load ({type(exc).__name__}: {exc}); the file is damaged "
                              "or not a bundlerl model") from None
     model.set_logger(quiet_logger())
     return model
+
+
+def _renamed(path: Path) -> dict[str, Any] | None:
+    """SB3's ``custom_objects`` for a zip saved before the ``bundlerl.`` namespace (:mod:`bundlerl.agents.legacy`);
+    None for any other."""
+    from bundlerl.agents.legacy import renamed_objects
+
+    try:
+        return renamed_objects(path) or None
+    except (AttributeError, ImportError, TypeError) as exc:
+        raise ModelFileError(
+            f"{path} was saved by a bundlerl older than the 'bundlerl.' namespace (its classes were pickled under the "
+            f"rooms' old top-level names, e.g. 'agents.networks'), and they do not load under their new names "
+            f"({type(exc).__name__}: {exc}). Load it with the bundlerl version that saved it (its run directory's "
+            "versions.json names it), or train the run again") from None
 
 
 def replay_buffer_bytes(model) -> int:
