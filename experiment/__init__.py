@@ -9,6 +9,7 @@ from bundlerl.utils.lazy import lazy_exports
 _EXPORTS = {
     "TrainConfig": ".training",
     "TrainResult": ".training",
+    "TrainingInterrupted": ".training",
     "train": ".training",
     "evaluate_runs": ".evaluate",
     "RunDir": ".run_dir",

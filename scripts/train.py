@@ -93,7 +93,8 @@ def add_parser(subparsers) -> None:
     add_world_flags(p, f"default: {d('preset')}; with --resume: the run's own world")
     p.add_argument("--timesteps", type=Integer(1), default=None,
                    help=f"total env steps summed over users (default: {d('timesteps')}; with --resume: the saved "
-                        "total, or this value when larger)")
+                        "total, or this value when larger). PPO stops at the first whole rollout (n_steps x num_envs) "
+                        "at or past it, DQN at the first vec-env step: the run says so when that passes it")
     p.add_argument("--seed", type=SEED, default=d("seed"), help=f"model and training-env seed (default: {d('seed')})")
     p.add_argument("--extractor", choices=EXTRACTORS, default=d("extractor"),
                    help="network: 'set' = order-free candidate-set extractor with per-candidate scores, "
