@@ -9,16 +9,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from bundlerl.agents.policy import Observation, Policy, PolicyError, batch_size_of, greedy_probabilities
+from bundlerl.agents.policy import Observation, Policy, PolicyError, batch_size_of, check_name, greedy_probabilities
 from bundlerl.candidates.types import CANDIDATE_FEATURES
-from bundlerl.env.observation import MASK_KEY
+from bundlerl.env.observation import CANDIDATES_KEY, MASK_KEY
 
 __all__ = [
     "RandomPolicy", "PopularityPolicy", "RelevanceGreedyPolicy", "ComplementGreedyPolicy", "BASELINES",
     "make_baseline",
 ]
 
-CANDIDATES_KEY = "candidates"
 _COL = {name: i for i, name in enumerate(CANDIDATE_FEATURES)}
 
 
@@ -122,17 +121,21 @@ class ComplementGreedyPolicy(_ScorePolicy):
                         "max_sub": -float(sub_weight), "novelty": float(novelty_weight)}
 
 
-BASELINES = ("random", "popularity", "relevance-greedy", "complement-greedy")
+_BASELINE_CLASSES: dict[str, type[Policy]] = {
+    cls.name: cls for cls in (RandomPolicy, PopularityPolicy, RelevanceGreedyPolicy, ComplementGreedyPolicy)
+}
+
+BASELINES: tuple[str, ...] = tuple(_BASELINE_CLASSES)
+"""The registry of baseline names, in table order (each class's ``name``): what ``make_baseline``, the training
+comparison and ``bundlerl evaluate --baselines`` accept."""
 
 
 def make_baseline(name: str, rng: np.random.Generator | None = None) -> Policy:
-    """A baseline by name (``BASELINES``); ``rng`` is needed for ``random``."""
-    if name == "random":
+    """A baseline by name (one of :data:`BASELINES`); ``rng`` drives ``random`` (default: seed 0).
+
+    :raises PolicyError: an unknown name (the message lists the valid ones).
+    """
+    cls = _BASELINE_CLASSES[check_name(name, BASELINES, "baseline")]
+    if cls is RandomPolicy:
         return RandomPolicy(rng if rng is not None else np.random.default_rng(0))
-    if name == "popularity":
-        return PopularityPolicy()
-    if name == "relevance-greedy":
-        return RelevanceGreedyPolicy()
-    if name == "complement-greedy":
-        return ComplementGreedyPolicy()
-    raise PolicyError(f"unknown baseline {name!r}; use one of {BASELINES}")
+    return cls()

@@ -29,14 +29,15 @@ from bundlerl.utils.errors import BundlerlError
 
 __all__ = [
     "AgentConfigError", "NetworkConfig", "PPOConfig", "MaskablePPOConfig", "DQNConfig", "ALGOS", "CONFIG_CLASSES",
-    "EXTRACTORS", "load_algo_config", "config_to_dict", "config_from_dict", "CONFIG_DIR",
+    "EXTRACTORS", "check_algo", "load_algo_config", "config_to_dict", "config_from_dict", "CONFIG_DIR",
 ]
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 """Folder of the per-algorithm YAML files."""
 
 ALGOS = ("ppo", "maskable_ppo", "dqn")
-"""Algorithms with a factory in :mod:`bundlerl.agents.sb3`."""
+"""The registry of algorithm names: each has a config class (:data:`CONFIG_CLASSES`) and an SB3 class
+(:func:`bundlerl.agents.sb3.algo_class`)."""
 
 EXTRACTORS = ("set", "mlp")
 """``set``: :class:`bundlerl.agents.networks.CandidateSetExtractor` (order-free, per-candidate scores);
@@ -47,6 +48,13 @@ _ACTIVATIONS = ("relu", "tanh", "gelu")
 
 class AgentConfigError(BundlerlError):
     """An agent config value is invalid; the message names the field and the fix."""
+
+
+def check_algo(algo: str) -> str:
+    """``algo`` when it is one of :data:`ALGOS`; else AgentConfigError listing them."""
+    if algo not in ALGOS:
+        raise AgentConfigError(f"unknown algo {algo!r}; use one of: {', '.join(ALGOS)}")
+    return algo
 
 
 def _bad(cls: str, name: str, msg: str) -> AgentConfigError:
@@ -100,8 +108,26 @@ class NetworkConfig:
             raise _bad("NetworkConfig", "activation", f"{self.activation!r}; use one of {_ACTIVATIONS}")
 
 
+class _LearnerConfig:
+    """What the learners' configs share: a ``network``, ``num_envs``, SB3 constructor arguments for the rest."""
+
+    def _check_network(self) -> None:
+        if isinstance(self.network, Mapping):
+            self.network = NetworkConfig(**self.network)
+        if not isinstance(self.network, NetworkConfig):
+            raise _bad(type(self).__name__, "network", f"{self.network!r}; pass a NetworkConfig or a mapping")
+        _check_float(self, "learning_rate", 0.0, 1.0, lo_open=True)
+        _check_float(self, "max_grad_norm", 0.0, 1e6, lo_open=True)
+
+    def sb3_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for the SB3 constructor (everything except num_envs and network)."""
+        d = config_to_dict(self)
+        d.pop("num_envs"), d.pop("network")
+        return d
+
+
 @dataclass
-class PPOConfig:
+class PPOConfig(_LearnerConfig):
     """Hyperparameters of SB3 PPO (the names are SB3's; see ``stable_baselines3.PPO``)."""
 
     learning_rate: float = 3e-4
@@ -130,11 +156,7 @@ class PPOConfig:
     """The network (see :class:`NetworkConfig`)."""
 
     def __post_init__(self) -> None:
-        if isinstance(self.network, Mapping):
-            self.network = NetworkConfig(**self.network)
-        if not isinstance(self.network, NetworkConfig):
-            raise _bad(type(self).__name__, "network", f"{self.network!r}; pass a NetworkConfig or a mapping")
-        _check_float(self, "learning_rate", 0.0, 1.0, lo_open=True)
+        self._check_network()
         for name in ("n_steps", "batch_size", "n_epochs", "num_envs"):
             _check_int(self, name, 1)
         if self.batch_size > self.n_steps * self.num_envs:
@@ -145,13 +167,6 @@ class PPOConfig:
         _check_float(self, "clip_range", 0.0, 10.0, lo_open=True)
         _check_float(self, "ent_coef", 0.0, 10.0)
         _check_float(self, "vf_coef", 0.0, 100.0)
-        _check_float(self, "max_grad_norm", 0.0, 1e6, lo_open=True)
-
-    def sb3_kwargs(self) -> dict[str, Any]:
-        """Keyword arguments for the SB3 constructor (everything except num_envs and network)."""
-        d = config_to_dict(self)
-        d.pop("num_envs"), d.pop("network")
-        return d
 
 
 @dataclass
@@ -160,7 +175,7 @@ class MaskablePPOConfig(PPOConfig):
 
 
 @dataclass
-class DQNConfig:
+class DQNConfig(_LearnerConfig):
     """Hyperparameters of SB3 DQN (names as in ``stable_baselines3.DQN``). Invalid actions are masked in Q."""
 
     learning_rate: float = 1e-3
@@ -195,11 +210,7 @@ class DQNConfig:
     """The Q-network (see :class:`NetworkConfig`)."""
 
     def __post_init__(self) -> None:
-        if isinstance(self.network, Mapping):
-            self.network = NetworkConfig(**self.network)
-        if not isinstance(self.network, NetworkConfig):
-            raise _bad("DQNConfig", "network", f"{self.network!r}; pass a NetworkConfig or a mapping")
-        _check_float(self, "learning_rate", 0.0, 1.0, lo_open=True)
+        self._check_network()
         for name, lo in (("buffer_size", 1), ("learning_starts", 0), ("batch_size", 1), ("train_freq", 1),
                          ("gradient_steps", 1), ("target_update_interval", 1), ("num_envs", 1)):
             _check_int(self, name, lo)
@@ -208,13 +219,6 @@ class DQNConfig:
         _check_float(self, "exploration_fraction", 0.0, 1.0, lo_open=True)
         _check_float(self, "exploration_initial_eps", 0.0, 1.0)
         _check_float(self, "exploration_final_eps", 0.0, 1.0)
-        _check_float(self, "max_grad_norm", 0.0, 1e6, lo_open=True)
-
-    def sb3_kwargs(self) -> dict[str, Any]:
-        """Keyword arguments for the SB3 constructor (everything except num_envs and network)."""
-        d = config_to_dict(self)
-        d.pop("num_envs"), d.pop("network")
-        return d
 
 
 CONFIG_CLASSES: dict[str, type] = {"ppo": PPOConfig, "maskable_ppo": MaskablePPOConfig, "dqn": DQNConfig}
@@ -227,9 +231,7 @@ def config_to_dict(cfg) -> dict[str, Any]:
 
 def config_from_dict(algo: str, values: Mapping[str, Any]):
     """The validated config of ``algo`` from a mapping; unknown keys raise AgentConfigError."""
-    if algo not in CONFIG_CLASSES:
-        raise AgentConfigError(f"unknown algo {algo!r}; use one of {ALGOS}")
-    cls = CONFIG_CLASSES[algo]
+    cls = CONFIG_CLASSES[check_algo(algo)]
     values = dict(values)
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(values) - names)
@@ -260,8 +262,7 @@ def load_algo_config(algo: str, preset: str = "default", path: str | Path | None
     """
     import yaml
 
-    if algo not in CONFIG_CLASSES:
-        raise AgentConfigError(f"unknown algo {algo!r}; use one of {ALGOS}")
+    check_algo(algo)
     path = Path(path) if path is not None else CONFIG_DIR / f"{algo}.yaml"
     if not path.is_file():
         raise AgentConfigError(f"no hyperparameter file {path}; create it with a key per preset")

@@ -42,7 +42,8 @@ from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 from stable_baselines3.dqn.policies import DQNPolicy, QNetwork
 from torch import nn
 
-from bundlerl.env.observation import MASK_KEY
+from bundlerl.agents.policy import PolicyError
+from bundlerl.env.observation import CANDIDATES_KEY, HISTORY_KEY, MASK_KEY, PROFILE_KEY, SESSION_KEY
 
 __all__ = [
     "SetLayout", "CandidateSetExtractor", "CandidateScorer", "CandidateActorCriticPolicy",
@@ -102,19 +103,19 @@ class CandidateSetExtractor(BaseFeaturesExtractor):
     :param hidden: H, the per-candidate embedding width.
     :param context_dim: C, the user-context embedding width.
     :param activation: ``relu``, ``tanh`` or ``gelu``.
-    :raises ValueError: the space lacks a key or has unexpected shapes.
+    :raises PolicyError: the space lacks a key or has unexpected shapes.
     """
 
     def __init__(self, observation_space: spaces.Dict, hidden: int = 64, context_dim: int = 32,
                  activation: str = "relu"):
-        need = ("profile", "history", "session", "candidates", MASK_KEY)
+        need = (PROFILE_KEY, HISTORY_KEY, SESSION_KEY, CANDIDATES_KEY, MASK_KEY)
         if not isinstance(observation_space, spaces.Dict) or any(k not in observation_space.spaces for k in need):
-            raise ValueError(f"CandidateSetExtractor needs a Dict space with keys {need}; got {observation_space}")
+            raise PolicyError(f"CandidateSetExtractor needs a Dict space with keys {need}; got {observation_space}")
         sp = observation_space.spaces
-        K, F = sp["candidates"].shape
+        K, F = sp[CANDIDATES_KEY].shape
         if sp[MASK_KEY].shape != (K,):
-            raise ValueError(f"{MASK_KEY} shape {sp[MASK_KEY].shape} does not match candidates {sp['candidates'].shape}")
-        P, P2, S = sp["profile"].shape[0], sp["history"].shape[0], sp["session"].shape[0]
+            raise PolicyError(f"{MASK_KEY} shape {sp[MASK_KEY].shape} does not match {CANDIDATES_KEY} {sp[CANDIDATES_KEY].shape}")
+        P, P2, S = sp[PROFILE_KEY].shape[0], sp[HISTORY_KEY].shape[0], sp[SESSION_KEY].shape[0]
         layout = SetLayout(K=int(K), C=int(context_dim), H=int(hidden))
         super().__init__(observation_space, features_dim=layout.dim)
         act = ACTIVATIONS[activation]
@@ -125,8 +126,8 @@ class CandidateSetExtractor(BaseFeaturesExtractor):
     def encode(self, obs: dict[str, th.Tensor]) -> dict[str, th.Tensor]:
         """The blocks: ``mask`` (N,K), ``context`` (N,C), ``pooled`` (N,2H), ``tokens`` (N,K,H)."""
         mask = obs[MASK_KEY].float()
-        ctx = self.context_net(th.cat([obs["profile"], obs["history"], obs["session"]], dim=1))
-        cand = obs["candidates"]
+        ctx = self.context_net(th.cat([obs[PROFILE_KEY], obs[HISTORY_KEY], obs[SESSION_KEY]], dim=1))
+        cand = obs[CANDIDATES_KEY]
         n, K = cand.shape[0], cand.shape[1]
         tokens = self.token_net(th.cat([cand, ctx[:, None, :].expand(n, K, ctx.shape[1])], dim=2))
         valid = mask[:, :, None] > 0
@@ -202,7 +203,7 @@ class _CandidateHeadMixin:
     def _build_mlp_extractor(self) -> None:
         fe = self.features_extractor
         if not isinstance(fe, CandidateSetExtractor):
-            raise ValueError("the candidate head needs features_extractor_class=CandidateSetExtractor")
+            raise PolicyError("the candidate head needs features_extractor_class=CandidateSetExtractor")
         arch = self.net_arch
         vf_arch = arch.get("vf", []) if isinstance(arch, dict) else list(arch or [])
         self.mlp_extractor = CandidateScorer(fe.layout, self.scorer_hidden, vf_arch, self.activation_fn)
@@ -248,7 +249,7 @@ class MaskedQNetwork(QNetwork):
         if self.candidate_head:
             fe = self.features_extractor
             if not isinstance(fe, CandidateSetExtractor):
-                raise ValueError("candidate_head=True needs features_extractor_class=CandidateSetExtractor")
+                raise PolicyError("candidate_head=True needs features_extractor_class=CandidateSetExtractor")
             self.q_net = _Scorer(fe.layout, self.scorer_hidden, self.activation_fn)
 
     def forward(self, obs) -> th.Tensor:

@@ -16,10 +16,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from bundlerl.agents.policy import Observation, Policy, PolicyError, batch_size_of, greedy_probabilities
+from bundlerl.agents.policy import Observation, Policy, PolicyError, batch_size_of, check_name, greedy_probabilities
 from bundlerl.env.observation import MASK_KEY
 
-__all__ = ["OneStepOracle", "LookaheadOracle", "ORACLES", "make_oracle"]
+__all__ = ["OneStepOracle", "LookaheadOracle", "ORACLES", "ORACLE_PREFIX", "oracle_name", "make_oracle"]
 
 
 class _TruthPolicy(Policy):
@@ -59,7 +59,7 @@ class OneStepOracle(_TruthPolicy):
     name = "oracle-one-step"
 
     def scores(self, model, state, items):
-        return model.expected_reward(state, items)
+        return self.venv.core.expected_reward(state, items)
 
 
 class LookaheadOracle(_TruthPolicy):
@@ -108,7 +108,7 @@ class LookaheadOracle(_TruthPolicy):
     def _plan(self, model, state, users, items):
         """(n, K) scores of ``items`` (n, K, K_max; -1 = masked) for the env rows ``users``."""
         n, K, _ = items.shape
-        now = model.expected_reward(state, items)
+        now = self.venv.core.expected_reward(state, items)
         valid = (items >= 0).any(-1)
         M, R = min(self.top_m, K), self.n_rollouts
         first = np.argsort(-np.where(valid, now, -np.inf), axis=1, kind="stable")[:, :M]  # (n, M)
@@ -122,7 +122,7 @@ class LookaheadOracle(_TruthPolicy):
         for d in range(self.depth):
             if d > 0:  # the base policy: the one-step oracle over the candidates offered now
                 mask = sim.action_masks()
-                er = model.expected_reward(sim.state, np.where(mask[..., None], sim.cand_items, -1))
+                er = sim.expected_reward(sim.state, np.where(mask[..., None], sim.cand_items, -1))
                 actions = np.argmax(np.where(mask, er, -np.inf), axis=1)
             out = sim.step(actions)
             ret[pos] += out.reward
@@ -139,14 +139,26 @@ class LookaheadOracle(_TruthPolicy):
         return scores
 
 
-ORACLES = {"oracle-one-step": OneStepOracle, "oracle-lookahead": LookaheadOracle}
-"""Oracle classes by name; each takes the vec env as its first argument."""
+ORACLES: dict[str, type[_TruthPolicy]] = {cls.name: cls for cls in (OneStepOracle, LookaheadOracle)}
+"""The registry of oracles: class by name (each class's ``name``); each takes the vec env as its first argument."""
+
+ORACLE_PREFIX = "oracle-"
+"""Every oracle's name starts with it; ``oracle_name`` also accepts a name without it (``one-step``)."""
+
+
+def oracle_name(name: str) -> str:
+    """The registered name of ``name``: itself, or ``oracle-`` + ``name`` for the short form (``lookahead``).
+
+    :raises PolicyError: neither is registered (the message lists :data:`ORACLES`).
+    """
+    if name not in ORACLES and ORACLE_PREFIX + name in ORACLES:
+        return ORACLE_PREFIX + name
+    return check_name(name, ORACLES, "oracle")
 
 
 def make_oracle(name: str, vec_env, **kwargs) -> Policy:
-    """An oracle by name (see :data:`ORACLES`); KeyError names the valid ones."""
-    try:
-        cls = ORACLES[name]
-    except KeyError:
-        raise KeyError(f"unknown oracle {name!r}; use one of {sorted(ORACLES)}") from None
-    return cls(vec_env, **kwargs)
+    """An oracle by name (see :func:`oracle_name`) acting in ``vec_env``; ``kwargs`` go to its class.
+
+    :raises PolicyError: an unknown name (the message lists the valid ones).
+    """
+    return ORACLES[oracle_name(name)](vec_env, **kwargs)

@@ -27,6 +27,15 @@ class PolicyError(BundlerlError):
     """Bad observation or configuration given to a policy."""
 
 
+def check_name(name: str, registry, kind: str) -> str:
+    """``name`` when ``registry`` (a mapping or a sequence of names) holds it; else PolicyError listing the valid
+    names of this ``kind`` (e.g. ``"baseline"``). The registries (``BASELINES``, ``ORACLES``) call it so that a
+    misspelt name is an error everywhere, never an empty selection."""
+    if name not in registry:
+        raise PolicyError(f"unknown {kind} {name!r}; use one of: {', '.join(registry)}")
+    return name
+
+
 def batch_size_of(obs: Observation) -> int:
     """N of a batched observation; raises PolicyError when the batch is malformed."""
     try:

@@ -24,7 +24,7 @@ from stable_baselines3 import DQN, PPO
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.torch_layers import CombinedExtractor
 
-from bundlerl.agents.config import ALGOS, AgentConfigError, DQNConfig, MaskablePPOConfig, NetworkConfig, PPOConfig
+from bundlerl.agents.config import AgentConfigError, DQNConfig, MaskablePPOConfig, NetworkConfig, PPOConfig, check_algo
 from bundlerl.agents.networks import (
     ACTIVATIONS,
     CandidateActorCriticPolicy,
@@ -103,14 +103,12 @@ def _is_maskable(policy) -> bool:
 
 
 def algo_class(algo: str) -> type[BaseAlgorithm]:
-    """The SB3 class of ``algo`` (``ppo``: PPO, ``maskable_ppo``: sb3-contrib MaskablePPO, ``dqn``: :class:`MaskedDQN`)."""
-    if algo == "ppo":
-        return PPO
-    if algo == "maskable_ppo":
-        return _maskable_ppo_class()
-    if algo == "dqn":
-        return MaskedDQN
-    raise AgentConfigError(f"unknown algo {algo!r}; use one of {ALGOS}")
+    """The SB3 class of ``algo`` (``ppo``: PPO, ``maskable_ppo``: sb3-contrib MaskablePPO, ``dqn``: :class:`MaskedDQN`).
+
+    :raises AgentConfigError: ``algo`` is not one of ``bundlerl.agents.config.ALGOS``.
+    """
+    check_algo(algo)
+    return _maskable_ppo_class() if algo == "maskable_ppo" else {"ppo": PPO, "dqn": MaskedDQN}[algo]
 
 
 def policy_kwargs_for(algo: str, net: NetworkConfig) -> tuple[Any, dict[str, Any]]:
@@ -139,41 +137,33 @@ def _check_env(venv, cfg) -> None:
                                "build the env with the config's num_envs")
 
 
-def make_ppo(venv, cfg: PPOConfig, *, seed: int | None = 0, tensorboard_log: str | None = None,
-             device: str = "cpu", verbose: int = 0) -> PPO:
-    """SB3 PPO on ``venv`` (a VecEnv with ``cfg.num_envs`` envs) with ``cfg``'s hyperparameters and network."""
+def make_model(algo: str, venv, cfg, *, seed: int | None = 0, tensorboard_log: str | None = None,
+               device: str = "cpu", verbose: int = 0) -> BaseAlgorithm:
+    """The SB3 model of ``algo`` (:func:`algo_class`) on ``venv`` (a VecEnv with ``cfg.num_envs`` envs) with
+    ``cfg``'s hyperparameters and network (:func:`policy_kwargs_for`).
+
+    :raises AgentConfigError: unknown ``algo``, or ``venv`` does not have ``cfg.num_envs`` envs.
+    """
+    cls = algo_class(algo)
     _check_env(venv, cfg)
-    policy, pkw = policy_kwargs_for("ppo", cfg.network)
-    return PPO(policy, venv, policy_kwargs=pkw, seed=seed, tensorboard_log=tensorboard_log, device=device,
+    policy, pkw = policy_kwargs_for(algo, cfg.network)
+    return cls(policy, venv, policy_kwargs=pkw, seed=seed, tensorboard_log=tensorboard_log, device=device,
                verbose=verbose, **cfg.sb3_kwargs())
 
 
-def make_maskable_ppo(venv, cfg: MaskablePPOConfig, *, seed: int | None = 0, tensorboard_log: str | None = None,
-                      device: str = "cpu", verbose: int = 0):
-    """sb3-contrib MaskablePPO (masks from ``venv.env_method("action_masks")``)."""
-    _check_env(venv, cfg)
-    policy, pkw = policy_kwargs_for("maskable_ppo", cfg.network)
-    return _maskable_ppo_class()(policy, venv, policy_kwargs=pkw, seed=seed, tensorboard_log=tensorboard_log,
-                                 device=device, verbose=verbose, **cfg.sb3_kwargs())
+def make_ppo(venv, cfg: PPOConfig, **kwargs) -> PPO:
+    """SB3 PPO (:func:`make_model` with ``"ppo"``)."""
+    return make_model("ppo", venv, cfg, **kwargs)
 
 
-def make_dqn(venv, cfg: DQNConfig, *, seed: int | None = 0, tensorboard_log: str | None = None,
-             device: str = "cpu", verbose: int = 0) -> MaskedDQN:
-    """:class:`MaskedDQN` (masked Q, masked exploration) on ``venv``."""
-    _check_env(venv, cfg)
-    policy, pkw = policy_kwargs_for("dqn", cfg.network)
-    return MaskedDQN(policy, venv, policy_kwargs=pkw, seed=seed, tensorboard_log=tensorboard_log, device=device,
-                     verbose=verbose, **cfg.sb3_kwargs())
+def make_maskable_ppo(venv, cfg: MaskablePPOConfig, **kwargs):
+    """sb3-contrib MaskablePPO (masks from ``venv.env_method("action_masks")``; :func:`make_model`)."""
+    return make_model("maskable_ppo", venv, cfg, **kwargs)
 
 
-_FACTORIES = {"ppo": make_ppo, "maskable_ppo": make_maskable_ppo, "dqn": make_dqn}
-
-
-def make_model(algo: str, venv, cfg, **kwargs) -> BaseAlgorithm:
-    """The model of ``algo`` (see :data:`bundlerl.agents.config.ALGOS`); kwargs as :func:`make_ppo`."""
-    if algo not in _FACTORIES:
-        raise AgentConfigError(f"unknown algo {algo!r}; use one of {ALGOS}")
-    return _FACTORIES[algo](venv, cfg, **kwargs)
+def make_dqn(venv, cfg: DQNConfig, **kwargs) -> MaskedDQN:
+    """:class:`MaskedDQN` (masked Q, masked exploration; :func:`make_model`)."""
+    return make_model("dqn", venv, cfg, **kwargs)
 
 
 def load_model(algo: str, path: str | Path, env=None, device: str = "cpu") -> BaseAlgorithm:

@@ -26,17 +26,24 @@ import numpy as np
 
 
 def _parse(argv=None):
+    from bundlerl.agents.config import ALGOS, EXTRACTORS
+    from bundlerl.agents.oracles import ORACLES, oracle_name
+    from bundlerl.scripts.flags import names_type
+
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--algos", default="ppo,dqn", help="comma-separated: ppo, maskable_ppo, dqn (default: ppo,dqn)")
+    p.add_argument("--algos", default="ppo,dqn", type=names_type(ALGOS, "algorithm"),
+                   help=f"comma-separated: {', '.join(ALGOS)} (default: ppo,dqn)")
     p.add_argument("--seeds", default="0,1,2", help="comma-separated training seeds (default: 0,1,2)")
     p.add_argument("--minutes", type=float, default=30.0, help="training wall-time budget per run (default: 30)")
-    p.add_argument("--extractors", default="set", help="comma-separated networks: set, mlp (default: set)")
+    p.add_argument("--extractors", default="set", type=names_type(EXTRACTORS, "extractor"),
+                   help=f"comma-separated networks: {', '.join(EXTRACTORS)} (default: set)")
     p.add_argument("--preset", default="default", help="env preset (default: default)")
     p.add_argument("--episodes", type=int, default=1000, help="final evaluation episodes per policy (default: 1000)")
     p.add_argument("--eval-episodes", type=int, default=200, help="episodes of each periodic evaluation (default: 200)")
     p.add_argument("--eval-every-s", type=float, default=60.0,
                    help="aim for a periodic evaluation about this often (sets eval_freq from a speed probe; default 60)")
-    p.add_argument("--oracles", default="one-step,lookahead", help="oracles to evaluate ('none' to skip)")
+    p.add_argument("--oracles", default="all", type=names_type(ORACLES, "oracle", oracle_name),
+                   help=f"comma-separated oracles ({', '.join(ORACLES)}), 'all' or 'none' (default: all)")
     p.add_argument("--out", default="benchmarks/results/agents", help="output folder (default: benchmarks/results/agents)")
     p.add_argument("--micro", action="store_true",
                    help="only the network micro-benchmark (no env needed): policy forward+backward time, set vs mlp")
@@ -53,14 +60,14 @@ def micro(repeats: int = 7, batch: int = 512) -> str:
 
     from bundlerl.agents.config import NetworkConfig, load_algo_config
     from bundlerl.agents.sb3 import policy_kwargs_for
-    from bundlerl.env.observation import observation_space
+    from bundlerl.env.observation import MASK_KEY, observation_space
 
     P, K, F = 32, 16, 9
     th.set_num_threads(1)
     space = observation_space(P, K, F)
     rng = np.random.default_rng(0)
     obs = {k: th.as_tensor(rng.uniform(0, 1, (batch,) + sp.shape).astype(np.float32)) for k, sp in space.spaces.items()}
-    obs["action_mask"] = (obs["action_mask"] > 0.3).float()
+    obs[MASK_KEY] = (obs[MASK_KEY] > 0.3).float()
     actions = th.as_tensor(rng.integers(K, size=batch))
     out = [f"network micro-benchmark: PPO evaluate_actions + backward, batch {batch}, P={P} K={K} F={F}, "
            f"median of {repeats} after 3 warm-up calls, 1 torch thread"]
@@ -105,14 +112,14 @@ def main(argv=None) -> int:
         print(micro())
         return 0
     from bundlerl.agents.baselines import BASELINES
+    from bundlerl.agents.oracles import ORACLES
+    from bundlerl.evaluation.report import policy_label
+    from bundlerl.experiment.evaluate import evaluate_runs
     from bundlerl.experiment.training import TrainConfig, train
-    from bundlerl.scripts.evaluate import evaluate_runs
     from bundlerl.utils.atomic import write_text
 
-    algos = [a for a in args.algos.split(",") if a]
+    algos, extractors, oracles = args.algos, args.extractors, args.oracles
     seeds = [int(s) for s in args.seeds.split(",") if s]
-    extractors = [e for e in args.extractors.split(",") if e]
-    oracles = [] if args.oracles == "none" else [o for o in args.oracles.split(",") if o]
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     budget = args.minutes * 60
@@ -150,7 +157,7 @@ def main(argv=None) -> int:
              "", "| policy | mean return (95% CI) | ratio to best baseline |", "|---|---|---|"]
     for name, est in base.items():
         e = est["return"]
-        lab = name + (" (oracle, reads simulator truth)" if name.startswith("oracle-") else "")
+        lab = policy_label(name, name in ORACLES)
         lines.append(f"| {lab} | {e.value:.3f} [{e.low:.3f}, {e.high:.3f}] | {e.value / best.value:.3f} |")
     lines += ["", f"best observable baseline: **{best_name}** ({best.value:.3f})", "",
               "| algo | network | seed | timesteps | mean return (95% CI) | ratio | >=10% & CIs apart | gap to lookahead closed | first beat +10% (s) |",

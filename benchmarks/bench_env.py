@@ -43,7 +43,7 @@ def main(argv=None) -> None:
     ap.add_argument("--no-purchase-refresh", action="store_true", help="EnvConfig.refresh_on_purchase=False")
     args = ap.parse_args(argv)
 
-    from bundlerl.env.presets import get_config
+    from bundlerl.env.config import get_config
     from bundlerl.env.vec_env import BundleRecVecEnv
 
     cfg = get_config(args.preset)

@@ -43,8 +43,8 @@ def run_config(config, episodes: int, lookahead_episodes: int, seed: int, num_en
 
     results, secs = {}, {}
     todo = [(b, lambda v, b=b: make_baseline(b, np.random.default_rng(seed)), episodes) for b in BASELINES]
-    todo += [("oracle-one-step", OneStepOracle, episodes),
-             ("oracle-lookahead", lambda v: LookaheadOracle(v, seed=seed, **lookahead_kw), lookahead_episodes)]
+    todo += [(OneStepOracle.name, OneStepOracle, episodes),
+             (LookaheadOracle.name, lambda v: LookaheadOracle(v, seed=seed, **lookahead_kw), lookahead_episodes)]
     for label, factory, n in todo:
         t = time.perf_counter()
         results[label] = evaluate(factory, config, n_episodes=n, seed=seed, num_envs=num_envs, progress=progress, keep_log=False)
@@ -60,7 +60,7 @@ def best_baseline(results: dict) -> str:
 
 
 def report(title: str, results: dict, secs: dict) -> str:
-    from bundlerl.evaluation.rollout import markdown_table
+    from bundlerl.evaluation.report import markdown_table
 
     best = best_baseline(results)
     la, one, rnd = (results[k].returns for k in ("oracle-lookahead", "oracle-one-step", "random"))
@@ -85,21 +85,18 @@ def main(argv=None) -> None:
     ap.add_argument("--ablations", action="store_true", help="also run with activation / fatigue / budget off")
     ap.add_argument("--ablation-episodes", type=int, default=None, help="episodes per policy in the ablations (default: --episodes)")
     ap.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
-                    help="override a ShopperParams field of the preset, e.g. --set tau_c=2.5 (repeatable)")
+                    help="override a field of the preset's EnvConfig, e.g. --set shopper.tau_c=2.5 (repeatable)")
     ap.add_argument("--no-progress", action="store_true")
     args = ap.parse_args(argv)
-    from bundlerl.env.presets import get_config
+    from bundlerl.env.config import ConfigError, env_config_overrides, get_config
 
     config = get_config(args.preset)
     if args.set:
-        import ast
-
         try:
-            changes = {k: ast.literal_eval(v) for k, v in (kv.split("=", 1) for kv in args.set)}
-        except (ValueError, SyntaxError) as err:
-            ap.error(f"--set takes NAME=VALUE with a Python literal value ({err})")
-        config = dataclasses.replace(config, shopper=config.shopper_params().replace(**changes))
-        print(f"shopper overrides: {changes}")
+            config = env_config_overrides(config, args.set)
+        except ConfigError as err:
+            ap.error(str(err))
+        print(f"overrides: {args.set}")
     kw = {k: v for k, v in dict(n_rollouts=args.rollouts, depth=args.depth, top_m=args.top_m).items() if v is not None}
     la_eps = args.lookahead_episodes or args.episodes
     variants = [("full model", {})]

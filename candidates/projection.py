@@ -10,7 +10,7 @@ Two uses, which differ in centring (``center`` is a required argument, so every 
   (recall@50 0.902 centred vs 0.947 uncentred, 10k MiniLM items, r = 64).
 - **centred** (``center=True``): the principal components of the rows minus their mean, i.e. the
   directions along which items differ most. Right for compact *coordinates* of a vector (the env's
-  observation of profile and history, ``bundlerl.env.presets``): sentence embeddings share a large
+  observation of profile and history, ``bundlerl.env.world``): sentence embeddings share a large
   mean direction, which uncentred would spend the first coordinate on.
 
 Both return orthonormal float32 columns, largest variance first, each column's sign fixed so that its

@@ -1,4 +1,4 @@
-"""Text -> unit vectors: the offline sentence-transformers encoder, its on-disk cache, user vectors.
+"""Text -> unit vectors: the offline sentence-transformers encoder, its on-disk cache, user history vectors.
 
 ``import encoders`` is light: torch and sentence_transformers load on the first ``encode``.
 
@@ -18,7 +18,7 @@ from bundlerl.utils.lazy import lazy_exports
 if TYPE_CHECKING:  # pragma: no cover
     from bundlerl.encoders.cache import CachedEncoder
     from bundlerl.encoders.sentence import SentenceEncoder
-    from bundlerl.encoders.user_vectors import EventWeights, blend, decay_and_add, history_vectors
+    from bundlerl.encoders.user_vectors import add_clicked, history_vectors, projected_history
 
 __all__ = [
     "TextEncoder",
@@ -26,19 +26,17 @@ __all__ = [
     "SentenceEncoder",
     "CachedEncoder",
     "default_encoder",
-    "EventWeights",
+    "add_clicked",
     "history_vectors",
-    "decay_and_add",
-    "blend",
+    "projected_history",
 ]
 
 __getattr__, __dir__ = lazy_exports(__name__, {
     "SentenceEncoder": ".sentence",
     "CachedEncoder": ".cache",
-    "EventWeights": ".user_vectors",
+    "add_clicked": ".user_vectors",
     "history_vectors": ".user_vectors",
-    "decay_and_add": ".user_vectors",
-    "blend": ".user_vectors",
+    "projected_history": ".user_vectors",
 })
 
 

@@ -8,9 +8,10 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from bundlerl.env.config import EnvConfig, get_config
 from bundlerl.env.observation import MASK_KEY
-from bundlerl.env.presets import EnvConfig, build_world, get_config
 from bundlerl.env.session import ACTION_MODES, InvalidActionError, SessionBatch
+from bundlerl.env.world import build_world
 
 __all__ = ["BundleRecEnv", "InvalidActionError"]
 
@@ -22,7 +23,7 @@ class BundleRecEnv(gym.Env):
     A shopper browses a store for one session. At every step the recommender shows one *bundle*
     (1 to ``K_max`` items) chosen among ``K`` candidate bundles built for this user from the
     recommender side (FAISS retrieval on the profile / history vectors + a complementarity model
-    estimated from historical baskets). The simulated shopper (``SIMULATOR.md``) clicks or not,
+    estimated from historical baskets). The simulated shopper (``docs/SIMULATOR.md``) clicks or not,
     buys some of the bundle's items within a hidden budget, grows tired of misses and repeats,
     and may leave. What is shown now changes what is worth showing later (complement activation,
     satiation, budget, fatigue, taste drift), so a sequential policy can beat greedy ranking.
@@ -61,7 +62,8 @@ class BundleRecEnv(gym.Env):
     ## Rewards
 
     ``w_click * click + w_buy * items_bought + w_rev * revenue / mean_price`` with the weights of the
-    reward mode (``purchases``: w_buy = 1; ``revenue``; ``clicks``), minus the invalid-action penalty.
+    reward mode (``purchases``: w_buy = 1; ``revenue``; ``clicks``; or custom weights), minus the invalid-action
+    penalty: see ``bundlerl.env.reward``, where the modes are defined.
 
     ## Starting State
 
@@ -96,7 +98,7 @@ class BundleRecEnv(gym.Env):
 
     ## Version History
 
-    - v0: first version (SIMULATOR.md shopper, FAISS + complementarity candidates).
+    - v0: first version (docs/SIMULATOR.md shopper, FAISS + complementarity candidates).
     """
 
     metadata = {"render_modes": ["ansi"], "render_fps": 4}
@@ -160,9 +162,9 @@ class BundleRecEnv(gym.Env):
             gym.logger.warn("render() called without render_mode; pass render_mode='ansi'")
             return None
         cat = self.world.observable_catalog
-        core = self.core
-        lines = [f"[{self.config.name}] step {int(core.t[0])}/{self.config.horizon}  clicks {int(core.clicks[0])}"
-                 f"  items bought {int(core.items_bought[0])}  spent {core.spent[0]:.2f}"]
+        log, compose = self.core.log, self.core.compose
+        lines = [f"[{self.config.name}] step {int(log.t[0])}/{self.config.horizon}  clicks {int(log.clicks[0])}"
+                 f"  items bought {int(log.items_bought[0])}  spent {log.spent[0]:.2f}"]
         if self._last is not None and self._last["responded"]:
             items = [int(i) for i in self._last["shown"] if i >= 0]
             if items:
@@ -175,8 +177,8 @@ class BundleRecEnv(gym.Env):
             if self._last["n_bought"]:
                 resp += f", bought {self._last['n_bought']} item(s) for {self._last['revenue']:.2f}"
             lines.append(f"response: {resp}")
-        elif core.partial_len[0] > 0:
-            lines.append("composing: " + ", ".join(str(cat.titles[i]) for i in core.partial[0] if i >= 0))
+        elif compose.partial_len[0] > 0:
+            lines.append("composing: " + ", ".join(str(cat.titles[i]) for i in compose.partial[0] if i >= 0))
         else:
             lines.append("session start")
         return "\n".join(lines) + "\n"

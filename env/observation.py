@@ -18,7 +18,7 @@ key                shape         content
 
 Nothing here reads simulator truth (taste, needs, budget, fatigue, complement graph): the
 inputs are the profile vector, the event log the recommender keeps itself (shown, clicked,
-bought, spent) and the candidate set (SIMULATOR.md property 7).
+bought, spent) and the candidate set (docs/SIMULATOR.md property 7).
 
 In compose mode ``K`` is ``M + 1``: row ``j < M`` describes the bundle "partial bundle + item j",
 row ``M`` ("done") the partial bundle itself.
@@ -30,9 +30,13 @@ import numpy as np
 from gymnasium import spaces
 
 __all__ = [
-    "PROFILE_KEY", "HISTORY_KEY", "SESSION_KEY", "CANDIDATES_KEY", "MASK_KEY", "OBS_KEYS",
+    "ACTION_MODES", "PROFILE_KEY", "HISTORY_KEY", "SESSION_KEY", "CANDIDATES_KEY", "MASK_KEY", "OBS_KEYS",
     "SESSION_FEATURES", "observation_space", "session_features",
 ]
+
+ACTION_MODES = ("bundle", "compose")
+"""Action modes: pick one of K candidate bundles, or compose a bundle item by item (K = M + 1, see above). Here,
+not in ``session``, so that the command line lists them without importing the simulator."""
 
 PROFILE_KEY = "profile"
 HISTORY_KEY = "history"

@@ -27,16 +27,29 @@ __all__ = ["register_envs", "ENV_IDS"]
 
 ENTRY_POINT = "bundlerl.env.bundle_env:BundleRecEnv"
 
-#: id -> (kwargs, max_episode_steps)
-ENV_IDS: dict[str, tuple[dict, int | None]] = {
-    "bundlerl/BundleRec-v0": ({"preset": "default"}, 20),
-    "bundlerl/BundleRec-small-v0": ({"preset": "small"}, 10),
-    "bundlerl/BundleRec-revenue-v0": ({"preset": "revenue"}, 20),
-    "bundlerl/BundleRec-clicks-v0": ({"preset": "clicks"}, 20),
-    "bundlerl/BundleRec-compose-v0": ({"preset": "default", "action_mode": "compose"}, None),
-    "bundlerl/BundleRec-small-compose-v0": ({"preset": "small", "action_mode": "compose"}, None),
-    "bundlerl/BundleRec-instacart-v0": ({"preset": "instacart"}, 20),
+_IDS: dict[str, dict] = {
+    "bundlerl/BundleRec-v0": {"preset": "default"},
+    "bundlerl/BundleRec-small-v0": {"preset": "small"},
+    "bundlerl/BundleRec-revenue-v0": {"preset": "revenue"},
+    "bundlerl/BundleRec-clicks-v0": {"preset": "clicks"},
+    "bundlerl/BundleRec-compose-v0": {"preset": "default", "action_mode": "compose"},
+    "bundlerl/BundleRec-small-compose-v0": {"preset": "small", "action_mode": "compose"},
+    "bundlerl/BundleRec-instacart-v0": {"preset": "instacart"},
 }
+
+
+def _max_episode_steps(kwargs: dict) -> int | None:
+    """The preset's horizon for bundle-mode ids, None for compose ids. The instacart preset is the default config
+    on a data folder (``instacart_config``): its horizon is ``default``'s, read without needing the folder."""
+    from bundlerl.env.config import PRESETS
+
+    if kwargs.get("action_mode", "bundle") != "bundle":
+        return None
+    return PRESETS["default" if kwargs["preset"] == "instacart" else kwargs["preset"]].horizon
+
+
+#: id -> (kwargs, max_episode_steps)
+ENV_IDS: dict[str, tuple[dict, int | None]] = {env_id: (kw, _max_episode_steps(kw)) for env_id, kw in _IDS.items()}
 
 
 def register_envs() -> None:

@@ -1,4 +1,4 @@
-"""The simulated shopper of ``../shared/SIMULATOR.md``: hidden state, bundle response, dynamics.
+"""The simulated shopper of ``docs/SIMULATOR.md``: hidden state, bundle response, dynamics.
 
 SIMULATOR TRUTH. Only the environment's response step and the oracles (``agents/oracles.py``)
 may use this module; policies, baselines, candidate generation and serving never do.
@@ -8,7 +8,7 @@ over bundle slots (K_max <= a handful) or purchase patterns (2^K_max), never ove
 randomness comes from the ``rng`` handed in: a ``numpy.random.Generator`` or, for batch-independent
 per-user streams, :class:`bundlerl.env.user_streams.UserStreams` (same ``random`` / ``standard_normal`` API).
 
-Model (symbols of SIMULATOR.md; constants in :class:`bundlerl.env.shopper_params.ShopperParams`):
+Model (symbols of docs/SIMULATOR.md; constants in :class:`bundlerl.env.shopper_params.ShopperParams`):
 
 - item affinity   a(i) = w_s·<θ, e_i> + w_n·ν[c(i)] − β·log(p_i / p̄_c(i))
 - true complement comp*(i, j) = G[c(i), c(j)]·m(i, j), m = 0.5 + fit_brand·[same brand] + fit_tier·[same
@@ -19,8 +19,9 @@ Model (symbols of SIMULATOR.md; constants in :class:`bundlerl.env.shopper_params
 - purchase        after a click, item i is wanted with prob σ((a(i) + γ·mean_{j≠i} comp*(j, i) − τ_b)/T_b)
                   (0 for items bought earlier in the session); wanted items are bought in decreasing
                   order of that probability, skipping those that no longer fit the remaining budget.
-                  Buying every item of a bundle of k >= 2 items pays (1 − d_k) of the sum.
-- reward          w_click·click + w_buy·items bought + w_rev·paid / p̄ (p̄ = mean catalogue price)
+                  Buying every item of a bundle of k >= 2 items pays (1 − d_k) of the sum, d_k the store's
+                  discount it was shown (``BuilderConfig.discounts``; the shopper owns no discount).
+- reward          not the shopper's: the environment computes it from the response (:mod:`bundlerl.env.reward`)
 - dynamics        per bought item (in purchase order): ν[c] ← ν[c]·(1 − s), then ν ← min(1, ν + κ·G[c, :]);
                   budget −= paid; after a click θ ← normalize(θ + η·(mean e_B − θ)); fatigue: no click
                   f ← min(1, f + φ_miss + φ_rep·seen(B)), click f ← f·(1 − φ_hit)
@@ -28,23 +29,23 @@ Model (symbols of SIMULATOR.md; constants in :class:`bundlerl.env.shopper_params
                   below the cheapest item of every still-relevant category (need >= need_relevant),
                   which includes having no relevant category left.
 
-Rows whose session has ended (``state.active`` False) ignore further steps: no response, reward 0,
+Rows whose session has ended (``state.active`` False) ignore further steps: no click, nothing bought,
 ``done`` True.
 """
 
 from __future__ import annotations
 
-import weakref
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
+from typing import Mapping
 
 import numpy as np
 
 from bundlerl.env.shopper_params import ShopperParams
+from bundlerl.env.shopper_state import Response, ShopperState
+from bundlerl.utils.arrays import zero_padded
 from bundlerl.utils.errors import BundlerlError
 
-__all__ = ["ShopperError", "ShopperState", "Response", "ShopperModel", "user_rngs", "sigmoid", "zero_padded"]
-
-from bundlerl.env.user_streams import user_rngs  # noqa: E402  (re-exported: the env draws per-user streams from here)
+__all__ = ["ShopperError", "ShopperModel", "sigmoid"]
 
 
 class ShopperError(BundlerlError):
@@ -54,87 +55,6 @@ class ShopperError(BundlerlError):
 def sigmoid(x: np.ndarray) -> np.ndarray:
     """Numerically safe logistic function."""
     return 0.5 * (1.0 + np.tanh(0.5 * np.asarray(x)))
-
-
-_PADDED: dict[int, tuple[weakref.ref, np.ndarray]] = {}
-
-
-def zero_padded(table: np.ndarray) -> np.ndarray:
-    """``table`` (n, d) with a zero row appended, (n + 1, d): gathering it with index -1 (an empty bundle slot)
-    yields zeros, so sums over a bundle's slots need no masking pass.
-
-    One copy per source array, shared by every caller (each env of a process holds a shopper and a session
-    over the same embeddings; a 50k-item catalogue would otherwise cost 76 MB per env) and dropped with the
-    source. The result is read-only.
-    """
-    key = id(table)
-    hit = _PADDED.get(key)
-    if hit is not None and hit[0]() is table:
-        return hit[1]
-    out = np.concatenate([table, np.zeros((1, table.shape[1]), table.dtype)])
-    out.flags.writeable = False  # shared between envs: a write through one would change them all
-    _PADDED[key] = (weakref.ref(table, lambda _, k=key: _PADDED.pop(k, None)), out)
-    return out
-
-
-@dataclass
-class ShopperState:
-    """Hidden state of N shoppers (SIMULATOR TRUTH); every field has N rows."""
-
-    theta: np.ndarray
-    """(N, d) float32 unit taste vectors."""
-    needs: np.ndarray
-    """(N, C) float32 in [0, 1]."""
-    budget: np.ndarray
-    """(N,) float32 >= 0, remaining budget in currency units."""
-    beta: np.ndarray
-    """(N,) float32 > 0, price sensitivity."""
-    fatigue: np.ndarray
-    """(N,) float32 in [0, 1]."""
-    shown: np.ndarray
-    """(N, n_items) bool, items shown this session."""
-    bought: np.ndarray
-    """(N, n_items) bool, items bought this session."""
-    active: np.ndarray
-    """(N,) bool, the session is still running."""
-
-    def __len__(self) -> int:
-        return self.budget.shape[0]
-
-    def copy(self) -> "ShopperState":
-        """A deep copy."""
-        return ShopperState(**{f.name: getattr(self, f.name).copy() for f in fields(self)})
-
-    def take(self, rows) -> "ShopperState":
-        """A new state holding ``rows`` (int indices, repeats allowed, or a bool mask), copied."""
-        return ShopperState(**{f.name: getattr(self, f.name)[rows] for f in fields(self)})
-
-    def put(self, rows, other: "ShopperState") -> None:
-        """Write ``other`` (len(rows) rows) into ``rows`` in place (e.g. auto-reset of finished sessions)."""
-        for f in fields(self):
-            getattr(self, f.name)[rows] = getattr(other, f.name)
-
-
-@dataclass
-class Response:
-    """What N shoppers did in one step; arrays (N,) unless stated."""
-
-    click: np.ndarray
-    """bool."""
-    bought: np.ndarray
-    """(N, K_max) bool, per bundle slot."""
-    n_bought: np.ndarray
-    """int32 items bought."""
-    revenue: np.ndarray
-    """float32 amount paid (after the bundle discount)."""
-    reward: np.ndarray
-    """float32 reward under the params' reward weights."""
-    left: np.ndarray
-    """bool: the shopper left (the σ(λ_0 + λ_f·f) draw)."""
-    out_of_budget: np.ndarray
-    """bool: the budget no longer buys anything relevant."""
-    done: np.ndarray
-    """bool: left | out_of_budget (always True for rows that were already inactive)."""
 
 
 @dataclass
@@ -163,17 +83,20 @@ class _BundleTerms:
 
 
 class ShopperModel:
-    """The shopper of SIMULATOR.md over one catalogue; see the module docstring for the equations.
+    """The shopper of docs/SIMULATOR.md over one catalogue; see the module docstring for the equations.
 
     :param catalog: a ``bundlerl.sim_data.catalog.Catalog`` with ``embeddings`` (n, d) and the true
         ``complement_graph`` (C, C); otherwise ShopperError.
-    :param params: ShopperParams (default: the purchases preset).
+    :param params: ShopperParams (default: ``ShopperParams()``).
+    :param discounts: the store's bundle discount by size, ``{k: d_k}`` for sizes >= k up to the next key: the
+        recommender side's price list (``BuilderConfig.discounts``), the discounted price the shopper is shown
+        and pays when it buys the whole bundle. None: ``BuilderConfig``'s default.
 
     Bundles are int arrays with item indices in [0, n) and -1 for empty slots; the last axis is
     the bundle (length K_max). Out-of-range ids, wrong shapes or state of another size raise ShopperError.
     """
 
-    def __init__(self, catalog, params: ShopperParams | None = None):
+    def __init__(self, catalog, params: ShopperParams | None = None, discounts: Mapping[int, float] | None = None):
         if catalog.embeddings is None:
             raise ShopperError("the shopper needs item embeddings: encode the catalogue first (catalog.with_embeddings)")
         if catalog.complement_graph is None:
@@ -181,7 +104,7 @@ class ShopperModel:
                 "the shopper needs the true complement graph (catalog.complement_graph); synthetic catalogues carry it, "
                 "real ones get it from bundlerl.sim_data.loaders.calibrate_complement_graph"
             )
-        self.params = params if params is not None else ShopperParams.purchases()
+        self.params = params if params is not None else ShopperParams()
         if not isinstance(self.params, ShopperParams):
             raise ShopperError(f"params must be a ShopperParams, got {type(self.params).__name__}")
         self.catalog = catalog
@@ -194,7 +117,6 @@ class ShopperModel:
         self.G = G
         self.n_categories = G.shape[0]
         self.price = catalog.price.astype(np.float32)
-        self.mean_price = float(self.price.mean())
         self.log_rel_price = np.log(self.price / catalog.category_mean_price()[self.category]).astype(np.float32)
         _, self.brand = np.unique(catalog.brand, return_inverse=True)
         self.brand_known = np.char.str_len(catalog.brand.astype(str)) > 0
@@ -202,7 +124,12 @@ class ShopperModel:
         cat_min = np.full(self.n_categories, np.inf, np.float32)
         np.minimum.at(cat_min, self.category, self.price)
         self.cat_min_price = cat_min
-        self._disc = np.array(self.params.discounts, np.float32)
+        from bundlerl.candidates.builder import BuilderConfig
+        from bundlerl.candidates.features import discount_for_sizes
+
+        disc = BuilderConfig().discounts if discounts is None else dict(discounts)
+        # by size 0..largest key; larger bundles take the last entry (discount_for_sizes' rule)
+        self._disc = discount_for_sizes(np.arange(max(disc, default=1) + 1), disc).astype(np.float32)
 
     # ------------------------------------------------------------------ input checks
     def _bundles(self, bundles, N: int, ndim: int) -> np.ndarray:
@@ -321,15 +248,16 @@ class ShopperModel:
         already bought this session."""
         return self._terms(state, self._prepare(state, bundles))[2].astype(np.float32)
 
-    def expected_reward(self, state: ShopperState, bundles) -> np.ndarray:
-        """(N, K) float64 exact one-step expected reward of showing each candidate bundle (N, K, K_max).
+    def expected_response(self, state: ShopperState, bundles) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Exact one-step expected response to each candidate bundle (N, K, K_max): (N, K) float64 click
+        probability, expected items bought and expected amount paid (currency units, after the discount).
 
         Exact for the response (click, every pattern of wanted items, the budget-ordered purchase and the
-        bundle discount are enumerated: 2^K_max patterns); it ignores what happens after the step.
+        bundle discount are enumerated: 2^K_max patterns); it ignores what happens after the step. The
+        expected reward is :func:`bundlerl.env.reward.reward` of these (the reward is linear in the response).
         """
         t = self._prepare(state, bundles)
         _, click, buy, _ = self._terms(state, t)
-        p = self.params
         Km = t.items.shape[-1]
         order = np.argsort(-buy, axis=-1, kind="stable")
         pb = np.take_along_axis(buy, order, -1)
@@ -339,8 +267,7 @@ class ShopperModel:
         want = ((np.arange(1, 2**Km)[:, None] >> np.arange(Km)) & 1).astype(bool)  # (P, Km) wanted patterns
         prob = np.prod(np.where(want, pb[..., None, :], 1.0 - pb[..., None, :]), axis=-1)  # (N, K, P)
         _, n, paid = self._purchase(want, price[..., None, :], budget, size[..., None])
-        exp = (prob * (p.w_buy * n + p.w_rev * paid / self.mean_price)).sum(-1)
-        return click * (p.w_click + exp)
+        return click, click * (prob * n).sum(-1), click * (prob * paid).sum(-1)
 
     def _budget_cap(self, state: ShopperState) -> np.ndarray:
         return state.budget.astype(np.float64) if self.params.budget else np.full(len(state), np.inf)
@@ -362,7 +289,7 @@ class ShopperModel:
         n = bought.sum(-1)
         total = np.where(bought, price, 0.0).sum(-1)
         full = (n == size) & (size >= 2)
-        paid = total * (1.0 - np.where(full, self._disc[np.minimum(size, 3)], 0.0))
+        paid = total * (1.0 - np.where(full, self._disc[np.minimum(size, len(self._disc) - 1)], 0.0))
         return bought, n, paid
 
     # ------------------------------------------------------------------ step
@@ -431,10 +358,9 @@ class ShopperModel:
         oob = active & ((state.budget < cheapest) if p.budget else ~np.isfinite(cheapest))
         done = left | oob | ~active
         state.active &= ~done
-        reward = p.w_click * click + p.w_buy * n + p.w_rev * paid / self.mean_price
-        return Response(
+        return Response(  # inactive rows: click False, nothing bought (click and want are masked by ``active``)
             click=click, bought=bought, n_bought=n.astype(np.int32), revenue=paid.astype(np.float32),
-            reward=np.where(active, reward, 0.0).astype(np.float32), left=left, out_of_budget=oob, done=done,
+            left=left, out_of_budget=oob, done=done,
         )
 
 

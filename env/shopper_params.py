@@ -1,9 +1,9 @@
-"""Parameters of the simulated shopper (``../shared/SIMULATOR.md``), one validated dataclass.
+"""Parameters of the simulated shopper (``docs/SIMULATOR.md``), one validated dataclass.
 
 Every constant of the shopper model lives here with its meaning and unit, plus three switches
-(``activation``, ``fatigue``, ``budget``) that turn a mechanism off for ablations. The reward
-weights select the reward mode; :meth:`ShopperParams.clicks`, :meth:`purchases` and
-:meth:`revenue` are the presets the environment uses.
+(``activation``, ``fatigue``, ``budget``) that turn a mechanism off for ablations. Two things the
+shopper responds to are not its own: the bundle discounts are the store's (``BuilderConfig.discounts``,
+the price the shopper is shown) and the reward weights are the environment's (:mod:`bundlerl.env.reward`).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ class ShopperParamsError(BundlerlError):
 
 @dataclass(frozen=True)
 class ShopperParams:
-    """Constants of the shopper model. Symbols are those of SIMULATOR.md.
+    """Constants of the shopper model. Symbols are those of docs/SIMULATOR.md.
 
     Affinity      a(i) = w_s·<θ, e_i> + w_n·ν[c(i)] − β·log(p_i / p̄_c(i))
     Utility       U(B) = mean a(i) + γ·mean_{i≠j} comp*(i,j) − δ·max_{i≠j} sub(i,j) − ρ·seen(B)
@@ -55,10 +55,6 @@ class ShopperParams:
     """τ_b: purchase score at which a clicked item is bought with probability 1/2."""
     T_b: float = 0.5
     """T_b > 0: purchase temperature."""
-    discount_2: float = 0.10
-    """d_2: discount when both items of a 2-item bundle are bought (Steam bundles: ~10%); in [0, 1)."""
-    discount_3: float = 0.15
-    """d_k for k >= 3 when every item is bought; in [0, 1)."""
     # --- dynamics
     satiation: float = 0.8
     """s in [0, 1]: a purchase multiplies the need of its category by (1 − s)."""
@@ -81,13 +77,6 @@ class ShopperParams:
     need_relevant: float = 0.2
     """A category is relevant while its need is >= this; the session ends when the budget is below the cheapest
     item of every relevant category (or nothing is relevant any more). In [0, 1]."""
-    # --- reward
-    w_click: float = 0.0
-    """Reward per click."""
-    w_buy: float = 1.0
-    """Reward per item bought."""
-    w_rev: float = 0.0
-    """Reward per unit of revenue / p̄ (p̄ = the catalogue's mean price)."""
     # --- switches for ablations
     activation: bool = True
     """False: purchases do not raise the needs of complements (κ treated as 0)."""
@@ -100,7 +89,7 @@ class ShopperParams:
         ranges = {
             "w_s": (0, None), "w_n": (0, None), "gamma": (0, None), "delta": (0, None), "rho": (0, None),
             "fit_brand": (0, 0.5), "fit_tier": (0, 0.5), "T_c": (1e-6, None), "T_b": (1e-6, None),
-            "discount_2": (0, 0.999), "discount_3": (0, 0.999), "satiation": (0, 1), "kappa": (0, None),
+            "satiation": (0, 1), "kappa": (0, None),
             "eta": (0, 1), "phi_miss": (0, 1), "phi_rep": (0, None), "phi_hit": (0, 1), "lambda_f": (0, None),
             "sigma_theta": (0, None), "need_relevant": (0, 1),
         }
@@ -121,30 +110,7 @@ class ShopperParams:
             raise ShopperParamsError(
                 f"fit_brand + fit_tier = {self.fit_brand + self.fit_tier}; keep it <= 0.5 so m(i, j) stays in [0.5, 1]"
             )
-        if min(self.w_click, self.w_buy, self.w_rev) < 0 or self.w_click + self.w_buy + self.w_rev == 0:
-            raise ShopperParamsError("reward weights w_click, w_buy, w_rev must be >= 0 and not all 0")
-
-    # ------------------------------------------------------------------ presets
-    @classmethod
-    def clicks(cls, **changes) -> "ShopperParams":
-        """Reward = 1 per click."""
-        return cls(w_click=1.0, w_buy=0.0, w_rev=0.0, **changes)
-
-    @classmethod
-    def purchases(cls, **changes) -> "ShopperParams":
-        """Reward = number of items bought (the default preset)."""
-        return cls(w_click=0.0, w_buy=1.0, w_rev=0.0, **changes)
-
-    @classmethod
-    def revenue(cls, **changes) -> "ShopperParams":
-        """Reward = revenue in units of the catalogue's mean price."""
-        return cls(w_click=0.0, w_buy=0.0, w_rev=1.0, **changes)
 
     def replace(self, **changes) -> "ShopperParams":
         """A validated copy with ``changes`` applied (e.g. ``params.replace(fatigue=False)`` for an ablation)."""
         return dataclasses.replace(self, **changes)
-
-    @property
-    def discounts(self) -> tuple[float, ...]:
-        """(d_0, d_1, d_2, d_3): discount by bundle size when every item is bought (sizes >= 3 use d_3)."""
-        return (0.0, 0.0, self.discount_2, self.discount_3)

@@ -1,7 +1,7 @@
 """Per-user random streams: counter-based draws keyed by one 64-bit key per user, vectorised.
 
 A batch of N users stepped together must draw exactly what N single-user runs draw with the same
-per-user seeds (SIMULATOR.md property 6). One ``numpy.random.Generator`` for the batch cannot do
+per-user seeds (docs/SIMULATOR.md property 6). One ``numpy.random.Generator`` for the batch cannot do
 that (row i's draws would depend on how many rows precede it), and N Generators would put a Python
 loop in the step. :class:`UserStreams` hashes (key_i, counter) with splitmix64 instead: row i's
 values depend only on its own key and on how many values were drawn before, never on the batch.
@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["UserStreams", "user_rngs", "splitmix64"]
+__all__ = ["UserStreams", "splitmix64"]
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _M1 = np.uint64(0xBF58476D1CE4E5B9)
@@ -76,7 +76,3 @@ class UserStreams:
         u1, u2 = 1.0 - u[:, :m], u[:, m:]  # 1 - u is in (0, 1]: log is finite
         return (np.sqrt(-2.0 * np.log(u1)) * np.cos(2.0 * np.pi * u2)).reshape(size)
 
-
-def user_rngs(keys: np.ndarray) -> UserStreams:
-    """Per-user streams for ``keys`` (N,); see :class:`UserStreams`."""
-    return UserStreams(keys)

@@ -10,8 +10,9 @@ from gymnasium import spaces
 from gymnasium.utils import seeding
 from stable_baselines3.common.vec_env.base_vec_env import VecEnv
 
-from bundlerl.env.presets import EnvConfig, build_world, get_config
+from bundlerl.env.config import EnvConfig, get_config
 from bundlerl.env.session import SessionBatch
+from bundlerl.env.world import build_world
 
 __all__ = ["BundleRecVecEnv"]
 
@@ -75,7 +76,7 @@ class BundleRecVecEnv(VecEnv):
     @property
     def candidate_items(self) -> np.ndarray:
         """(N, K, K_max) int32 current candidate bundles (-1 padded)."""
-        return self.core.cand_items
+        return self.core.pool.cand_items
 
     # ------------------------------------------------------------------ VecEnv API
     def seed(self, seed: int | None = None) -> Sequence[int | None]:

@@ -12,26 +12,15 @@ over-represent short episodes.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, Mapping, Sequence
+from typing import Callable
 
 import numpy as np
 
 from bundlerl.agents.policy import Policy
-from bundlerl.evaluation.stats import Estimate, mean_ci, ratio_ci
+from bundlerl.evaluation.metrics import session_summary
+from bundlerl.evaluation.stats import Estimate, EvaluationError
 
-__all__ = ["EvalResult", "evaluate", "markdown_table", "METRICS"]
-
-METRICS = ("return", "click_rate", "conversion", "items_per_purchase", "revenue", "length")
-"""Names of the summary metrics, in table order."""
-
-_LABELS = {
-    "return": "mean return",
-    "click_rate": "click rate",
-    "conversion": "conversion",
-    "items_per_purchase": "items / purchase",
-    "revenue": "revenue",
-    "length": "session length",
-}
+__all__ = ["EvalResult", "evaluate"]
 
 
 @dataclass
@@ -70,35 +59,14 @@ class EvalResult:
         return int(self.returns.size)
 
     def summary(self) -> dict[str, Estimate]:
-        """Mean and 95% CI per metric of :data:`METRICS` (rates are ratios of totals, delta-method CIs)."""
-        return {
-            "return": mean_ci(self.returns),
-            "click_rate": ratio_ci(self.clicks, self.length),
-            "conversion": ratio_ci(self.purchases, self.clicks),
-            "items_per_purchase": ratio_ci(self.items, self.purchases),
-            "revenue": mean_ci(self.revenue),
-            "length": mean_ci(self.length),
-        }
+        """Mean and 95% CI per session metric (:func:`bundlerl.evaluation.metrics.session_summary`)."""
+        return session_summary(self)
 
     def markdown(self) -> str:
-        """This result as a one-row markdown table."""
+        """This result as a one-row markdown table (:func:`bundlerl.evaluation.report.markdown_table`)."""
+        from bundlerl.evaluation.report import markdown_table
+
         return markdown_table([self])
-
-
-def markdown_table(results: Sequence[EvalResult] | Mapping[str, EvalResult], digits: int = 3) -> str:
-    """A markdown table, one row per result (``name`` = the mapping key or the policy name), value ± 95% half-width.
-
-    Oracles (``uses_simulator_truth``) are labelled "(oracle, reads simulator truth)".
-    """
-    items = list(results.items()) if isinstance(results, Mapping) else [(r.policy, r) for r in results]
-    head = "| policy | episodes | " + " | ".join(_LABELS[m] for m in METRICS) + " |"
-    sep = "|" + "---|" * (len(METRICS) + 2)
-    rows = [head, sep]
-    for name, r in items:
-        label = name + (" (oracle, reads simulator truth)" if r.uses_simulator_truth else "")
-        s = r.summary()
-        rows.append(f"| {label} | {r.n_episodes} | " + " | ".join(s[m].format(digits) for m in METRICS) + " |")
-    return "\n".join(rows) + "\n"
 
 
 def evaluate(
@@ -124,17 +92,17 @@ def evaluate(
     :param action_mode: ``"bundle"`` or ``"compose"``.
     :param progress: show a tqdm bar over episodes.
     :param keep_log: keep the per-step bundle log.
-    :raises ValueError: bad counts.
+    :raises EvaluationError: bad counts, or a factory that returns no Policy.
     """
     if n_episodes < 1 or num_envs < 1:
-        raise ValueError(f"n_episodes={n_episodes}, num_envs={num_envs}; both must be >= 1")
+        raise EvaluationError(f"n_episodes={n_episodes}, num_envs={num_envs}; both must be >= 1")
     from bundlerl.env.vec_env import BundleRecVecEnv
 
     n_rows = min(num_envs, n_episodes)
     venv = BundleRecVecEnv(preset, num_envs=n_rows, seed=seed, action_mode=action_mode)
     pol = policy if isinstance(policy, Policy) else policy(venv)
     if not isinstance(pol, Policy):
-        raise ValueError(f"policy factory returned {type(pol).__name__}; it must return an bundlerl.agents.policy.Policy")
+        raise EvaluationError(f"policy factory returned {type(pol).__name__}; it must return a bundlerl.agents.policy.Policy")
     quota = np.full(n_rows, n_episodes // n_rows, np.int64)
     quota[: n_episodes % n_rows] += 1
     offset = np.concatenate([[0], np.cumsum(quota)[:-1]])  # episode index of each row's first episode

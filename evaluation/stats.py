@@ -12,10 +12,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["Estimate", "mean_ci", "ratio_ci", "mean_ratio_ci", "Z95"]
+from bundlerl.utils.errors import BundlerlError
+
+__all__ = ["Estimate", "EvaluationError", "mean_ci", "ratio_ci", "mean_ratio_ci", "Z95"]
 
 Z95 = 1.959963984540054
 """Two-sided 95% normal quantile."""
+
+
+class EvaluationError(BundlerlError):
+    """Bad input to an evaluation: counts, per-episode arrays, policy names, runs that cannot be compared."""
 
 
 @dataclass(frozen=True)
@@ -37,20 +43,24 @@ class Estimate:
             return "n/a"
         return f"{self.value:.{digits}f} ± {self.half_width:.{digits}f}"
 
+    def to_dict(self) -> dict[str, float | int]:
+        """``{"mean", "low", "high", "n"}``: the JSON form (results.json, baselines.json, final_eval.json)."""
+        return {"mean": float(self.value), "low": float(self.low), "high": float(self.high), "n": int(self.n)}
+
 
 def _check(x: np.ndarray, name: str) -> np.ndarray:
     x = np.asarray(x, dtype=np.float64)
     if x.ndim != 1:
-        raise ValueError(f"{name} must be 1-d (one value per episode); got shape {x.shape}")
+        raise EvaluationError(f"{name} must be 1-d (one value per episode); got shape {x.shape}")
     if not np.isfinite(x).all():
-        raise ValueError(f"{name} contains NaN or inf; pass finite per-episode values")
+        raise EvaluationError(f"{name} contains NaN or inf; pass finite per-episode values")
     return x
 
 
 def mean_ci(x, z: float = Z95) -> Estimate:
     """Mean of ``x`` (n,) with a normal-approximation interval mean ± z·sd/√n (sd with ddof=1).
 
-    n = 0 gives NaNs; n = 1 a zero-width interval. Raises ValueError on non-finite or non-1-d input.
+    n = 0 gives NaNs; n = 1 a zero-width interval. Raises EvaluationError on non-finite or non-1-d input.
     """
     x = _check(x, "x")
     n = x.size
@@ -68,7 +78,7 @@ def ratio_ci(num, den, z: float = Z95) -> Estimate:
     """
     num, den = _check(num, "num"), _check(den, "den")
     if num.shape != den.shape:
-        raise ValueError(f"num {num.shape} and den {den.shape} must have the same shape")
+        raise EvaluationError(f"num {num.shape} and den {den.shape} must have the same shape")
     n = num.size
     if n == 0 or den.sum() == 0:
         return Estimate(float("nan"), float("nan"), float("nan"), n)

@@ -1,5 +1,6 @@
-"""Experiments: one training run top to bottom (:func:`train`), its run directory (config, seed, versions, git
-commit, checkpoints, report). Above agents and evaluation, below the command line. Names load lazily."""
+"""Experiments: one training run top to bottom (:func:`train`), its callbacks, its run directory (config, seed,
+versions, git commit, checkpoints, report), and the evaluation of trained runs (:func:`evaluate_runs`). Above
+agents and evaluation, below the command line. Names load lazily."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ _EXPORTS = {
     "TrainConfig": ".training",
     "TrainResult": ".training",
     "train": ".training",
+    "evaluate_runs": ".evaluate",
     "RunDir": ".run_dir",
     "RunDirError": ".run_dir",
 }

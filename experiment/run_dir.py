@@ -2,7 +2,8 @@
 
 Layout of ``runs/{preset}__{algo}__{seed}__{time}/``::
 
-    config.yaml          the TrainConfig and the algorithm config (what ``--resume`` reads back)
+    config.yaml          the TrainConfig (``train``), the world's EnvConfig (``env``, as EnvConfig.to_dict writes it)
+                         and the algorithm config (``algo_config``): what evaluation and ``--resume`` read back
     versions.json        python and package versions, git commit and dirty flag
     tb/                  tensorboard logs
     checkpoints/         model_<timesteps>.zip (+ replay_<timesteps>.pkl for DQN), latest.json
@@ -29,7 +30,8 @@ from typing import Any, Callable
 from bundlerl.utils.atomic import atomic_write, write_text
 from bundlerl.utils.errors import BundlerlError
 
-__all__ = ["RunDir", "RunDirError", "run_name", "package_versions", "git_info", "source_checkout", "VERSION_PACKAGES"]
+__all__ = ["RunDir", "RunDirError", "run_name", "package_versions", "git_info", "source_checkout", "VERSION_PACKAGES",
+           "MODEL_CHOICES", "EVAL_COLUMNS"]
 
 VERSION_PACKAGES = {
     "numpy": "numpy", "torch": "torch", "stable_baselines3": "stable-baselines3", "sb3_contrib": "sb3-contrib",
@@ -39,6 +41,13 @@ VERSION_PACKAGES = {
 """Key in versions.json -> distribution name (read from package metadata, no heavy import)."""
 
 _KEEP_CHECKPOINTS = 3
+
+MODEL_CHOICES = ("best", "final", "latest")
+"""Which model of a run :meth:`RunDir.model_path` finds: ``best`` (falls back to ``final``, then the latest
+checkpoint), ``final`` or the ``latest`` checkpoint. The first is the default everywhere."""
+
+EVAL_COLUMNS = ("timesteps", "wall_s", "mean_return", "ci_low", "ci_high", "train_return")
+"""Columns of eval.csv: a row per periodic evaluation (timesteps int, the rest float)."""
 
 
 class RunDirError(BundlerlError):
@@ -150,12 +159,46 @@ class RunDir:
     def algo(self) -> str:
         return self.config()["train"]["algo"]
 
+    def env_config(self):
+        """The world the run was trained on: ``bundlerl.env.EnvConfig`` from config.yaml's ``env`` section (from the
+        preset name in ``train.preset`` for run directories written before the section existed).
+
+        :raises RunDirError: the section does not describe a valid EnvConfig (the message names the field).
+        """
+        from bundlerl.env import ConfigError, EnvConfig, get_config
+
+        cfg = self.config()
+        try:
+            if "env" in cfg:
+                return EnvConfig.from_dict(cfg["env"])
+            return get_config(cfg["train"]["preset"])
+        except ConfigError as err:
+            raise RunDirError(f"{self.path / 'config.yaml'}: {err}") from None
+
     def write_json(self, name: str, obj: Any) -> None:
         write_text(self.path / name, json.dumps(obj, indent=2, default=str) + "\n")
 
-    def read_json(self, name: str) -> Any:
+    def read_json(self, name: str, default: Any = None) -> Any:
+        """The JSON file ``name``; ``default`` when it does not exist and a default is given."""
+        if default is not None and not (self.path / name).is_file():
+            return default
         with open(self.path / name) as fh:
             return json.load(fh)
+
+    def write_eval_rows(self, rows: list[dict[str, Any]]) -> None:
+        """eval.csv from the periodic evaluations' rows (keys :data:`EVAL_COLUMNS`)."""
+        lines = [",".join(EVAL_COLUMNS)] + [
+            ",".join(f"{r[c]:.6g}" if isinstance(r[c], float) else str(r[c]) for c in EVAL_COLUMNS) for r in rows]
+        write_text(self.path / "eval.csv", "\n".join(lines) + "\n")
+
+    def eval_rows(self) -> list[dict[str, Any]]:
+        """The rows of eval.csv (``timesteps`` int, other columns float); [] before the first evaluation."""
+        f = self.path / "eval.csv"
+        if not f.is_file():
+            return []
+        cols, *lines = f.read_text().strip().splitlines()
+        return [{c: (int(v) if c == "timesteps" else float(v)) for c, v in zip(cols.split(","), line.split(","))}
+                for line in lines]
 
     # ------------------------------------------------------------------ models
     def policy(self, which: str = "best", **kwargs):
@@ -173,8 +216,8 @@ class RunDir:
 
     def model_path(self, which: str = "best") -> Path:
         """Path of the ``best`` model (falls back to ``final``), ``final`` model, or ``latest`` checkpoint."""
-        if which not in ("best", "final", "latest"):
-            raise RunDirError(f"which={which!r}; use best, final or latest")
+        if which not in MODEL_CHOICES:
+            raise RunDirError(f"which={which!r}; use one of {', '.join(MODEL_CHOICES)}")
         if which == "latest":
             ck = self.latest_checkpoint()
             if ck is None:

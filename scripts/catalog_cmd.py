@@ -12,6 +12,9 @@ import time
 
 import numpy as np
 
+from bundlerl.scripts.flags import default_of
+from bundlerl.sim_data.synthetic import CatalogConfig
+
 HELP = "build and describe the synthetic catalogue (optionally encode and save it)"
 DESCRIPTION = (
     "Build the built-in synthetic catalogue (a general e-commerce store: departments, categories, "
@@ -26,8 +29,9 @@ EPILOG = "example: bundlerl catalog --items 5000 --seed 0 --encode --out data/ca
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser("catalog", help=HELP, description=DESCRIPTION, epilog=EPILOG,
                               formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--items", type=int, default=5000, help="number of items (default: 5000)")
-    p.add_argument("--seed", type=int, default=0, help="catalogue seed (default: 0)")
+    items, seed = default_of(CatalogConfig, "n_items"), default_of(CatalogConfig, "seed")
+    p.add_argument("--items", type=int, default=items, help=f"number of items (default: {items})")
+    p.add_argument("--seed", type=int, default=seed, help=f"catalogue seed (default: {seed})")
     p.add_argument("--out", default=None, help="folder to save the catalogue to (default: do not save)")
     p.add_argument("--encode", action=argparse.BooleanOptionalAction, default=False,
                    help="embed item texts with all-MiniLM-L6-v2 and report centroid accuracy (default: off)")
@@ -36,9 +40,9 @@ def add_parser(subparsers) -> None:
 
 
 def run(args) -> int:
-    from bundlerl.sim_data.synthetic import CatalogConfig, category_centroid_accuracy, generate_catalog
+    from bundlerl.sim_data.synthetic import category_centroid_accuracy, generate_catalog
 
-    cfg = CatalogConfig(n_items=args.items, seed=args.seed)  # ValueError -> friendly CLI error
+    cfg = CatalogConfig(n_items=args.items, seed=args.seed)  # CatalogError (a BundlerlError): one line, exit 2
     t0 = time.perf_counter()
     cat = generate_catalog(cfg)
     dt = time.perf_counter() - t0

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import time
 
+from bundlerl.scripts.flags import add_world_flags, world_from_args
+
 HELP = "train PPO briefly on the default preset and compare it with the baselines (~10 min on 2 cores)"
 
 DESCRIPTION = """\
@@ -33,7 +35,7 @@ def add_parser(subparsers) -> None:
                               formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--timesteps", type=int, default=DEFAULT_TIMESTEPS,
                    help=f"PPO training steps (default: {DEFAULT_TIMESTEPS})")
-    p.add_argument("--preset", default="default", help="env preset (default: default)")
+    add_world_flags(p, "default: default")
     p.add_argument("--episodes", type=int, default=500, help="evaluation episodes per policy (default: 500)")
     p.add_argument("--seed", type=int, default=0, help="training seed (default: 0)")
     p.add_argument("--out", default="runs", help="parent folder of the run directory (default: runs/)")
@@ -46,24 +48,25 @@ def _stage(i: int, title: str) -> None:
 
 def run(args) -> int:
     t0 = time.perf_counter()
-    _stage(1, f"building the '{args.preset}' world (cached after the first run)")
-    from bundlerl.env.presets import build_world
+    env = world_from_args(args, default="default")
+    _stage(1, f"building the '{env.name}' world (cached after the first run)")
+    from bundlerl.env import build_world
 
     tw = time.perf_counter()
-    world = build_world(args.preset)
+    world = build_world(env)
     print(f"      {world.n_items} items, K={world.config.K} candidate bundles of <= {world.config.K_max} items, "
           f"horizon {world.config.horizon} ({time.perf_counter() - tw:.0f} s)", flush=True)
 
     _stage(2, f"training PPO for {args.timesteps} timesteps")
     from bundlerl.experiment.training import TrainConfig, train
 
-    cfg = TrainConfig(algo="ppo", preset=args.preset, timesteps=args.timesteps, seed=args.seed,
+    cfg = TrainConfig(algo="ppo", preset=env, timesteps=args.timesteps, seed=args.seed,
                       eval_episodes=min(200, args.episodes), final_episodes=0)
     result = train(cfg, out=args.out, log=lambda m: print("      " + m, flush=True))
 
     _stage(3, "evaluating PPO and the baselines on the same episodes")
     from bundlerl.agents.baselines import BASELINES
-    from bundlerl.scripts.evaluate import evaluate_runs
+    from bundlerl.experiment.evaluate import evaluate_runs
 
     res = evaluate_runs([result.run_dir], baselines=BASELINES, episodes=args.episodes, seed=0,
                         out=result.run_dir / "evaluation", log=lambda m: print("      " + m, flush=True))

@@ -1,27 +1,42 @@
-"""``bundlerl train``: train a PPO, MaskablePPO or DQN agent on a bundle-recommendation env preset."""
+"""``bundlerl train``: train a PPO, MaskablePPO or DQN agent on a bundle-recommendation env preset.
+
+Argument parsing only: the work is ``bundlerl.experiment.training.train``; flag defaults and choices come from
+:class:`~bundlerl.experiment.training.TrainConfig` and the registries."""
 
 from __future__ import annotations
 
 import argparse
 
+from bundlerl.agents.config import ALGOS, EXTRACTORS, AgentConfigError
+from bundlerl.env import ConfigError
+from bundlerl.env.observation import ACTION_MODES
+from bundlerl.experiment.training import TrainConfig
+from bundlerl.scripts.flags import add_world_flags, default_of, world_from_args
+
 HELP = "train a PPO / MaskablePPO / DQN agent into a run directory"
 
 DESCRIPTION = """\
 Train an SB3 agent on the batched bundle-recommendation env and write a run directory
-  {out}/{preset}__{algo}__{seed}__{time}/
-holding config.yaml (every setting, re-read by --resume), versions.json (python, numpy, torch, SB3,
+  {out}/{world}__{algo}__{seed}__{time}/
+holding config.yaml (every setting, the world's whole EnvConfig included: 'bundlerl evaluate' and
+--resume rebuild the world from it alone), versions.json (python, numpy, torch, SB3,
 gymnasium, faiss, sentence-transformers, bundlerl, git commit + dirty flag), tb/ (tensorboard logs),
 checkpoints/ (written atomically; the newest 3 kept; DQN also saves its replay buffer),
 eval.csv (periodic evaluation: mean return with 95% CI), baselines.json, best_model.zip,
 final_model.zip, report.md and learning_curve.png.
 
-Hyperparameters come from agents/configs/<algo>.yaml (the key of the preset, else 'default');
---extractor, --num-envs and --set override them.
+The world is a preset (--preset), or any EnvConfig: a YAML file (--env-config) and / or field
+overrides (--env-set FIELD=VALUE); the instacart preset reads its CSVs from --instacart-dir.
+Hyperparameters come from agents/configs/<algo>.yaml (the key of the world's name, else
+'default'); --extractor, --num-envs and --set override them.
 """
 
 EPILOG = """\
 examples:
   bundlerl train --algo ppo --preset small --timesteps 20000 --seed 0
+  bundlerl train --algo ppo --preset small --env-set horizon=15 --env-set reward=revenue
+  bundlerl train --algo ppo --env-config my_world.yaml
+  bundlerl train --algo ppo --preset instacart --instacart-dir data/instacart
   bundlerl train --algo dqn --preset default --timesteps 300000 --extractor mlp
   bundlerl train --algo maskable_ppo --preset small --action-mode compose --timesteps 20000
   bundlerl train --resume runs/small__ppo__0__20260101-120000 --timesteps 40000
@@ -29,15 +44,19 @@ examples:
 """
 
 
-def _parse_set(items: list[str]) -> dict:
+def _parse_set(items: list[str] | None) -> dict:
+    """``--set KEY=VALUE`` items as algorithm-config overrides (values read as YAML; ``network.hidden=32`` nests)."""
     import yaml
 
     out: dict = {}
     for item in items or []:
         if "=" not in item:
-            raise ValueError(f"--set {item!r}: use KEY=VALUE, e.g. --set learning_rate=1e-3")
+            raise AgentConfigError(f"--set {item!r}: use KEY=VALUE, e.g. --set learning_rate=1e-3")
         k, v = item.split("=", 1)
-        val = yaml.safe_load(v)
+        try:
+            val = yaml.safe_load(v)
+        except yaml.YAMLError as exc:
+            raise AgentConfigError(f"--set {item!r}: the value is not valid YAML ({exc.problem})") from None
         if "." in k:  # network.hidden=32
             head, tail = k.split(".", 1)
             out.setdefault(head, {})[tail] = val
@@ -47,32 +66,37 @@ def _parse_set(items: list[str]) -> dict:
 
 
 def add_parser(subparsers) -> None:
+    d = lambda name: default_of(TrainConfig, name)  # noqa: E731
     p = subparsers.add_parser("train", help=HELP, description=DESCRIPTION, epilog=EPILOG,
                               formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--algo", choices=("ppo", "maskable_ppo", "dqn"), default="ppo",
-                   help="learner (default: ppo). maskable_ppo masks invalid candidates out of the policy; "
+    p.add_argument("--algo", choices=ALGOS, default=d("algo"),
+                   help=f"learner (default: {d('algo')}). maskable_ppo masks invalid candidates out of the policy; "
                         "dqn masks them in Q")
-    p.add_argument("--preset", default="default", help="env preset: default, small, revenue, clicks, instacart "
-                                                        "(default: default)")
+    add_world_flags(p, f"default: {d('preset')}; with --resume: the run's own world")
     p.add_argument("--timesteps", type=int, default=None,
-                   help="total env steps summed over users (default: 100000; with --resume: the saved total, "
-                        "or this value when larger)")
-    p.add_argument("--seed", type=int, default=0, help="model and training-env seed (default: 0)")
-    p.add_argument("--extractor", choices=("set", "mlp"), default=None,
+                   help=f"total env steps summed over users (default: {d('timesteps')}; with --resume: the saved "
+                        "total, or this value when larger)")
+    p.add_argument("--seed", type=int, default=d("seed"), help=f"model and training-env seed (default: {d('seed')})")
+    p.add_argument("--extractor", choices=EXTRACTORS, default=d("extractor"),
                    help="network: 'set' = order-free candidate-set extractor with per-candidate scores, "
                         "'mlp' = SB3 MultiInputPolicy on the flattened observation (default: from the YAML)")
-    p.add_argument("--num-envs", type=int, default=None, help="users stepped together (default: from the YAML)")
-    p.add_argument("--action-mode", choices=("bundle", "compose"), default="bundle",
+    p.add_argument("--num-envs", type=int, default=d("num_envs"),
+                   help="users stepped together (default: from the YAML)")
+    p.add_argument("--action-mode", choices=ACTION_MODES, default=d("action_mode"),
                    help="bundle: pick one of K candidate bundles; compose: build the bundle item by item "
-                        "(ppo / maskable_ppo)")
+                        f"(ppo / maskable_ppo) (default: {d('action_mode')})")
     p.add_argument("--set", dest="overrides", action="append", metavar="KEY=VALUE",
                    help="override a hyperparameter of the algorithm config, e.g. --set learning_rate=1e-3 "
                         "--set network.hidden=32 (repeatable)")
-    p.add_argument("--eval-freq", type=int, default=0, help="timesteps between evaluations (default: timesteps/10)")
-    p.add_argument("--eval-episodes", type=int, default=200, help="episodes per evaluation (default: 200)")
-    p.add_argument("--final-episodes", type=int, default=500,
-                   help="episodes of the final evaluation of the best model vs the baselines (0 skips; default: 500)")
-    p.add_argument("--checkpoint-freq", type=int, default=0, help="timesteps between checkpoints (default: eval freq)")
+    p.add_argument("--eval-freq", type=int, default=d("eval_freq"),
+                   help="timesteps between evaluations (default: timesteps/10)")
+    p.add_argument("--eval-episodes", type=int, default=d("eval_episodes"),
+                   help=f"episodes per evaluation (default: {d('eval_episodes')})")
+    p.add_argument("--final-episodes", type=int, default=d("final_episodes"),
+                   help="episodes of the final evaluation of the best model vs the baselines (0 skips; "
+                        f"default: {d('final_episodes')})")
+    p.add_argument("--checkpoint-freq", type=int, default=d("checkpoint_freq"),
+                   help="timesteps between checkpoints (default: eval freq)")
     p.add_argument("--out", default="runs", help="parent folder of run directories (default: runs/)")
     p.add_argument("--resume", metavar="RUN_DIR", default=None,
                    help="continue a run from its last checkpoint (timesteps and DQN replay buffer restored)")
@@ -81,11 +105,15 @@ def add_parser(subparsers) -> None:
 
 
 def run(args) -> int:
-    from bundlerl.experiment.training import TrainConfig, train
+    from bundlerl.experiment.training import train
 
+    world = world_from_args(args, default=None if args.resume else default_of(TrainConfig, "preset"))
+    if args.resume and world is not None:
+        raise ConfigError("--resume continues the run on the world stored in its run directory; leave out "
+                          "--preset, --env-config, --env-set and --instacart-dir")
+    timesteps = args.timesteps if args.timesteps is not None else (1 if args.resume else default_of(TrainConfig, "timesteps"))
     cfg = TrainConfig(
-        algo=args.algo, preset=args.preset,
-        timesteps=args.timesteps if args.timesteps is not None else (0 if args.resume else 100_000) or 1,
+        algo=args.algo, preset=world or default_of(TrainConfig, "preset"), timesteps=timesteps,
         seed=args.seed, action_mode=args.action_mode, extractor=args.extractor, num_envs=args.num_envs,
         hyperparams=_parse_set(args.overrides), eval_freq=args.eval_freq, eval_episodes=args.eval_episodes,
         final_episodes=args.final_episodes, checkpoint_freq=args.checkpoint_freq, progress=not args.no_progress,

@@ -31,7 +31,7 @@ _S = np.dtypes.StringDType()
 
 @dataclass(frozen=True)
 class CatalogConfig:
-    """How to draw a synthetic catalogue; validated on construction (ValueError on bad values)."""
+    """How to draw a synthetic catalogue; validated on construction (CatalogError on bad values)."""
 
     n_items: int = 5000
     """Number of items, >= 1. With n_items >= C every category gets at least one item."""
@@ -54,19 +54,19 @@ class CatalogConfig:
 
     def __post_init__(self) -> None:
         if not isinstance(self.n_items, (int, np.integer)) or self.n_items < 1:
-            raise ValueError(f"CatalogConfig.n_items={self.n_items!r}; give an integer >= 1")
+            raise CatalogError(f"CatalogConfig.n_items={self.n_items!r}; give an integer >= 1")
         if not isinstance(self.seed, (int, np.integer)) or self.seed < 0:
-            raise ValueError(f"CatalogConfig.seed={self.seed!r}; give a non-negative integer")
+            raise CatalogError(f"CatalogConfig.seed={self.seed!r}; give a non-negative integer")
         if not self.price_noise > 0:
-            raise ValueError(f"CatalogConfig.price_noise={self.price_noise}; it must be > 0")
+            raise CatalogError(f"CatalogConfig.price_noise={self.price_noise}; it must be > 0")
         if not self.brand_tier_shift >= 0:
-            raise ValueError(f"CatalogConfig.brand_tier_shift={self.brand_tier_shift}; it must be >= 0")
+            raise CatalogError(f"CatalogConfig.brand_tier_shift={self.brand_tier_shift}; it must be >= 0")
         if not self.zipf_exponent > 0:
-            raise ValueError(f"CatalogConfig.zipf_exponent={self.zipf_exponent}; it must be > 0")
+            raise CatalogError(f"CatalogConfig.zipf_exponent={self.zipf_exponent}; it must be > 0")
         if not 0 <= self.model_code_prob <= 1:
-            raise ValueError(f"CatalogConfig.model_code_prob={self.model_code_prob}; it must be in [0, 1]")
+            raise CatalogError(f"CatalogConfig.model_code_prob={self.model_code_prob}; it must be in [0, 1]")
         if not self.id_prefix.strip():
-            raise ValueError("CatalogConfig.id_prefix is empty; give a prefix such as 'SKU'")
+            raise CatalogError("CatalogConfig.id_prefix is empty; give a prefix such as 'SKU'")
 
 
 def _vocab(tax: Taxonomy, key: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -11,16 +11,18 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from bundlerl.env.observation import CANDIDATES_KEY, HISTORY_KEY, MASK_KEY, PROFILE_KEY, SESSION_KEY
+
 P, S, K, F = 4, 3, 5, 9  # F = len(CANDIDATE_FEATURES), so the baselines read it
 
 
 def fake_space(k: int = K) -> spaces.Dict:
     return spaces.Dict({
-        "profile": spaces.Box(-1, 1, (P,), np.float32),
-        "history": spaces.Box(-1, 1, (P,), np.float32),
-        "session": spaces.Box(0, np.inf, (S,), np.float32),
-        "candidates": spaces.Box(-np.inf, np.inf, (k, F), np.float32),
-        "action_mask": spaces.Box(0, 1, (k,), np.float32),
+        PROFILE_KEY: spaces.Box(-1, 1, (P,), np.float32),
+        HISTORY_KEY: spaces.Box(-1, 1, (P,), np.float32),
+        SESSION_KEY: spaces.Box(0, np.inf, (S,), np.float32),
+        CANDIDATES_KEY: spaces.Box(-np.inf, np.inf, (k, F), np.float32),
+        MASK_KEY: spaces.Box(0, 1, (k,), np.float32),
     })
 
 
@@ -36,11 +38,11 @@ class FakeBundleEnv(gym.Env):
         mask[r.integers(K)] = 1.0
         cand = r.normal(size=(K, F)).astype(np.float32) * mask[:, None]
         self._obs = {
-            "profile": r.uniform(-1, 1, P).astype(np.float32),
-            "history": np.zeros(P, np.float32),
-            "session": np.array([self.t / self.horizon, 0, 0], np.float32),
-            "candidates": cand,
-            "action_mask": mask,
+            PROFILE_KEY: r.uniform(-1, 1, P).astype(np.float32),
+            HISTORY_KEY: np.zeros(P, np.float32),
+            SESSION_KEY: np.array([self.t / self.horizon, 0, 0], np.float32),
+            CANDIDATES_KEY: cand,
+            MASK_KEY: mask,
         }
         return self._obs
 
@@ -51,13 +53,13 @@ class FakeBundleEnv(gym.Env):
 
     def step(self, action):
         a = int(action)
-        ok = self._obs["action_mask"][a] > 0
-        reward = float(self._obs["candidates"][a, 0]) if ok else -1.0
+        ok = self._obs[MASK_KEY][a] > 0
+        reward = float(self._obs[CANDIDATES_KEY][a, 0]) if ok else -1.0
         self.t += 1
         return self._draw(), reward, False, self.t >= self.horizon, {}
 
     def action_masks(self):
-        return self._obs["action_mask"] > 0
+        return self._obs[MASK_KEY] > 0
 
 
 def fake_vec_env(n: int = 4, seed: int = 0):
@@ -79,7 +81,7 @@ class FakeBundleVecEnv:
 
         self.venv = fake_vec_env(num_envs, seed=seed)
         self.num_envs = num_envs
-        self.config = SimpleNamespace(name=str(preset), K_max=self.K_MAX)
+        self.config = SimpleNamespace(name=getattr(preset, "name", str(preset)), K_max=self.K_MAX)
         self.rng = np.random.default_rng(seed)
         self.last_outcome = None
 

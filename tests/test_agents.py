@@ -27,6 +27,7 @@ from bundlerl.agents.config import (  # noqa: E402
     config_to_dict,
     load_algo_config,
 )
+from bundlerl.env.observation import CANDIDATES_KEY, HISTORY_KEY, MASK_KEY, PROFILE_KEY, SESSION_KEY  # noqa: E402
 
 
 # ---------------------------------------------------------------------------- configs
@@ -75,11 +76,11 @@ def _obs_batch(rng, n, k=K, valid_p=0.7):
     mask = (rng.random((n, k)) < valid_p).astype(np.float32)
     mask[np.arange(n), rng.integers(k, size=n)] = 1.0
     return {
-        "profile": rng.uniform(-1, 1, (n,) + sp["profile"].shape).astype(np.float32),
-        "history": rng.uniform(-1, 1, (n,) + sp["history"].shape).astype(np.float32),
-        "session": rng.uniform(0, 1, (n,) + sp["session"].shape).astype(np.float32),
-        "candidates": (rng.normal(size=(n,) + sp["candidates"].shape) * mask[..., None]).astype(np.float32),
-        "action_mask": mask,
+        PROFILE_KEY: rng.uniform(-1, 1, (n,) + sp[PROFILE_KEY].shape).astype(np.float32),
+        HISTORY_KEY: rng.uniform(-1, 1, (n,) + sp[HISTORY_KEY].shape).astype(np.float32),
+        SESSION_KEY: rng.uniform(0, 1, (n,) + sp[SESSION_KEY].shape).astype(np.float32),
+        CANDIDATES_KEY: (rng.normal(size=(n,) + sp[CANDIDATES_KEY].shape) * mask[..., None]).astype(np.float32),
+        MASK_KEY: mask,
     }
 
 
@@ -99,7 +100,7 @@ def test_set_extractor_and_heads_are_permutation_equivariant(seed, n):
     qhead = _Scorer(fe.layout, 8, th.nn.Tanh)
     obs = _obs_batch(rng, n)
     perm = rng.permutation(K)
-    pobs = dict(obs, candidates=obs["candidates"][:, perm], action_mask=obs["action_mask"][:, perm])
+    pobs = {**obs, CANDIDATES_KEY: obs[CANDIDATES_KEY][:, perm], MASK_KEY: obs[MASK_KEY][:, perm]}
     with th.no_grad():
         e, pe = fe.encode(_t(obs)), fe.encode(_t(pobs))
         f, pf = fe(_t(obs)), fe(_t(pobs))
@@ -112,7 +113,7 @@ def test_set_extractor_and_heads_are_permutation_equivariant(seed, n):
     np.testing.assert_allclose(plogits, logits[:, perm], atol=1e-4)    # logits permuted
     np.testing.assert_allclose(pq, q[:, perm], atol=1e-4)
     np.testing.assert_allclose(pvalue, value, atol=1e-5)               # value invariant
-    assert (logits.numpy()[obs["action_mask"] == 0] <= -1e7).all()    # masked logits
+    assert (logits.numpy()[obs[MASK_KEY] == 0] <= -1e7).all()    # masked logits
 
 
 def test_pooling_ignores_masked_candidates():
@@ -122,10 +123,10 @@ def test_pooling_ignores_masked_candidates():
     rng = np.random.default_rng(3)
     fe = CandidateSetExtractor(fake_space(), hidden=8, context_dim=4)
     obs = _obs_batch(rng, 6, valid_p=0.5)
-    obs["action_mask"][:, 0] = 0.0
-    obs["action_mask"][:, 1] = 1.0
-    other = dict(obs, candidates=obs["candidates"].copy())
-    other["candidates"][:, 0] += 5.0
+    obs[MASK_KEY][:, 0] = 0.0
+    obs[MASK_KEY][:, 1] = 1.0
+    other = {**obs, CANDIDATES_KEY: obs[CANDIDATES_KEY].copy()}
+    other[CANDIDATES_KEY][:, 0] += 5.0
     with th.no_grad():
         a, b = fe.encode(_t(obs))["pooled"], fe.encode(_t(other))["pooled"]
     np.testing.assert_allclose(a, b, atol=1e-6)
@@ -165,14 +166,14 @@ def test_factories_build_learn_and_never_choose_masked(algo, extractor):
     probs = policy.action_probabilities(obs)
     assert probs.shape == (64, K)
     np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-9)
-    assert (probs[obs["action_mask"] == 0] == 0).all()
+    assert (probs[obs[MASK_KEY] == 0] == 0).all()
     acts, props = policy.act(obs, deterministic=False, rng=rng)
-    assert (obs["action_mask"][np.arange(64), acts] == 1).all()
+    assert (obs[MASK_KEY][np.arange(64), acts] == 1).all()
     np.testing.assert_allclose(props, probs[np.arange(64), acts])
-    kw = {"action_masks": obs["action_mask"] > 0} if algo == "maskable_ppo" else {}
+    kw = {"action_masks": obs[MASK_KEY] > 0} if algo == "maskable_ppo" else {}
     act_sb3, _ = model.predict(obs, deterministic=True, **kw)  # SB3's own verb
     if algo != "ppo" or extractor == "set":  # plain PPO + MLP does not mask inside SB3's predict
-        assert (obs["action_mask"][np.arange(64), act_sb3] == 1).all()
+        assert (obs[MASK_KEY][np.arange(64), act_sb3] == 1).all()
 
 
 def test_dqn_masks_q_exploration_and_epsilon_policy():
@@ -181,7 +182,7 @@ def test_dqn_masks_q_exploration_and_epsilon_policy():
     venv = fake_vec_env(4)
     model = make_model("dqn", venv, _tiny("dqn", "set"), seed=0)
     obs = _obs_batch(np.random.default_rng(5), 200, valid_p=0.3)
-    mask = obs["action_mask"] > 0
+    mask = obs[MASK_KEY] > 0
     with th.no_grad():
         q = model.q_net(model.policy.obs_to_tensor(obs)[0]).numpy()
     assert (q[~mask] <= -1e8).all() and (q[mask] > -1e8).all()  # TD max runs over valid actions only

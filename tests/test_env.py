@@ -14,8 +14,8 @@ import pytest
 
 import bundlerl  # noqa: F401  - registers the ids
 from bundlerl.env.bundle_env import BundleRecEnv
-from bundlerl.env.observation import OBS_KEYS
-from bundlerl.env.presets import PRESETS, ConfigError, EnvConfig, get_config, instacart_config
+from bundlerl.env.config import PRESETS, ConfigError, EnvConfig, get_config, instacart_config
+from bundlerl.env.observation import CANDIDATES_KEY, MASK_KEY, OBS_KEYS, PROFILE_KEY, SESSION_KEY
 from bundlerl.env.registration import ENV_IDS
 from bundlerl.env.session import InvalidActionError
 from bundlerl.env.vec_env import BundleRecVecEnv
@@ -84,8 +84,18 @@ def test_instacart_env_builds_and_steps():
         pytest.skip(f"instacart data absent: {e}")
     env = BundleRecEnv(cfg)
     obs, info = env.reset(seed=0)
-    obs, *_ = env.step(int(np.argmax(info["action_mask"])))
+    obs, *_ = env.step(int(np.argmax(info[MASK_KEY])))
     assert env.observation_space.contains(obs)
+
+
+def test_registered_horizons_are_the_presets_horizons():
+    for env_id, (kwargs, steps) in ENV_IDS.items():
+        if kwargs.get("action_mode", "bundle") != "bundle":
+            assert steps is None, env_id  # compose: several actions per shown bundle; the env truncates itself
+        else:
+            base = "default" if kwargs["preset"] == "instacart" else kwargs["preset"]  # instacart = default on real data
+            assert steps == PRESETS[base].horizon, env_id
+    assert ENV_IDS["bundlerl/BundleRec-small-v0"][1] == SMALL.horizon == 10
 
 
 def test_gym_make_default_id_has_horizon_and_small_override():
@@ -127,7 +137,7 @@ def _single_rollout(seed: int, n_steps: int, action_seed: int = 0, config=SMALL)
     obs, info = env.reset(seed=seed)
     trace = []
     for _ in range(n_steps):
-        a = int(_random_valid(info["action_mask"][None], rng)[0])
+        a = int(_random_valid(info[MASK_KEY][None], rng)[0])
         obs, r, term, trunc, info = env.step(a)
         trace.append((a, r, term, trunc, obs))
         if term or trunc:
@@ -142,7 +152,7 @@ def test_same_seed_same_single_trajectory_and_different_seed_differs():
         assert (a1, r1, te1, tr1) == (a2, r2, te2, tr2)
         for k in OBS_KEYS:
             np.testing.assert_array_equal(o1[k], o2[k])
-    assert any(not np.array_equal(x[4]["profile"], y[4]["profile"]) or x[1] != y[1] for x, y in zip(a, c))
+    assert any(not np.array_equal(x[4][PROFILE_KEY], y[4][PROFILE_KEY]) or x[1] != y[1] for x, y in zip(a, c))
 
 
 def test_same_seed_same_vec_trajectory():
@@ -153,7 +163,7 @@ def test_same_seed_same_vec_trajectory():
         out = []
         for _ in range(25):
             obs, r, d, _ = v.step(_random_valid(v.action_masks(), rng))
-            out.append((r.copy(), d.copy(), obs["candidates"].copy(), obs["session"].copy()))
+            out.append((r.copy(), d.copy(), obs[CANDIDATES_KEY].copy(), obs[SESSION_KEY].copy()))
         return out
 
     for x, y in zip(run(), run()):
@@ -226,7 +236,7 @@ def test_observation_ignores_hidden_state():
     for t in range(8):
         for k in OBS_KEYS:
             np.testing.assert_array_equal(obs[k][0], obs[k][1], err_msg=f"key {k} differs at step {t}")
-        a = np.array([_first_valid(obs["action_mask"][:1])[0]] * 2)
+        a = np.array([_first_valid(obs[MASK_KEY][:1])[0]] * 2)
         out = core.step(a)
         if out.terminated[0] or out.truncated[0]:
             break
@@ -256,7 +266,7 @@ def test_horizon_truncates_and_never_terminates():
     env = gym.make("bundlerl/BundleRec-small-v0", preset=stay)
     obs, info = env.reset(seed=0)
     for t in range(1, stay.horizon + 1):
-        obs, r, term, trunc, info = env.step(int(np.argmax(info["action_mask"])))
+        obs, r, term, trunc, info = env.step(int(np.argmax(info[MASK_KEY])))
         if t < stay.horizon:
             assert not term and not trunc, f"ended early at step {t}"
     assert trunc and not term
@@ -290,7 +300,7 @@ def test_render_ansi_shows_titles_prices_and_response():
     env = BundleRecEnv(SMALL, render_mode="ansi")
     obs, info = env.reset(seed=3)
     assert "session start" in env.render()
-    obs, *_ , info = env.step(int(np.argmax(info["action_mask"])))
+    obs, *_ , info = env.step(int(np.argmax(info[MASK_KEY])))
     text = env.render()
     cat = env.world.observable_catalog
     shown = [int(i) for i in info["shown"] if i >= 0]
@@ -331,16 +341,16 @@ def test_compose_builds_item_by_item_then_the_shopper_responds():
     M = SMALL.compose_items
     assert env.action_space.n == M + 1
     obs, info = env.reset(seed=1)
-    mask = info["action_mask"]
+    mask = info[MASK_KEY]
     assert not mask[M], "'done' is masked while the partial bundle is empty"
     j = int(np.argmax(mask[:M]))
     obs, r, term, trunc, info = env.step(j)
     assert not info["responded"] and r == 0.0 and env.core.partial_len[0] == 1
-    assert info["action_mask"][M] and not info["action_mask"][j]
-    np.testing.assert_allclose(obs["session"][-1], 1 / SMALL.K_max)
+    assert info[MASK_KEY][M] and not info[MASK_KEY][j]
+    np.testing.assert_allclose(obs[SESSION_KEY][-1], 1 / SMALL.K_max)
     # fill up to K_max: the last addition triggers the response
     for _ in range(SMALL.K_max - 1):
-        j = int(np.argmax(info["action_mask"][:M]))
+        j = int(np.argmax(info[MASK_KEY][:M]))
         obs, r, term, trunc, info = env.step(j)
     assert info["responded"] and (info["shown"] >= 0).sum() == SMALL.K_max
     assert env.core.partial_len[0] == 0 and env.core.t[0] == 1
@@ -353,7 +363,7 @@ def test_compose_pool_is_the_distinct_candidate_items_in_rank_order():
     rng = np.random.default_rng(0)
     for _ in range(3):
         core.cand_items[:] = rng.integers(-1, 12, core.cand_items.shape)  # repeats and holes on purpose
-        items, slot = core._compose_pool()
+        items, slot = core.compose.items(core.cand_items)
         flat = core.cand_items.reshape(core.n, -1)
         for r in range(core.n):
             want = list(dict.fromkeys(int(x) for x in flat[r] if x >= 0))[: SMALL.compose_items]
@@ -365,12 +375,12 @@ def test_compose_done_shows_the_partial_bundle():
     env = BundleRecEnv(SMALL, action_mode="compose")
     obs, info = env.reset(seed=2)
     M = SMALL.compose_items
-    j = int(np.argmax(info["action_mask"][:M]))
-    item = env.core._compose_pool()[0][0, j]
+    j = int(np.argmax(info[MASK_KEY][:M]))
+    item = env.core.compose.items(env.core.cand_items)[0][0, j]
     # row j of the candidates describes the bundle {item}: its size feature is 1/K_max
     from bundlerl.candidates.types import CANDIDATE_FEATURES
 
-    assert obs["candidates"][j, CANDIDATE_FEATURES.index("size")] == pytest.approx(1 / SMALL.K_max)
+    assert obs[CANDIDATES_KEY][j, CANDIDATE_FEATURES.index("size")] == pytest.approx(1 / SMALL.K_max)
     env.step(j)
     obs, r, term, trunc, info = env.step(M)
     assert info["responded"] and list(info["shown"][info["shown"] >= 0]) == [item]
@@ -446,14 +456,14 @@ def test_terminated_sessions_are_not_rebuilt_but_truncated_ones_are():
 
 
 def test_session_fork_copies_every_per_row_array_and_replays_identically():
-    from bundlerl.env.session import _ROW_FIELDS
     from bundlerl.env.vec_env import BundleRecVecEnv
 
     v = BundleRecVecEnv("small", num_envs=5, seed=4)
     v.reset()
     core = v.core
-    per_row = {k for k, x in vars(core).items() if isinstance(x, np.ndarray) and x.ndim and x.shape[0] == core.n}
-    assert per_row <= set(_ROW_FIELDS), per_row - set(_ROW_FIELDS)  # a new per-row field must be forked too
+    for table in (core, core.log, core.pool, core.compose):  # the batch and its parts: each declares its rows
+        per_row = {k for k, x in vars(table).items() if isinstance(x, np.ndarray) and x.ndim and x.shape[0] == core.n}
+        assert per_row == set(type(table).row_names()), (type(table).__name__, per_row ^ set(type(table).row_names()))
     rng = np.random.default_rng(0)
     for _ in range(3):
         m = core.action_masks()
@@ -474,3 +484,29 @@ def test_session_fork_copies_every_per_row_array_and_replays_identically():
     np.testing.assert_array_equal(core.t, t)
     with pytest.raises(ValueError, match="row indices"):
         core.fork(np.array([7]))
+
+
+def test_the_shopper_pays_the_discounted_price_it_is_shown():
+    """One home of the bundle discounts (the builder config): a shopper buying a whole bundle pays exp(log_price)
+    of the candidate it was shown, for any discount schedule."""
+    import dataclasses
+
+    from bundlerl.candidates.types import CANDIDATE_FEATURES as CF
+
+    eager = SMALL.shopper_params().replace(tau_b=-5.0, tau_c=-5.0, budget=False)
+    builder = dataclasses.replace(SMALL.builder_config(), discounts={2: 0.2, 3: 0.35})
+    cfg = SMALL.replace(shopper=eager, builder=builder, name="small-discounts")
+    v = BundleRecVecEnv(cfg, num_envs=16, seed=0)
+    obs = v.reset()
+    rng = np.random.default_rng(0)
+    checked = 0
+    for _ in range(10):
+        a = _random_valid(obs[MASK_KEY], rng)
+        log_price = obs[CANDIDATES_KEY][np.arange(16), a, CF.index("log_price")]
+        size = (v.core.cand_items[np.arange(16), a] >= 0).sum(1)
+        obs, *_ = v.step(a)
+        out = v.last_outcome
+        whole = (out.n_bought == size) & (size >= 2)
+        np.testing.assert_allclose(out.revenue[whole], np.exp(log_price[whole]), rtol=1e-5)
+        checked += int(whole.sum())
+    assert checked > 5

@@ -27,7 +27,7 @@ def _world(rng, n_items, n_cat, d=6):
 @given(seed=st.integers(0, 2**31 - 1), n_eps=st.integers(1, 5), n_log=st.integers(0, 30), kmax=st.integers(1, 4),
        thr=st.floats(0.0, 1.0))
 def test_bundle_metrics_match_a_brute_force_count(seed, n_eps, n_log, kmax, thr):
-    from bundlerl.scripts.evaluate import bundle_metrics
+    from bundlerl.evaluation.metrics import bundle_metrics
 
     rng = np.random.default_rng(seed)
     world = _world(rng, 20, 4)
@@ -104,15 +104,15 @@ def test_evaluate_runs_writes_table_json_and_chart(tmp_path, monkeypatch):
     """evaluate_runs over a trained run and baselines, on the stand-in env (fast; the real env is in the e2e test)."""
     import _agents_fake_env as fake
 
-    import bundlerl.env.presets
     import bundlerl.env.vec_env
+    import bundlerl.env.world
     import bundlerl.experiment.training as tr
-    from bundlerl.scripts.evaluate import evaluate_runs
+    from bundlerl.experiment.evaluate import evaluate_runs
 
     monkeypatch.setattr(tr, "_make_venv", lambda cfg, n, seed: fake.fake_vec_env(n, seed=seed))
     monkeypatch.setattr(tr, "_eval_policy", lambda pol, cfg, n, seed: _stand_in_eval(fake, pol, n, seed))
     monkeypatch.setattr(bundlerl.env.vec_env, "BundleRecVecEnv", fake.FakeBundleVecEnv)
-    monkeypatch.setattr(bundlerl.env.presets, "build_world", lambda preset: fake.fake_world())
+    monkeypatch.setattr(bundlerl.env.world, "build_world", lambda preset: fake.fake_world())
     run = tr.train(tr.TrainConfig(algo="dqn", preset="small", timesteps=32, num_envs=4, eval_freq=32, eval_episodes=4,
                                   final_episodes=0, progress=False,
                                   hyperparams={"learning_starts": 8, "batch_size": 8, "buffer_size": 100,

@@ -12,7 +12,7 @@ from bundlerl.candidates.builder import BuilderConfig, BundleBuilder
 from bundlerl.candidates.features import CANDIDATE_FEATURES, COL, FeatureIndex, bundle_features
 from bundlerl.candidates.index import ItemIndex
 from bundlerl.candidates.types import CANDIDATE_FEATURES as TYPES_FEATURES
-from bundlerl.env.presets import PRESETS
+from bundlerl.env.config import PRESETS
 from bundlerl.env.vec_env import BundleRecVecEnv
 
 #: The builder sums float32, bundle_features float64: rel_profile, rel_history and mean_comp differ by

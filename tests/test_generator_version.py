@@ -8,7 +8,7 @@ from __future__ import annotations
 import _generators  # tests/golden is on the path (pyproject: pythonpath)
 import pytest
 
-from bundlerl.env.presets import PRESETS
+from bundlerl.env.config import PRESETS
 
 
 @pytest.fixture(scope="module")
@@ -32,15 +32,15 @@ def test_output_changes_only_with_a_version_bump(snapshot_and_now, part):
 
 
 def test_world_key_follows_the_versions(monkeypatch):
-    import bundlerl.env.presets as presets
+    import bundlerl.env.config as config_module
 
     cfg = PRESETS["small"]
     key = cfg.world_key()
     assert cfg.world_key() == key  # stable within a process
-    monkeypatch.setattr(presets, "GENERATOR_VERSION", presets.GENERATOR_VERSION + 1)
+    monkeypatch.setattr(config_module, "GENERATOR_VERSION", config_module.GENERATOR_VERSION + 1)
     assert cfg.world_key() != key
     monkeypatch.undo()
-    monkeypatch.setattr(presets, "LOADER_VERSION", presets.LOADER_VERSION + 1)
+    monkeypatch.setattr(config_module, "LOADER_VERSION", config_module.LOADER_VERSION + 1)
     assert cfg.world_key() != key
 
 

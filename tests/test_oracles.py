@@ -31,10 +31,19 @@ def test_oracles_are_labelled_and_need_the_vec_env(venv):
         assert o.uses_simulator_truth and o.name.startswith("oracle-")
     with pytest.raises(PolicyError, match="BundleRecVecEnv"):
         OneStepOracle(object())
-    with pytest.raises(KeyError, match="oracle-one-step"):
+    with pytest.raises(PolicyError, match="unknown oracle 'oracle-psychic'; use one of: oracle-one-step, oracle-lookahead"):
         make_oracle("oracle-psychic", venv)
+    assert type(make_oracle("one-step", venv)) is OneStepOracle  # the short form of a registered name
     with pytest.raises(PolicyError, match="n_rollouts"):
         LookaheadOracle(venv, n_rollouts=0)
+
+
+def test_oracle_registry_names_are_the_classes_names():
+    from bundlerl.agents.oracles import ORACLES, oracle_name
+
+    for name, cls in ORACLES.items():
+        assert cls.name == name and name.startswith("oracle-")
+        assert oracle_name(name) == name == oracle_name(name.removeprefix("oracle-"))
 
 
 def test_one_step_oracle_picks_the_best_exact_expected_reward(venv):
@@ -42,7 +51,7 @@ def test_one_step_oracle_picks_the_best_exact_expected_reward(venv):
     a, _ = OneStepOracle(venv).act(obs)
     mask = obs[MASK_KEY] > 0
     items = np.where(mask[..., None], venv.candidate_items, -1)
-    er = np.where(mask, venv.model.expected_reward(venv.state, items), -np.inf)
+    er = np.where(mask, venv.core.expected_reward(venv.state, items), -np.inf)
     np.testing.assert_array_equal(a, er.argmax(1))
 
 
@@ -67,7 +76,7 @@ def test_lookahead_value_at_depth_one_is_the_exact_one_step_expectation(venv):
     items = np.where(mask[..., None], venv.candidate_items, -1)[:2]
     state = venv.state.take(np.arange(2))
     planned = o._plan(venv.model, state, np.arange(2), items)
-    exact = venv.model.expected_reward(state, items)
+    exact = venv.core.expected_reward(state, items)
     top = np.argsort(-np.where(mask[:2], exact, -np.inf), axis=1, kind="stable")[:, :4]
     est = np.take_along_axis(planned, top, 1)
     ref = np.take_along_axis(exact, top, 1)

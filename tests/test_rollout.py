@@ -9,9 +9,12 @@ from hypothesis import strategies as st
 
 from bundlerl.agents.baselines import ComplementGreedyPolicy, PopularityPolicy, RandomPolicy
 from bundlerl.agents.policy import Policy
-from bundlerl.env.presets import PRESETS
-from bundlerl.evaluation.rollout import METRICS, EvalResult, evaluate, markdown_table
-from bundlerl.evaluation.stats import mean_ci, mean_ratio_ci, ratio_ci
+from bundlerl.env.config import PRESETS
+from bundlerl.env.observation import MASK_KEY
+from bundlerl.evaluation.metrics import METRICS
+from bundlerl.evaluation.report import markdown_table
+from bundlerl.evaluation.rollout import EvalResult, evaluate
+from bundlerl.evaluation.stats import EvaluationError, mean_ci, mean_ratio_ci, ratio_ci
 
 SMALL = PRESETS["small"]
 
@@ -66,7 +69,7 @@ def test_policy_factory_receives_the_vec_env_and_oracles_are_labelled():
             seen["venv"] = venv
 
         def action_probabilities(self, obs):
-            assert self.venv.state is not None and self.venv.candidate_items.shape[0] == len(obs["action_mask"])
+            assert self.venv.state is not None and self.venv.candidate_items.shape[0] == len(obs[MASK_KEY])
             return PopularityPolicy().action_probabilities(obs)
 
     r = evaluate(Peek, SMALL, n_episodes=8, seed=0, num_envs=4, progress=False)
@@ -82,7 +85,7 @@ def test_random_policy_rollout_logs_propensities_and_compose_mode_runs():
 
 
 def test_evaluate_rejects_bad_counts():
-    with pytest.raises(ValueError, match="n_episodes"):
+    with pytest.raises(EvaluationError, match="n_episodes"):
         evaluate(PopularityPolicy(), SMALL, n_episodes=0)
 
 
@@ -142,7 +145,7 @@ def test_ci_edge_cases_and_errors():
     assert np.isnan(mean_ci(np.array([])).value)
     assert np.isnan(ratio_ci(np.array([1.0]), np.array([0.0])).value)
     assert mean_ci(np.array([3.0])).half_width == 0
-    with pytest.raises(ValueError, match="NaN"):
+    with pytest.raises(EvaluationError, match="NaN"):
         mean_ci(np.array([1.0, np.nan]))
-    with pytest.raises(ValueError, match="same shape"):
+    with pytest.raises(EvaluationError, match="same shape"):
         ratio_ci(np.ones(3), np.ones(4))

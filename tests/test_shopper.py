@@ -12,8 +12,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bundlerl.env.shopper import ShopperError, ShopperModel, ShopperState, sigmoid
+from bundlerl.env.shopper import ShopperError, ShopperModel, sigmoid
 from bundlerl.env.shopper_params import ShopperParams, ShopperParamsError
+from bundlerl.env.shopper_state import ShopperState
 from bundlerl.env.user_streams import UserStreams
 from bundlerl.sim_data.catalog import Catalog
 from bundlerl.sim_data.personas import Personas
@@ -242,10 +243,16 @@ def test_bundle_discount_applies_only_when_every_item_is_bought(catalog):
     st_ = _state(model, budget=1e6)
     resp = model.step(st_, items, Forced([0, 0, 0, 0, 1]))
     full = catalog.price[items[0]].sum()
-    assert resp.n_bought[0] == 3 and np.isclose(resp.revenue[0], full * (1 - p.discount_3), rtol=1e-5)
+    assert resp.n_bought[0] == 3 and np.isclose(resp.revenue[0], full * (1 - 0.15), rtol=1e-5)  # the store's default
     st_ = _state(model, budget=1e6)
     resp = model.step(st_, items, Forced([0, 0, 1, 0, 1]))
     assert resp.n_bought[0] == 2 and np.isclose(resp.revenue[0], catalog.price[items[0, [0, 2]]].sum(), rtol=1e-5)
+    # the shopper pays the discount the store shows: the builder's discounts, not a constant of its own
+    store = ShopperModel(catalog, p, discounts={2: 0.05, 3: 0.3})
+    resp = store.step(_state(store, budget=1e6), items, Forced([0, 0, 0, 0, 1]))
+    assert np.isclose(resp.revenue[0], full * (1 - 0.3), rtol=1e-5)
+    resp = store.step(_state(store, budget=1e6), items[:, :2], Forced([0, 0, 0, 1]))
+    assert np.isclose(resp.revenue[0], catalog.price[items[0, :2]].sum() * (1 - 0.05), rtol=1e-5)
 
 
 def test_out_of_budget_ends_the_session(catalog):
@@ -254,22 +261,28 @@ def test_out_of_budget_ends_the_session(catalog):
     resp = model.step(st_, np.array([[0, -1, -1]]), Forced([1, 1, 1, 1, 1]))
     assert resp.out_of_budget[0] and resp.done[0] and not st_.active[0]
     again = model.step(st_, np.array([[0, -1, -1]]), Forced([0, 0, 0, 0, 0]))
-    assert again.done[0] and again.reward[0] == 0 and not again.click[0]
+    assert again.done[0] and not again.click[0] and again.n_bought[0] == 0 and again.revenue[0] == 0
 
 
-# ---------------------------------------------------------------- expected reward is exact
-@pytest.mark.parametrize("reward", ["purchases", "revenue", "clicks"])
-def test_expected_reward_matches_monte_carlo(catalog, reward):
-    params = getattr(ShopperParams, reward)(tau_b=1.5, tau_c=1.0)
-    model = ShopperModel(catalog, params)
+# ---------------------------------------------------------------- expected response (and reward) is exact
+@pytest.mark.parametrize("mode", ["purchases", "revenue", "clicks"])
+def test_expected_reward_matches_monte_carlo(catalog, mode):
+    from bundlerl.env.reward import REWARD_MODES, reward
+
+    model = ShopperModel(catalog, ShopperParams(tau_b=1.5, tau_c=1.0))
+    w, mean_price = REWARD_MODES[mode], float(catalog.price.mean())
     st_ = _state(model, budget=60.0)
     bundles = np.array([[[0, 6, 12], [7, -1, -1], [13, 19, -1]]])
-    exact = model.expected_reward(st_, bundles)[0]
+    expected = [x[0] for x in model.expected_response(st_, bundles)]
+    exact = reward(*expected, w, mean_price)
     R = 40000
     rng = np.random.default_rng(1)
     for k in range(3):
         rep = st_.take(np.zeros(R, np.int64))
-        r = model.step(rep, np.repeat(bundles[:, k], R, 0), rng).reward
+        resp = model.step(rep, np.repeat(bundles[:, k], R, 0), rng)
+        for got, want in zip((resp.click, resp.n_bought, resp.revenue), expected):  # each part of the response
+            assert abs(got.mean() - want[k]) < 4 * got.std() / np.sqrt(R) + 1e-6, (k, got.mean(), want[k])
+        r = reward(resp.click, resp.n_bought, resp.revenue, w, mean_price)
         se = r.std() / np.sqrt(R)
         assert abs(r.mean() - exact[k]) < 4 * se + 1e-6, (k, r.mean(), exact[k])
 
@@ -282,7 +295,7 @@ def _rollout(model, personas, vecs, keys, steps=8):
     out = []
     for t in range(steps):
         r = model.step(st_, bundles[t, : len(keys)], UserStreams(keys * 1000 + t))
-        out.append((r.click.copy(), r.bought.copy(), r.reward.copy(), r.done.copy()))
+        out.append((r.click.copy(), r.bought.copy(), r.revenue.copy(), r.done.copy()))
     return st_, out
 
 
@@ -306,7 +319,7 @@ def test_same_seed_same_trajectory_and_batch_equals_single_runs(catalog):
         rb = model.step(batch, bundles_rng[t], UserStreams(keys * 1000 + t))
         for i in range(N):
             ri = model.step(single[i], bundles_rng[t, [i]], UserStreams(keys[[i]] * 1000 + t))
-            assert ri.click[0] == rb.click[i] and ri.reward[0] == rb.reward[i] and ri.done[0] == rb.done[i]
+            assert ri.click[0] == rb.click[i] and ri.revenue[0] == rb.revenue[i] and ri.done[0] == rb.done[i]
     for i in range(N):
         np.testing.assert_array_equal(single[i].theta[0], batch.theta[i])
         np.testing.assert_array_equal(single[i].needs[0], batch.needs[i])
@@ -346,19 +359,12 @@ def test_bad_input_gives_clear_errors(catalog):
         ShopperParams(satiation=1.5)
     with pytest.raises(ShopperParamsError, match="fatigue"):
         ShopperParams(fatigue="yes")
-    with pytest.raises(ShopperParamsError, match="reward weights"):
-        ShopperParams(w_buy=0.0)
-
-
-def test_presets_set_reward_weights():
-    assert (ShopperParams.clicks().w_click, ShopperParams.purchases().w_buy, ShopperParams.revenue().w_rev) == (1, 1, 1)
-    assert ShopperParams.revenue().w_buy == 0 and ShopperParams.clicks(fatigue=False).fatigue is False
 
 
 def test_zero_padded_tables_are_shared_per_source_and_dropped_with_it():
     import gc
 
-    from bundlerl.env.shopper import _PADDED, zero_padded
+    from bundlerl.utils.arrays import _PADDED, zero_padded
 
     src = np.arange(12, dtype=np.float32).reshape(4, 3)
     a = zero_padded(src)

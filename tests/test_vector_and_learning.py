@@ -22,7 +22,7 @@ import pytest
 from gymnasium import spaces
 
 import bundlerl  # noqa: F401  - registers the gymnasium ids in this process
-from bundlerl.env.presets import build_world
+from bundlerl.env.world import build_world
 
 SPAWN_ID = "bundlerl:bundlerl/BundleRec-small-v0"
 STEPS = 13  # > the small preset's horizon (10): every worker crosses an episode end

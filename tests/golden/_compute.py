@@ -110,7 +110,7 @@ def pinned():
 
 def small_world():
     """The small preset's World through the same in-process + on-disk cache (build_world) every other test uses."""
-    from bundlerl.env.presets import build_world
+    from bundlerl.env.world import build_world
 
     return build_world("small")
 

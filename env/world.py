@@ -1,0 +1,169 @@
+"""The :class:`World` of an environment config: its heavy, episode-independent parts, built once and cached.
+
+A World holds what a config builds: the catalogue with embeddings, historical baskets, the estimated
+complementarity model, the FAISS item index, the candidate builder, the persona pool and its profile
+embeddings, and the observation's projection. Worlds are cached twice: in-process (one per
+:meth:`EnvConfig.world_key <bundlerl.env.config.EnvConfig.world_key>`) and on disk by that content hash
+(catalogue, personas and baskets in one pickle; embeddings through the encoder's own cache; the
+complementarity model through its own cache), so the second construction of the same world is fast.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import pickle
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from bundlerl.env.config import WORLD_FORMAT, EnvConfig, get_config
+from bundlerl.utils.cache import cache_root
+
+__all__ = ["World", "build_world"]
+
+
+@dataclass
+class World:
+    """The heavy, episode-independent parts of an environment (built once per world key).
+
+    ``catalog`` and ``personas`` hold SIMULATOR TRUTH (complement graph, needs, budgets): only the
+    shopper model and oracles read them. The recommender side uses ``observable_catalog``,
+    ``baskets``, ``comp_model``, ``index``, ``builder``, ``persona_vecs`` (the profile text embeddings)
+    and ``projection``.
+    """
+
+    config: EnvConfig
+    catalog: Any
+    """bundlerl.sim_data.catalog.Catalog with embeddings (n, d) and, for synthetic data, the true complement graph."""
+    observable_catalog: Any
+    """The same catalogue without simulator truth."""
+    baskets: Any
+    """bundlerl.sim_data.baskets.Baskets: historical orders the complementarity model is estimated from."""
+    personas: Any
+    """bundlerl.sim_data.personas.Personas: the persona pool (texts observable, the rest truth)."""
+    persona_vecs: np.ndarray
+    """(n_personas, d) float32 unit rows: enc(persona text), the observable profile vectors."""
+    comp_model: Any
+    """Estimated complementarity model (recommender side)."""
+    index: Any
+    """bundlerl.candidates.index.ItemIndex over the item embeddings."""
+    builder: Any
+    """bundlerl.candidates.builder.BundleBuilder producing CandidateSets."""
+    projection: np.ndarray
+    """(d, P) float32 orthonormal columns: top-P principal directions of the item embeddings."""
+    persona_obs: np.ndarray | None = None
+    """(n_personas, P) float32 profile observations (persona_vecs @ projection), computed once per persona
+    so a user's profile observation does not depend on the batch it is computed in."""
+    item_proj: np.ndarray | None = None
+    """(n_items, P) float32 item embeddings @ projection (history observations are sums of these rows)."""
+    mean_price: float = field(default=1.0)
+    """Mean catalogue price (normalises money in the observation)."""
+
+    @property
+    def n_items(self) -> int:
+        return int(self.catalog.n_items)
+
+    def initial_pools(self):
+        """CandidateSet (n_personas, K, K_max): each persona's pool at episode start (profile only, no history,
+        nothing shown or bought), built once on first use in one batched call."""
+        pools = self.__dict__.get("_initial_pools")
+        if pools is None:
+            pools = self.builder.build(self.persona_vecs, None, None, None, None)
+            self.__dict__["_initial_pools"] = pools
+        return pools
+
+
+_WORLDS: dict[str, World] = {}
+_LOCK = threading.Lock()
+
+
+def _encode(texts: list[str]) -> np.ndarray:
+    from bundlerl.encoders import default_encoder
+
+    return np.asarray(default_encoder().encode(texts), dtype=np.float32)
+
+
+def _load_raw(config: EnvConfig, key: str):
+    """(catalog without embeddings, personas, baskets), from the disk cache or generated."""
+    path = cache_root() / "worlds" / f"{key}.pkl"
+    if path.is_file():
+        try:
+            with open(path, "rb") as fh:
+                raw = pickle.load(fh)
+            if raw.get("format") == WORLD_FORMAT:
+                return raw["catalog"], raw["personas"], raw["baskets"]
+        except Exception:  # a corrupt or stale cache is rebuilt, never trusted
+            pass
+    rng = np.random.default_rng([config.world_seed, 7919])
+    if config.source == "synthetic":
+        from bundlerl.sim_data.basket_gen import generate_baskets
+        from bundlerl.sim_data.personas_gen import sample_personas
+        from bundlerl.sim_data.synthetic import CatalogConfig, generate_catalog
+
+        catalog = generate_catalog(CatalogConfig(n_items=config.n_items, seed=config.catalog_seed))
+        personas = sample_personas(catalog, config.n_personas, rng)
+        baskets = generate_baskets(catalog, personas, config.n_baskets, rng)
+    else:
+        from bundlerl.sim_data.loaders import load_instacart
+        from bundlerl.sim_data.personas_gen import sample_personas
+
+        loaded = load_instacart(config.instacart_path)
+        catalog, baskets = (loaded if isinstance(loaded, tuple) else (loaded.catalog, loaded.baskets))[:2]
+        personas = sample_personas(catalog, config.n_personas, rng)
+    from bundlerl.utils.atomic import atomic_write
+
+    with atomic_write(path) as tmp:
+        with open(tmp, "wb") as fh:
+            pickle.dump({"format": WORLD_FORMAT, "catalog": catalog, "personas": personas, "baskets": baskets}, fh)
+    return catalog, personas, baskets
+
+
+def build_world(preset: "str | EnvConfig") -> World:
+    """The World of a preset or config: cached in-process by :meth:`EnvConfig.world_key`, heavy parts on disk.
+
+    Raises ConfigError for unknown presets or missing data folders; dependency errors propagate.
+    """
+    config = get_config(preset)
+    key = config.world_key()
+    with _LOCK:
+        world = _WORLDS.get(key)
+        if world is not None:
+            return world
+        catalog, personas, baskets = _load_raw(config, key)
+        if catalog.embeddings is None:
+            catalog = catalog.with_embeddings(_encode(catalog.item_texts()))
+        if catalog.complement_graph is None and config.source == "instacart":
+            # Real data: the true graph is calibrated from the real baskets (docs/SIMULATOR.md, Catalogue).
+            from bundlerl.sim_data.loaders import calibrate_complement_graph  # noqa: PLC0415
+
+            catalog = dataclasses.replace(catalog, complement_graph=calibrate_complement_graph(catalog, baskets))
+        persona_vecs = _encode(list(personas.texts))
+        observable = catalog.observable()
+        from bundlerl.candidates import complementarity
+        from bundlerl.candidates.builder import BundleBuilder
+        from bundlerl.candidates.index import IndexConfig, ItemIndex
+        from bundlerl.candidates.projection import pca_projection
+
+        rng = np.random.default_rng([config.world_seed, 104729])
+        comp = complementarity.fit(observable, baskets, observable.embeddings, rng)  # disk-cached by content hash
+        index = ItemIndex(observable.embeddings, IndexConfig.for_size(observable.n_items))
+        builder = BundleBuilder(observable, index, comp, config.builder_config())  # K, K_max checked by EnvConfig
+        world = World(
+            config=config,
+            catalog=catalog,
+            observable_catalog=observable,
+            baskets=baskets,
+            personas=personas,
+            persona_vecs=np.ascontiguousarray(persona_vecs, dtype=np.float32),
+            comp_model=comp,
+            index=index,
+            builder=builder,
+            projection=pca_projection(observable.embeddings, config.profile_dim, center=True),  # coordinates: centred
+            mean_price=float(np.mean(catalog.price)),
+        )
+        world.persona_obs = np.clip(world.persona_vecs @ world.projection, -1.0, 1.0).astype(np.float32)
+        world.item_proj = np.ascontiguousarray(observable.embeddings @ world.projection, dtype=np.float32)
+        _WORLDS[key] = world
+        return world

@@ -1,0 +1,135 @@
+"""Compare policies on the same episodes: every policy rolled out on one world with one env seed, every metric
+of :mod:`bundlerl.evaluation.metrics` estimated with its 95% CI, and the comparison written as results.md,
+results.json and results.png.
+
+    >>> cmp = compare(named_policies(baselines=BASELINES, oracles=["one-step"]), "small", EvalConfig(episodes=200))
+    >>> print(cmp.markdown())
+
+Policies come by name from the registries (``bundlerl.agents.baselines.BASELINES``,
+``bundlerl.agents.oracles.ORACLES``; :func:`named_policies`) or as objects (trained runs: see
+``bundlerl.experiment.evaluate.evaluate_runs``, which opens run directories).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+
+from bundlerl.evaluation.metrics import COMPARISON_METRICS, COMPLEMENT_THRESHOLD, summarize
+from bundlerl.evaluation.report import bar_chart, estimates_table, policy_label, table_json
+from bundlerl.evaluation.stats import Estimate, EvaluationError
+
+__all__ = ["EvalConfig", "Comparison", "named_policies", "compare", "write_comparison"]
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """How policies are compared (``bundlerl evaluate``'s flags are its serialisation)."""
+
+    episodes: int = 1000
+    """Episodes per policy (>= 1); the same episodes for every policy."""
+    seed: int = 0
+    """Env seed of the episodes (row i: seed + i) and of the random baseline's generator."""
+    action_mode: str = "bundle"
+    """Env action mode: ``bundle`` or ``compose`` (oracles need ``bundle``)."""
+    complement_threshold: float = COMPLEMENT_THRESHOLD
+    """A pair of items is a true complement when max(G[a, b], G[b, a]) >= this (G: the category graph)."""
+    num_envs: int = 256
+    """Users stepped together (at most ``episodes``)."""
+    progress: bool = True
+    """Show a progress bar per policy."""
+
+    def __post_init__(self) -> None:
+        from bundlerl.env.observation import ACTION_MODES
+
+        for name in ("episodes", "num_envs"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+                raise EvaluationError(f"EvalConfig.{name}={v!r}; it must be an integer >= 1")
+        if self.action_mode not in ACTION_MODES:
+            raise EvaluationError(f"EvalConfig.action_mode={self.action_mode!r}; use one of {ACTION_MODES}")
+        if not np.isfinite(self.complement_threshold):
+            raise EvaluationError(f"EvalConfig.complement_threshold={self.complement_threshold}; it must be finite")
+
+
+@dataclass
+class Comparison:
+    """The result of :func:`compare`."""
+
+    table: dict[str, dict[str, Estimate]]
+    """Policy name -> metric -> Estimate (every metric of :func:`bundlerl.evaluation.metrics.summarize`)."""
+    labels: dict[str, str]
+    """Policy name -> its label in tables (oracles marked as reading simulator truth)."""
+    world: str
+    """Name of the world (env config) the episodes ran on."""
+    config: EvalConfig = field(default_factory=EvalConfig)
+
+    def markdown(self, metrics: Sequence[str] = COMPARISON_METRICS) -> str:
+        """The markdown table, a row per policy (:func:`bundlerl.evaluation.report.estimates_table`)."""
+        return estimates_table(self.table, metrics, self.labels)
+
+
+def named_policies(baselines: Sequence[str] = (), oracles: Sequence[str] = (), seed: int = 0) -> dict[str, Any]:
+    """Baselines (Policies) and oracles (factories of the vec env) by their registered names, in that order.
+
+    Every name is checked first, so that a misspelt one fails before any episode runs. Oracles are keyed by
+    their registered name (``oracle-one-step`` also for ``one-step``).
+
+    :raises PolicyError: an unknown name (the message lists the registry).
+    """
+    from bundlerl.agents.baselines import make_baseline
+    from bundlerl.agents.oracles import make_oracle, oracle_name
+
+    names = [oracle_name(o) for o in oracles]
+    out: dict[str, Any] = {b: make_baseline(b, np.random.default_rng([seed, 17])) for b in baselines}
+    out.update({o: partial(make_oracle, o) for o in names})
+    return out
+
+
+def compare(policies: Mapping[str, Any], world, config: EvalConfig | None = None,
+            log: Callable[[str], None] = print) -> Comparison:
+    """Roll out each policy on the same ``config.episodes`` episodes of ``world`` and estimate every metric.
+
+    :param policies: name -> Policy, or a factory ``f(vec_env) -> Policy`` (oracles).
+    :param world: preset name or EnvConfig.
+    :raises EvaluationError: no policy.
+    """
+    from bundlerl.env import get_config
+    from bundlerl.env.world import build_world
+    from bundlerl.evaluation.rollout import evaluate
+
+    config = config or EvalConfig()
+    if not policies:
+        raise EvaluationError("nothing to evaluate: give run directories, baselines or oracles")
+    env = get_config(world)
+    catalog_world = build_world(env)
+    table: dict[str, dict[str, Estimate]] = {}
+    labels: dict[str, str] = {}
+    for i, (name, pol) in enumerate(policies.items()):
+        log(f"[{i + 1}/{len(policies)}] evaluating {name} on {config.episodes} episodes of '{env.name}'")
+        res = evaluate(pol, env, n_episodes=config.episodes, seed=config.seed,
+                       num_envs=min(config.episodes, config.num_envs), action_mode=config.action_mode,
+                       progress=config.progress)
+        table[name] = summarize(res, catalog_world, config.complement_threshold)
+        labels[name] = policy_label(name, res.uses_simulator_truth)
+    return Comparison(table=table, labels=labels, world=env.name, config=config)
+
+
+def write_comparison(cmp: Comparison, out: str | Path) -> Path:
+    """results.md (header, table, chart link), results.json and results.png in the folder ``out``; returns it."""
+    from bundlerl.utils.atomic import write_text
+
+    out = Path(out)
+    c = cmp.config
+    header = (f"# Evaluation on '{cmp.world}' ({c.action_mode} mode), {c.episodes} episodes per policy, "
+              f"env seed {c.seed}\n\n"
+              "value ± 95% CI half-width; true-complement share and diversity computed by the evaluator from "
+              f"the bundle log (complement threshold {c.complement_threshold}).\n\n")
+    write_text(out / "results.md", header + cmp.markdown() + "\n![metrics](results.png)\n")
+    write_text(out / "results.json", table_json(cmp.table))
+    bar_chart(cmp.table, out / "results.png", title=f"{cmp.world}: {c.episodes} episodes, seed {c.seed}")
+    return out

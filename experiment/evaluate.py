@@ -1,0 +1,93 @@
+"""Evaluate trained runs: open their run directories, check that they can be compared (one world, one action
+mode), and compare their models with baselines and oracles on the same episodes
+(:mod:`bundlerl.evaluation.compare`). What ``bundlerl evaluate`` and ``bundlerl quickstart`` call.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from bundlerl.evaluation.compare import EvalConfig, compare, named_policies, write_comparison
+from bundlerl.evaluation.metrics import COMPLEMENT_THRESHOLD
+from bundlerl.evaluation.stats import EvaluationError
+from bundlerl.experiment.run_dir import MODEL_CHOICES, RunDir
+
+__all__ = ["evaluate_runs"]
+
+_DEFAULT = EvalConfig()
+
+
+def evaluate_runs(run_dirs: Sequence[str | Path], *, baselines: Sequence[str] = (), oracles: Sequence[str] = (),
+                  preset=None, episodes: int = _DEFAULT.episodes, seed: int = _DEFAULT.seed,
+                  which: str = MODEL_CHOICES[0], complement_threshold: float = COMPLEMENT_THRESHOLD,
+                  out: str | Path | None = None, progress: bool = True,
+                  log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Evaluate runs, baselines and oracles on the same episodes; write results.md/.json/.png into ``out``.
+
+    :param run_dirs: folders made by ``bundlerl train`` (all of one world and action mode).
+    :param baselines: names from ``bundlerl.agents.baselines.BASELINES``.
+    :param oracles: names from ``bundlerl.agents.oracles.ORACLES`` (or without their ``oracle-`` prefix).
+    :param preset: the world (preset name or EnvConfig); default and only choice with runs: the runs' own world
+        (stored in their run directories). Required without runs.
+    :param which: which model of each run: ``best`` (falls back to final), ``final`` or ``latest``.
+    :param out: output folder (default ``evaluations/{world}__{time}``).
+    Torch runs on one intra-op thread meanwhile (restored after; see ``TrainConfig.torch_threads``: one
+    thread is much faster on the shared 2-core machine).
+    :returns: ``{"table": {name: {metric: Estimate}}, "markdown": str, "out": Path}``.
+    :raises BundlerlError: unknown names, runs of different worlds / action modes, a ``preset`` that is not the
+        runs' world, no world, nothing to evaluate (EvaluationError, PolicyError, RunDirError, ConfigError).
+    """
+    from bundlerl.utils.threads import torch_threads
+
+    policies = named_policies(baselines, oracles, seed)  # unknown names fail before anything runs
+    runs = [RunDir.open(r) for r in run_dirs]
+    modes = {r.config()["train"].get("action_mode", "bundle") for r in runs}
+    if len(modes) > 1:
+        raise EvaluationError(f"runs use different action modes {sorted(modes)}; evaluate them separately")
+    world = _world(runs, preset)
+    if not runs and not policies:
+        raise EvaluationError("nothing to evaluate: give run directories, --baselines or --oracles")
+    config = EvalConfig(episodes=episodes, seed=seed, action_mode=modes.pop() if modes else "bundle",
+                        complement_threshold=complement_threshold, progress=progress)
+    with torch_threads(1):
+        named = {r.path.name: r.policy(which) for r in runs} | policies
+        cmp = compare(named, world, config, log=log)
+    out = Path(out) if out else Path("evaluations") / f"{world.name}__{time.strftime('%Y%m%d-%H%M%S')}"
+    write_comparison(cmp, out)
+    return {"table": cmp.table, "markdown": cmp.markdown(), "out": out}
+
+
+def _world(runs: list[RunDir], preset):
+    """The EnvConfig to evaluate on: the runs' own world (stored in their run directories), which ``preset`` may
+    name again but not change; ``preset`` alone without runs.
+
+    :raises EvaluationError: runs of different worlds, a ``preset`` that is not the runs' world, no world at all.
+    """
+    from bundlerl.env import get_config
+
+    asked = None if preset is None else get_config(preset)
+    if not runs:
+        if asked is None:
+            raise EvaluationError("no run given: pass --preset to evaluate baselines only")
+        return asked
+    world = runs[0].env_config()
+    plain = world.to_dict()
+    for r in runs[1:]:
+        other = r.env_config()
+        if diff := _differences(plain, other.to_dict()):
+            raise EvaluationError(f"runs were trained on different worlds: {runs[0].path.name} on '{world.name}', "
+                                  f"{r.path.name} on '{other.name}' ({diff}); evaluate them separately")
+    if asked is not None and (diff := _differences(plain, asked.to_dict())):
+        raise EvaluationError(f"the runs were trained on the world '{world.name}' (stored in their config.yaml), not "
+                              f"on '{asked.name}' ({diff}); leave --preset out to evaluate them on their own world")
+    return world
+
+
+def _differences(a: dict, b: dict) -> str:
+    """``"K 8 vs 16, horizon 10 vs 20"``: the fields where two EnvConfig dicts differ (a nested config by its
+    name only); "" for the same world. Names are labels, not part of the world: they are not compared."""
+    diff = [k for k in a if k != "name" and a[k] != b.get(k)]
+    shown = ", ".join(f"{k} {a[k]!r} vs {b.get(k)!r}" if not isinstance(a[k], dict) else k for k in diff[:8])
+    return shown + (f" and {len(diff) - 8} more" if len(diff) > 8 else "")

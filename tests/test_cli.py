@@ -1,0 +1,111 @@
+"""The command line's contract: bad input is one line on stderr and exit status 2 (the traceback only with
+``--debug``), anything else is a bug that shows as one; names come from the registries (every registered baseline
+and oracle works, an unknown one is refused with the list)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from _cli import run_cli
+
+from bundlerl.agents.baselines import BASELINES
+from bundlerl.agents.oracles import ORACLES
+from bundlerl.scripts import cli
+from bundlerl.utils.errors import BundlerlError
+
+
+def test_bad_input_is_one_line_and_exit_2(tmp_path):
+    out = run_cli("evaluate", "--out", str(tmp_path), timeout=60)
+    assert out.returncode == 2
+    assert out.stderr.strip().splitlines() == ["bundlerl evaluate: error: no run given: pass --preset to evaluate "
+                                               "baselines only"]
+
+
+def test_debug_shows_the_traceback_of_bad_input(tmp_path):
+    out = run_cli("--debug", "evaluate", "--out", str(tmp_path), timeout=60)
+    assert out.returncode == 2
+    assert "Traceback (most recent call last)" in out.stderr and "EvaluationError" in out.stderr
+    assert out.stderr.strip().splitlines()[-1].startswith("bundlerl evaluate: error: no run given")
+
+
+def test_a_missing_run_directory_is_bad_input(tmp_path):
+    out = run_cli("evaluate", str(tmp_path / "nope"), timeout=60)
+    assert out.returncode == 2 and "not a bundlerl run directory" in out.stderr and "Traceback" not in out.stderr
+
+
+@pytest.mark.parametrize("exc", [RuntimeError("boom"), KeyError("boom"), ValueError("boom"), TypeError("boom")])
+def test_an_internal_error_is_not_swallowed(monkeypatch, exc):
+    """A bug (any exception but BundlerlError / FileNotFoundError) propagates with its traceback, even a KeyError
+    or a plain ValueError."""
+    import bundlerl.experiment.evaluate
+
+    def broken(*a, **k):
+        raise exc
+
+    monkeypatch.setattr(bundlerl.experiment.evaluate, "evaluate_runs", broken)
+    with pytest.raises(type(exc), match="boom"):
+        cli.main(["evaluate", "--preset", "small", "--baselines", "random"])
+
+
+def test_bundlerl_errors_are_caught_in_process(monkeypatch, capsys):
+    import bundlerl.experiment.evaluate
+
+    def bad(*a, **k):
+        raise BundlerlError("the input is wrong\nsecond line of detail")
+
+    monkeypatch.setattr(bundlerl.experiment.evaluate, "evaluate_runs", bad)
+    assert cli.main(["evaluate", "--preset", "small"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("bundlerl evaluate: error: the input is wrong") and "Traceback" not in err
+
+
+def _parse(*argv):
+    return cli.build_parser().parse_args(["evaluate", *argv])
+
+
+def test_name_flags_take_the_registries():
+    assert _parse().baselines == list(BASELINES) and _parse().oracles == []
+    args = _parse("--baselines", "none", "--oracles", "all")
+    assert args.baselines == [] and args.oracles == list(ORACLES)
+    short = ",".join(o.removeprefix("oracle-") for o in ORACLES)
+    assert _parse("--oracles", short).oracles == list(ORACLES)  # short forms name the same oracles
+    assert _parse("--baselines", ",".join(BASELINES)).baselines == list(BASELINES)
+
+
+@pytest.mark.parametrize("flag, value, listed", [("--baselines", "psychic", BASELINES),
+                                                 ("--oracles", "oracle-psychic", ORACLES)])
+def test_an_unknown_name_is_a_usage_error_listing_the_valid_ones(capsys, flag, value, listed):
+    with pytest.raises(SystemExit) as exit_:
+        _parse(flag, value)
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert repr(value) in err and all(name in err for name in listed)
+
+
+def test_evaluate_runs_rejects_unknown_names_listing_the_registry(tmp_path):
+    from bundlerl.experiment.evaluate import evaluate_runs
+
+    for kw, listed in (({"oracles": ["psychic"]}, ORACLES), ({"baselines": ["psychic"]}, BASELINES)):
+        with pytest.raises(BundlerlError, match="unknown") as err:
+            evaluate_runs([], preset="small", out=tmp_path, **kw)
+        assert all(name in str(err.value) for name in listed)
+
+
+def test_every_registered_name_works_in_evaluate_runs(tmp_path):
+    from bundlerl.experiment.evaluate import evaluate_runs
+
+    short = [o.removeprefix("oracle-") for o in ORACLES]
+    for oracles in (list(ORACLES), short):
+        res = evaluate_runs([], baselines=BASELINES, oracles=oracles, preset="small", episodes=3, out=tmp_path,
+                            progress=False, log=lambda m: None)
+        assert list(res["table"]) == [*BASELINES, *ORACLES]
+        assert all(est["return"].n == 3 for est in res["table"].values())
+    assert "oracle-one-step (oracle, reads simulator truth)" in res["markdown"]
+
+
+def test_every_registered_name_works_in_the_cli(tmp_path):
+    out = run_cli("evaluate", "--preset", "small", "--baselines", "all", "--oracles", "all", "--episodes", "3",
+                  "--out", str(tmp_path), "--no-progress", timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert list(json.loads((tmp_path / "results.json").read_text())) == [*BASELINES, *ORACLES]
