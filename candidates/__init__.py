@@ -13,18 +13,12 @@ from __future__ import annotations
 
 from bundlerl.utils.lazy import lazy_exports
 
-_EXPORTS = {
-    "BundleBuilder": ".builder",
-    "BuilderConfig": ".builder_config",
-    "BuilderError": ".builder_config",
-    "ItemIndex": ".index",
-    "IndexConfig": ".index_config",
-    "ComplementConfig": ".complementarity",
-    "ComplementModel": ".complementarity",
-    "CandidateSet": ".types",
-    "CANDIDATE_FEATURES": ".features",
-    "FeatureIndex": ".features",
-}
-__all__ = list(_EXPORTS)
-
-__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+__getattr__, __dir__, __all__ = lazy_exports(__name__, {
+    ".builder": "BundleBuilder",
+    ".builder_config": "BuilderConfig BuilderError",
+    ".index": "ItemIndex",
+    ".index_config": "IndexConfig",
+    ".complementarity": "ComplementConfig ComplementModel",
+    ".types": "CandidateSet",
+    ".features": "CANDIDATE_FEATURES FeatureIndex",
+})
