@@ -1,12 +1,18 @@
 """Fitting the complementarity model: :func:`fit` (inputs checked, cached on disk by content hash), the
-components estimated from baskets and text, and the blend fitted on a validation split (package docstring)."""
+components estimated from baskets and text, and the blend fitted on a validation split (package docstring).
+
+The cache heals: an entry that cannot be used (cut short, bit-flipped, misshapen, another format version, a folder
+in its place) is a miss with one RuntimeWarning naming it and what was wrong, refit and overwritten atomically;
+temporaries of writers killed mid-write are swept whenever the cache is used."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import os
+import shutil
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -96,7 +102,9 @@ def fit(
     :param config: hyper-parameters (default :class:`ComplementConfig`).
     :param cache_dir: where fitted models are cached (default ``<BUNDLERL_CACHE or ~/.cache/bundlerl>/complementarity``).
     :param use_cache: False = always refit and do not write the cache.
-    A second call with the same inputs, config and seed loads the cached file (``model.cache_hit`` is True).
+    A second call with the same inputs, config and seed loads the cached file (``model.cache_hit`` is True); a
+    cache file that cannot be read is warned about (RuntimeWarning), refit and overwritten, never an error.
+    ``model.cache_path`` is the file (None when uncached).
     Raises :class:`ComplementError` on mismatched shapes.
     """
     config = config or ComplementConfig()
@@ -108,20 +116,55 @@ def fit(
     if use_cache:
         folder = Path(cache_dir) if cache_dir is not None else _default_cache_dir()
         path = folder / f"comp-{cache_key(catalog, baskets, emb, config, seed)}.npz"
-        if path.exists():
-            try:
-                model = ComplementModel.load(path)
-                model.cache_hit = True
-                model.cache_path = path
-                return model
-            except ComplementError:
-                pass  # corrupt or stale: refit and overwrite
+        model = _read_cache(path)
+        if model is not None:
+            model.cache_hit = True
+            model.cache_path = path
+            return model
     model = _fit(catalog, baskets, emb, np.random.default_rng(seed), config)
     model.cache_hit = False
     model.cache_path = path
     if path is not None:
-        model.save(path)
+        model.cache_path = _write_cache(model, path)
     return model
+
+
+def _read_cache(path: Path) -> ComplementModel | None:
+    """The model cached at ``path``, or None for a miss. An entry that is there but cannot be used (truncated,
+    bit-flipped, misshapen, another format version, a folder in its place) is a miss too, with one RuntimeWarning
+    naming the file and what was wrong: :func:`fit` refits and overwrites it, so the cache heals by itself.
+    Temporaries of writers killed mid-write are removed first."""
+    from bundlerl.utils.atomic import sweep_temporaries
+
+    sweep_temporaries(path.parent)
+    if not os.path.lexists(path):
+        return None
+    try:
+        return ComplementModel.load(path)
+    except ComplementError as err:
+        why = err.__cause__ if err.__cause__ is not None else err
+        if isinstance(why, FileNotFoundError):
+            return None  # removed between the check and the read: a plain miss
+        warnings.warn(
+            f"complementarity cache {path} is unusable ({type(why).__name__}: {why}); refitting and overwriting it",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+        return None
+
+
+def _write_cache(model: ComplementModel, path: Path) -> Path | None:
+    """Save ``model`` to ``path`` atomically (replacing whatever is there, a folder included); returns the path, or
+    None with a RuntimeWarning when the cache cannot be written (read-only or full disk): the fit is still good."""
+    try:
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)  # a folder cannot be replaced by a file; at this name it is nobody's data but ours
+        model.save(path)
+        return path
+    except OSError as err:
+        warnings.warn(f"cannot write the complementarity cache {path} ({err}); the fit is used uncached", RuntimeWarning,
+                      stacklevel=3)
+        return None
 
 
 def _components(catalog: Catalog, baskets: Baskets, emb: np.ndarray, rng: np.random.Generator, cfg: ComplementConfig) -> dict:
