@@ -20,6 +20,8 @@ import numpy as np
 from bundlerl.candidates.complementarity.blend import NEVER_SEEN, PF, SEEN, default_blend, fit_blend
 from bundlerl.candidates.complementarity.config import ComplementConfig, ComplementError
 from bundlerl.candidates.complementarity.model import FORMAT_VERSION, ComplementModel
+from bundlerl.candidates.complementarity.progress import FitProgress
+from bundlerl.candidates.complementarity.top_lists import compute_top
 from bundlerl.candidates.cooccurrence import (
     PairCounts,
     category_counts,
@@ -91,6 +93,7 @@ def fit(
     *,
     cache_dir: str | os.PathLike | None = None,
     use_cache: bool = True,
+    progress: bool | None = None,
 ) -> ComplementModel:
     """Estimate the complementarity model from ``baskets`` and item ``embeddings``.
 
@@ -102,6 +105,9 @@ def fit(
     :param config: hyper-parameters (default :class:`ComplementConfig`).
     :param cache_dir: where fitted models are cached (default ``<BUNDLERL_CACHE or ~/.cache/bundlerl>/complementarity``).
     :param use_cache: False = always refit and do not write the cache.
+    :param progress: show a progress bar on stderr while fitting (not on a cache hit), its description naming the
+        stage (:mod:`~bundlerl.candidates.complementarity.progress`); None: only for fits of more than a couple of
+        seconds (``n_pairs * epochs >= 100,000`` or >= 20,000 items), and never under ``BUNDLERL_PROGRESS=0``.
     A second call with the same inputs, config and seed loads the cached file (``model.cache_hit`` is True); a
     cache file that cannot be read is warned about (RuntimeWarning), refit and overwritten, never an error.
     ``model.cache_path`` is the file (None when uncached).
@@ -121,7 +127,7 @@ def fit(
             model.cache_hit = True
             model.cache_path = path
             return model
-    model = _fit(catalog, baskets, emb, np.random.default_rng(seed), config)
+    model = _fit(catalog, baskets, emb, np.random.default_rng(seed), config, progress)
     model.cache_hit = False
     model.cache_path = path
     if path is not None:
@@ -167,18 +173,44 @@ def _write_cache(model: ComplementModel, path: Path) -> Path | None:
         return None
 
 
-def _components(catalog: Catalog, baskets: Baskets, emb: np.ndarray, rng: np.random.Generator, cfg: ComplementConfig) -> dict:
+def _components(catalog: Catalog, baskets: Baskets, emb: np.ndarray, rng: np.random.Generator, cfg: ComplementConfig,
+                prog: FitProgress) -> dict:
     """Everything but the blend weights, estimated from ``baskets``: keyword arguments of ComplementModel."""
+    with prog.stage("counting pairs"):
+        counts = PairCounts.from_baskets(baskets, cfg.max_basket_size)
+        if baskets.user is None:
+            ucounts = counts  # no user ids: user level = basket level
+        else:
+            ucounts = PairCounts.from_baskets(user_baskets(baskets, cfg.max_user_items))
+        pair, single = category_counts(baskets, catalog.category, catalog.n_categories)
+        cat_ll = category_log_lift(pair, single, max(1, len(baskets)), cfg.category_alpha)
+    with prog.stage("text model", prog.text_batches()) as st:
+        tf = _train_text(counts, catalog, emb, cat_ll, rng, cfg, st)
+    svd_b = svd_u = None
+    if cfg.svd_rank > 0:
+        with prog.stage("PPMI embeddings"):
+            svd_b = ppmi_embeddings(counts, cfg.svd_rank, rng)
+            svd_u = svd_b if ucounts is counts else ppmi_embeddings(ucounts, cfg.svd_rank, rng)
+    return dict(
+        config=cfg, category=catalog.category, emb16=emb.astype(np.float16), counts=counts, cat_log_lift=cat_ll,
+        cat_single=single, u=tf.u, v=tf.v, bias=tf.bias, user_counts=ucounts, svd_basket=svd_b, svd_user=svd_u,
+    )
+
+
+def _train_text(counts: PairCounts, catalog: Catalog, emb: np.ndarray, cat_ll: np.ndarray, rng: np.random.Generator,
+                cfg: ComplementConfig, st):
+    """The text two-tower on ``counts``, one progress step per batch (``st``: the stage, named by epoch)."""
     from bundlerl.candidates.text_comp import train_text_model
 
-    counts = PairCounts.from_baskets(baskets, cfg.max_basket_size)
-    if baskets.user is None:
-        ucounts = counts  # no user ids: user level = basket level
-    else:
-        ucounts = PairCounts.from_baskets(user_baskets(baskets, cfg.max_user_items))
-    pair, single = category_counts(baskets, catalog.category, catalog.n_categories)
-    cat_ll = category_log_lift(pair, single, max(1, len(baskets)), cfg.category_alpha)
-    tf = train_text_model(
+    epoch_seen = [-1]
+
+    def on_batch(epoch: int) -> None:
+        if epoch != epoch_seen[0]:
+            epoch_seen[0] = epoch
+            st.detail(f"epoch {epoch + 1}/{cfg.epochs}")
+        st.advance()
+
+    return train_text_model(
         counts,
         catalog.category,
         emb,
@@ -194,44 +226,58 @@ def _components(catalog: Catalog, baskets: Baskets, emb: np.ndarray, rng: np.ran
         use_item_ids=cfg.use_item_ids,
         substitute_cosine=cfg.substitute_cosine,
         threads=cfg.threads,
-    )
-    svd_b = svd_u = None
-    if cfg.svd_rank > 0:
-        svd_b = ppmi_embeddings(counts, cfg.svd_rank, rng)
-        svd_u = svd_b if ucounts is counts else ppmi_embeddings(ucounts, cfg.svd_rank, rng)
-    return dict(
-        config=cfg, category=catalog.category, emb16=emb.astype(np.float16), counts=counts, cat_log_lift=cat_ll,
-        cat_single=single, u=tf.u, v=tf.v, bias=tf.bias, user_counts=ucounts, svd_basket=svd_b, svd_user=svd_u,
+        on_batch=on_batch if st.shown else None,
     )
 
 
-def _fit(catalog: Catalog, baskets: Baskets, emb: np.ndarray, rng: np.random.Generator, cfg: ComplementConfig) -> ComplementModel:
+def _fit(catalog: Catalog, baskets: Baskets, emb: np.ndarray, rng: np.random.Generator, cfg: ComplementConfig,
+         progress: bool | None = None) -> ComplementModel:
     from bundlerl.candidates import comp_eval
 
     t0 = time.perf_counter()
     w, b = default_blend(cfg.kappa)
     blend_info = {"fitted": False}
-    if cfg.blend_fraction > 0 and len(baskets) >= 20:
-        # fit the blend on a validation split of the *training* baskets: components from the rest
-        fit_part, val_part = baskets.split(cfg.blend_fraction, rng)
-        try:
-            pairs = comp_eval.heldout_pairs(fit_part, val_part, rng, cfg.blend_pairs)
-        except ValueError:  # no pair in the validation baskets
-            pairs = None
-        if pairs is not None and pairs.pos_i.size >= cfg.min_blend_pairs:
-            inner = ComplementModel(**_components(catalog, fit_part, emb, rng, cfg), build_top=False)
-            Fp = inner.pair_features(pairs.pos_i, pairs.pos_j)
-            Fn = inner.pair_features(pairs.neg_i, pairs.neg_j)
-            # "seen" as the scorer sees it: co-occurrence in the baskets the features were computed from
-            sp, sn = Fp[:, PF.log1p_count] > 0, Fn[:, PF.log1p_count] > 0
-            blend_info = {"fitted": [False, False], "n_pos": [int((~sp).sum()), int(sp.sum())],
-                          "n_neg": [int((~sn).sum()), int(sn.sum())]}
-            for row, (mp, mn) in ((NEVER_SEEN, (~sp, ~sn)), (SEEN, (sp, sn))):
-                # each side needs enough pairs; the rarer side sets the evidence of a subset
-                if min(mp.sum(), mn.sum()) >= cfg.min_blend_pairs // 4:
-                    w[row], b[row] = fit_blend(Fp[mp], Fn[mn], cfg.blend_l2, cfg.threads)
-                    blend_info["fitted"][row] = True
-    model = ComplementModel(**_components(catalog, baskets, emb, rng, cfg), blend_w=w, blend_b=b)
+    two_passes = cfg.blend_fraction > 0 and len(baskets) >= 20
+    prog = FitProgress(cfg, catalog.n_items, two_passes, progress)
+    try:
+        if two_passes:
+            # fit the blend on a validation split of the *training* baskets: components from the rest
+            fit_part, val_part = baskets.split(cfg.blend_fraction, rng)
+            try:
+                pairs = comp_eval.heldout_pairs(fit_part, val_part, rng, cfg.blend_pairs)
+            except ValueError:  # no pair in the validation baskets
+                pairs = None
+            if pairs is not None and pairs.pos_i.size >= cfg.min_blend_pairs:
+                prog.begin_pass("validation split")
+                inner = ComplementModel(**_components(catalog, fit_part, emb, rng, cfg, prog), build_top=False)
+                with prog.stage("blend fit"):
+                    w, b, blend_info = _blend(inner, pairs, cfg, w, b)
+            else:
+                prog.skip_pass()
+        prog.begin_pass("all baskets")
+        model = ComplementModel(**_components(catalog, baskets, emb, rng, cfg, prog), blend_w=w, blend_b=b,
+                                build_top=False)
+        with prog.stage("top lists", prog.top_steps) as st:
+            model.top_items, model.top_scores = compute_top(model, on_block=st.advance if st.shown else None)
+    finally:
+        prog.close()
     model.blend_info = blend_info
     model.fit_seconds = time.perf_counter() - t0
     return model
+
+
+def _blend(inner: ComplementModel, pairs, cfg: ComplementConfig, w: np.ndarray, b: np.ndarray):
+    """The blend rows fitted on the validation ``pairs`` scored by ``inner`` (components from the other baskets):
+    ``(w, b, blend_info)``; a row with too few pairs keeps its default."""
+    Fp = inner.pair_features(pairs.pos_i, pairs.pos_j)
+    Fn = inner.pair_features(pairs.neg_i, pairs.neg_j)
+    # "seen" as the scorer sees it: co-occurrence in the baskets the features were computed from
+    sp, sn = Fp[:, PF.log1p_count] > 0, Fn[:, PF.log1p_count] > 0
+    blend_info = {"fitted": [False, False], "n_pos": [int((~sp).sum()), int(sp.sum())],
+                  "n_neg": [int((~sn).sum()), int(sn.sum())]}
+    for row, (mp, mn) in ((NEVER_SEEN, (~sp, ~sn)), (SEEN, (sp, sn))):
+        # each side needs enough pairs; the rarer side sets the evidence of a subset
+        if min(mp.sum(), mn.sum()) >= cfg.min_blend_pairs // 4:
+            w[row], b[row] = fit_blend(Fp[mp], Fn[mn], cfg.blend_l2, cfg.threads)
+            blend_info["fitted"][row] = True
+    return w, b, blend_info
