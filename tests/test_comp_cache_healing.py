@@ -24,7 +24,14 @@ import pytest
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
-from bundlerl.candidates.complementarity import ComplementConfig, ComplementError, ComplementModel, fit, fitting
+from bundlerl.candidates.complementarity import (
+    FORMAT_VERSION,
+    ComplementConfig,
+    ComplementError,
+    ComplementModel,
+    fit,
+    fitting,
+)
 from bundlerl.sim_data import CatalogConfig, generate_baskets, generate_catalog, sample_personas
 
 TINY = ComplementConfig(rank=4, n_pairs=2_000, epochs=1, batch_size=1024, top_k=4, pool_size=60, svd_rank=8,
@@ -195,7 +202,7 @@ def test_any_damaged_cache_entry_is_a_warned_miss_that_heals(data, reference, dr
 @pytest.mark.parametrize("label,needle", [
     ("missing u", "'u' is missing"),
     ("top_items: add an axis", "'top_items'"),
-    ("format version", "format version 2, this code reads 3"),
+    ("format version", f"format version {FORMAT_VERSION - 1}, this code reads {FORMAT_VERSION}"),
     ("empty", "unusable ("),
 ])
 def test_the_warning_says_what_was_wrong(data, reference, tmp_path, label, needle):
@@ -207,7 +214,7 @@ def test_the_warning_says_what_was_wrong(data, reference, tmp_path, label, needl
         path.write_bytes(_npz({**arrays, "top_items": arrays["top_items"][..., None]}))
     elif label == "format version":
         meta = json.loads(str(arrays["meta"]))
-        meta["format_version"] = 2
+        meta["format_version"] = FORMAT_VERSION - 1
         path.write_bytes(_npz({**arrays, "meta": np.array(json.dumps(meta))}))
     else:
         path.write_bytes(b"")
