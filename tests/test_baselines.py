@@ -17,11 +17,10 @@ from bundlerl.agents.baselines import (
     make_baseline,
 )
 from bundlerl.agents.policy import PolicyError
-from bundlerl.candidates.types import CANDIDATE_FEATURES
+from bundlerl.candidates.features import CANDIDATE_FEATURES, COL
 from bundlerl.env.observation import MASK_KEY
 
 F = len(CANDIDATE_FEATURES)
-COL = {n: i for i, n in enumerate(CANDIDATE_FEATURES)}
 
 
 def _obs(feats: np.ndarray, mask: np.ndarray) -> dict:
@@ -62,10 +61,10 @@ def test_greedy_baselines_pick_the_best_valid_score(fm):
     mask[:, 0] = True
     f = feats.astype(np.float64)
     expect = {
-        "popularity": f[..., COL["popularity"]],
-        "relevance-greedy": f[..., COL["rel_profile"]] + 0.5 * f[..., COL["rel_history"]],
-        "complement-greedy": f[..., COL["rel_profile"]] + 0.5 * f[..., COL["rel_history"]] + f[..., COL["mean_comp"]]
-        - 0.5 * f[..., COL["max_sub"]] + 0.1 * f[..., COL["novelty"]],
+        "popularity": f[..., COL.popularity],
+        "relevance-greedy": f[..., COL.rel_profile] + 0.5 * f[..., COL.rel_history],
+        "complement-greedy": f[..., COL.rel_profile] + 0.5 * f[..., COL.rel_history] + f[..., COL.mean_comp]
+        - 0.5 * f[..., COL.max_sub] + 0.1 * f[..., COL.novelty],
     }
     for pol in POLICIES[:3]:
         a, _ = pol.act(_obs(feats, mask))
@@ -75,8 +74,8 @@ def test_greedy_baselines_pick_the_best_valid_score(fm):
 
 def test_complement_greedy_prefers_complements_over_substitutes():
     feats = np.zeros((1, 2, F), np.float32)
-    feats[0, 0, COL["max_sub"]] = 0.9  # near-duplicates
-    feats[0, 1, COL["mean_comp"]] = 0.5  # complements
+    feats[0, 0, COL.max_sub] = 0.9  # near-duplicates
+    feats[0, 1, COL.mean_comp] = 0.5  # complements
     a, _ = ComplementGreedyPolicy().act(_obs(feats, np.ones((1, 2), bool)))
     assert a[0] == 1
     # relevance alone cannot tell them apart: tie -> lowest index

@@ -173,22 +173,10 @@ def _mean_reward(policy, seed: int = 123, n: int = 32, episodes: int = 4) -> flo
 def one_thread():
     """One torch and one BLAS/OpenMP thread (deterministic, and fast on 2 cores) inside the test; afterwards the torch
     thread count and the global random states (random, numpy, torch: SB3 reseeds all three) are restored."""
-    import random
+    from _compute import pinned  # tests/golden/ (on pytest's pythonpath): one definition of the pinning
 
-    py_state, np_state = random.getstate(), np.random.get_state()
-    import torch
-    from threadpoolctl import threadpool_limits
-
-    prev, th_state = torch.get_num_threads(), torch.get_rng_state()
-    torch.set_num_threads(1)
-    try:
-        with threadpool_limits(limits=1):
-            yield
-    finally:
-        torch.set_num_threads(prev)
-        random.setstate(py_state)
-        np.random.set_state(np_state)
-        torch.set_rng_state(th_state)
+    with pinned():
+        yield
 
 
 # Measured over seeds 0-9 (PPO, 4096 steps) and 0-11 (DQN, 1536 steps) before fixing the thresholds: PPO reached
