@@ -2,24 +2,23 @@
 
 A World holds what a config builds: the catalogue with embeddings, historical baskets, the estimated
 complementarity model, the FAISS item index, the candidate builder, the persona pool and its profile
-embeddings, and the observation's projection. Worlds are cached twice: in-process (one per
-:meth:`EnvConfig.world_key <bundlerl.env.config.EnvConfig.world_key>`) and on disk by that content hash
-(catalogue, personas and baskets in one pickle; embeddings through the encoder's own cache; the
-complementarity model through its own cache), so the second construction of the same world is fast.
+embeddings, and the observation's projection. Worlds are cached twice: in-process and on disk, both by
+:func:`~bundlerl.env.world_cache.world_cache_key` (the config and the content of its data files; catalogue,
+personas and baskets in one pickle, see :mod:`bundlerl.env.world_cache`; embeddings through the encoder's own
+cache; the complementarity model through its own cache), so the second construction of the same world is fast.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import pickle
 import threading
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from bundlerl.env.config import WORLD_FORMAT, EnvConfig, get_config
-from bundlerl.utils.cache import cache_root
+from bundlerl.env.config import EnvConfig, get_config
+from bundlerl.env.world_cache import load_raw, save_raw, world_cache_key
 
 __all__ = ["World", "build_world"]
 
@@ -85,17 +84,8 @@ def _encode(texts: list[str]) -> np.ndarray:
     return np.asarray(default_encoder().encode(texts), dtype=np.float32)
 
 
-def _load_raw(config: EnvConfig, key: str):
-    """(catalog without embeddings, personas, baskets), from the disk cache or generated."""
-    path = cache_root() / "worlds" / f"{key}.pkl"
-    if path.is_file():
-        try:
-            with open(path, "rb") as fh:
-                raw = pickle.load(fh)
-            if raw.get("format") == WORLD_FORMAT:
-                return raw["catalog"], raw["personas"], raw["baskets"]
-        except Exception:  # a corrupt or stale cache is rebuilt, never trusted
-            pass
+def _make_raw(config: EnvConfig):
+    """(catalog without embeddings, personas, baskets), generated (synthetic) or read from the data folder."""
     rng = np.random.default_rng([config.world_seed, 7919])
     if config.source == "synthetic":
         from bundlerl.sim_data.basket_gen import generate_baskets
@@ -112,26 +102,26 @@ def _load_raw(config: EnvConfig, key: str):
         loaded = load_instacart(config.instacart_path)
         catalog, baskets = (loaded if isinstance(loaded, tuple) else (loaded.catalog, loaded.baskets))[:2]
         personas = sample_personas(catalog, config.n_personas, rng)
-    from bundlerl.utils.atomic import atomic_write
-
-    with atomic_write(path) as tmp:
-        with open(tmp, "wb") as fh:
-            pickle.dump({"format": WORLD_FORMAT, "catalog": catalog, "personas": personas, "baskets": baskets}, fh)
     return catalog, personas, baskets
 
 
 def build_world(preset: "str | EnvConfig") -> World:
-    """The World of a preset or config: cached in-process by :meth:`EnvConfig.world_key`, heavy parts on disk.
+    """The World of a preset or config: cached in-process and on disk by
+    :func:`~bundlerl.env.world_cache.world_cache_key` (the config and the content of its data files).
 
     Raises ConfigError for unknown presets or missing data folders; dependency errors propagate.
     """
     config = get_config(preset)
-    key = config.world_key()
+    key = world_cache_key(config)
     with _LOCK:
         world = _WORLDS.get(key)
         if world is not None:
             return world
-        catalog, personas, baskets = _load_raw(config, key)
+        raw = load_raw(config, key)
+        if raw is None:
+            raw = _make_raw(config)
+            save_raw(key, *raw)
+        catalog, personas, baskets = raw
         if catalog.embeddings is None:
             catalog = catalog.with_embeddings(_encode(catalog.item_texts()))
         if catalog.complement_graph is None and config.source == "instacart":
