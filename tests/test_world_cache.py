@@ -1,4 +1,4 @@
-"""The world cache (env/world_cache.py), one test per kind of fault.
+"""The world cache (env/world_cache.py) and the build's progress (env/world.py), one test per kind of fault.
 
 Worlds here are the instacart preset on copies of tests/fixtures/instacart (5 products, 8 personas: a build takes
 well under a second once the encoder is loaded), with ``$BUNDLERL_CACHE`` pointing at a folder of this module (the
@@ -11,6 +11,8 @@ encoder's and the complementarity fit's caches stay warm across tests) and an em
 - Damaged entries: truncated, garbage, empty, another format, wrong parts or sizes, a folder in its place: one
   RuntimeWarning naming the file, the world equals a clean build, and the entry is rewritten whole.
 - Temporaries of killed writers in the worlds folder (and its memo folder) are swept; others are kept.
+- Progress: the stage names on stderr when on (explicitly, or by default on a cold build); silence when off
+  (``progress=False`` or ``BUNDLERL_PROGRESS=0``) and on a warm build by default.
 """
 
 from __future__ import annotations
@@ -39,6 +41,8 @@ from bundlerl.sim_data.loaders import load_instacart
 
 FIXTURE = Path(__file__).parent / "fixtures" / "instacart"
 SMALL_FIELDS = dict(n_personas=8, K=4, K_max=2, profile_dim=4, compose_items=4, horizon=5)
+STAGES = ("loading", "encoding texts", "calibrating the complement graph", "fitting complementarity",
+          "building the item index", "building the initial candidate pools")
 
 
 @pytest.fixture(scope="module")
@@ -296,3 +300,36 @@ def test_temporaries_of_killed_writers_are_swept(tmp_path, cache_root, monkeypat
     left = {p.name for p in folder.iterdir()}
     for name, (_, survives) in files.items():
         assert (name in left) == survives, name
+
+
+# ---------------------------------------------------------------------------------------- progress
+def _stage_lines(err: str) -> str:
+    return err.replace("\r", "\n")
+
+
+def test_progress_on_names_every_stage_on_stderr(tmp_path, capsys):
+    build_world(_config(_folder(tmp_path)), progress=True)
+    err = _stage_lines(capsys.readouterr().err)
+    assert "world instacart" in err
+    for stage in STAGES:
+        assert stage in err, (stage, err[-2000:])
+    assert "world instacart: built" in err
+
+
+def test_progress_by_default_on_a_cold_build_only(tmp_path, monkeypatch, capsys):
+    monkeypatch.delenv("BUNDLERL_PROGRESS", raising=False)
+    folder = _folder(tmp_path)
+    build_world(_config(folder))  # cold: shown
+    err = _stage_lines(capsys.readouterr().err)
+    assert all(stage in err for stage in STAGES), err[-2000:]
+    monkeypatch.setattr(world_mod, "_WORLDS", {})
+    build_world(_config(folder))  # warm (raw parts, embeddings and fit cached): silent
+    assert capsys.readouterr().err == ""
+
+
+@pytest.mark.parametrize("how", ["argument", "environment"])
+def test_progress_off_is_silent(tmp_path, monkeypatch, capsys, how):
+    if how == "environment":
+        monkeypatch.setenv("BUNDLERL_PROGRESS", "0")
+    build_world(_config(_folder(tmp_path)), progress=False if how == "argument" else None)
+    assert capsys.readouterr().err == ""
