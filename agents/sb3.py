@@ -15,6 +15,9 @@ Heavy imports (torch, SB3) happen when this module is imported: import it lazily
 
 from __future__ import annotations
 
+import json
+import pickle
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +25,7 @@ import numpy as np
 import torch as th
 from stable_baselines3 import DQN, PPO
 from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.logger import Logger
 from stable_baselines3.common.torch_layers import CombinedExtractor
 
 from bundlerl.agents.config import AgentConfigError, DQNConfig, MaskablePPOConfig, NetworkConfig, PPOConfig, check_algo
@@ -35,9 +39,11 @@ from bundlerl.agents.networks import (
 )
 from bundlerl.agents.policy import Observation, Policy, PolicyError, batch_size_of, greedy_probabilities
 from bundlerl.env.observation import MASK_KEY
+from bundlerl.utils.errors import BundlerlError
 
 __all__ = ["MaskedDQN", "make_model", "make_ppo", "make_maskable_ppo", "make_dqn", "algo_class", "SB3Policy",
-           "load_model", "policy_kwargs_for"]
+           "load_model", "policy_kwargs_for", "ModelFileError", "model_file_problem", "quiet_logger",
+           "resize_replay_buffer", "replay_buffer_bytes", "timestep_granularity"]
 
 
 class MaskedDQN(DQN):
@@ -48,9 +54,47 @@ class MaskedDQN(DQN):
     greedy masked action of :class:`bundlerl.agents.networks.MaskedQNetwork`. The warm-up phase
     (``learning_starts``) samples valid candidates too. Draws come from a ``numpy.random.Generator``
     seeded with the model's seed.
+
+    Exploration schedule across ``learn`` calls: SB3 measures the schedule's progress against the total of the
+    current ``learn`` call, so a run resumed with a larger total (``learn(more, reset_num_timesteps=False)``)
+    would restart epsilon's decay (0.05 back to 0.67). Here epsilon is a function of the timestep count over
+    :attr:`schedule_timesteps`, the total of the run's first ``learn``: a resumed run continues its schedule
+    where it was (the decay ends at ``exploration_fraction * schedule_timesteps``; epsilon stays final after).
     """
 
     policy_aliases = {**DQN.policy_aliases, "MaskedDQNPolicy": MaskedDQNPolicy}
+    schedule_timesteps: int | None = None
+    """Timesteps the exploration schedule spans: the total of the first ``learn`` (kept by later calls that
+    continue the count). Saved with the model; None before the first ``learn``."""
+    random_until: int | None = None
+    """Actions are uniformly random valid candidates while ``num_timesteps`` is below this (None:
+    ``learning_starts``); :meth:`refill_before_updates` sets it so that a refill acts with the policy."""
+
+    def _setup_learn(self, total_timesteps, callback=None, reset_num_timesteps=True, tb_log_name="run",
+                     progress_bar=False):
+        previous = int(self._total_timesteps or 0)  # the last learn's total (restored by load)
+        out = super()._setup_learn(total_timesteps, callback, reset_num_timesteps, tb_log_name, progress_bar)
+        if reset_num_timesteps:
+            self.schedule_timesteps = int(self._total_timesteps)
+        elif self.schedule_timesteps is None:  # saved before the attribute existed: the last learn's total
+            self.schedule_timesteps = previous or int(self._total_timesteps)
+        return out
+
+    def exploration_at(self, timesteps: int) -> float:
+        """Epsilon at ``timesteps`` on this run's schedule (see the class docstring)."""
+        span = max(int(self.schedule_timesteps or self._total_timesteps or 1), 1)
+        return float(self.exploration_schedule(1.0 - timesteps / span))
+
+    def _on_step(self) -> None:
+        super()._on_step()  # target-network updates; its epsilon is relative to this learn call's total
+        self.exploration_rate = self.exploration_at(self.num_timesteps)
+        self.logger.record("rollout/exploration_rate", self.exploration_rate)
+
+    def refill_before_updates(self, transitions: int) -> None:
+        """Collect ``transitions`` more transitions, acting with the current policy (epsilon-greedy), before the next
+        gradient step: a run resumed without its replay buffer refills it first instead of updating on a few."""
+        self.random_until = min(int(self.learning_starts), int(self.num_timesteps))
+        self.learning_starts = int(self.num_timesteps) + int(transitions)
 
     def _rng(self) -> np.random.Generator:
         if getattr(self, "_explore_rng", None) is None:
@@ -80,7 +124,8 @@ class MaskedDQN(DQN):
         return action, state
 
     def _sample_action(self, learning_starts: int, action_noise=None, n_envs: int = 1):
-        if self.num_timesteps < learning_starts:
+        random_until = learning_starts if self.random_until is None else min(self.random_until, learning_starts)
+        if self.num_timesteps < random_until:
             a = self._random_valid(self._last_obs)
         else:
             a, _ = self.predict(self._last_obs, deterministic=False)
@@ -137,18 +182,38 @@ def _check_env(venv, cfg) -> None:
                                "build the env with the config's num_envs")
 
 
+def quiet_logger() -> Logger:
+    """An SB3 logger that writes nothing anywhere. SB3 configures a logger at each ``learn`` unless one was set, and
+    without ``tensorboard_log`` its ``configure`` makes an (empty) ``SB3-<date>`` folder in the system temp dir;
+    setting this one first (``model.set_logger``) keeps training from writing outside its own folders."""
+    return Logger(folder=None, output_formats=[])
+
+
 def make_model(algo: str, venv, cfg, *, seed: int | None = 0, tensorboard_log: str | None = None,
                device: str = "cpu", verbose: int = 0) -> BaseAlgorithm:
     """The SB3 model of ``algo`` (:func:`algo_class`) on ``venv`` (a VecEnv with ``cfg.num_envs`` envs) with
-    ``cfg``'s hyperparameters and network (:func:`policy_kwargs_for`).
+    ``cfg``'s hyperparameters and network (:func:`policy_kwargs_for`). Without ``tensorboard_log`` it logs
+    nowhere (:func:`quiet_logger`); a training run sets its own logger (``model.set_logger``).
 
     :raises AgentConfigError: unknown ``algo``, or ``venv`` does not have ``cfg.num_envs`` envs.
     """
     cls = algo_class(algo)
     _check_env(venv, cfg)
     policy, pkw = policy_kwargs_for(algo, cfg.network)
-    return cls(policy, venv, policy_kwargs=pkw, seed=seed, tensorboard_log=tensorboard_log, device=device,
-               verbose=verbose, **cfg.sb3_kwargs())
+    model = cls(policy, venv, policy_kwargs=pkw, seed=seed, tensorboard_log=tensorboard_log, device=device,
+                verbose=verbose, **cfg.sb3_kwargs())
+    if tensorboard_log is None:
+        model.set_logger(quiet_logger())
+    return model
+
+
+def timestep_granularity(algo: str, cfg) -> int:
+    """The step by which ``learn`` advances the timestep count: PPO collects whole rollouts of ``n_steps *
+    num_envs`` steps before it can update (a run stops at the first whole rollout at or past its total), DQN
+    ``train_freq`` vec-env steps of ``num_envs`` transitions."""
+    check_algo(algo)
+    per_step = int(cfg.num_envs)
+    return per_step * (int(cfg.train_freq) if algo == "dqn" else int(cfg.n_steps))
 
 
 def make_ppo(venv, cfg: PPOConfig, **kwargs) -> PPO:
@@ -166,12 +231,86 @@ def make_dqn(venv, cfg: DQNConfig, **kwargs) -> MaskedDQN:
     return make_model("dqn", venv, cfg, **kwargs)
 
 
-def load_model(algo: str, path: str | Path, env=None, device: str = "cpu") -> BaseAlgorithm:
-    """``algo_class(algo).load(path, env=env)``; raises FileNotFoundError when ``path`` is missing."""
+class ModelFileError(BundlerlError):
+    """A saved model file is missing, damaged or unreadable; the message names the file and what to do."""
+
+
+def model_file_problem(path: str | Path) -> str | None:
+    """What is wrong with the SB3 model zip at ``path`` ("missing", "empty", "not a zip archive", a member failing
+    its CRC check, no readable ``data`` member), or None when it reads back intact. Reads the whole file."""
+    path = Path(path)
+    if not path.is_file():
+        return "missing"
+    if path.stat().st_size == 0:
+        return "empty"
+    try:
+        with zipfile.ZipFile(path) as zf:
+            bad = zf.testzip()
+            if bad is not None:
+                return f"member {bad!r} fails its CRC check (damaged bytes)"
+            json.loads(zf.read("data"))
+    except KeyError:
+        return "no 'data' member (not a model saved by stable-baselines3)"
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError, ValueError) as exc:
+        return f"not a readable zip archive (truncated or overwritten: {exc})"
+    return None
+
+
+def load_model(algo: str, path: str | Path, env=None, device: str = "cpu", **kwargs) -> BaseAlgorithm:
+    """``algo_class(algo).load(path, env=env, device=device, **kwargs)`` (``kwargs``: attributes to change, SB3's
+    convention), logging nowhere until given a logger (:func:`quiet_logger`).
+
+    :raises FileNotFoundError: no file at ``path``.
+    :raises ModelFileError: ``path`` is damaged (:func:`model_file_problem`), or does not load.
+    """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no saved model at {path}")
-    return algo_class(algo).load(str(path), env=env, device=device)
+    problem = model_file_problem(path)
+    if problem is not None:
+        raise ModelFileError(f"{path}: {problem}; the file is damaged: use another model or checkpoint of the run")
+    try:
+        model = algo_class(algo).load(str(path), env=env, device=device, **kwargs)
+    except (zipfile.BadZipFile, EOFError, pickle.UnpicklingError, json.JSONDecodeError, RuntimeError) as exc:
+        raise ModelFileError(f"{path}: the model does not load ({type(exc).__name__}: {exc}); the file is damaged "
+                             "or not a bundlerl model") from None
+    model.set_logger(quiet_logger())
+    return model
+
+
+def replay_buffer_bytes(model) -> int:
+    """Bytes of ``model``'s replay buffer arrays (what ``save_replay_buffer`` writes, about); 0 without one."""
+    buf = getattr(model, "replay_buffer", None)
+    if buf is None:
+        return 0
+    arrays = [v for v in vars(buf).values() if isinstance(v, np.ndarray)]
+    arrays += [a for v in vars(buf).values() if isinstance(v, dict) for a in v.values() if isinstance(a, np.ndarray)]
+    return int(sum(a.nbytes for a in arrays))
+
+
+def resize_replay_buffer(model, transitions: int) -> None:
+    """Give ``model`` (off-policy) a replay buffer of ``transitions`` capacity holding the newest transitions of its
+    current one, oldest first (a resumed run whose total outgrew the buffer it was sized to)."""
+    old = model.replay_buffer
+    per_env = max(int(transitions) // old.n_envs, 1)
+    if per_env == old.buffer_size:
+        return
+    new = type(old)(per_env * old.n_envs, old.observation_space, old.action_space, device=old.device,
+                    n_envs=old.n_envs, handle_timeout_termination=old.handle_timeout_termination)
+    held = old.buffer_size if old.full else old.pos
+    order = (np.arange(old.pos, old.pos + held) % old.buffer_size) if old.full else np.arange(held)
+    order = order[-per_env:]  # the newest ones when shrinking
+    for name, value in vars(old).items():
+        target = getattr(new, name, None)
+        if isinstance(value, np.ndarray) and value.shape[:1] == (old.buffer_size,) and isinstance(target, np.ndarray):
+            target[: order.size] = value[order]
+        elif isinstance(value, dict) and isinstance(target, dict):
+            for k, arr in value.items():
+                if isinstance(arr, np.ndarray) and arr.shape[:1] == (old.buffer_size,):
+                    target[k][: order.size] = arr[order]
+    new.pos, new.full = order.size % per_env, order.size == per_env
+    model.buffer_size = per_env * old.n_envs
+    model.replay_buffer = new
 
 
 class SB3Policy(Policy):

@@ -1,10 +1,11 @@
 """The SB3 callbacks of a training run (:func:`bundlerl.experiment.training.train`), each one job, state as
 attributes:
 
-- :class:`PeriodicEvaluation`: evaluates the model on fixed episodes every ``eval_freq`` timesteps and at the end;
-  keeps the rows of eval.csv, the best mean return (saving ``best_model.zip``), when the agent first beat the best
-  baseline by 10%; writes eval.csv and progress.json, logs ``eval/*`` scalars (tensorboard);
-- :class:`PeriodicCheckpoint`: atomic checkpoints (with DQN's replay buffer) every ``freq`` timesteps;
+- :class:`PeriodicEvaluation`: evaluates the model on fixed episodes every ``eval_freq`` timesteps and at the end,
+  each time after a checkpoint of that step; keeps the rows of eval.csv, the best mean return (saving
+  ``best_model.zip``), when the agent first beat the best baseline by 10%; writes eval.csv and progress.json, logs
+  ``eval/*`` scalars (tensorboard);
+- :class:`PeriodicCheckpoint`: atomic checkpoints (with DQN's replay buffer when asked) every ``freq`` timesteps;
 - :class:`WallClockLimit`: stops training after ``max_wall_s`` seconds;
 - :class:`ProgressBar`: a tqdm bar over timesteps (or seconds under a wall-time budget) showing the last
   evaluation.
@@ -54,51 +55,89 @@ class TimestepGrid(EventCallback):
 
 
 class PeriodicCheckpoint(TimestepGrid):
-    """``run_dir.save_checkpoint`` every ``freq`` timesteps (the replay buffer too with ``save_replay``)."""
+    """``run_dir.save_checkpoint`` every ``freq`` timesteps (the replay buffer too with ``save_replay``), or
+    ``save(model)`` when given (a training segment's, which skips a state it saved already)."""
 
-    def __init__(self, run_dir: RunDir, freq: int, save_replay: bool = False, verbose: int = 0):
+    def __init__(self, run_dir: RunDir, freq: int, save_replay: bool = False, save: Callable | None = None,
+                 verbose: int = 0):
         super().__init__(freq, verbose=verbose)
         self.run_dir = run_dir
         self.save_replay = save_replay
+        self.save = save
 
     def _on_event(self) -> bool:
-        self.run_dir.save_checkpoint(self.model, self.num_timesteps, save_replay=self.save_replay)
+        if self.save is not None:
+            self.save(self.model)
+        else:
+            self.run_dir.save_checkpoint(self.model, self.num_timesteps, save_replay=self.save_replay)
         return super()._on_event()
 
 
 class PeriodicEvaluation(TimestepGrid):
     """Evaluates the model every ``freq`` timesteps and when training ends (unless that step was just evaluated).
 
-    Each evaluation appends a row to :attr:`rows` (keys ``bundlerl.experiment.run_dir.EVAL_COLUMNS``; the training
-    wall time counts the earlier invocations of a resumed run), saves ``best_model.zip`` when the mean return beats
-    :attr:`best`, records :attr:`first_beat_s` / :attr:`first_beat_t` when it first reaches ``beat_target``, and
-    rewrites eval.csv and progress.json. The state starts from the run directory's files, so a resumed run
-    continues its curve.
+    Each evaluation first saves a checkpoint of the step (``checkpoint(model)``, when given), then appends a row to
+    :attr:`rows` (keys ``bundlerl.experiment.run_dir.EVAL_COLUMNS``; the training wall time counts the earlier
+    invocations of a resumed run), saves ``best_model.zip`` when the mean return beats :attr:`best`, records
+    :attr:`first_beat_s` / :attr:`first_beat_t` when it first reaches ``beat_target``, and rewrites eval.csv and
+    progress.json. Checkpoint first, row second: a kill between the two leaves a checkpoint whose row is missing,
+    which :meth:`continue_from` evaluates when the run resumes, so eval.csv never keeps a hole. The state starts
+    from the run directory's files, so a resumed run continues its curve.
 
     :param evaluate: ``f(model) -> EvalResult`` on fixed episodes (the same every time).
     :param run_dir: the run directory.
     :param freq: timesteps between evaluations.
     :param beat_target: the mean return that counts as beating the best baseline by 10% (None: no target).
+    :param checkpoint: ``f(model)`` saving a checkpoint of the model's current step (None: none).
+    :param end: the run's last timestep (its final evaluation is due there too), None when unknown.
     """
 
     def __init__(self, evaluate: Callable, run_dir: RunDir, freq: int, beat_target: float | None = None,
-                 verbose: int = 0):
+                 checkpoint: Callable | None = None, end: int | None = None, verbose: int = 0):
         super().__init__(freq, verbose=verbose)
         self.evaluate_model = evaluate
         self.run_dir = run_dir
         self.beat_target = beat_target
+        self.checkpoint = checkpoint
+        self.end = end
         prog = run_dir.read_json("progress.json", default={})
         self.rows: list[dict] = run_dir.eval_rows()
-        self.best = float(prog.get("best", -np.inf))
+        # the rows are the record (progress.json is written after them, so a kill between may leave it behind)
+        self.best = max([float(prog.get("best", -np.inf))] + [r["mean_return"] for r in self.rows])
         self.first_beat_s: float | None = prog.get("first_beat_s")
         self.first_beat_t: int | None = prog.get("first_beat_t")
-        self.prev_train_s = float(prog.get("train_s", 0.0))
+        if self.first_beat_t is None and beat_target is not None:
+            hit = next((r for r in self.rows if r["mean_return"] >= beat_target), None)
+            if hit is not None:
+                self.first_beat_s, self.first_beat_t = hit["wall_s"], hit["timesteps"]
+        logged, last_row = float(prog.get("train_s", 0.0)), (self.rows[-1]["wall_s"] if self.rows else 0.0)
+        self.prev_train_s = logged if logged >= last_row - 0.005 else last_row  # rows hold wall_s to 0.01 s
         self.t0 = time.perf_counter()
 
     @property
     def last_eval(self) -> float | None:
         """Mean return of the last evaluation (None before the first)."""
         return self.rows[-1]["mean_return"] if self.rows else None
+
+    def continue_from(self, model) -> int:
+        """Bring the rows in line with ``model`` (a resumed run's checkpoint): drop rows after its timesteps (a
+        fallback to an older checkpoint redoes that training), then evaluate it when its step is an evaluation
+        whose row is missing (killed between checkpoint and row). Returns the number of rows dropped."""
+        t = int(model.num_timesteps)
+        kept = [r for r in self.rows if r["timesteps"] <= t]
+        dropped = len(self.rows) - len(kept)
+        if dropped:
+            self.rows = kept
+            self.run_dir.write_eval_rows(self.rows)
+        last = self.rows[-1]["timesteps"] if self.rows else 0
+        due = t // self.freq > last // self.freq or (self.end is not None and t >= self.end)
+        if t > last and due:
+            if getattr(self, "model", None) is not model:
+                self.init_callback(model)
+            self.num_timesteps = t
+            self.t0 = time.perf_counter()
+            self.evaluate_now()
+        return dropped
 
     def _on_training_start(self) -> None:
         super()._on_training_start()
@@ -114,6 +153,8 @@ class PeriodicEvaluation(TimestepGrid):
 
     def evaluate_now(self) -> dict:
         """One evaluation (see the class docstring); returns its row."""
+        if self.checkpoint is not None:
+            self.checkpoint(self.model)
         res = self.evaluate_model(self.model)
         summary = res.summary()
         est = summary["return"]

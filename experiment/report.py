@@ -11,13 +11,15 @@ from bundlerl.evaluation.report import markdown_table, pyplot, save_figure
 __all__ = ["write_report", "plot_learning_curve"]
 
 
-def write_report(rd, cfg, algo_cfg, history, base: dict, results: dict, eval_seed: int, final_seed: int) -> None:
+def write_report(rd, cfg, algo_cfg, history, base: dict, results: dict, eval_seed: int, final_seed: int,
+                 timesteps_note: str = "") -> None:
     """report.md and learning_curve.png in the run directory ``rd``.
 
     :param cfg: the run's TrainConfig. :param algo_cfg: its algorithm config (PPOConfig, DQNConfig, ...).
     :param history: the run's :class:`bundlerl.experiment.callbacks.PeriodicEvaluation` (rows, best, first beat).
     :param base: baseline name -> ``{"mean", "low", "high"}`` at the periodic-evaluation seed ``eval_seed``.
     :param results: name -> EvalResult of the final evaluation on env seed ``final_seed`` ({} when skipped).
+    :param timesteps_note: why the run's timesteps differ from ``cfg.timesteps`` ("" when they do not).
     """
     import yaml
 
@@ -30,8 +32,9 @@ def write_report(rd, cfg, algo_cfg, history, base: dict, results: dict, eval_see
              f"- algorithm: **{cfg.algo}**, preset **{cfg.world_name}** ({cfg.action_mode} mode), seed {cfg.seed}",
              f"- network: {net.extractor} extractor"
              + (" with per-candidate head" if net.extractor == "set" and net.candidate_head else ""),
-             f"- timesteps: {rows[-1]['timesteps'] if rows else 0}, training wall time "
-             f"{(rows[-1]['wall_s'] if rows else 0):.0f} s",
+             f"- timesteps: {rows[-1]['timesteps'] if rows else 0:,}"
+             + (f" (requested {cfg.timesteps:,}: {timesteps_note})" if timesteps_note else "")
+             + f", training wall time {(rows[-1]['wall_s'] if rows else 0):.0f} s",
              f"- best periodic evaluation (eval seed {eval_seed}, {cfg.eval_episodes} episodes): {history.best:.3f}"]
     if history.first_beat_s is not None:
         lines.append(f"- first beat the best baseline by 10% after {history.first_beat_s:.0f} s "

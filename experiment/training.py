@@ -3,11 +3,13 @@
 :func:`train` is what ``bundlerl train`` and ``bundlerl quickstart`` call. Read it in order:
 
 1. build the :class:`bundlerl.env.vec_env.BundleRecVecEnv` (N users stepped together) and the model
-   (:func:`bundlerl.agents.sb3.make_model`) or, with ``resume``, load the last checkpoint of a run directory;
+   (:func:`bundlerl.agents.sb3.make_model`), then make the run directory; or, with ``resume``, load the newest
+   intact checkpoint of a run directory (:mod:`bundlerl.experiment.segment`: the start and stop of a segment);
 2. evaluate the observable baselines once (``bundlerl.evaluation.rollout.evaluate``, fixed eval seed);
 3. ``model.learn`` with the callbacks of :mod:`bundlerl.experiment.callbacks`: periodic evaluation (mean return
-   with 95% CI on the same eval episodes; best model saved; tensorboard scalars), periodic atomic checkpoints, a
-   wall-time limit and a progress bar;
+   with 95% CI on the same eval episodes; best model saved; tensorboard scalars; each row of eval.csv after a
+   checkpoint of its step, so a resumed run evaluates a step whose row a kill cut off), periodic atomic
+   checkpoints, a wall-time limit and a progress bar;
 4. a final evaluation of the best model and the baselines on fresh episodes, ``report.md`` and
    ``learning_curve.png`` (:mod:`bundlerl.experiment.report`).
 """
@@ -25,8 +27,6 @@ from bundlerl.agents.config import (
     ALGOS,
     EXTRACTORS,
     AgentConfigError,
-    config_from_dict,
-    config_to_dict,
     load_algo_config,
 )
 from bundlerl.agents.policy import PolicyError, check_name
@@ -35,7 +35,7 @@ from bundlerl.env.observation import ACTION_MODES
 if TYPE_CHECKING:
     from bundlerl.env import EnvConfig
 
-__all__ = ["TrainConfig", "TrainResult", "train", "EVAL_SEED", "FINAL_EVAL_SEED"]
+__all__ = ["TrainConfig", "TrainResult", "TrainingInterrupted", "train", "EVAL_SEED", "FINAL_EVAL_SEED"]
 
 EVAL_SEED = 1_000_003
 """Env seed of the periodic evaluations (disjoint from training seeds, identical episodes every time)."""
@@ -56,7 +56,7 @@ class TrainConfig:
     timesteps: int = 100_000
     """Total environment steps (summed over the N users) to train for."""
     seed: int = 0
-    """Seed of the model and of the training envs (row i uses seed + i)."""
+    """Seed (>= 0) of the model and of the training envs (row i uses seed + i)."""
     action_mode: str = ACTION_MODES[0]
     """Env action mode (``bundlerl.env.observation.ACTION_MODES``): ``bundle`` (pick one of K bundles) or ``compose``
     (item by item; PPO / MaskablePPO)."""
@@ -79,8 +79,14 @@ class TrainConfig:
     max_wall_s: float = 0.0
     """Stop training after this many seconds of this invocation's training wall time (0 = no limit); the
     benchmark's time budget. ``timesteps`` still caps the run."""
-    progress: bool = True
-    """Show a progress bar while training."""
+    progress: bool | None = None
+    """Show a progress bar while training; None: yes unless ``$BUNDLERL_PROGRESS`` is off
+    (``bundlerl.utils.progress``)."""
+    save_replay: bool = False
+    """DQN: save the replay buffer with every checkpoint, so that ``resume`` continues with it. Its cost: about
+    2 x the observation size per transition (~1.9 KB on the default preset: ~380 MB for 200,000 transitions; the
+    buffer holds min(buffer_size, timesteps) transitions, and the run logs its own figure). Without it a resumed
+    DQN refills an empty buffer (``learning_starts`` transitions, acting with its policy) before it updates again."""
     device: str = "cpu"
     """Torch device."""
     torch_threads: int = 1
@@ -99,7 +105,7 @@ class TrainConfig:
             raise bad("action_mode", "compose mode is supported for ppo and maskable_ppo; use --algo ppo")
         if self.extractor is not None and self.extractor not in EXTRACTORS:
             raise bad("extractor", f"{self.extractor!r}; use one of {EXTRACTORS}")
-        for name, lo in (("timesteps", 1), ("eval_freq", 0), ("eval_episodes", 1), ("final_episodes", 0),
+        for name, lo in (("timesteps", 1), ("seed", 0), ("eval_freq", 0), ("eval_episodes", 1), ("final_episodes", 0),
                          ("checkpoint_freq", 0)):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < lo:
@@ -110,6 +116,9 @@ class TrainConfig:
             raise bad("torch_threads", f"{self.torch_threads!r}; it must be an integer >= 1")
         if self.num_envs is not None and (not isinstance(self.num_envs, int) or self.num_envs < 1):
             raise bad("num_envs", f"{self.num_envs!r}; it must be an integer >= 1")
+        for name in ("save_replay", "progress"):
+            if not isinstance(getattr(self, name), bool) and not (name == "progress" and self.progress is None):
+                raise bad(name, f"{getattr(self, name)!r}; use true or false")
         self.baselines = tuple(self.baselines)
         try:
             for b in self.baselines:
@@ -144,7 +153,7 @@ class TrainResult:
 
     run_dir: Path
     timesteps: int
-    """Model timesteps at the end."""
+    """Model timesteps at the end (the algorithm may pass ``requested_timesteps``: see :attr:`overshoot_note`)."""
     best_mean_return: float
     final: dict[str, Any]
     """Final evaluation: name -> {"mean": .., "low": .., "high": ..} (agent and baselines)."""
@@ -152,8 +161,24 @@ class TrainResult:
     """Wall time of this invocation (not counting a resumed run's earlier time)."""
     first_beat_s: float | None
     """Training wall time (cumulative over resumes) when an evaluation first beat the best baseline by 10%."""
+    requested_timesteps: int = 0
+    """The total asked for (``TrainConfig.timesteps``)."""
+    overshoot_note: str = ""
+    """Why :attr:`timesteps` differs from :attr:`requested_timesteps` ("" when it does not)."""
 
 
+class TrainingInterrupted(KeyboardInterrupt):
+    """Training was interrupted (Ctrl-C); a checkpoint was saved first when training had started.
+
+    :ivar run_dir: the run directory (None: interrupted before the first checkpoint, the new folder removed).
+    :ivar timesteps: the saved checkpoint's timesteps (0 without one).
+    :ivar resume_command: the command line that continues the run ("" without a checkpoint).
+    """
+
+    def __init__(self, run_dir: Path | None, timesteps: int = 0, resume_command: str = ""):
+        self.run_dir, self.timesteps, self.resume_command = run_dir, int(timesteps), resume_command
+        super().__init__(f"training interrupted at {self.timesteps:,} timesteps; continue with: {resume_command}"
+                         if resume_command else "training interrupted before its first checkpoint; nothing was saved")
 
 
 def _make_venv(cfg: TrainConfig, num_envs: int, seed: int):
@@ -177,120 +202,103 @@ def _baseline_results(cfg: TrainConfig, n: int, seed: int) -> dict[str, Any]:
     return {b: _eval_policy(pol, cfg, n, seed) for b, pol in named_policies(cfg.baselines, seed=seed).items()}
 
 
-def _open_or_create(cfg: TrainConfig, out, resume):
-    """(run dir, cfg, algo config, last checkpoint or None): a new run directory, or ``resume``'s with the configs
-    it saved, its world included (``timesteps`` raised to ``cfg``'s when larger; this invocation's progress, device
-    and threads)."""
-    from bundlerl.experiment.run_dir import RunDir, RunDirError
-
-    if resume is None:
-        cfg = dataclasses.replace(cfg, preset=cfg.env_config())  # one world for every part of the run
-        algo_cfg = cfg.algo_config()
-        rd = RunDir.create(out, cfg.world_name, cfg.algo, cfg.seed, {
-            "train": _train_dict(cfg), "env": cfg.preset.to_dict(), "algo_config": config_to_dict(algo_cfg)})
-        return rd, cfg, algo_cfg, None
-    rd = RunDir.open(resume)
-    saved = rd.config()
-    tr = dict(saved["train"])
-    tr["preset"] = rd.env_config()
-    tr["timesteps"] = max(int(tr["timesteps"]), int(cfg.timesteps)) if cfg.timesteps else int(tr["timesteps"])
-    tr["progress"], tr["device"], tr["torch_threads"] = cfg.progress, cfg.device, cfg.torch_threads
-    tr["baselines"] = tuple(tr.get("baselines") or ())
-    ck = rd.latest_checkpoint()
-    if ck is None:
-        raise RunDirError(f"{rd.path} has no checkpoint to resume from (checkpoints/latest.json)")
-    return rd, TrainConfig(**tr), config_from_dict(tr["algo"], saved["algo_config"]), ck
-
-
 def train(cfg: TrainConfig, out: str | Path = "runs", resume: str | Path | None = None,
           log=print) -> TrainResult:
     """Train per ``cfg`` into a new run directory under ``out`` (or continue ``resume``); see the module docstring.
 
     With ``resume``, ``cfg`` is read from the run's config.yaml (the world from its ``env`` section) except
     ``timesteps`` (the new total when larger than the saved one), ``progress``, ``device`` and ``torch_threads``;
-    the model, its timestep count and (DQN) its replay buffer come from the last checkpoint.
+    the model, its timestep count and (DQN, when saved) its replay buffer come from the newest intact checkpoint.
+
+    A new run checks everything (config, world and its data, model) before it makes its folder, and removes the
+    folder again when it fails before its first checkpoint. Ctrl-C (KeyboardInterrupt) during training saves a
+    checkpoint and raises :class:`TrainingInterrupted` naming the command that continues the run.
 
     :raises AgentConfigError: invalid configuration.  :raises ConfigError: an unknown preset or bad world.
-    :raises RunDirError: ``resume`` is not a run directory (or holds no checkpoint).
+    :raises RunDirError: ``resume`` is not a run directory, holds no intact checkpoint, or a damaged config.yaml.
+    :raises TrainingInterrupted: Ctrl-C.
     """
-    import torch as th
-
-    from bundlerl.agents.sb3 import SB3Policy, algo_class, make_model
-    from bundlerl.experiment.callbacks import PeriodicCheckpoint, PeriodicEvaluation, ProgressBar, WallClockLimit
-    from bundlerl.experiment.report import write_report
+    from bundlerl.experiment import segment
     from bundlerl.utils.threads import torch_threads
 
     t_start = time.perf_counter()
-    rd, cfg, algo_cfg, ck = _open_or_create(cfg, out, resume)
-    th.manual_seed(cfg.seed)
     # torch's thread count for this run only (restored on exit): setting it for the process is the CLI's job
     with torch_threads(cfg.torch_threads):
-        log(f"== run directory: {rd.path}")
-
-        # 1. env and model
-        log(f"== building env '{cfg.world_name}' ({algo_cfg.num_envs} users, {cfg.action_mode} mode)")
-        if ck is None:
-            venv = _make_venv(cfg, algo_cfg.num_envs, cfg.seed)
-            model = make_model(cfg.algo, venv, algo_cfg, seed=cfg.seed, tensorboard_log=str(rd.path / "tb"),
-                               device=cfg.device)
-            start = 0
-        else:
-            # Fresh episodes after a resume: shift the env seed by the timesteps already done.
-            venv = _make_venv(cfg, algo_cfg.num_envs, cfg.seed + ck["timesteps"])
-            model = algo_class(cfg.algo).load(str(ck["model"]), env=venv, device=cfg.device)
-            model.tensorboard_log = str(rd.path / "tb")
-            if ck["replay"] is not None and ck["replay"].is_file():
-                model.load_replay_buffer(str(ck["replay"]))
-            start = int(model.num_timesteps)
-            log(f"== resumed from {ck['model'].name} at {start} timesteps")
-
-        # 2. baselines (once per run)
-        base = rd.read_json("baselines.json", default={}) or None
-        if base is None:
-            log(f"== evaluating baselines {', '.join(cfg.baselines)} ({cfg.eval_episodes} episodes each)")
-            base = {k: v.summary()["return"].to_dict()
-                    for k, v in _baseline_results(cfg, cfg.eval_episodes, EVAL_SEED).items()}
-            rd.write_json("baselines.json", base)
-        best_base = max(base.items(), key=lambda kv: kv[1]["mean"]) if base else None
-        if best_base:
-            log(f"   best baseline: {best_base[0]} mean return {best_base[1]['mean']:.3f}")
-
-        # 3. learn
-        eval_freq = cfg.eval_freq or max(cfg.timesteps // 10, 1)
-        evaluation = PeriodicEvaluation(
-            lambda m: _eval_policy(SB3Policy(m, name=cfg.algo), cfg, cfg.eval_episodes, EVAL_SEED), rd, eval_freq,
-            beat_target=1.1 * best_base[1]["mean"] if best_base and best_base[1]["mean"] > 0 else None)
-        remaining = cfg.timesteps - start
-        if remaining > 0:
-            log(f"== training {cfg.algo} for {remaining} timesteps")
-            callbacks = [PeriodicCheckpoint(rd, cfg.checkpoint_freq or eval_freq, save_replay=cfg.algo == "dqn"),
-                         evaluation, WallClockLimit(cfg.max_wall_s)]
-            if cfg.progress:
-                callbacks.insert(0, ProgressBar(cfg.timesteps, f"train {cfg.algo}", cfg.max_wall_s, evaluation))
-            model.learn(remaining, callback=callbacks, reset_num_timesteps=start == 0, tb_log_name=cfg.algo,
-                        progress_bar=False)
-            rd.save_checkpoint(model, int(model.num_timesteps), save_replay=cfg.algo == "dqn")
-        rd.save_model(model, "final_model.zip")
-
-        # 4. final evaluation and report
-        final: dict[str, Any] = {}
-        results = {}
-        if cfg.final_episodes:
-            log(f"== final evaluation: best model and baselines on {cfg.final_episodes} fresh episodes")
-            best_model = algo_class(cfg.algo).load(str(rd.model_path("best")), device=cfg.device)
-            results = {f"{cfg.algo} (best)": _eval_policy(SB3Policy(best_model, name=cfg.algo), cfg, cfg.final_episodes,
-                                                          FINAL_EVAL_SEED)}
-            results.update(_baseline_results(cfg, cfg.final_episodes, FINAL_EVAL_SEED))
-            final = {k: v.summary()["return"].to_dict() for k, v in results.items()}
-            rd.write_json("final_eval.json", final)
-        write_report(rd, cfg, algo_cfg, evaluation, base, results, EVAL_SEED, FINAL_EVAL_SEED)
-        wall = time.perf_counter() - t_start
-        log(f"== done in {wall:.0f} s: {rd.path / 'report.md'}")
-        return TrainResult(run_dir=rd.path, timesteps=int(model.num_timesteps), best_mean_return=float(evaluation.best),
-                           final=final, wall_s=wall, first_beat_s=evaluation.first_beat_s)
+        seg = segment.start_new(cfg, out, log) if resume is None else segment.start_resumed(cfg, resume, log)
+        try:
+            return _run(seg, log, t_start)
+        except BaseException as exc:
+            segment.stopped(seg, exc, log)  # Ctrl-C: checkpoint, then TrainingInterrupted; else clean up
+            raise
 
 
-def _train_dict(cfg: TrainConfig) -> dict[str, Any]:
+def _run(seg, log, t_start: float) -> TrainResult:
+    """Steps 2-4 of the module docstring on a started segment (``bundlerl.experiment.segment.Segment``)."""
+    from bundlerl.agents.sb3 import SB3Policy
+    from bundlerl.experiment.callbacks import PeriodicCheckpoint, PeriodicEvaluation, ProgressBar, WallClockLimit
+    from bundlerl.experiment.report import write_report
+    from bundlerl.utils.progress import progress_enabled
+
+    rd, cfg, algo_cfg, model = seg.run_dir, seg.cfg, seg.algo_cfg, seg.model
+
+    # 2. baselines (once per run)
+    base = rd.read_json("baselines.json", default={}) or None
+    if base is None:
+        log(f"== evaluating baselines {', '.join(cfg.baselines)} ({cfg.eval_episodes} episodes each)")
+        base = {k: v.summary()["return"].to_dict()
+                for k, v in _baseline_results(cfg, cfg.eval_episodes, EVAL_SEED).items()}
+        rd.write_json("baselines.json", base)
+    best_base = max(base.items(), key=lambda kv: kv[1]["mean"]) if base else None
+    if best_base:
+        log(f"   best baseline: {best_base[0]} mean return {best_base[1]['mean']:.3f}")
+
+    # 3. learn
+    eval_freq = cfg.eval_freq or max(cfg.timesteps // 10, 1)
+    evaluation = PeriodicEvaluation(
+        lambda m: _eval_policy(SB3Policy(m, name=cfg.algo), cfg, cfg.eval_episodes, EVAL_SEED), rd, eval_freq,
+        beat_target=1.1 * best_base[1]["mean"] if best_base and best_base[1]["mean"] > 0 else None,
+        checkpoint=seg.checkpoint, end=seg.total)
+    if dropped := evaluation.continue_from(model):
+        log(f"   eval.csv: dropped {dropped} row(s) after {seg.start:,} timesteps (their checkpoint was damaged: "
+            "that part of training is redone)")
+    remaining = seg.total - seg.start
+    if remaining > 0:
+        log(f"== training {cfg.algo} for {remaining:,} timesteps" + (f" ({seg.overshoot_note})" if seg.overshoot_note else ""))
+        callbacks = [PeriodicCheckpoint(rd, cfg.checkpoint_freq or eval_freq, save=seg.checkpoint),
+                     evaluation, WallClockLimit(cfg.max_wall_s)]
+        if progress_enabled(cfg.progress):
+            callbacks.insert(0, ProgressBar(seg.total, f"train {cfg.algo}", cfg.max_wall_s, evaluation))
+        model.learn(remaining, callback=callbacks, reset_num_timesteps=seg.start == 0, tb_log_name=cfg.algo,
+                    progress_bar=False)
+    seg.checkpoint(model)  # the state after learn's last update (a no-op when the final evaluation saved it)
+    rd.save_model(model, "final_model.zip")
+
+    # 4. final evaluation and report
+    final: dict[str, Any] = {}
+    results = {}
+    if cfg.final_episodes:
+        log(f"== final evaluation: best model and baselines on {cfg.final_episodes} fresh episodes")
+        best_model = rd.load_model("best", device=cfg.device)
+        results = {f"{cfg.algo} (best)": _eval_policy(SB3Policy(best_model, name=cfg.algo), cfg, cfg.final_episodes,
+                                                      FINAL_EVAL_SEED)}
+        results.update(_baseline_results(cfg, cfg.final_episodes, FINAL_EVAL_SEED))
+        final = {k: v.summary()["return"].to_dict() for k, v in results.items()}
+        rd.write_json("final_eval.json", final)
+    done = int(model.num_timesteps)
+    if done < cfg.timesteps:
+        note = f"stopped by the wall-time limit of {cfg.max_wall_s:g} s" if cfg.max_wall_s else ""
+    else:
+        note = "" if done == cfg.timesteps else seg.overshoot_note or f"{cfg.algo} stopped at {done:,}"
+    write_report(rd, cfg, algo_cfg, evaluation, base, results, EVAL_SEED, FINAL_EVAL_SEED, timesteps_note=note)
+    wall = time.perf_counter() - t_start
+    log(f"== done in {wall:.0f} s: {done:,} timesteps" + (f" ({note})" if note else "") + f"; {rd.path / 'report.md'}")
+    return TrainResult(run_dir=rd.path, timesteps=done, best_mean_return=float(evaluation.best), final=final,
+                       wall_s=wall, first_beat_s=evaluation.first_beat_s, requested_timesteps=cfg.timesteps,
+                       overshoot_note=note)
+
+
+def train_dict(cfg: TrainConfig) -> dict[str, Any]:
+    """``cfg`` as the ``train`` section of config.yaml (the world by name: its whole config is the ``env`` section)."""
     d = dataclasses.asdict(cfg)
     d["preset"] = cfg.world_name
     d["baselines"] = list(cfg.baselines)

@@ -7,15 +7,19 @@ are imported inside ``func`` so that ``bundlerl --help`` stays fast.
 
 Errors: bad input (:class:`bundlerl.utils.errors.BundlerlError`, a missing file) is the user's to
 fix: one line on stderr and exit status 2 (``--debug`` shows the traceback too). Any other
-exception is a bug and propagates with its traceback.
+exception is a bug and propagates with its traceback. Ctrl-C is one line and exit status 130 (``bundlerl train``
+saves a checkpoint first and names the command that continues the run). A warning of bundlerl's own (a damaged
+file passed over, ...) is one line on stderr too.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import sys
 import traceback
+import warnings
 
 from bundlerl.utils.errors import BundlerlError
 
@@ -29,6 +33,9 @@ COMMANDS: tuple[str, ...] = (
 
 #: Exit status of a command stopped by bad input (argparse's own usage errors exit 2 too).
 EXIT_BAD_INPUT = 2
+
+#: Exit status of a command stopped by Ctrl-C (128 + SIGINT, the shell's convention).
+EXIT_INTERRUPTED = 130
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -59,12 +66,36 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 0
     try:
-        return int(args.func(args) or 0)
+        with _one_line_warnings(args.command):
+            return int(args.func(args) or 0)
     except (BundlerlError, FileNotFoundError) as exc:
         if args.debug:
             traceback.print_exc()
         print(f"bundlerl {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except KeyboardInterrupt as exc:
+        if args.debug:
+            traceback.print_exc()
+        resume = getattr(exc, "resume_command", "")  # bundlerl.experiment.training.TrainingInterrupted
+        print(f"bundlerl {args.command}: interrupted" + (f"; continue with: {resume}" if resume else
+                                                          f" ({exc})" if str(exc) else ""), file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+@contextlib.contextmanager
+def _one_line_warnings(command: str):
+    """bundlerl's own warnings (categories defined in bundlerl) as one line ``bundlerl CMD: warning: ...``."""
+    default = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if category.__module__.startswith("bundlerl."):
+            print(f"bundlerl {command}: warning: {message}", file=file or sys.stderr)
+        else:
+            default(message, category, filename, lineno, file, line)
+
+    with warnings.catch_warnings():
+        warnings.showwarning = show
+        yield
 
 
 if __name__ == "__main__":

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 from _agents_fake_env import fake_vec_env
 
-from bundlerl.experiment.run_dir import RunDir, RunDirError, package_versions, run_name  # noqa: E402
+from bundlerl.experiment.provenance import package_versions
+from bundlerl.experiment.run_dir import RunDir, RunDirError, run_name
 
 
 def test_run_name_format():

@@ -16,7 +16,7 @@ from bundlerl.agents.baselines import (
     RelevanceGreedyPolicy,
     make_baseline,
 )
-from bundlerl.agents.policy import PolicyError
+from bundlerl.agents.policy import Policy, PolicyError
 from bundlerl.candidates.features import CANDIDATE_FEATURES, COL
 from bundlerl.env.observation import MASK_KEY
 
@@ -121,3 +121,42 @@ def test_baselines_never_read_simulator_side_keys():
     for pol in POLICIES:
         pol.action_probabilities(_obs(feats, np.ones((4, 5), bool)))
         assert pol.uses_simulator_truth is False
+
+
+class _Broken(Policy):
+    """A policy returning whatever it is given, to check that act() refuses malformed probabilities."""
+
+    name = "broken"
+
+    def __init__(self, probs):
+        self.probs = probs
+
+    def action_probabilities(self, obs):
+        return self.probs
+
+
+@settings(max_examples=40, deadline=None)
+@given(kind=st.sampled_from(["nan", "inf", "negative", "zeros", "unnormalised", "wrong_k", "wrong_n", "one_d"]),
+       n=st.integers(1, 4), k=st.integers(2, 6))
+def test_act_refuses_malformed_probabilities_instead_of_picking_action_0(kind, n, k):
+    obs = {MASK_KEY: np.ones((n, k), np.float32)}
+    good = np.full((n, k), 1.0 / k)
+    bad = {
+        "nan": np.where(np.arange(k) == 0, np.nan, good), "inf": np.where(np.arange(k) == 0, np.inf, good),
+        "negative": good - np.where(np.arange(k) == 0, 2.0 / k, -1.0 / (k * (k - 1))),
+        "zeros": np.zeros((n, k)), "unnormalised": 2 * good, "wrong_k": np.full((n, k + 1), 1.0 / (k + 1)),
+        "wrong_n": np.full((n + 1, k), 1.0 / k), "one_d": np.full(k, 1.0 / k),
+    }[kind]
+    with pytest.raises(PolicyError, match=r"broken: .*action probabilities"):
+        _Broken(bad).act(obs)
+    actions, p = _Broken(good).act(obs)  # a well-formed distribution passes
+    assert actions.shape == (n,) and np.allclose(p, 1.0 / k)
+
+
+def test_nan_features_are_an_error_not_a_silent_choice():
+    from bundlerl.agents.policy import greedy_probabilities
+
+    with pytest.raises(PolicyError, match="NaN"):
+        greedy_probabilities(np.array([[0.1, np.nan, 0.3]]), np.ones((1, 3)))
+    # a NaN on a masked-out action is irrelevant
+    assert greedy_probabilities(np.array([[0.1, np.nan, 0.3]]), np.array([[1, 0, 1]])).tolist() == [[0, 0, 1]]

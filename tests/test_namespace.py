@@ -196,3 +196,10 @@ def test_architecture_page_names_every_module_and_only_existing_ones():
               if p.name != "__init__.py" or p.parent.name in ("taxonomy", "complementarity", "loaders")}
     assert not actual - named, f"modules missing from ARCHITECTURE.md: {sorted(actual - named)}"
     assert not named - actual, f"ARCHITECTURE.md names modules that do not exist: {sorted(named - actual)}"
+
+
+def test_python_dash_m_bundlerl_is_the_command_line(tmp_path):
+    out = subprocess.run([sys.executable, "-m", "bundlerl", "--help"], cwd=tmp_path, capture_output=True, text=True,
+                         timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("usage: bundlerl")

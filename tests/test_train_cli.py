@@ -1,6 +1,6 @@
 """``bundlerl train``: run directory contents, resume, the --help text, a real short run on the small preset.
 
-The in-process tests swap the env for the stand-in env (tests/_agents_fake_env.py) through
+The in-process tests swap the env for the stand-in env (tests/_train_fakes.py) through
 ``bundlerl.experiment.training._make_venv`` / ``_eval_policy`` so they test the training pipeline (callbacks,
 checkpoints, resume, report) in seconds; the subprocess test runs the real CLI on the real env.
 """
@@ -9,49 +9,20 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
 import pytest
 import yaml
-from _agents_fake_env import fake_vec_env
 from _cli import run_cli as _cli
+from _train_fakes import patch_training, tiny_cfg
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
-def _fake_eval(policy, cfg, n, seed):
-    """An EvalResult from n short episodes of the stand-in env played by ``policy``."""
-    from bundlerl.evaluation.rollout import EvalResult
-
-    venv = fake_vec_env(n, seed=seed)
-    obs = venv.reset()
-    ret = np.zeros(n)
-    rng = np.random.default_rng(seed)
-    for _ in range(5):
-        a, _ = policy.act(obs, deterministic=True, rng=rng)
-        obs, r, done, _ = venv.step(a)
-        ret += r
-    z = np.zeros(n)
-    return EvalResult(policy=policy.name, preset=cfg.preset, seed=seed, returns=ret, clicks=z + 1, purchases=z,
-                      items=z, revenue=z, length=z + 5, truncated=np.ones(n, bool), invalid=z)
-
-
 @pytest.fixture
 def fake_env(monkeypatch):
-    import bundlerl.experiment.training as tr
-    monkeypatch.setattr(tr, "_make_venv", lambda cfg, num_envs, seed: fake_vec_env(num_envs, seed=seed))
-    monkeypatch.setattr(tr, "_eval_policy", _fake_eval)
+    patch_training(monkeypatch.setattr)
 
 
-def _cfg(algo="ppo", timesteps=128, **kw):
-    from bundlerl.experiment.training import TrainConfig
-
-    hp = {"network": {"hidden": 8, "context_dim": 4, "net_arch": [8]}}
-    if algo == "dqn":
-        hp.update(learning_starts=16, batch_size=16, buffer_size=1000)
-    else:
-        hp.update(n_steps=8, batch_size=16)
-    return TrainConfig(algo=algo, preset="small", timesteps=timesteps, seed=0, num_envs=4, hyperparams=hp,
-                       eval_freq=64, eval_episodes=8, final_episodes=8, progress=False, **kw)
+_cfg = tiny_cfg
 
 
 def test_run_directory_contents(fake_env, tmp_path):
@@ -83,7 +54,7 @@ def test_resume_continues_the_timestep_count(fake_env, tmp_path, algo):
     from bundlerl.agents.sb3 import load_model
     from bundlerl.experiment.training import train
 
-    first = train(_cfg(algo, timesteps=64), out=tmp_path, log=lambda m: None)
+    first = train(_cfg(algo, timesteps=64, save_replay=algo == "dqn"), out=tmp_path, log=lambda m: None)
     ck = json.loads((first.run_dir / "checkpoints" / "latest.json").read_text())
     assert ck["timesteps"] == 64
     if algo == "dqn":
@@ -106,7 +77,7 @@ def test_dqn_resume_restores_the_replay_buffer(fake_env, tmp_path, monkeypatch):
     from bundlerl.agents.sb3 import MaskedDQN
     from bundlerl.experiment.training import train
 
-    first = train(_cfg("dqn", timesteps=64), out=tmp_path, log=lambda m: None)
+    first = train(_cfg("dqn", timesteps=64, save_replay=True), out=tmp_path, log=lambda m: None)
     sizes = []
     real_learn = MaskedDQN.learn
 
