@@ -38,7 +38,8 @@ class BundleRecVecEnv(VecEnv):
 
     :param preset: preset name or EnvConfig.
     :param num_envs: number of users N >= 1.
-    :param seed: base seed; None for a random one. Row i uses ``seed + i``.
+    :param seed: base seed; None for a random one. Row i uses ``seed + i``; for a ``numpy.random.SeedSequence``
+        (a purpose-tagged stream, ``bundlerl.evaluation.seeds``) its child of spawn key ``seed.spawn_key + (i,)``.
     :param action_mode: ``"bundle"`` or ``"compose"``.
     :param render_mode: None, ``"ansi"`` (:meth:`render` returns the rows' texts) or ``"rgb_array"`` (:meth:`render`
         tiles the rows' frames, :meth:`get_images` returns them, as SB3's ``VecVideoRecorder`` expects).
@@ -106,10 +107,17 @@ class BundleRecVecEnv(VecEnv):
         return self.core.pool.cand_items
 
     # ------------------------------------------------------------------ VecEnv API
-    def seed(self, seed: int | None = None) -> Sequence[int | None]:
-        """Seed rows with ``seed + i`` (applied now: the next :meth:`reset` starts from these generators)."""
-        seeds = super().seed(seed)
-        rngs = [seeding.np_random(int(s))[0] for s in seeds]
+    def seed(self, seed: "int | np.random.SeedSequence | None" = None) -> Sequence:
+        """Seed rows with ``seed + i``, or for a ``numpy.random.SeedSequence`` with its children of spawn key
+        ``seed.spawn_key + (i,)`` (purpose-tagged streams: ``bundlerl.evaluation.seeds``). Applied now: the next
+        :meth:`reset` starts from these generators."""
+        if isinstance(seed, np.random.SeedSequence):
+            seeds = [np.random.SeedSequence(seed.entropy, spawn_key=(*seed.spawn_key, i), pool_size=seed.pool_size)
+                     for i in range(self.num_envs)]
+            rngs = [np.random.Generator(np.random.PCG64(s)) for s in seeds]
+        else:
+            seeds = super().seed(seed)
+            rngs = [seeding.np_random(int(s))[0] for s in seeds]
         self.core.seed_rows(np.arange(self.num_envs), rngs)
         self._reset_seeds()
         self._need_reset = True

@@ -33,7 +33,8 @@ class EvalConfig:
     episodes: int = 1000
     """Episodes per policy (>= 1); the same episodes for every policy."""
     seed: int = 0
-    """Env seed of the episodes (row i: seed + i) and of the random baseline's generator."""
+    """Seed (>= 0) of the episodes: the ``EVALUATE`` stream of ``bundlerl.evaluation.seeds`` (never a stream
+    training or a run's own evaluations use, whatever seeds they had), and of the random baseline's generator."""
     action_mode: str = "bundle"
     """Env action mode: ``bundle`` or ``compose`` (oracles need ``bundle``)."""
     complement_threshold: float = COMPLEMENT_THRESHOLD
@@ -46,10 +47,10 @@ class EvalConfig:
     def __post_init__(self) -> None:
         from bundlerl.env.observation import ACTION_MODES
 
-        for name in ("episodes", "num_envs"):
+        for name, lo in (("episodes", 1), ("num_envs", 1), ("seed", 0)):
             v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
-                raise EvaluationError(f"EvalConfig.{name}={v!r}; it must be an integer >= 1")
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo:
+                raise EvaluationError(f"EvalConfig.{name}={v!r}; it must be an integer >= {lo}")
         if self.action_mode not in ACTION_MODES:
             raise EvaluationError(f"EvalConfig.action_mode={self.action_mode!r}; use one of {ACTION_MODES}")
         if not np.isfinite(self.complement_threshold):
@@ -101,8 +102,10 @@ def compare(policies: Mapping[str, Any], world, config: EvalConfig | None = None
     from bundlerl.env import get_config
     from bundlerl.env.world import build_world
     from bundlerl.evaluation.rollout import evaluate
+    from bundlerl.evaluation.seeds import Purpose, env_stream
 
     config = config or EvalConfig()
+    stream = env_stream(Purpose.EVALUATE, config.seed)
     if not policies:
         raise EvaluationError("nothing to evaluate: give run directories, baselines or oracles")
     env = get_config(world)
@@ -111,7 +114,7 @@ def compare(policies: Mapping[str, Any], world, config: EvalConfig | None = None
     labels: dict[str, str] = {}
     for i, (name, pol) in enumerate(policies.items()):
         log(f"[{i + 1}/{len(policies)}] evaluating {name} on {config.episodes} episodes of '{env.name}'")
-        res = evaluate(pol, env, n_episodes=config.episodes, seed=config.seed,
+        res = evaluate(pol, env, n_episodes=config.episodes, seed=stream,
                        num_envs=min(config.episodes, config.num_envs), action_mode=config.action_mode,
                        progress=config.progress)
         table[name] = summarize(res, catalog_world, config.complement_threshold)
@@ -126,7 +129,7 @@ def write_comparison(cmp: Comparison, out: str | Path) -> Path:
     out = Path(out)
     c = cmp.config
     header = (f"# Evaluation on '{cmp.world}' ({c.action_mode} mode), {c.episodes} episodes per policy, "
-              f"env seed {c.seed}\n\n"
+              f"seed {c.seed} (its evaluate stream: never a training episode)\n\n"
               "value ± 95% CI half-width; true-complement share and diversity computed by the evaluator from "
               f"the bundle log (complement threshold {c.complement_threshold}).\n\n")
     write_text(out / "results.md", header + cmp.markdown() + "\n![metrics](results.png)\n")

@@ -18,6 +18,7 @@ import numpy as np
 
 from bundlerl.agents.policy import Policy
 from bundlerl.evaluation.metrics import session_summary
+from bundlerl.evaluation.seeds import action_rng
 from bundlerl.evaluation.stats import Estimate, EvaluationError
 
 __all__ = ["EvalResult", "evaluate"]
@@ -33,7 +34,8 @@ class EvalResult:
 
     policy: str
     preset: str
-    seed: int
+    seed: "int | np.random.SeedSequence"
+    """The env seed or purpose-tagged stream the episodes came from (``bundlerl.evaluation.seeds``)."""
     returns: np.ndarray
     clicks: np.ndarray
     purchases: np.ndarray
@@ -73,7 +75,7 @@ def evaluate(
     policy: "Policy | Callable[..., Policy]",
     preset="default",
     n_episodes: int = 1000,
-    seed: int = 0,
+    seed: "int | np.random.SeedSequence" = 0,
     num_envs: int = 256,
     *,
     deterministic: bool = True,
@@ -86,7 +88,9 @@ def evaluate(
     :param policy: a Policy, or a factory ``f(vec_env) -> Policy`` (oracles need the vec env's truth).
     :param preset: preset name or EnvConfig.
     :param n_episodes: episodes to collect (>= 1); split over ``min(num_envs, n_episodes)`` rows.
-    :param seed: env seed (row i: ``seed + i``) and the seed of the action-sampling generator.
+    :param seed: env seed (row i: ``seed + i``), or a purpose-tagged stream (``bundlerl.evaluation.seeds.env_stream``:
+        row i its child ``(i,)``; what the commands pass); also seeds the action-sampling generator
+        (``bundlerl.evaluation.seeds.action_rng``).
     :param num_envs: batch size N.
     :param deterministic: passed to ``policy.act``; when False actions are sampled with a generator seeded by ``seed``.
     :param action_mode: ``"bundle"`` or ``"compose"``.
@@ -111,7 +115,7 @@ def evaluate(
     out = {k: np.zeros(n_episodes, np.float64) for k in acc}
     out_trunc = np.zeros(n_episodes, bool)
     logs: dict[str, list] = {k: [] for k in ("ep", "step", "items", "click", "nb", "prop")}
-    rng = np.random.default_rng([seed, 31337])
+    rng = action_rng(seed)
     obs = venv.reset()
     pol.reset()
     bar = None

@@ -7,18 +7,19 @@ from pathlib import Path
 import numpy as np
 
 from bundlerl.evaluation.report import markdown_table, pyplot, save_figure
+from bundlerl.evaluation.seeds import stream_label
 
 __all__ = ["write_report", "plot_learning_curve"]
 
 
-def write_report(rd, cfg, algo_cfg, history, base: dict, results: dict, eval_seed: int, final_seed: int,
+def write_report(rd, cfg, algo_cfg, history, base: dict, results: dict, eval_seed, final_seed,
                  timesteps_note: str = "") -> None:
     """report.md and learning_curve.png in the run directory ``rd``.
 
     :param cfg: the run's TrainConfig. :param algo_cfg: its algorithm config (PPOConfig, DQNConfig, ...).
     :param history: the run's :class:`bundlerl.experiment.callbacks.PeriodicEvaluation` (rows, best, first beat).
-    :param base: baseline name -> ``{"mean", "low", "high"}`` at the periodic-evaluation seed ``eval_seed``.
-    :param results: name -> EvalResult of the final evaluation on env seed ``final_seed`` ({} when skipped).
+    :param base: baseline name -> ``{"mean", "low", "high"}`` on the periodic-evaluation stream ``eval_seed``.
+    :param results: name -> EvalResult of the final evaluation on the stream ``final_seed`` ({} when skipped).
     :param timesteps_note: why the run's timesteps differ from ``cfg.timesteps`` ("" when they do not).
     """
     import yaml
@@ -35,7 +36,7 @@ def write_report(rd, cfg, algo_cfg, history, base: dict, results: dict, eval_see
              f"- timesteps: {rows[-1]['timesteps'] if rows else 0:,}"
              + (f" (requested {cfg.timesteps:,}: {timesteps_note})" if timesteps_note else "")
              + f", training wall time {(rows[-1]['wall_s'] if rows else 0):.0f} s",
-             f"- best periodic evaluation (eval seed {eval_seed}, {cfg.eval_episodes} episodes): {history.best:.3f}"]
+             f"- best periodic evaluation ({stream_label(eval_seed)}, {cfg.eval_episodes} episodes): {history.best:.3f}"]
     if history.first_beat_s is not None:
         lines.append(f"- first beat the best baseline by 10% after {history.first_beat_s:.0f} s "
                      f"({history.first_beat_t} timesteps)")
@@ -43,11 +44,11 @@ def write_report(rd, cfg, algo_cfg, history, base: dict, results: dict, eval_see
         lines.append(f"- never beat the best baseline by 10% (target {history.beat_target:.3f})")
     lines += ["", "## Final evaluation", ""]
     if results:
-        lines += [f"Best model vs baselines on {cfg.final_episodes} fresh episodes (env seed {final_seed}); "
+        lines += [f"Best model vs baselines on {cfg.final_episodes} fresh episodes ({stream_label(final_seed)}); "
                   "value ± 95% CI half-width.", "", markdown_table(results)]
     else:
         lines.append("(skipped: final_episodes = 0)")
-    lines += ["## Baselines at the periodic-evaluation seed", "", "| baseline | mean return | 95% CI |", "|---|---|---|"]
+    lines += ["## Baselines on the periodic-evaluation episodes", "", "| baseline | mean return | 95% CI |", "|---|---|---|"]
     lines += [f"| {k} | {v['mean']:.3f} | [{v['low']:.3f}, {v['high']:.3f}] |" for k, v in base.items()]
     lines += ["", "## Learning curve", "", "![learning curve](learning_curve.png)", "",
               "## Configuration", "", "```yaml", yaml.safe_dump(rd.config(), sort_keys=False).strip(), "```", ""]

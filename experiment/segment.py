@@ -125,11 +125,13 @@ def start_new(cfg: TrainConfig, out: str | Path, log: Callable[[str], None]) -> 
     total, note = plan_timesteps(cfg.algo, algo_cfg, cfg.timesteps, 0)
     th.manual_seed(cfg.seed)
     log(f"== building env '{cfg.world_name}' ({algo_cfg.num_envs} users, {cfg.action_mode} mode)")
-    venv = training._make_venv(cfg, algo_cfg.num_envs, cfg.seed)  # builds the world: missing data fails here
+    stream = training.train_stream(cfg, 0)
+    venv = training._make_venv(cfg, algo_cfg.num_envs, stream)  # builds the world: missing data fails here
     # DQN allocates its whole buffer up front: no more than the run can fill
     model_cfg = (dataclasses.replace(algo_cfg, buffer_size=min(algo_cfg.buffer_size, total)) if cfg.algo == "dqn"
                  else algo_cfg)
     model = make_model(cfg.algo, venv, model_cfg, seed=cfg.seed, device=cfg.device)
+    venv.seed(stream)  # SB3 reseeded it with the model's integer seed (set_random_seed: row i = seed + i)
     rd = RunDir.create(out, cfg.world_name, cfg.algo, cfg.seed, {
         "train": train_dict(cfg), "env": cfg.preset.to_dict(), "algo_config": config_to_dict(algo_cfg)})
     try:
@@ -179,13 +181,15 @@ def start_resumed(cfg: TrainConfig, resume: str | Path, log: Callable[[str], Non
     th.manual_seed(cfg.seed)
     log(f"== run directory: {rd.path}")
     log(f"== building env '{cfg.world_name}' ({algo_cfg.num_envs} users, {cfg.action_mode} mode)")
-    # Fresh episodes after a resume: shift the env seed by the timesteps already done.
-    venv = training._make_venv(cfg, algo_cfg.num_envs, cfg.seed + ck["timesteps"])
+    # Fresh shoppers after a resume: the segment starting at this checkpoint has its own stream
+    stream = training.train_stream(cfg, int(ck["timesteps"]))
+    venv = training._make_venv(cfg, algo_cfg.num_envs, stream)
     extra = {"buffer_size": min(algo_cfg.buffer_size, total)} if cfg.algo == "dqn" else {}
     try:
         model = load_model(cfg.algo, ck["model"], env=venv, device=cfg.device, **extra)
     except ModelFileError as exc:
         raise RunDirError(f"{exc}; resume from another checkpoint by deleting this one") from None
+    venv.seed(stream)  # SB3's load reseeded it with the model's integer seed (set_random_seed)
     rd.saved_timesteps = int(ck["timesteps"])
     model.set_logger(_tensorboard_logger(rd, cfg.algo))
     start = int(model.num_timesteps)

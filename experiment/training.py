@@ -5,13 +5,17 @@
 1. build the :class:`bundlerl.env.vec_env.BundleRecVecEnv` (N users stepped together) and the model
    (:func:`bundlerl.agents.sb3.make_model`), then make the run directory; or, with ``resume``, load the newest
    intact checkpoint of a run directory (:mod:`bundlerl.experiment.segment`: the start and stop of a segment);
-2. evaluate the observable baselines once (``bundlerl.evaluation.rollout.evaluate``, fixed eval seed);
+2. evaluate the observable baselines once (``bundlerl.evaluation.rollout.evaluate``, the periodic-evaluation
+   stream);
 3. ``model.learn`` with the callbacks of :mod:`bundlerl.experiment.callbacks`: periodic evaluation (mean return
    with 95% CI on the same eval episodes; best model saved; tensorboard scalars; each row of eval.csv after a
    checkpoint of its step, so a resumed run evaluates a step whose row a kill cut off), periodic atomic
    checkpoints, a wall-time limit and a progress bar;
 4. a final evaluation of the best model and the baselines on fresh episodes, ``report.md`` and
    ``learning_curve.png`` (:mod:`bundlerl.experiment.report`).
+
+Every env stream is purpose-tagged (:mod:`bundlerl.evaluation.seeds`): training (a segment per ``resume``), periodic
+evaluation and final evaluation never share a shopper, whatever the seed.
 """
 
 from __future__ import annotations
@@ -31,16 +35,13 @@ from bundlerl.agents.config import (
 )
 from bundlerl.agents.policy import PolicyError, check_name
 from bundlerl.env.observation import ACTION_MODES
+from bundlerl.evaluation.seeds import EVAL_SEED, FINAL_EVAL_SEED, Purpose, env_stream
 
 if TYPE_CHECKING:
     from bundlerl.env import EnvConfig
 
-__all__ = ["TrainConfig", "TrainResult", "TrainingInterrupted", "train", "EVAL_SEED", "FINAL_EVAL_SEED"]
+__all__ = ["TrainConfig", "TrainResult", "TrainingInterrupted", "train", "train_stream"]
 
-EVAL_SEED = 1_000_003
-"""Env seed of the periodic evaluations (disjoint from training seeds, identical episodes every time)."""
-FINAL_EVAL_SEED = 2_000_003
-"""Env seed of the final evaluation (fresh episodes: the best model was selected on EVAL_SEED's)."""
 
 
 @dataclass
@@ -56,7 +57,7 @@ class TrainConfig:
     timesteps: int = 100_000
     """Total environment steps (summed over the N users) to train for."""
     seed: int = 0
-    """Seed (>= 0) of the model and of the training envs (row i uses seed + i)."""
+    """Seed (>= 0) of the model and of the training envs (their ``TRAIN`` stream, ``bundlerl.evaluation.seeds``)."""
     action_mode: str = ACTION_MODES[0]
     """Env action mode (``bundlerl.env.observation.ACTION_MODES``): ``bundle`` (pick one of K bundles) or ``compose``
     (item by item; PPO / MaskablePPO)."""
@@ -181,25 +182,31 @@ class TrainingInterrupted(KeyboardInterrupt):
                          if resume_command else "training interrupted before its first checkpoint; nothing was saved")
 
 
-def _make_venv(cfg: TrainConfig, num_envs: int, seed: int):
-    """The training VecEnv: the batched BundleRecVecEnv (an SB3 VecEnv)."""
+def train_stream(cfg: TrainConfig, start: int):
+    """The env stream of the training segment starting at ``start`` timesteps (fresh shoppers after a resume)."""
+    return env_stream(Purpose.TRAIN, cfg.seed, segment=start)
+
+
+def _make_venv(cfg: TrainConfig, num_envs: int, seed):
+    """The training VecEnv: the batched BundleRecVecEnv (an SB3 VecEnv) seeded with the stream ``seed``."""
     from bundlerl.env.vec_env import BundleRecVecEnv
 
     return BundleRecVecEnv(cfg.preset, num_envs=num_envs, seed=seed, action_mode=cfg.action_mode)
 
 
-def _eval_policy(policy, cfg: TrainConfig, n: int, seed: int):
-    """EvalResult of ``policy`` on ``n`` episodes of the run's world from env seed ``seed``."""
+def _eval_policy(policy, cfg: TrainConfig, n: int, seed):
+    """EvalResult of ``policy`` on ``n`` episodes of the run's world from the env stream ``seed``."""
     from bundlerl.evaluation.rollout import evaluate
 
     return evaluate(policy, cfg.preset, n_episodes=n, seed=seed, num_envs=min(n, 128),
                     action_mode=cfg.action_mode, progress=False)
 
 
-def _baseline_results(cfg: TrainConfig, n: int, seed: int) -> dict[str, Any]:
+def _baseline_results(cfg: TrainConfig, n: int, stream) -> dict[str, Any]:
     from bundlerl.evaluation.compare import named_policies
 
-    return {b: _eval_policy(pol, cfg, n, seed) for b, pol in named_policies(cfg.baselines, seed=seed).items()}
+    pols = named_policies(cfg.baselines, seed=int(stream.generate_state(1)[0]))  # the random baseline's generator
+    return {b: _eval_policy(pol, cfg, n, stream) for b, pol in pols.items()}
 
 
 def train(cfg: TrainConfig, out: str | Path = "runs", resume: str | Path | None = None,
@@ -240,13 +247,14 @@ def _run(seg, log, t_start: float) -> TrainResult:
     from bundlerl.utils.progress import progress_enabled
 
     rd, cfg, algo_cfg, model = seg.run_dir, seg.cfg, seg.algo_cfg, seg.model
+    periodic, final_stream = env_stream(Purpose.PERIODIC_EVAL, EVAL_SEED), env_stream(Purpose.FINAL_EVAL, FINAL_EVAL_SEED)
 
     # 2. baselines (once per run)
     base = rd.read_json("baselines.json", default={}) or None
     if base is None:
         log(f"== evaluating baselines {', '.join(cfg.baselines)} ({cfg.eval_episodes} episodes each)")
         base = {k: v.summary()["return"].to_dict()
-                for k, v in _baseline_results(cfg, cfg.eval_episodes, EVAL_SEED).items()}
+                for k, v in _baseline_results(cfg, cfg.eval_episodes, periodic).items()}
         rd.write_json("baselines.json", base)
     best_base = max(base.items(), key=lambda kv: kv[1]["mean"]) if base else None
     if best_base:
@@ -255,7 +263,7 @@ def _run(seg, log, t_start: float) -> TrainResult:
     # 3. learn
     eval_freq = cfg.eval_freq or max(cfg.timesteps // 10, 1)
     evaluation = PeriodicEvaluation(
-        lambda m: _eval_policy(SB3Policy(m, name=cfg.algo), cfg, cfg.eval_episodes, EVAL_SEED), rd, eval_freq,
+        lambda m: _eval_policy(SB3Policy(m, name=cfg.algo), cfg, cfg.eval_episodes, periodic), rd, eval_freq,
         beat_target=1.1 * best_base[1]["mean"] if best_base and best_base[1]["mean"] > 0 else None,
         checkpoint=seg.checkpoint, end=seg.total)
     if dropped := evaluation.continue_from(model):
@@ -280,8 +288,8 @@ def _run(seg, log, t_start: float) -> TrainResult:
         log(f"== final evaluation: best model and baselines on {cfg.final_episodes} fresh episodes")
         best_model = rd.load_model("best", device=cfg.device)
         results = {f"{cfg.algo} (best)": _eval_policy(SB3Policy(best_model, name=cfg.algo), cfg, cfg.final_episodes,
-                                                      FINAL_EVAL_SEED)}
-        results.update(_baseline_results(cfg, cfg.final_episodes, FINAL_EVAL_SEED))
+                                                      final_stream)}
+        results.update(_baseline_results(cfg, cfg.final_episodes, final_stream))
         final = {k: v.summary()["return"].to_dict() for k, v in results.items()}
         rd.write_json("final_eval.json", final)
     done = int(model.num_timesteps)
@@ -289,7 +297,7 @@ def _run(seg, log, t_start: float) -> TrainResult:
         note = f"stopped by the wall-time limit of {cfg.max_wall_s:g} s" if cfg.max_wall_s else ""
     else:
         note = "" if done == cfg.timesteps else seg.overshoot_note or f"{cfg.algo} stopped at {done:,}"
-    write_report(rd, cfg, algo_cfg, evaluation, base, results, EVAL_SEED, FINAL_EVAL_SEED, timesteps_note=note)
+    write_report(rd, cfg, algo_cfg, evaluation, base, results, periodic, final_stream, timesteps_note=note)
     wall = time.perf_counter() - t_start
     log(f"== done in {wall:.0f} s: {done:,} timesteps" + (f" ({note})" if note else "") + f"; {rd.path / 'report.md'}")
     return TrainResult(run_dir=rd.path, timesteps=done, best_mean_return=float(evaluation.best), final=final,

@@ -12,7 +12,7 @@ import time
 
 import numpy as np
 
-from bundlerl.scripts.flags import default_of
+from bundlerl.scripts.flags import SEED, Integer, OutputFolder, default_of
 from bundlerl.sim_data.synthetic import CatalogConfig
 
 HELP = "build and describe the synthetic catalogue (optionally encode and save it)"
@@ -30,12 +30,12 @@ def add_parser(subparsers) -> None:
     p = subparsers.add_parser("catalog", help=HELP, description=DESCRIPTION, epilog=EPILOG,
                               formatter_class=argparse.RawDescriptionHelpFormatter)
     items, seed = default_of(CatalogConfig, "n_items"), default_of(CatalogConfig, "seed")
-    p.add_argument("--items", type=int, default=items, help=f"number of items (default: {items})")
-    p.add_argument("--seed", type=int, default=seed, help=f"catalogue seed (default: {seed})")
-    p.add_argument("--out", default=None, help="folder to save the catalogue to (default: do not save)")
+    p.add_argument("--items", type=Integer(1), default=items, help=f"number of items (default: {items})")
+    p.add_argument("--seed", type=SEED, default=seed, help=f"catalogue seed (default: {seed})")
+    p.add_argument("--out", default=None, type=OutputFolder(), help="folder to save the catalogue to (default: do not save)")
     p.add_argument("--encode", action=argparse.BooleanOptionalAction, default=False,
                    help="embed item texts with all-MiniLM-L6-v2 and report centroid accuracy (default: off)")
-    p.add_argument("--samples", type=int, default=2, help="sample titles shown per department (default: 2)")
+    p.add_argument("--samples", type=Integer(0), default=2, help="sample titles shown per department (default: 2)")
     p.set_defaults(func=run)
 
 

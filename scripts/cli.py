@@ -5,8 +5,10 @@ Each subcommand module exposes ``add_parser(subparsers)`` (registers its flags a
 imported only to build the parser; heavy libraries (torch, sentence-transformers, faiss, numba)
 are imported inside ``func`` so that ``bundlerl --help`` stays fast.
 
-Errors: bad input (:class:`bundlerl.utils.errors.BundlerlError`, a missing file) is the user's to
-fix: one line on stderr and exit status 2 (``--debug`` shows the traceback too). Any other
+Errors: a bad flag value is refused while the command line is parsed (the argument types of
+:mod:`bundlerl.scripts.flags`): one line naming the flag, exit status 2, before any work starts. Bad input
+found later (:class:`bundlerl.utils.errors.BundlerlError`, a missing file) is the user's to
+fix too: one line on stderr and exit status 2 (``--debug`` shows the traceback too). Any other
 exception is a bug and propagates with its traceback. Ctrl-C is one line and exit status 130 (``bundlerl train``
 saves a checkpoint first and names the command that continues the run). A warning of bundlerl's own (a damaged
 file passed over, ...) is one line on stderr too.
@@ -38,8 +40,16 @@ EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """argparse's parser whose usage errors are one line (``bundlerl train: error: argument --seed: ...``) instead
+    of the usage block and the error; the subcommands' parsers are of this class too."""
+
+    def error(self, message: str):
+        self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="bundlerl",
         description=(
             "bundlerl: learn to recommend product bundles with reinforcement learning. "
@@ -60,8 +70,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the command line ``argv`` (default: ``sys.argv[1:]``); returns the exit status (also for a usage error
+    or ``--help``, which argparse ends with SystemExit)."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else EXIT_BAD_INPUT
     if not getattr(args, "func", None):
         parser.print_help()
         return 0

@@ -10,7 +10,17 @@ from bundlerl.agents.baselines import BASELINES
 from bundlerl.agents.oracles import ORACLE_PREFIX, ORACLES, oracle_name
 from bundlerl.evaluation.compare import EvalConfig
 from bundlerl.experiment.run_dir import MODEL_CHOICES
-from bundlerl.scripts.flags import add_world_flags, default_of, names_type, world_from_args
+from bundlerl.scripts.flags import (
+    RUN_DIR,
+    SEED,
+    Integer,
+    Number,
+    OutputFolder,
+    add_world_flags,
+    default_of,
+    names_type,
+    world_from_args,
+)
 
 HELP = "evaluate trained runs against the baselines (table + bar chart)"
 
@@ -40,7 +50,7 @@ examples:
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser("evaluate", help=HELP, description=DESCRIPTION, epilog=EPILOG,
                               formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("runs", nargs="*", metavar="RUN_DIR", help="run directories made by 'bundlerl train'")
+    p.add_argument("runs", nargs="*", metavar="RUN_DIR", type=RUN_DIR, help="run directories made by 'bundlerl train'")
     p.add_argument("--baselines", default="all", type=names_type(BASELINES, "baseline"),
                    help=f"comma-separated baselines ({', '.join(BASELINES)}), 'all' or 'none' (default: all)")
     short = ", ".join(o.removeprefix(ORACLE_PREFIX) for o in ORACLES)
@@ -49,13 +59,13 @@ def add_parser(subparsers) -> None:
                         "'none'; labelled as reading simulator truth (default: none)")
     add_world_flags(p, "default: the runs' own world, stored in their run directories; required without runs")
     episodes, seed, threshold = (default_of(EvalConfig, f) for f in ("episodes", "seed", "complement_threshold"))
-    p.add_argument("--episodes", type=int, default=episodes, help=f"episodes per policy (default: {episodes})")
-    p.add_argument("--seed", type=int, default=seed, help=f"env seed of the evaluation episodes (default: {seed})")
+    p.add_argument("--episodes", type=Integer(1), default=episodes, help=f"episodes per policy (default: {episodes})")
+    p.add_argument("--seed", type=SEED, default=seed, help=f"env seed of the evaluation episodes (default: {seed})")
     p.add_argument("--which", choices=MODEL_CHOICES, default=MODEL_CHOICES[0],
                    help=f"which model of each run (default: {MODEL_CHOICES[0]}, falling back to final)")
-    p.add_argument("--complement-threshold", type=float, default=threshold,
+    p.add_argument("--complement-threshold", type=Number(0.0, 1.0), default=threshold,
                    help=f"a pair is a true complement when max(G[a,b], G[b,a]) >= this (default: {threshold})")
-    p.add_argument("--out", default=None, help="output folder (default: evaluations/{preset}__{time})")
+    p.add_argument("--out", default=None, type=OutputFolder(), help="output folder (default: evaluations/{preset}__{time})")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=run)
 

@@ -1,15 +1,20 @@
-"""Flags shared by the subcommands: defaults read from the config dataclasses, and argument types that take names
+"""Flags shared by the subcommands: defaults read from the config dataclasses, argument types that take names
 from the registries (so that ``--help``, the accepted values and the error for a misspelt name all come from one
-list). Only light modules are imported here: the parser is built for every command, ``--help`` included.
+list), and the argument types that check every other value at parse time (:class:`FlagType`: integers with their
+minimum, numbers in a range, files and folders that must exist, output folders, ``NAME=VALUE`` overrides), so that
+a bad value is one line and exit status 2 before any work starts. Only light modules are imported here: the parser
+is built for every command, ``--help`` included.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+from pathlib import Path
 from typing import Any, Callable, Sequence
 
-__all__ = ["default_of", "names_type", "PRESET_NAMES", "add_world_flags", "world_from_args"]
+__all__ = ["default_of", "names_type", "PRESET_NAMES", "add_world_flags", "world_from_args", "FlagType", "Integer",
+           "Number", "ExistingFile", "ExistingFolder", "OutputFolder", "Assignment", "SEED", "RUN_DIR"]
 
 
 def _preset_names() -> tuple[str, ...]:
@@ -20,6 +25,142 @@ def _preset_names() -> tuple[str, ...]:
 
 PRESET_NAMES = _preset_names()
 """The env presets a flag accepts: ``bundlerl.env.PRESETS`` and ``instacart`` (built on demand)."""
+
+
+class FlagType:
+    """An argparse ``type`` that checks a flag's value at parse time: a bad value is a usage error (exit 2, one
+    line naming the flag, ``bundlerl.scripts.cli``), before any work starts. ``__name__`` is what argparse calls the
+    type; :attr:`accepts` says in words what a value must be (the message of a bad one)."""
+
+    __name__ = "value"
+    accepts = "a value"
+
+    def __call__(self, text: str) -> Any:
+        raise NotImplementedError
+
+    def bad(self, text: str, why: str = "") -> argparse.ArgumentTypeError:
+        return argparse.ArgumentTypeError(f"{text!r}: {why or 'use ' + self.accepts}")
+
+
+class Integer(FlagType):
+    """An integer >= ``minimum``."""
+
+    __name__ = "integer"
+
+    def __init__(self, minimum: int):
+        self.minimum = int(minimum)
+        self.accepts = f"an integer >= {self.minimum:,}"
+
+    def __call__(self, text: str) -> int:
+        try:
+            value = int(str(text).replace("_", ""), 10)
+        except ValueError:
+            raise self.bad(text, f"not an integer; use {self.accepts}") from None
+        if value < self.minimum:
+            raise self.bad(text, f"use {self.accepts}")
+        return value
+
+
+class Number(FlagType):
+    """A finite number in [``low``, ``high``]."""
+
+    __name__ = "number"
+
+    def __init__(self, low: float, high: float):
+        self.low, self.high = float(low), float(high)
+        self.accepts = f"a number in [{self.low:g}, {self.high:g}]"
+
+    def __call__(self, text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise self.bad(text, f"not a number; use {self.accepts}") from None
+        if not (self.low <= value <= self.high):  # NaN fails too
+            raise self.bad(text, f"use {self.accepts}")
+        return value
+
+
+class ExistingFile(FlagType):
+    """The path of an existing file."""
+
+    __name__ = "file"
+    accepts = "the path of an existing file"
+
+    def __call__(self, text: str) -> str:
+        p = Path(text)
+        if not p.is_file():
+            raise self.bad(text, "is a folder, not a file" if p.is_dir() else "no such file")
+        return text
+
+
+class ExistingFolder(FlagType):
+    """The path of an existing folder holding ``needs`` (file names)."""
+
+    __name__ = "folder"
+
+    def __init__(self, needs: Sequence[str] = (), what: str = "folder"):
+        self.needs, self.what = tuple(needs), what
+        self.accepts = f"the path of an existing {what}"
+
+    def __call__(self, text: str) -> str:
+        p = Path(text)
+        if not p.is_dir():
+            raise self.bad(text, "is a file, not a folder" if p.exists() else "no such folder")
+        missing = [n for n in self.needs if not (p / n).is_file()]
+        if missing:
+            raise self.bad(text, f"no {', '.join(missing)} in it: not a {self.what}")
+        return text
+
+
+class OutputFolder(FlagType):
+    """A folder to write into: an existing folder, or one that can be made (no file in the way)."""
+
+    __name__ = "folder"
+    accepts = "a folder to write into"
+
+    def __call__(self, text: str) -> str:
+        if not str(text).strip():
+            raise self.bad(text, "empty; use " + self.accepts)
+        p = Path(text)
+        for q in (p, *p.parents):
+            if q.exists():
+                if not q.is_dir():
+                    raise self.bad(text, f"{'it' if q == p else q} is a file; use {self.accepts}")
+                break
+        return text
+
+
+class Assignment(FlagType):
+    """``NAME=VALUE`` where NAME (before any dot) is one of ``names()``; VALUE is read later, by the config."""
+
+    __name__ = "assignment"
+
+    def __init__(self, what: str, names: Callable[[], set[str]], example: str):
+        self.what, self.names, self.example = what, names, example
+        self.accepts = f"{what}=VALUE, e.g. {example}"
+
+    def __call__(self, text: str) -> str:
+        name, eq, _ = str(text).partition("=")
+        head = name.strip().split(".")[0]
+        if not eq or not head:
+            raise self.bad(text, f"use {self.accepts}")
+        known = self.names()
+        if head not in known:
+            raise self.bad(text, f"no {self.what} {head!r}; use one of {', '.join(sorted(known))}")
+        return text
+
+
+SEED = Integer(0)
+"""Seeds are integers >= 0 (numpy's SeedSequence takes no negative entropy)."""
+
+RUN_DIR = ExistingFolder(("config.yaml",), "run directory made by 'bundlerl train'")
+"""A run directory: an existing folder with a config.yaml."""
+
+
+def _env_fields() -> set[str]:
+    from bundlerl.env import EnvConfig
+
+    return {f.name for f in dataclasses.fields(EnvConfig)}
 
 
 def default_of(cls, name: str) -> Any:
@@ -62,13 +203,15 @@ def add_world_flags(p: argparse.ArgumentParser, default_note: str) -> None:
     g = p.add_mutually_exclusive_group()
     g.add_argument("--preset", choices=PRESET_NAMES, default=None,
                    help=f"env preset ({default_note}); 'instacart' needs --instacart-dir")
-    g.add_argument("--env-config", metavar="FILE", default=None,
+    g.add_argument("--env-config", metavar="FILE", default=None, type=ExistingFile(),
                    help="the world from a YAML file of EnvConfig fields (as EnvConfig.to_dict writes them); missing "
                         "fields take EnvConfig's defaults")
     p.add_argument("--env-set", metavar="FIELD=VALUE", action="append", default=[],
+                   type=Assignment("EnvConfig field", _env_fields, "horizon=30"),
                    help="override a field of the world's EnvConfig, e.g. --env-set horizon=30 --env-set "
                         "shopper.tau_c=2.5 (repeatable; applied to --preset / --env-config)")
     p.add_argument("--instacart-dir", metavar="DIR", default=None,
+                   type=ExistingFolder(("products.csv",), "folder of the Instacart CSVs"),
                    help="folder of the Instacart CSVs (products.csv, orders.csv, ...) for --preset instacart "
                         "(implies it; default: $BUNDLERL_INSTACART)")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from bundlerl.scripts.flags import add_world_flags, world_from_args
+from bundlerl.scripts.flags import SEED, Integer, OutputFolder, add_world_flags, world_from_args
 
 HELP = "train PPO briefly on the default preset and compare it with the baselines (~10 min on 2 cores)"
 
@@ -33,12 +33,12 @@ DEFAULT_TIMESTEPS = 60_000
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser("quickstart", help=HELP, description=DESCRIPTION, epilog=EPILOG,
                               formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--timesteps", type=int, default=DEFAULT_TIMESTEPS,
+    p.add_argument("--timesteps", type=Integer(1), default=DEFAULT_TIMESTEPS,
                    help=f"PPO training steps (default: {DEFAULT_TIMESTEPS})")
     add_world_flags(p, "default: default")
-    p.add_argument("--episodes", type=int, default=500, help="evaluation episodes per policy (default: 500)")
-    p.add_argument("--seed", type=int, default=0, help="training seed (default: 0)")
-    p.add_argument("--out", default="runs", help="parent folder of the run directory (default: runs/)")
+    p.add_argument("--episodes", type=Integer(1), default=500, help="evaluation episodes per policy (default: 500)")
+    p.add_argument("--seed", type=SEED, default=0, help="training seed (default: 0)")
+    p.add_argument("--out", default="runs", type=OutputFolder(), help="parent folder of the run directory (default: runs/)")
     p.set_defaults(func=run)
 
 

@@ -11,7 +11,16 @@ from bundlerl.agents.config import ALGOS, EXTRACTORS, AgentConfigError
 from bundlerl.env import ConfigError
 from bundlerl.env.observation import ACTION_MODES
 from bundlerl.experiment.training import TrainConfig
-from bundlerl.scripts.flags import add_world_flags, default_of, world_from_args
+from bundlerl.scripts.flags import (
+    RUN_DIR,
+    SEED,
+    Assignment,
+    Integer,
+    OutputFolder,
+    add_world_flags,
+    default_of,
+    world_from_args,
+)
 
 HELP = "train a PPO / MaskablePPO / DQN agent into a run directory"
 
@@ -65,6 +74,15 @@ def _parse_set(items: list[str] | None) -> dict:
     return out
 
 
+def _hyperparameter_names() -> set[str]:
+    """The fields of every algorithm's config (``--set`` names one; ``network.hidden`` one of the network's)."""
+    import dataclasses
+
+    from bundlerl.agents.config import CONFIG_CLASSES
+
+    return {f.name for cls in CONFIG_CLASSES.values() for f in dataclasses.fields(cls)}
+
+
 def add_parser(subparsers) -> None:
     d = lambda name: default_of(TrainConfig, name)  # noqa: E731
     p = subparsers.add_parser("train", help=HELP, description=DESCRIPTION, epilog=EPILOG,
@@ -73,32 +91,33 @@ def add_parser(subparsers) -> None:
                    help=f"learner (default: {d('algo')}). maskable_ppo masks invalid candidates out of the policy; "
                         "dqn masks them in Q")
     add_world_flags(p, f"default: {d('preset')}; with --resume: the run's own world")
-    p.add_argument("--timesteps", type=int, default=None,
+    p.add_argument("--timesteps", type=Integer(1), default=None,
                    help=f"total env steps summed over users (default: {d('timesteps')}; with --resume: the saved "
                         "total, or this value when larger)")
-    p.add_argument("--seed", type=int, default=d("seed"), help=f"model and training-env seed (default: {d('seed')})")
+    p.add_argument("--seed", type=SEED, default=d("seed"), help=f"model and training-env seed (default: {d('seed')})")
     p.add_argument("--extractor", choices=EXTRACTORS, default=d("extractor"),
                    help="network: 'set' = order-free candidate-set extractor with per-candidate scores, "
                         "'mlp' = SB3 MultiInputPolicy on the flattened observation (default: from the YAML)")
-    p.add_argument("--num-envs", type=int, default=d("num_envs"),
+    p.add_argument("--num-envs", type=Integer(1), default=d("num_envs"),
                    help="users stepped together (default: from the YAML)")
     p.add_argument("--action-mode", choices=ACTION_MODES, default=d("action_mode"),
                    help="bundle: pick one of K candidate bundles; compose: build the bundle item by item "
                         f"(ppo / maskable_ppo) (default: {d('action_mode')})")
     p.add_argument("--set", dest="overrides", action="append", metavar="KEY=VALUE",
+                   type=Assignment("hyperparameter", _hyperparameter_names, "learning_rate=1e-3"),
                    help="override a hyperparameter of the algorithm config, e.g. --set learning_rate=1e-3 "
                         "--set network.hidden=32 (repeatable)")
-    p.add_argument("--eval-freq", type=int, default=d("eval_freq"),
+    p.add_argument("--eval-freq", type=Integer(0), default=d("eval_freq"),
                    help="timesteps between evaluations (default: timesteps/10)")
-    p.add_argument("--eval-episodes", type=int, default=d("eval_episodes"),
+    p.add_argument("--eval-episodes", type=Integer(1), default=d("eval_episodes"),
                    help=f"episodes per evaluation (default: {d('eval_episodes')})")
-    p.add_argument("--final-episodes", type=int, default=d("final_episodes"),
+    p.add_argument("--final-episodes", type=Integer(0), default=d("final_episodes"),
                    help="episodes of the final evaluation of the best model vs the baselines (0 skips; "
                         f"default: {d('final_episodes')})")
-    p.add_argument("--checkpoint-freq", type=int, default=d("checkpoint_freq"),
+    p.add_argument("--checkpoint-freq", type=Integer(0), default=d("checkpoint_freq"),
                    help="timesteps between checkpoints (default: eval freq)")
-    p.add_argument("--out", default="runs", help="parent folder of run directories (default: runs/)")
-    p.add_argument("--resume", metavar="RUN_DIR", default=None,
+    p.add_argument("--out", default="runs", type=OutputFolder(), help="parent folder of run directories (default: runs/)")
+    p.add_argument("--resume", metavar="RUN_DIR", default=None, type=RUN_DIR,
                    help="continue a run from its newest intact checkpoint (timesteps restored; DQN's replay buffer "
                         "when it was saved with --save-replay, else DQN refills it before updating again)")
     p.add_argument("--save-replay", action="store_true",

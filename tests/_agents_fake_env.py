@@ -62,10 +62,17 @@ class FakeBundleEnv(gym.Env):
         return self._obs[MASK_KEY] > 0
 
 
-def fake_vec_env(n: int = 4, seed: int = 0):
+def fake_vec_env(n: int = 4, seed=0):
+    """``n`` stand-in envs seeded with ``seed`` (an int, or a SeedSequence stream as the commands pass)."""
     from stable_baselines3.common.vec_env import DummyVecEnv
 
-    venv = DummyVecEnv([FakeBundleEnv for _ in range(n)])
+    class StreamSeeded(DummyVecEnv):
+        def seed(self, seed=None):
+            if isinstance(seed, np.random.SeedSequence):
+                seed = int(seed.generate_state(1)[0] % 2**31)
+            return super().seed(seed)
+
+    venv = StreamSeeded([FakeBundleEnv for _ in range(n)])
     venv.seed(seed)
     return venv
 

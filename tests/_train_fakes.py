@@ -15,7 +15,7 @@ def fake_eval(policy, cfg, n, seed):
     venv = fake_vec_env(n, seed=seed)
     obs = venv.reset()
     ret = np.zeros(n)
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(seed)  # an int or a SeedSequence
     for _ in range(5):
         a, _ = policy.act(obs, deterministic=True, rng=rng)
         obs, r, done, _ = venv.step(a)

@@ -31,7 +31,10 @@ def test_debug_shows_the_traceback_of_bad_input(tmp_path):
 
 def test_a_missing_run_directory_is_bad_input(tmp_path):
     out = run_cli("evaluate", str(tmp_path / "nope"), timeout=60)
-    assert out.returncode == 2 and "not a bundlerl run directory" in out.stderr and "Traceback" not in out.stderr
+    assert out.returncode == 2 and "argument RUN_DIR" in out.stderr and "no such folder" in out.stderr
+    assert "Traceback" not in out.stderr
+    out = run_cli("evaluate", str(tmp_path), timeout=60)  # a folder, but no run directory
+    assert out.returncode == 2 and "no config.yaml in it: not a run directory" in out.stderr
 
 
 @pytest.mark.parametrize("exc", [RuntimeError("boom"), KeyError("boom"), ValueError("boom"), TypeError("boom")])

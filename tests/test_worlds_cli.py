@@ -153,18 +153,34 @@ def test_bad_world_flags_are_one_line_errors(tmp_path, monkeypatch, capsys):
         assert len(err.strip().splitlines()) == 1 and err.startswith(f"bundlerl {argv[0]}: error: "), err
 
 
-def test_every_example_in_the_help_parses_and_names_its_data():
-    """The examples of train / evaluate / quickstart --help are valid command lines, and an instacart one says where
-    the data is (--preset instacart without a folder was a route that crashed)."""
+def _make_paths_of(argv: list[str]) -> None:
+    """Create, in the current folder, the files and folders an example names (the flags check they exist)."""
+    for i, a in enumerate(argv):
+        before = argv[i - 1] if i else ""
+        if before == "--env-config":
+            _write(Path(a), {"name": "mine"})
+        elif before == "--instacart-dir":
+            Path(a).mkdir(parents=True, exist_ok=True)
+            (Path(a) / "products.csv").write_text("product_id\n")
+        elif before == "--resume" or (argv[0] == "evaluate" and a.startswith("runs/") and not before.startswith("-")):
+            Path(a).mkdir(parents=True, exist_ok=True)
+            (Path(a) / "config.yaml").write_text("train: {algo: ppo}\n")
+
+
+def test_every_example_in_the_help_parses_and_names_its_data(tmp_path, monkeypatch):
+    """The examples of train / evaluate / quickstart --help are valid command lines (given the files they name), and
+    an instacart one says where the data is (--preset instacart without a folder was a route that crashed)."""
     import shlex
 
     from bundlerl.scripts import evaluate, quickstart, train
 
+    monkeypatch.chdir(tmp_path)
     examples = [line.split("#")[0].strip() for mod in (train, evaluate, quickstart) for line in mod.EPILOG.splitlines()
                 if line.strip().startswith("bundlerl ")]
     assert len(examples) >= 10
     for ex in examples:
         argv = [a for a in shlex.split(ex)[1:] if "*" not in a]  # shell globs of run directories
+        _make_paths_of(argv)
         cli.build_parser().parse_args(argv)  # SystemExit on a bad example
         if "instacart" in argv:
             assert "--instacart-dir" in argv, ex
