@@ -41,8 +41,8 @@ class EvalConfig:
     """A pair of items is a true complement when max(G[a, b], G[b, a]) >= this (G: the category graph)."""
     num_envs: int = 256
     """Users stepped together (at most ``episodes``)."""
-    progress: bool = True
-    """Show a progress bar per policy."""
+    progress: bool | None = None
+    """Show a progress bar per policy (None: unless ``$BUNDLERL_PROGRESS`` is off)."""
 
     def __post_init__(self) -> None:
         from bundlerl.env.observation import ACTION_MODES
@@ -68,6 +68,10 @@ class Comparison:
     world: str
     """Name of the world (env config) the episodes ran on."""
     config: EvalConfig = field(default_factory=EvalConfig)
+    kinds: dict[str, str] = field(default_factory=dict)
+    """Policy name -> what it is (``bundlerl.evaluation.report.POLICY_KINDS``: trained, baseline or oracle)."""
+    short_names: dict[str, str] = field(default_factory=dict)
+    """Policy name -> its short name in charts (default: the name)."""
 
     def markdown(self, metrics: Sequence[str] = COMPARISON_METRICS) -> str:
         """The markdown table, a row per policy (:func:`bundlerl.evaluation.report.estimates_table`)."""
@@ -92,13 +96,15 @@ def named_policies(baselines: Sequence[str] = (), oracles: Sequence[str] = (), s
 
 
 def compare(policies: Mapping[str, Any], world, config: EvalConfig | None = None,
-            log: Callable[[str], None] = print) -> Comparison:
+            log: Callable[[str], None] = print, short_names: Mapping[str, str] | None = None) -> Comparison:
     """Roll out each policy on the same ``config.episodes`` episodes of ``world`` and estimate every metric.
 
     :param policies: name -> Policy, or a factory ``f(vec_env) -> Policy`` (oracles).
     :param world: preset name or EnvConfig.
+    :param short_names: name -> a short name for charts (e.g. a run directory's ``ppo (seed 0)``).
     :raises EvaluationError: no policy.
     """
+    from bundlerl.agents.baselines import BASELINES
     from bundlerl.env import get_config
     from bundlerl.env.world import build_world
     from bundlerl.evaluation.rollout import evaluate
@@ -112,6 +118,7 @@ def compare(policies: Mapping[str, Any], world, config: EvalConfig | None = None
     catalog_world = build_world(env)
     table: dict[str, dict[str, Estimate]] = {}
     labels: dict[str, str] = {}
+    kinds: dict[str, str] = {}
     for i, (name, pol) in enumerate(policies.items()):
         log(f"[{i + 1}/{len(policies)}] evaluating {name} on {config.episodes} episodes of '{env.name}'")
         res = evaluate(pol, env, n_episodes=config.episodes, seed=stream,
@@ -119,7 +126,16 @@ def compare(policies: Mapping[str, Any], world, config: EvalConfig | None = None
                        progress=config.progress)
         table[name] = summarize(res, catalog_world, config.complement_threshold)
         labels[name] = policy_label(name, res.uses_simulator_truth)
-    return Comparison(table=table, labels=labels, world=env.name, config=config)
+        kinds[name] = "oracle" if res.uses_simulator_truth else "baseline" if name in BASELINES else "trained"
+    return Comparison(table=table, labels=labels, world=env.name, config=config, kinds=kinds,
+                      short_names={n: (short_names or {}).get(n, _short(n, kinds[n])) for n in table})
+
+
+def _short(name: str, kind: str) -> str:
+    """A chart's name of a policy: an oracle's without its prefix, marked; the rest as named."""
+    from bundlerl.agents.oracles import ORACLE_PREFIX
+
+    return f"{name.removeprefix(ORACLE_PREFIX)} (oracle)" if kind == "oracle" else name
 
 
 def write_comparison(cmp: Comparison, out: str | Path) -> Path:
@@ -132,7 +148,12 @@ def write_comparison(cmp: Comparison, out: str | Path) -> Path:
               f"seed {c.seed} (its evaluate stream: never a training episode)\n\n"
               "value ± 95% CI half-width; true-complement share and diversity computed by the evaluator from "
               f"the bundle log (complement threshold {c.complement_threshold}).\n\n")
-    write_text(out / "results.md", header + cmp.markdown() + "\n![metrics](results.png)\n")
+    renamed = {n: s for n, s in cmp.short_names.items() if s != n and cmp.kinds.get(n) != "oracle"}
+    names = "".join(f"- {s}: {n}\n" for n, s in renamed.items())
+    write_text(out / "results.md", header + cmp.markdown() + "\n![metrics](results.png)\n"
+               + (f"\nNames in the chart:\n\n{names}" if names else ""))
     write_text(out / "results.json", table_json(cmp.table))
-    bar_chart(cmp.table, out / "results.png", title=f"{cmp.world}: {c.episodes} episodes, seed {c.seed}")
+    bar_chart(cmp.table, out / "results.png", title=f"Evaluation on '{cmp.world}' ({c.action_mode} mode)",
+              labels=cmp.short_names, kinds=cmp.kinds,
+              note=f"{c.episodes:,} episodes per policy,\nthe same for every policy\n(evaluate stream, seed {c.seed})")
     return out

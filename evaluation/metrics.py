@@ -23,7 +23,7 @@ import numpy as np
 from bundlerl.evaluation.stats import Estimate, mean_ci, ratio_ci
 
 __all__ = [
-    "METRICS", "BUNDLE_METRICS", "COMPARISON_METRICS", "LABELS", "COMPLEMENT_THRESHOLD", "session_summary",
+    "METRICS", "BUNDLE_METRICS", "COMPARISON_METRICS", "LABELS", "UNITS", "COMPLEMENT_THRESHOLD", "session_summary",
     "bundle_metrics", "summarize",
 ]
 
@@ -48,6 +48,19 @@ LABELS = {
     "diversity": "diversity",
 }
 """Column heading of each metric."""
+
+UNITS = {
+    "return": "reward per episode (the world's reward mode)",
+    "click_rate": "clicked / shown bundles",
+    "conversion": "bundles bought from / clicked",
+    "items_per_purchase": "items bought / bundle bought from",
+    "revenue": "paid per episode (catalogue price units)",
+    "length": "shown bundles per episode",
+    "bundle_size": "items per shown bundle",
+    "complement_share": "share of shown bundles",
+    "diversity": "mean 1 - cosine within a bundle",
+}
+"""What each metric counts, in its unit (the value axis of charts)."""
 
 COMPLEMENT_THRESHOLD = 0.3
 """Default threshold of a true complement pair: max(G[a, b], G[b, a]) >= it, G the category complement graph."""

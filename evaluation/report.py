@@ -13,12 +13,12 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from bundlerl.evaluation.metrics import COMPARISON_METRICS, LABELS, METRICS
+from bundlerl.evaluation.metrics import COMPARISON_METRICS, LABELS, METRICS, UNITS
 from bundlerl.evaluation.stats import Estimate
 
 __all__ = [
-    "ORACLE_NOTE", "policy_label", "estimates_table", "markdown_table", "table_json", "bar_chart", "pyplot",
-    "save_figure",
+    "ORACLE_NOTE", "ORACLE_LEGEND", "POLICY_KINDS", "policy_label", "estimates_table", "markdown_table", "table_json",
+    "bar_chart", "chart_figure", "pyplot", "save_figure",
 ]
 
 Table = Mapping[str, Mapping[str, Estimate]]
@@ -79,19 +79,93 @@ def save_figure(fig, path: str | Path, dpi: int = 100) -> None:
     pyplot().close(fig)
 
 
-def bar_chart(table: Table, path: str | Path, metrics: Sequence[str] = COMPARISON_METRICS, title: str = "") -> None:
-    """One panel per metric, a bar per policy with its 95% CI; written atomically to ``path`` (PNG)."""
+def bar_chart(table: Table, path: str | Path, metrics: Sequence[str] = COMPARISON_METRICS, title: str = "",
+              labels: Mapping[str, str] | None = None, kinds: Mapping[str, str] | None = None,
+              note: str = "") -> None:
+    """:func:`chart_figure` written atomically to ``path`` (PNG)."""
+    save_figure(chart_figure(table, metrics, title, labels, kinds, note), path)
+
+
+def chart_figure(table: Table, metrics: Sequence[str] = COMPARISON_METRICS, title: str = "",
+                 labels: Mapping[str, str] | None = None, kinds: Mapping[str, str] | None = None, note: str = ""):
+    """A matplotlib figure: a grid of panels (four a row), one per metric, a horizontal bar per policy (its mean)
+    with its 95% CI as an error bar, and a last cell with the legend.
+
+    Policies are named by ``labels`` (short names; default: the names) on the left of each row of panels, in the
+    table's order; each value axis says its unit (:data:`bundlerl.evaluation.metrics.UNITS`). ``kinds`` (name ->
+    one of :data:`POLICY_KINDS`) sets the bars' look: trained runs in blues, baselines in oranges, oracles hatched
+    grey and named "oracle (reads simulator truth)" in the legend, which also says what the error bars are. ``note``
+    is printed under the legend (e.g. the episodes and the seed).
+    """
     plt = pyplot()
     names = list(table)
-    fig, axes = plt.subplots(1, len(metrics), figsize=(3.0 * len(metrics), 3.8))
-    for ax, m in zip(np.atleast_1d(axes), metrics):
+    labels = {n: (labels or {}).get(n, n) for n in names}
+    kinds = {n: (kinds or {}).get(n, "baseline") for n in names}
+    ncols = min(4, len(metrics) + 1)
+    nrows = -(-(len(metrics) + 1) // ncols)  # one cell more: the legend
+    row_h = max(0.32 * len(names) + 1.3, 2.4)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(3.5 * ncols + 1.2, row_h * nrows + 0.6), squeeze=False)
+    colors = _kind_colors(names, kinds)
+    y = np.arange(len(names))
+    for i, (ax, m) in enumerate(zip(axes.flat, metrics)):
         vals = np.array([table[n][m].value if m in table[n] else np.nan for n in names])
-        err = np.array([table[n][m].half_width if m in table[n] else 0 for n in names])
-        ax.bar(range(len(names)), np.nan_to_num(vals), yerr=np.nan_to_num(err), capsize=3,
-               color=[f"C{i}" for i in range(len(names))])
-        ax.set_xticks(range(len(names)))
-        ax.set_xticklabels(names, rotation=60, ha="right", fontsize=7)
-        ax.set_title(LABELS[m], fontsize=9)
-    fig.suptitle(title, fontsize=9)
+        err = np.array([table[n][m].half_width if m in table[n] else 0.0 for n in names])
+        for j, n in enumerate(names):
+            oracle = kinds[n] == "oracle"
+            ax.barh(y[j], np.nan_to_num(vals[j]), xerr=np.nan_to_num(err[j]), capsize=3, color=colors[n],
+                    hatch="///" if oracle else None, edgecolor="0.35" if oracle else colors[n],
+                    linestyle="--" if oracle else "-", error_kw={"elinewidth": 1, "ecolor": "black"})
+        for k in _group_edges(names, kinds):  # a thin line between trained runs, baselines and oracles
+            ax.axhline(k - 0.5, color="0.75", lw=0.8)
+        ax.set_yticks(y)
+        ax.set_yticklabels([labels[n] for n in names] if i % ncols == 0 else [], fontsize=8)
+        ax.set_ylim(max(len(names), 3) - 0.5, -0.5)  # the table's order, top to bottom (no fat lone bars)
+        ax.set_title(LABELS[m], fontsize=10)
+        ax.set_xlabel(UNITS.get(m, ""), fontsize=8)
+        ax.tick_params(axis="x", labelsize=8)
+        ax.grid(axis="x", color="0.9", lw=0.8)
+        ax.set_axisbelow(True)
+    for ax in axes.flat[len(metrics):]:
+        ax.axis("off")
+    _legend(axes.flat[len(metrics)], kinds, note)
+    fig.suptitle(title, fontsize=11)
     fig.tight_layout()
-    save_figure(fig, path)
+    return fig
+
+
+POLICY_KINDS = ("trained", "baseline", "oracle")
+"""How a chart draws a policy: a trained run, an observable baseline, an oracle (reads simulator truth)."""
+
+ORACLE_LEGEND = "oracle (reads simulator truth)"
+"""The legend entry of oracles in charts."""
+
+
+def _kind_colors(names: list[str], kinds: Mapping[str, str]) -> dict[str, tuple]:
+    """A color per policy: shades of blue for trained runs, of orange for baselines, light grey for oracles."""
+    plt = pyplot()
+    out: dict[str, tuple] = {}
+    for kind, cmap in (("trained", "Blues"), ("baseline", "Oranges")):
+        group = [n for n in names if kinds[n] == kind]
+        shades = np.linspace(0.85, 0.45, len(group)) if len(group) > 1 else [0.7]
+        out.update({n: plt.get_cmap(cmap)(s) for n, s in zip(group, shades)})
+    out.update({n: (0.88, 0.88, 0.88, 1.0) for n in names if kinds[n] == "oracle"})
+    return out
+
+
+def _group_edges(names: list[str], kinds: Mapping[str, str]) -> list[int]:
+    return [j for j in range(1, len(names)) if kinds[names[j]] != kinds[names[j - 1]]]
+
+
+def _legend(ax, kinds: Mapping[str, str], note: str) -> None:
+    from matplotlib.patches import Patch
+
+    shown = [k for k in POLICY_KINDS if k in kinds.values()]
+    handles = {"trained": Patch(facecolor=pyplot().get_cmap("Blues")(0.7), label="trained run"),
+               "baseline": Patch(facecolor=pyplot().get_cmap("Oranges")(0.7), label="baseline (observable)"),
+               "oracle": Patch(facecolor=(0.88, 0.88, 0.88), edgecolor="0.35", hatch="///", linestyle="--",
+                               label=ORACLE_LEGEND)}
+    ax.axis("off")
+    ax.legend(handles=[handles[k] for k in shown], loc="upper left", fontsize=9, frameon=False,
+              title="policies", title_fontsize=9, alignment="left")
+    ax.text(0.03, 0.58, "bar: the mean\nerror bar: its 95% confidence interval" + (f"\n\n{note}" if note else ""),
+            transform=ax.transAxes, fontsize=9, va="top")

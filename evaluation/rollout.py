@@ -20,6 +20,7 @@ from bundlerl.agents.policy import Policy
 from bundlerl.evaluation.metrics import session_summary
 from bundlerl.evaluation.seeds import action_rng
 from bundlerl.evaluation.stats import Estimate, EvaluationError
+from bundlerl.utils.progress import progress_bar, progress_enabled
 
 __all__ = ["EvalResult", "evaluate"]
 
@@ -80,7 +81,7 @@ def evaluate(
     *,
     deterministic: bool = True,
     action_mode: str = "bundle",
-    progress: bool = True,
+    progress: bool | None = None,
     keep_log: bool = True,
 ) -> EvalResult:
     """Run ``n_episodes`` episodes of ``policy`` on a :class:`bundlerl.env.vec_env.BundleRecVecEnv` and collect metrics.
@@ -94,7 +95,8 @@ def evaluate(
     :param num_envs: batch size N.
     :param deterministic: passed to ``policy.act``; when False actions are sampled with a generator seeded by ``seed``.
     :param action_mode: ``"bundle"`` or ``"compose"``.
-    :param progress: show a tqdm bar over episodes.
+    :param progress: show a tqdm bar over episodes (None: unless ``$BUNDLERL_PROGRESS`` is off,
+        ``bundlerl.utils.progress``).
     :param keep_log: keep the per-step bundle log.
     :raises EvaluationError: bad counts, or a factory that returns no Policy.
     """
@@ -119,10 +121,8 @@ def evaluate(
     obs = venv.reset()
     pol.reset()
     bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=n_episodes, desc=f"evaluate {getattr(pol, 'name', 'policy')}", unit="ep", leave=False)
+    if progress_enabled(progress):
+        bar = progress_bar(n_episodes, f"evaluate {getattr(pol, 'name', 'policy')}", unit="ep", leave=False)
     try:
         while (done_count < quota).any():
             actions, props = pol.act(obs, deterministic=deterministic, rng=rng)

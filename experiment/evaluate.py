@@ -22,7 +22,7 @@ _DEFAULT = EvalConfig()
 def evaluate_runs(run_dirs: Sequence[str | Path], *, baselines: Sequence[str] = (), oracles: Sequence[str] = (),
                   preset=None, episodes: int = _DEFAULT.episodes, seed: int = _DEFAULT.seed,
                   which: str = MODEL_CHOICES[0], complement_threshold: float = COMPLEMENT_THRESHOLD,
-                  out: str | Path | None = None, progress: bool = True,
+                  out: str | Path | None = None, progress: bool | None = None,
                   log: Callable[[str], None] = print) -> dict[str, Any]:
     """Evaluate runs, baselines and oracles on the same episodes; write results.md/.json/.png into ``out``.
 
@@ -52,11 +52,32 @@ def evaluate_runs(run_dirs: Sequence[str | Path], *, baselines: Sequence[str] = 
     config = EvalConfig(episodes=episodes, seed=seed, action_mode=modes.pop() if modes else "bundle",
                         complement_threshold=complement_threshold, progress=progress)
     with torch_threads(1):
-        named = {r.path.name: r.policy(which) for r in runs} | policies
-        cmp = compare(named, world, config, log=log)
+        named = {key: r.policy(which, name=key) for key, r in zip(run_keys(runs), runs)} | policies
+        cmp = compare(named, world, config, log=log, short_names=_short_names(runs))
     out = Path(out) if out else Path("evaluations") / f"{world.name}__{time.strftime('%Y%m%d-%H%M%S')}"
     write_comparison(cmp, out)
     return {"table": cmp.table, "markdown": cmp.markdown(), "out": out}
+
+
+def run_keys(runs: list[RunDir]) -> list[str]:
+    """The names runs go by in tables: their folder's name, with its parent's where two folders share one."""
+    names = [r.path.name for r in runs]
+    return [n if names.count(n) == 1 else f"{r.path.parent.name}/{n}" for n, r in zip(names, runs)]
+
+
+def _short_names(runs: list[RunDir]) -> dict[str, str]:
+    """Chart names of runs (keyed by :func:`run_keys`): ``ppo (seed 0)`` from their config.yaml, numbered ``#1``,
+    ``#2`` where two runs would share one (results.md lists which is which)."""
+    keys = run_keys(runs)
+    base = [f"{r.algo} (seed {r.config()['train'].get('seed', '?')})" for r in runs]
+    seen: dict[str, int] = {}
+    out = {}
+    for key, short in zip(keys, base):
+        if base.count(short) > 1:
+            seen[short] = seen.get(short, 0) + 1
+            short = f"{short} #{seen[short]}"
+        out[key] = short
+    return out
 
 
 def _world(runs: list[RunDir], preset):

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bundlerl.evaluation.metrics import UNITS
 from bundlerl.evaluation.report import markdown_table, pyplot, save_figure
 from bundlerl.evaluation.seeds import stream_label
 
@@ -62,15 +63,16 @@ def plot_learning_curve(rows: list[dict], baselines: dict, path: Path, title: st
     if rows:
         t = np.array([r["timesteps"] for r in rows])
         m = np.array([r["mean_return"] for r in rows])
-        ax.plot(t, m, marker="o", label="agent (eval)")
-        ax.fill_between(t, [r["ci_low"] for r in rows], [r["ci_high"] for r in rows], alpha=0.25)
+        ax.plot(t, m, marker="o", label="agent (periodic evaluation)")
+        ax.fill_between(t, [r["ci_low"] for r in rows], [r["ci_high"] for r in rows], alpha=0.25,
+                        label="its 95% confidence interval")
         tr = np.array([r.get("train_return", np.nan) for r in rows], dtype=float)
         if np.isfinite(tr).any():
             ax.plot(t, tr, ls=":", color="gray", label="agent (training episodes)")
     for i, (name, v) in enumerate(baselines.items()):
-        ax.axhline(v["mean"], ls="--", color=f"C{i + 1}", lw=1, label=name)
-    ax.set_xlabel("timesteps")
-    ax.set_ylabel("mean episode return")
+        ax.axhline(v["mean"], ls="--", color=f"C{i + 1}", lw=1, label=f"{name} (baseline)")
+    ax.set_xlabel("timesteps (env steps summed over users)")
+    ax.set_ylabel(f"mean return: {UNITS['return']}", fontsize=8)
     ax.set_title(title, fontsize=9)
     ax.legend(fontsize=7, loc="best")
     fig.tight_layout()

@@ -54,7 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
         description=(
             "bundlerl: learn to recommend product bundles with reinforcement learning. "
             "Simulated shoppers with text-embedded tastes, FAISS + complementarity candidate bundles, "
-            "PPO / DQN agents, offline evaluation and serving."
+            "PPO / DQN agents and their evaluation against baselines and oracles."
         ),
         epilog="Run 'bundlerl <command> --help' for the flags of one command.",
     )

@@ -66,7 +66,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--complement-threshold", type=Number(0.0, 1.0), default=threshold,
                    help=f"a pair is a true complement when max(G[a,b], G[b,a]) >= this (default: {threshold})")
     p.add_argument("--out", default=None, type=OutputFolder(), help="output folder (default: evaluations/{preset}__{time})")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars (also: BUNDLERL_PROGRESS=0)")
     p.set_defaults(func=run)
 
 
@@ -76,7 +76,7 @@ def run(args) -> int:
     res = evaluate_runs(
         args.runs, baselines=args.baselines, oracles=args.oracles, preset=world_from_args(args), episodes=args.episodes,
         seed=args.seed, which=args.which, complement_threshold=args.complement_threshold, out=args.out,
-        progress=not args.no_progress,
+        progress=False if args.no_progress else None,
     )
     print(res["markdown"])
     print(f"written: {res['out'] / 'results.md'}, {res['out'] / 'results.png'}")
