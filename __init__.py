@@ -26,37 +26,15 @@ except _metadata.PackageNotFoundError:  # pragma: no cover - running from a sour
 
 _registration.register_envs()
 
-_EXPORTS = {
-    "BundlerlError": "bundlerl.utils.errors",
-    "BundleRecEnv": "bundlerl.env",
-    "BundleRecVecEnv": "bundlerl.env",
-    "EnvConfig": "bundlerl.env",
-    "PRESETS": "bundlerl.env",
-    "build_world": "bundlerl.env",
-    "Policy": "bundlerl.agents",
-    "make_baseline": "bundlerl.agents",
-    "make_oracle": "bundlerl.agents",
-    "SB3Policy": "bundlerl.agents",
-    "make_model": "bundlerl.agents",
-    "load_model": "bundlerl.agents",
-    "evaluate": "bundlerl.evaluation",
-    "TrainConfig": "bundlerl.experiment",
-    "train": "bundlerl.experiment",
-    "RunDir": "bundlerl.experiment",
-    "BundleBuilder": "bundlerl.candidates",
-    "BuilderConfig": "bundlerl.candidates",
-    "ItemIndex": "bundlerl.candidates",
-    "default_encoder": "bundlerl.encoders",
-    "Catalog": "bundlerl.sim_data",
-    "Baskets": "bundlerl.sim_data",
-    "load_instacart": "bundlerl.sim_data.loaders",
-    "load_items_csv": "bundlerl.sim_data.loaders",
-    "load_baskets_csv": "bundlerl.sim_data.loaders",
-    "load_bundles_csv": "bundlerl.sim_data.loaders",
-    "load_steam_bundles": "bundlerl.sim_data.loaders",
-    "load_groceries": "bundlerl.sim_data.loaders",
-}
-
-__all__ = ["__version__", *_EXPORTS]
-
-__getattr__, __dir__ = _lazy_exports(__name__, _EXPORTS)
+__getattr__, __dir__, _PUBLIC = _lazy_exports(__name__, {
+    "bundlerl.utils.errors": "BundlerlError",
+    "bundlerl.env": "BundleRecEnv BundleRecVecEnv EnvConfig PRESETS build_world",
+    "bundlerl.agents": "Policy make_baseline make_oracle SB3Policy make_model load_model",
+    "bundlerl.evaluation": "evaluate",
+    "bundlerl.experiment": "TrainConfig train RunDir",
+    "bundlerl.candidates": "BundleBuilder BuilderConfig ItemIndex",
+    "bundlerl.encoders": "default_encoder",
+    "bundlerl.sim_data": "Catalog Baskets",
+    "bundlerl.sim_data.loaders": "load_instacart load_items_csv load_baskets_csv load_bundles_csv load_steam_bundles load_groceries",
+})
+__all__ = ["__version__", *_PUBLIC]

@@ -5,20 +5,10 @@ from __future__ import annotations
 
 from bundlerl.utils.lazy import lazy_exports
 
-_EXPORTS = {
-    "Policy": ".policy",
-    "PolicyError": ".policy",
-    "BASELINES": ".baselines",
-    "make_baseline": ".baselines",
-    "ORACLES": ".oracles",
-    "make_oracle": ".oracles",
-    "ALGOS": ".config",
-    "AgentConfigError": ".config",
-    "load_algo_config": ".config",
-    "SB3Policy": ".sb3",
-    "make_model": ".sb3",
-    "load_model": ".sb3",
-}
-__all__ = list(_EXPORTS)
-
-__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+__getattr__, __dir__, __all__ = lazy_exports(__name__, {
+    ".policy": "Policy PolicyError",
+    ".baselines": "BASELINES make_baseline",
+    ".oracles": "ORACLES make_oracle",
+    ".config": "ALGOS AgentConfigError load_algo_config",
+    ".sb3": "SB3Policy make_model load_model",
+})

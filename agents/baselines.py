@@ -10,16 +10,13 @@ from __future__ import annotations
 import numpy as np
 
 from bundlerl.agents.policy import Observation, Policy, PolicyError, batch_size_of, check_name, greedy_probabilities
-from bundlerl.candidates.types import CANDIDATE_FEATURES
+from bundlerl.candidates.features import CANDIDATE_FEATURES, COL
 from bundlerl.env.observation import CANDIDATES_KEY, MASK_KEY
 
 __all__ = [
     "RandomPolicy", "PopularityPolicy", "RelevanceGreedyPolicy", "ComplementGreedyPolicy", "BASELINES",
     "make_baseline",
 ]
-
-_COL = {name: i for i, name in enumerate(CANDIDATE_FEATURES)}
-
 
 def _features(obs: Observation) -> tuple[np.ndarray, np.ndarray]:
     """(N, K, F) candidate features and (N, K) mask of a batched observation; PolicyError if malformed."""
@@ -70,7 +67,7 @@ class _ScorePolicy(Policy):
         feats, _ = _features(obs)
         s = np.zeros(feats.shape[:2])
         for col, w in self.weights.items():
-            s += w * feats[:, :, _COL[col]]
+            s += w * feats[:, :, getattr(COL, col)]
         return s
 
     def action_probabilities(self, obs: Observation) -> np.ndarray:

@@ -63,7 +63,8 @@ class Policy(ABC):
 
     @abstractmethod
     def action_probabilities(self, obs: Observation) -> np.ndarray:
-        """(N, K) float64 rows summing to 1, zero on masked-out actions.
+        """(N, K) float64 rows summing to 1, zero on masked-out actions (a row with no valid action: uniform,
+        and the env decides what an invalid action means).
 
         ``deterministic`` policies put all mass on one action. Raises PolicyError on a malformed batch.
         """
@@ -77,7 +78,7 @@ class Policy(ABC):
         with ``rng`` (required then). The returned probability is the policy's probability of the
         returned action, i.e. the propensity logged for off-policy evaluation.
         """
-        probs = self.action_probabilities(obs)
+        probs = check_probabilities(self.action_probabilities(obs), obs, getattr(self, "name", type(self).__name__))
         if deterministic:
             actions = probs.argmax(axis=1)
         else:
@@ -92,13 +93,42 @@ class Policy(ABC):
         """Forget per-episode memory for the given batch rows (all when None). Stateless policies ignore it."""
 
 
+def check_probabilities(probs: np.ndarray, obs: Observation, name: str = "policy") -> np.ndarray:
+    """``probs`` as (N, K) float64 after checking it is what :meth:`Policy.action_probabilities` promises for the
+    batch ``obs``: shape (N, K) of its action mask, finite, >= 0, rows summing to 1 (within 1e-6).
+
+    :raises PolicyError: naming the policy and the first violation (a broken policy must not be evaluated as
+        "always action 0", which is what an argmax over NaN or zeros silently gives).
+    """
+    mask = np.asarray(obs[MASK_KEY]) if MASK_KEY in obs else None
+    p = np.asarray(probs, dtype=np.float64)
+    want = None if mask is None else mask.shape
+    if p.ndim != 2 or (want is not None and p.shape != want):
+        raise PolicyError(f"{name}: action probabilities have shape {p.shape}; expected (N, K) = {want}")
+    if not np.isfinite(p).all():
+        row = int(np.flatnonzero(~np.isfinite(p).all(axis=1))[0])
+        raise PolicyError(f"{name}: action probabilities are not finite (row {row}: {p[row].tolist()}); "
+                          "check the policy's inputs (NaN features?) and its scores")
+    if (p < 0).any():
+        raise PolicyError(f"{name}: negative action probabilities (min {p.min():.3g}); they must be >= 0")
+    sums = p.sum(axis=1)
+    if not np.allclose(sums, 1.0, atol=1e-6):
+        row = int(np.argmax(np.abs(sums - 1.0)))
+        raise PolicyError(f"{name}: action probabilities of row {row} sum to {sums[row]:.6g}, not 1; normalise them")
+    return p
+
+
 def greedy_probabilities(scores: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """(N, K) one-hot on the highest-scoring valid action (ties -> lowest index).
 
     A row with no valid action gets uniform probabilities (the env then decides what an
-    invalid action means), so the result always sums to 1.
+    invalid action means), so the result always sums to 1. A NaN score of a valid action raises
+    :class:`PolicyError` (it would otherwise lose every comparison silently).
     """
-    scores = np.where(mask > 0, scores, -np.inf)
+    valid = np.asarray(mask) > 0
+    if np.isnan(np.where(valid, scores, 0.0)).any():
+        raise PolicyError("a valid candidate's score is NaN; check the observation's candidate features for NaN")
+    scores = np.where(valid, scores, -np.inf)
     out = np.zeros(scores.shape, dtype=np.float64)
     has_valid = np.isfinite(scores).any(axis=1)
     out[np.arange(len(out))[has_valid], scores[has_valid].argmax(axis=1)] = 1.0

@@ -4,27 +4,22 @@ the bundle builder (K candidate bundles of 1..K_max items with features). Names 
 Modules (each owns one thing): ``types`` (the CandidateSet contract), ``features`` (the nine candidate
 features: names, columns, formulas), ``builder`` (BundleBuilder) with ``builder_config`` (its config,
 errors, input checks), ``kernels`` (its compiled loops) and ``completion`` (single-bundle completion);
-``index`` (ItemIndex over FAISS) with ``index_config``; ``projection`` (PCA projections, centred or
-not); ``ragged`` (per-row item sets); ``complementarity`` (the estimated complementarity model, a
-package) with ``cooccurrence``, ``text_comp`` and ``comp_eval`` (its counts, text model and evaluation).
+``index`` (ItemIndex over FAISS) with ``index_config`` and ``index_file`` (its saved files); ``projection``
+(PCA projections, centred or not); ``ragged`` (per-row item sets); ``complementarity`` (the estimated
+complementarity model, a package) with ``cooccurrence``, ``text_comp`` and ``comp_eval`` (its counts, text
+model and evaluation).
 """
 
 from __future__ import annotations
 
 from bundlerl.utils.lazy import lazy_exports
 
-_EXPORTS = {
-    "BundleBuilder": ".builder",
-    "BuilderConfig": ".builder_config",
-    "BuilderError": ".builder_config",
-    "ItemIndex": ".index",
-    "IndexConfig": ".index_config",
-    "ComplementConfig": ".complementarity",
-    "ComplementModel": ".complementarity",
-    "CandidateSet": ".types",
-    "CANDIDATE_FEATURES": ".features",
-    "FeatureIndex": ".features",
-}
-__all__ = list(_EXPORTS)
-
-__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+__getattr__, __dir__, __all__ = lazy_exports(__name__, {
+    ".builder": "BundleBuilder",
+    ".builder_config": "BuilderConfig BuilderError",
+    ".index": "ItemIndex",
+    ".index_config": "IndexConfig",
+    ".complementarity": "ComplementConfig ComplementModel",
+    ".types": "CandidateSet",
+    ".features": "CANDIDATE_FEATURES FeatureIndex",
+})

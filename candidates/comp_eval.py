@@ -17,7 +17,7 @@ from typing import Callable
 
 import numpy as np
 
-from bundlerl.candidates.cooccurrence import PairCounts, _basket_pairs, category_counts
+from bundlerl.candidates.cooccurrence import CooccurrenceError, PairCounts, _basket_pairs, category_counts
 from bundlerl.sim_data.baskets import Baskets
 
 __all__ = [
@@ -87,7 +87,7 @@ def popularity_bins(counts: np.ndarray, exact_below: int = 16, ratio: float = 1.
     non-decreasing in the count."""
     c = np.asarray(counts, np.int64)
     if exact_below < 1 or ratio <= 1:
-        raise ValueError(f"exact_below={exact_below}, ratio={ratio}; need exact_below >= 1 and ratio > 1")
+        raise CooccurrenceError(f"exact_below={exact_below}, ratio={ratio}; need exact_below >= 1 and ratio > 1")
     big = np.floor(np.log(np.maximum(c, exact_below) / exact_below) / np.log(ratio)).astype(np.int64)
     return np.where(c < exact_below, c, exact_below + big)
 
@@ -102,11 +102,11 @@ def heldout_pairs(train: Baskets, test: Baskets, rng: np.random.Generator, max_p
     Draws where ``j' == i`` or ``(i, j')`` is itself a held-out co-purchase are redrawn (20 rounds; the
     few left over are dropped together with their positive)."""
     if train.n_items != test.n_items:
-        raise ValueError(f"train has n_items={train.n_items}, test {test.n_items}; split one Baskets object")
+        raise CooccurrenceError(f"train has n_items={train.n_items}, test {test.n_items}; split one Baskets object")
     n = test.n_items
     a, b = _basket_pairs(test.indptr, test.items)
     if a.size == 0:
-        raise ValueError("the held-out baskets hold no pair of items; give baskets with >= 2 items")
+        raise CooccurrenceError("the held-out baskets hold no pair of items; give baskets with >= 2 items")
     keys = np.unique(a * n + b)  # every held-out co-purchase, to keep negatives clean
     take = rng.choice(a.size, size=max_pairs, replace=False) if a.size > max_pairs else np.arange(a.size)
     pi, pj = a[take], b[take]
@@ -183,7 +183,7 @@ def graph_agreement(estimated: np.ndarray, truth: np.ndarray, edge_threshold: fl
     est = np.asarray(estimated, np.float64)
     g = np.asarray(truth, np.float64)
     if est.shape != g.shape or est.ndim != 2 or est.shape[0] != est.shape[1]:
-        raise ValueError(f"estimated {est.shape} and truth {g.shape} must be the same square shape")
+        raise CooccurrenceError(f"estimated {est.shape} and truth {g.shape} must be the same square shape")
     off = ~np.eye(g.shape[0], dtype=bool)
     e, t = est[off], g[off]
     edge = t > edge_threshold

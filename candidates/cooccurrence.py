@@ -23,8 +23,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from bundlerl.sim_data.baskets import Baskets
+from bundlerl.utils.errors import BundlerlError
 
 __all__ = [
+    "CooccurrenceError",
     "PairCounts",
     "category_counts",
     "expected_counts",
@@ -36,6 +38,10 @@ __all__ = [
     "ppmi_embeddings",
     "shrunk_log_lift",
 ]
+
+
+class CooccurrenceError(BundlerlError):
+    """Bad input to a co-occurrence statistic (a count, a prior strength); the message names it and the fix."""
 
 
 def _basket_pairs(indptr: np.ndarray, items: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -78,7 +84,7 @@ class PairCounts:
         """Count co-occurrences; baskets larger than ``max_basket_size`` (if > 0) are left out of the
         pair counts (their quadratic pair count would dominate) but still count in ``item_counts``."""
         if not isinstance(baskets, Baskets):
-            raise TypeError(f"baskets must be a bundlerl.sim_data.baskets.Baskets, got {type(baskets).__name__}")
+            raise CooccurrenceError(f"baskets must be a bundlerl.sim_data.baskets.Baskets, got {type(baskets).__name__}")
         n = int(baskets.n_items)
         indptr, items = baskets.indptr, baskets.items
         if max_basket_size > 0 and (baskets.sizes > max_basket_size).any():
@@ -137,7 +143,7 @@ def category_counts(baskets: Baskets, category: np.ndarray, n_categories: int) -
 def expected_counts(n_i: np.ndarray, n_j: np.ndarray, n_baskets: int) -> np.ndarray:
     """Expected co-occurrence count under independence, ``n_i * n_j / B`` (float64); B must be > 0."""
     if n_baskets <= 0:
-        raise ValueError(f"n_baskets={n_baskets}; need at least one basket")
+        raise CooccurrenceError(f"n_baskets={n_baskets}; need at least one basket")
     return np.asarray(n_i, np.float64) * np.asarray(n_j, np.float64) / float(n_baskets)
 
 
@@ -145,7 +151,7 @@ def shrunk_lift(n_ij: np.ndarray, expected: np.ndarray, prior_lift: np.ndarray, 
     """Posterior-mean lift ``(n_ij + alpha * prior) / (expected + alpha)`` (Poisson likelihood, Gamma prior
     with mean ``prior_lift`` and strength ``alpha`` pseudo-expected-counts). All inputs broadcast; >= 0."""
     if alpha <= 0:
-        raise ValueError(f"alpha={alpha}; the prior strength must be > 0")
+        raise CooccurrenceError(f"alpha={alpha}; the prior strength must be > 0")
     return (np.asarray(n_ij, np.float64) + alpha * np.asarray(prior_lift, np.float64)) / (
         np.asarray(expected, np.float64) + alpha
     )
@@ -154,7 +160,7 @@ def shrunk_lift(n_ij: np.ndarray, expected: np.ndarray, prior_lift: np.ndarray, 
 def direction_factor(n_i: np.ndarray, n_j: np.ndarray, beta: float, eta: float) -> np.ndarray:
     """``min(1, (n_j + beta) / (n_i + beta)) ** eta`` in (0, 1]; ``eta = 0`` gives a symmetric model."""
     if beta <= 0 or eta < 0:
-        raise ValueError(f"beta={beta}, eta={eta}; need beta > 0 and eta >= 0")
+        raise CooccurrenceError(f"beta={beta}, eta={eta}; need beta > 0 and eta >= 0")
     r = (np.asarray(n_j, np.float64) + beta) / (np.asarray(n_i, np.float64) + beta)
     return np.minimum(1.0, r) ** eta
 
@@ -162,7 +168,7 @@ def direction_factor(n_i: np.ndarray, n_j: np.ndarray, beta: float, eta: float) 
 def lift_to_unit(lift: np.ndarray, kappa: float) -> np.ndarray:
     """Map a lift in [0, inf) to [0, 1): ``L / (L + kappa)``, increasing; ``kappa > 0``."""
     if kappa <= 0:
-        raise ValueError(f"kappa={kappa}; must be > 0")
+        raise CooccurrenceError(f"kappa={kappa}; must be > 0")
     lift = np.asarray(lift, np.float64)
     return lift / (lift + kappa)
 

@@ -29,23 +29,22 @@ vectorised sorted-key lookup (:class:`bundlerl.candidates.ragged.RaggedSet`), so
 
 Also here, as the other inner products against an item table: :func:`check_vectors` (the unit-row check of
 every vector input) and :func:`inner_products_by_index` (fused gather + dot, the builder's and the env's exact
-relevance features). The configuration is ``bundlerl.candidates.index_config``.
+relevance features). The configuration is ``bundlerl.candidates.index_config``, the files ``bundlerl.candidates.index_file``.
 
 ``import bundlerl.candidates.index`` does not import faiss; faiss loads when an index is built.
 """
 
 from __future__ import annotations
 
-import json
 import os
 from contextlib import nullcontext
-from dataclasses import asdict
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
 from bundlerl.candidates.index_config import EXACT_UP_TO, IndexConfig, IndexError_
+from bundlerl.candidates.index_file import read_index_files, write_index_files
 from bundlerl.candidates.projection import pca_projection
 from bundlerl.candidates.ragged import RaggedSet, RaggedSetError
 from bundlerl.utils.threads import faiss_threads
@@ -339,46 +338,16 @@ class ItemIndex:
 
     # ------------------------------------------------------------------ persistence
     def save(self, path: str | os.PathLike) -> Path:
-        """Write the faiss index to ``path`` and a sidecar ``path + '.json'`` (config, dim, n), atomically."""
-        import faiss
-
-        from bundlerl.utils.atomic import atomic_write
-
-        path = Path(path)
-        with atomic_write(path) as tmp:
-            faiss.write_index(self._index, str(tmp))
-        meta = {"format": "bundlerl.ItemIndex/1", "dim": self.dim, "n_items": self.n_items, "config": asdict(self.config)}
-        side = path.with_name(path.name + ".json")
-        with atomic_write(side) as tmp:
-            tmp.write_text(json.dumps(meta, indent=2))
-        return path
+        """Write the faiss index to ``path`` and a sidecar ``path + '.json'`` (config, dim, n, the index file's
+        SHA-256), each atomically (:func:`bundlerl.candidates.index_file.write_index_files`)."""
+        return write_index_files(self._index, self.config, self.dim, path)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "ItemIndex":
-        """Read an index written by :meth:`save`. Raises :class:`IndexError_` if either file is missing or they disagree."""
-        import faiss
-
-        path = Path(path)
-        side = path.with_name(path.name + ".json")
-        if not path.exists() or not side.exists():
-            raise IndexError_(f"{path} or its sidecar {side.name} is missing; write it with ItemIndex.save")
-        meta = json.loads(side.read_text())
-        if meta.get("format") != "bundlerl.ItemIndex/1":
-            raise IndexError_(f"{side} is not an ItemIndex sidecar (format {meta.get('format')!r})")
-        index = faiss.read_index(str(path))
-        if index.d != meta["dim"] or index.ntotal != meta["n_items"]:
-            raise IndexError_(
-                f"{path} holds {index.ntotal} x {index.d} but its sidecar says {meta['n_items']} x {meta['dim']}; re-save the index"
-            )
+        """Read an index written by :meth:`save`. Raises :class:`IndexError_` naming the file and the fix when
+        either file is missing, damaged (truncated, bit-flipped: checked against the sidecar's checksum before
+        faiss reads it) or unreadable, or the two disagree (:func:`bundlerl.candidates.index_file.read_index_files`)."""
         self = cls.__new__(cls)
-        self.config = IndexConfig(**meta["config"])
-        self.dim = int(meta["dim"])
-        self._index = index  # read_index returns the concrete class and owns it (a downcast copy would not)
-        refined = isinstance(self._index, faiss.IndexRefine)
-        if refined != self.config.refined:
-            raise IndexError_(
-                f"{path} {'is' if refined else 'is not'} a re-ranked index but its sidecar says "
-                f"reduce_dim={self.config.reduce_dim}, pq_m={self.config.pq_m}; re-save the index"
-            )
+        self._index, self.config, self.dim = read_index_files(path)  # the concrete faiss class, owning its parts
         self._structure = self._find_structure(self._index)
         return self

@@ -19,6 +19,7 @@ torch is imported lazily, inside :func:`train_text_model`.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 
@@ -108,8 +109,12 @@ def train_text_model(
     use_item_ids: bool,
     substitute_cosine: float,
     threads: int,
+    on_batch: Callable[[int], None] | None = None,
 ) -> TextFactors:
     """Fit the two-tower on ``counts``; returns per-item factors for all ``n`` items.
+
+    ``on_batch(epoch)`` (0-based epoch), when given, is called after each optimiser step (progress bars):
+    ``ceil(2 * n_pairs / batch_size)`` calls per epoch, none when there is nothing to train on.
 
     With no pairs at all (no basket with two items) the residual is zero everywhere.
     Deterministic given ``rng`` (torch is seeded from it).
@@ -168,7 +173,7 @@ def train_text_model(
         # reductions over a batch no longer than torch's parallel grain (one chunk either way). The matmuls keep
         # ``threads`` inside ``tower``.
         torch.set_num_threads(1 if batch_size <= _TORCH_GRAIN else max(1, int(threads)))
-        for _ in range(int(epochs)):
+        for epoch in range(int(epochs)):
             perm = torch.randperm(It.numel(), generator=g)
             for s in range(0, It.numel(), batch_size):
                 k = perm[s : s + batch_size]
@@ -191,6 +196,8 @@ def train_text_model(
                 opt.step()
                 if use_item_ids:
                     opt_id.step()
+                if on_batch is not None:
+                    on_batch(epoch)
         torch.set_num_threads(max(1, int(threads)))
         with torch.no_grad():
             u_all = (E @ PU).numpy()

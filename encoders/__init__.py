@@ -31,12 +31,10 @@ __all__ = [
     "projected_history",
 ]
 
-__getattr__, __dir__ = lazy_exports(__name__, {
-    "SentenceEncoder": ".sentence",
-    "CachedEncoder": ".cache",
-    "add_clicked": ".user_vectors",
-    "history_vectors": ".user_vectors",
-    "projected_history": ".user_vectors",
+__getattr__, __dir__, _ = lazy_exports(__name__, {
+    ".sentence": "SentenceEncoder",
+    ".cache": "CachedEncoder",
+    ".user_vectors": "add_clicked history_vectors projected_history",
 })
 
 

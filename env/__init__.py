@@ -11,26 +11,13 @@ from bundlerl.utils.lazy import lazy_exports
 
 register_envs()
 
-_EXPORTS = {
-    "BundleRecEnv": ".bundle_env",
-    "InvalidActionError": ".bundle_env",
-    "BundleRecVecEnv": ".vec_env",
-    "EnvConfig": ".config",
-    "ConfigError": ".config",
-    "PRESETS": ".config",
-    "get_config": ".config",
-    "instacart_config": ".config",
-    "load_env_config": ".config",
-    "env_config_overrides": ".config",
-    "World": ".world",
-    "build_world": ".world",
-    "RewardWeights": ".reward",
-    "REWARD_MODES": ".reward",
-    "ShopperParams": ".shopper_params",
-    "ENV_IDS": ".registration",
-    "OBS_KEYS": ".observation",
-    "MASK_KEY": ".observation",
-}
-__all__ = list(_EXPORTS)
-
-__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+__getattr__, __dir__, __all__ = lazy_exports(__name__, {
+    ".bundle_env": "BundleRecEnv InvalidActionError",
+    ".vec_env": "BundleRecVecEnv",
+    ".config": "EnvConfig ConfigError PRESETS get_config instacart_config load_env_config env_config_overrides",
+    ".world": "World build_world",
+    ".reward": "RewardWeights REWARD_MODES",
+    ".shopper_params": "ShopperParams",
+    ".registration": "ENV_IDS",
+    ".observation": "OBS_KEYS MASK_KEY",
+})

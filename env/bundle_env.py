@@ -10,6 +10,7 @@ from gymnasium import spaces
 
 from bundlerl.env.config import EnvConfig, get_config
 from bundlerl.env.observation import MASK_KEY
+from bundlerl.env.render import RENDER_FPS, RENDER_MODES, row_text, text_frame
 from bundlerl.env.session import ACTION_MODES, InvalidActionError, SessionBatch
 from bundlerl.env.world import build_world
 
@@ -89,7 +90,9 @@ class BundleRecEnv(gym.Env):
 
     - ``preset``: preset name (``default``, ``small``, ``revenue``, ``clicks``, ``instacart``) or an
       ``EnvConfig``.
-    - ``render_mode``: None or ``"ansi"`` (text: titles and prices of the shown bundle, the response).
+    - ``render_mode``: None, ``"ansi"`` (text: titles and prices of the shown bundle, the response) or
+      ``"rgb_array"`` (that text drawn as an (H, W, 3) uint8 image of a shape fixed for the env, for video
+      recorders and SB3's ``make_vec_env``, which asks for it).
     - ``action_mode``: ``"bundle"`` or ``"compose"``.
 
     All randomness comes from ``self.np_random`` after ``reset(seed=...)``: each reset draws one episode
@@ -98,15 +101,16 @@ class BundleRecEnv(gym.Env):
 
     ## Version History
 
-    - v0: first version (docs/SIMULATOR.md shopper, FAISS + complementarity candidates).
+    - v0: first version (docs/SIMULATOR.md shopper, FAISS + complementarity candidates); ``rgb_array``
+      rendering added later (no change to dynamics).
     """
 
-    metadata = {"render_modes": ["ansi"], "render_fps": 4}
+    metadata = {"render_modes": list(RENDER_MODES), "render_fps": RENDER_FPS}
 
     def __init__(self, preset: "str | EnvConfig" = "default", render_mode: str | None = None,
                  action_mode: str = "bundle"):
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise ValueError(f"render_mode={render_mode!r}; use None or 'ansi'")
+            raise ValueError(f"render_mode={render_mode!r}; use None or one of {list(RENDER_MODES)}")
         if action_mode not in ACTION_MODES:
             raise ValueError(f"action_mode={action_mode!r}; use one of {ACTION_MODES}")
         self.config: EnvConfig = get_config(preset)
@@ -157,28 +161,14 @@ class BundleRecEnv(gym.Env):
         return {k: v[0] for k, v in self.core.observe().items()}
 
     # ------------------------------------------------------------------ render
-    def render(self) -> str | None:
+    def render(self) -> "str | np.ndarray | None":
+        """``ansi``: the text of the session (counters, the last shown bundle's titles, categories and prices,
+        the response); ``rgb_array``: that text drawn as an (H, W, 3) uint8 image whose shape is fixed for the
+        env (``bundlerl.env.render.frame_shape(K_max + 3)``); None (with a warning) without a render mode."""
         if self.render_mode is None:
-            gym.logger.warn("render() called without render_mode; pass render_mode='ansi'")
+            gym.logger.warn("render() called without render_mode; pass render_mode='ansi' or 'rgb_array'")
             return None
-        cat = self.world.observable_catalog
-        log, compose = self.core.log, self.core.compose
-        lines = [f"[{self.config.name}] step {int(log.t[0])}/{self.config.horizon}  clicks {int(log.clicks[0])}"
-                 f"  items bought {int(log.items_bought[0])}  spent {log.spent[0]:.2f}"]
-        if self._last is not None and self._last["responded"]:
-            items = [int(i) for i in self._last["shown"] if i >= 0]
-            if items:
-                lines.append(f"shown bundle ({len(items)} items):")
-                for i in items:
-                    lines.append(f"  - {cat.titles[i]}  ({cat.category_names[cat.category[i]]})  {cat.price[i]:.2f}")
-            else:
-                lines.append("shown: nothing (invalid action)")
-            resp = "clicked" if self._last["click"] else "no click"
-            if self._last["n_bought"]:
-                resp += f", bought {self._last['n_bought']} item(s) for {self._last['revenue']:.2f}"
-            lines.append(f"response: {resp}")
-        elif compose.partial_len[0] > 0:
-            lines.append("composing: " + ", ".join(str(cat.titles[i]) for i in compose.partial[0] if i >= 0))
-        else:
-            lines.append("session start")
-        return "\n".join(lines) + "\n"
+        text = row_text(self.core, 0, self._last)
+        if self.render_mode == "ansi":
+            return text
+        return text_frame(text, self.config.K_max + 3)

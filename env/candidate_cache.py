@@ -21,13 +21,10 @@ from __future__ import annotations
 import numpy as np
 
 from bundlerl.candidates.builder import inner_products_by_index
-from bundlerl.candidates.types import CANDIDATE_FEATURES
+from bundlerl.candidates.features import COL
 from bundlerl.env.rows import Row, RowTable
 
 __all__ = ["CandidateCache"]
-
-_NOVELTY = CANDIDATE_FEATURES.index("novelty")
-_REL_H = CANDIDATE_FEATURES.index("rel_history")
 
 
 class CandidateCache(RowTable):
@@ -45,7 +42,7 @@ class CandidateCache(RowTable):
     )
 
     def __init__(self, n: int, config, builder, embeddings: np.ndarray):
-        super().__init__(n, K=config.K, K_max=config.K_max, F=len(CANDIDATE_FEATURES))
+        super().__init__(n, K=config.K, K_max=config.K_max, F=len(COL))
         self.config, self.builder, self.emb = config, builder, embeddings
         self.n_items = embeddings.shape[0]
 
@@ -105,13 +102,13 @@ class CandidateCache(RowTable):
         flat = (rows * self.n_items)[:, None, None] + np.maximum(items, 0)
         seen = (np.take(log.shown_items.reshape(-1), flat) & valid).sum(axis=2)
         feat = self.cand_feat[rows]
-        feat[:, :, _NOVELTY] = np.where(size > 0, (size - seen) / np.maximum(size, 1), 0.0)
+        feat[:, :, COL.novelty] = np.where(size > 0, (size - seen) / np.maximum(size, 1), 0.0)
         if clicked.any():
             sel = np.flatnonzero(clicked)
             h = log.history_vectors(rows[sel])
             # fused gather + dot: never materialises the (n, K, K_max, d) block of embeddings
             cos = inner_products_by_index(h, self.emb, items[sel].reshape(sel.size, -1)).reshape(items[sel].shape)
-            feat[sel, :, _REL_H] = cos.sum(axis=2) / np.maximum(size[sel], 1)
+            feat[sel, :, COL.rel_history] = cos.sum(axis=2) / np.maximum(size[sel], 1)
         stale = (np.take(log.bought_items.reshape(-1), flat) & valid).any(axis=2)
         if stale.any():
             self.cand_mask[rows] = self.cand_mask[rows] & ~stale

@@ -49,7 +49,7 @@ __all__ = [
 ]
 
 WORLD_FORMAT = 1
-"""Layout version of the world cached on disk (:mod:`bundlerl.env.world`), part of :meth:`EnvConfig.world_key`:
+"""Layout version of the world cached on disk (:mod:`bundlerl.env.world_cache`), part of :meth:`EnvConfig.world_key`:
 bump it when the pickled layout changes so that stale caches are ignored."""
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,39}")
 _DERIVED_BUILDER = {"n_candidates": "K", "max_bundle_size": "K_max"}
@@ -182,7 +182,8 @@ class EnvConfig:
         return BuilderConfig(**{theirs: getattr(self, ours) for theirs, ours in _DERIVED_BUILDER.items()})
 
     def world_key(self) -> str:
-        """Content hash of what the World depends on (not K, horizon, reward, ...)."""
+        """Hash of the config fields and code versions the World depends on (not K, horizon, reward, ...); no I/O.
+        The World's cache key adds the content of its data files: :func:`bundlerl.env.world_cache.world_cache_key`."""
         src = {
             "format": WORLD_FORMAT,
             "source": self.source,

@@ -12,7 +12,7 @@ key                shape         content
                                  the first click
 ``session``        (S,)          the session counters of :data:`SESSION_FEATURES`, in [0, 1]
                                  (log_spent in [0, log1p(max spend / mean price)])
-``candidates``     (K, F)        per-candidate features, columns in ``CANDIDATE_FEATURES`` order
+``candidates``     (K, F)        per-candidate features, columns ``bundlerl.candidates.features.COL``
 ``action_mask``    (K,)          1.0 where the candidate is a valid action, else 0.0
 =================  ============  ==============================================================
 
@@ -66,24 +66,23 @@ def observation_space(P: int, K: int, F: int, log_price_range: tuple[float, floa
                       max_log_spent: float = np.inf) -> spaces.Dict:
     """The Dict space for profile dim ``P``, ``K`` actions and ``F`` candidate features.
 
-    Bounds per candidate column (``CANDIDATE_FEATURES``): rel_profile, rel_history in [-1, 1]; mean_comp,
+    Bounds per candidate column (``bundlerl.candidates.features.COL``): rel_profile, rel_history in [-1, 1]; mean_comp,
     max_sub, size, popularity, novelty, discount in [0, 1]; log_price in ``log_price_range`` (the env passes
     [log(cheapest item * (1 - largest discount)), log(K_max * dearest item)]). Session counters are in [0, 1]
     except log_spent in [0, ``max_log_spent``].
     """
-    from bundlerl.candidates.types import CANDIDATE_FEATURES
+    from bundlerl.candidates.features import COL
 
     S = len(SESSION_FEATURES)
     f32 = np.float32
     lo = np.zeros((K, F), f32)
     hi = np.ones((K, F), f32)
-    if F == len(CANDIDATE_FEATURES):
-        col = {n: i for i, n in enumerate(CANDIDATE_FEATURES)}
-        lo[:, col["rel_profile"]] = lo[:, col["rel_history"]] = -1.0
-        lo[:, col["log_price"]], hi[:, col["log_price"]] = log_price_range
+    if F == len(COL):
+        lo[:, COL.rel_profile] = lo[:, COL.rel_history] = -1.0
+        lo[:, COL.log_price], hi[:, COL.log_price] = log_price_range
         # invalid (masked) slots carry all-zero features: keep 0 inside the log_price range
-        lo[:, col["log_price"]] = np.minimum(lo[:, col["log_price"]], 0.0)
-        hi[:, col["log_price"]] = np.maximum(hi[:, col["log_price"]], 0.0)
+        lo[:, COL.log_price] = np.minimum(lo[:, COL.log_price], 0.0)
+        hi[:, COL.log_price] = np.maximum(hi[:, COL.log_price], 0.0)
     else:
         lo[:], hi[:] = -np.inf, np.inf
     s_hi = np.ones(S, f32)

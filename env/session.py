@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from bundlerl.candidates.types import CANDIDATE_FEATURES
+from bundlerl.candidates.features import COL
 from bundlerl.env.candidate_cache import CandidateCache
 from bundlerl.env.compose import ComposeAdapter, bundle_features_of
 from bundlerl.env.config import EnvConfig
@@ -200,7 +200,7 @@ class SessionBatch(RowTable):
         lo = float(np.log(price.min() * (1.0 - disc.max()))) - 1e-3
         hi = float(np.log(self.K_max * price.max())) + 1e-3
         max_spend = self.config.horizon * self.K_max * price.max()
-        return observation_space(self.config.profile_dim, self.n_actions, len(CANDIDATE_FEATURES), (lo, hi),
+        return observation_space(self.config.profile_dim, self.n_actions, len(COL), (lo, hi),
                                  float(np.log1p(max_spend / self.world.mean_price)) + 1e-3)
 
     def observe(self, rows: np.ndarray | None = None) -> dict[str, np.ndarray]:
@@ -214,6 +214,9 @@ class SessionBatch(RowTable):
             cand = self.pool.cand_feat.copy()
         else:
             cand = self.compose.features(self.pool.cand_items, mask, log, self.world, self._emb)
+        # a mean cosine of unit float32 vectors can exceed 1 by an ulp: keep relevance inside its declared [-1, 1]
+        rel = [COL.rel_profile, COL.rel_history]
+        cand[..., rel] = np.clip(cand[..., rel], -1.0, 1.0)
         obs = {
             PROFILE_KEY: log.profile_obs.copy(),
             HISTORY_KEY: log.history_obs.copy(),

@@ -2,24 +2,26 @@
 
 A World holds what a config builds: the catalogue with embeddings, historical baskets, the estimated
 complementarity model, the FAISS item index, the candidate builder, the persona pool and its profile
-embeddings, and the observation's projection. Worlds are cached twice: in-process (one per
-:meth:`EnvConfig.world_key <bundlerl.env.config.EnvConfig.world_key>`) and on disk by that content hash
-(catalogue, personas and baskets in one pickle; embeddings through the encoder's own cache; the
-complementarity model through its own cache), so the second construction of the same world is fast.
+embeddings, the observation's projection and each persona's initial candidate pool. Worlds are cached twice:
+in-process and on disk, both by :func:`~bundlerl.env.world_cache.world_cache_key` (the config and the content of
+its data files; catalogue, personas and baskets in one pickle, see :mod:`bundlerl.env.world_cache`; embeddings
+through the encoder's own cache; the complementarity model through its own cache), so the second construction of
+the same world is fast. A build shows its stages on stderr (:func:`build_world`'s ``progress``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
-import pickle
 import threading
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from bundlerl.env.config import WORLD_FORMAT, EnvConfig, get_config
-from bundlerl.utils.cache import cache_root
+from bundlerl.env.config import EnvConfig, get_config
+from bundlerl.env.world_cache import load_raw, save_raw, world_cache_key
+from bundlerl.utils.progress import progress_bar, progress_enabled
 
 __all__ = ["World", "build_world"]
 
@@ -67,7 +69,8 @@ class World:
 
     def initial_pools(self):
         """CandidateSet (n_personas, K, K_max): each persona's pool at episode start (profile only, no history,
-        nothing shown or bought), built once on first use in one batched call."""
+        nothing shown or bought), built once in one batched call: by :func:`build_world` (a stage of its own), or on
+        first use for a World assembled by hand."""
         pools = self.__dict__.get("_initial_pools")
         if pools is None:
             pools = self.builder.build(self.persona_vecs, None, None, None, None)
@@ -79,23 +82,14 @@ _WORLDS: dict[str, World] = {}
 _LOCK = threading.Lock()
 
 
-def _encode(texts: list[str]) -> np.ndarray:
+def _encode(texts: list[str], progress: bool | None) -> np.ndarray:
     from bundlerl.encoders import default_encoder
 
-    return np.asarray(default_encoder().encode(texts), dtype=np.float32)
+    return np.asarray(default_encoder().encode(texts, progress=progress), dtype=np.float32)
 
 
-def _load_raw(config: EnvConfig, key: str):
-    """(catalog without embeddings, personas, baskets), from the disk cache or generated."""
-    path = cache_root() / "worlds" / f"{key}.pkl"
-    if path.is_file():
-        try:
-            with open(path, "rb") as fh:
-                raw = pickle.load(fh)
-            if raw.get("format") == WORLD_FORMAT:
-                return raw["catalog"], raw["personas"], raw["baskets"]
-        except Exception:  # a corrupt or stale cache is rebuilt, never trusted
-            pass
+def _make_raw(config: EnvConfig):
+    """(catalog without embeddings, personas, baskets), generated (synthetic) or read from the data folder."""
     rng = np.random.default_rng([config.world_seed, 7919])
     if config.source == "synthetic":
         from bundlerl.sim_data.basket_gen import generate_baskets
@@ -112,42 +106,84 @@ def _load_raw(config: EnvConfig, key: str):
         loaded = load_instacart(config.instacart_path)
         catalog, baskets = (loaded if isinstance(loaded, tuple) else (loaded.catalog, loaded.baskets))[:2]
         personas = sample_personas(catalog, config.n_personas, rng)
-    from bundlerl.utils.atomic import atomic_write
-
-    with atomic_write(path) as tmp:
-        with open(tmp, "wb") as fh:
-            pickle.dump({"format": WORLD_FORMAT, "catalog": catalog, "personas": personas, "baskets": baskets}, fh)
     return catalog, personas, baskets
 
 
-def build_world(preset: "str | EnvConfig") -> World:
-    """The World of a preset or config: cached in-process by :meth:`EnvConfig.world_key`, heavy parts on disk.
+class _Stages:
+    """One bar over the stages of a world build (``world small: fitting complementarity  3/5``), on stderr."""
 
-    Raises ConfigError for unknown presets or missing data folders; dependency errors propagate.
+    def __init__(self, name: str, n: int, show: bool):
+        self.name = name
+        self.bar = progress_bar(n, f"world {name}", unit="stage", show=show)
+
+    @contextlib.contextmanager
+    def stage(self, what: str):
+        self.bar.set_description(f"world {self.name}: {what}")
+        yield
+        self.bar.update(1)
+
+    def done(self) -> None:
+        self.bar.set_description(f"world {self.name}: built")
+
+
+def build_world(preset: "str | EnvConfig", *, progress: bool | None = None) -> World:
+    """The World of a preset or config: cached in-process and on disk by
+    :func:`~bundlerl.env.world_cache.world_cache_key` (the config and the content of its data files).
+
+    :param progress: show a bar on stderr naming each stage of the build (generating or loading the data, encoding
+        texts, calibrating the complement graph for real data, fitting complementarity, building the item index,
+        building the initial candidate pools), and pass it to the encoder's and the fit's own bars; None: only
+        for a cold build (the raw parts not cached on disk; each step's own cache decides its bar), never under
+        ``BUNDLERL_PROGRESS=0`` (:mod:`bundlerl.utils.progress`). An in-process hit is silent.
+    :raises ConfigError: unknown presets or missing data folders; loader and dependency errors propagate.
     """
     config = get_config(preset)
-    key = config.world_key()
+    key = world_cache_key(config)
     with _LOCK:
         world = _WORLDS.get(key)
         if world is not None:
             return world
-        catalog, personas, baskets = _load_raw(config, key)
+        raw = load_raw(config, key)
+        n_stages = (raw is None) + 4 + (config.source == "instacart")
+        stages = _Stages(config.name, n_stages, progress_enabled(progress, default=raw is None))
+        try:
+            world = _build(config, key, raw, progress, stages)
+            stages.done()
+        finally:
+            stages.bar.close()
+        _WORLDS[key] = world
+        return world
+
+
+def _build(config: EnvConfig, key: str, raw, progress: bool | None, stages: _Stages) -> World:
+    real = config.source == "instacart"
+    if raw is None:
+        with stages.stage(f"loading {config.instacart_path}" if real else "generating catalogue, personas, baskets"):
+            raw = _make_raw(config)
+            save_raw(key, *raw)
+    catalog, personas, baskets = raw
+    with stages.stage("encoding texts"):
         if catalog.embeddings is None:
-            catalog = catalog.with_embeddings(_encode(catalog.item_texts()))
-        if catalog.complement_graph is None and config.source == "instacart":
-            # Real data: the true graph is calibrated from the real baskets (docs/SIMULATOR.md, Catalogue).
-            from bundlerl.sim_data.loaders import calibrate_complement_graph  # noqa: PLC0415
+            catalog = catalog.with_embeddings(_encode(catalog.item_texts(), progress))
+        persona_vecs = _encode(list(personas.texts), progress)
+    if real:
+        with stages.stage("calibrating the complement graph"):
+            if catalog.complement_graph is None:
+                # Real data: the true graph is calibrated from the real baskets (docs/SIMULATOR.md, Catalogue).
+                from bundlerl.sim_data.loaders import calibrate_complement_graph  # noqa: PLC0415
 
-            catalog = dataclasses.replace(catalog, complement_graph=calibrate_complement_graph(catalog, baskets))
-        persona_vecs = _encode(list(personas.texts))
-        observable = catalog.observable()
-        from bundlerl.candidates import complementarity
-        from bundlerl.candidates.builder import BundleBuilder
-        from bundlerl.candidates.index import IndexConfig, ItemIndex
-        from bundlerl.candidates.projection import pca_projection
+                catalog = dataclasses.replace(catalog, complement_graph=calibrate_complement_graph(catalog, baskets))
+    observable = catalog.observable()
+    from bundlerl.candidates import complementarity
+    from bundlerl.candidates.builder import BundleBuilder
+    from bundlerl.candidates.index import IndexConfig, ItemIndex
+    from bundlerl.candidates.projection import pca_projection
 
+    with stages.stage("fitting complementarity"):
         rng = np.random.default_rng([config.world_seed, 104729])
-        comp = complementarity.fit(observable, baskets, observable.embeddings, rng)  # disk-cached by content hash
+        comp = complementarity.fit(observable, baskets, observable.embeddings, rng,  # disk-cached by content hash
+                                   progress=progress)
+    with stages.stage("building the item index"):
         index = ItemIndex(observable.embeddings, IndexConfig.for_size(observable.n_items))
         builder = BundleBuilder(observable, index, comp, config.builder_config())  # K, K_max checked by EnvConfig
         world = World(
@@ -165,5 +201,6 @@ def build_world(preset: "str | EnvConfig") -> World:
         )
         world.persona_obs = np.clip(world.persona_vecs @ world.projection, -1.0, 1.0).astype(np.float32)
         world.item_proj = np.ascontiguousarray(observable.embeddings @ world.projection, dtype=np.float32)
-        _WORLDS[key] = world
-        return world
+    with stages.stage("building the initial candidate pools"):
+        world.initial_pools()
+    return world

@@ -5,29 +5,10 @@ from __future__ import annotations
 
 from bundlerl.utils.lazy import lazy_exports
 
-_EXPORTS = {
-    "evaluate": ".rollout",
-    "EvalResult": ".rollout",
-    "METRICS": ".metrics",
-    "BUNDLE_METRICS": ".metrics",
-    "COMPARISON_METRICS": ".metrics",
-    "LABELS": ".metrics",
-    "bundle_metrics": ".metrics",
-    "summarize": ".metrics",
-    "markdown_table": ".report",
-    "estimates_table": ".report",
-    "bar_chart": ".report",
-    "EvalConfig": ".compare",
-    "Comparison": ".compare",
-    "compare": ".compare",
-    "named_policies": ".compare",
-    "write_comparison": ".compare",
-    "Estimate": ".stats",
-    "EvaluationError": ".stats",
-    "mean_ci": ".stats",
-    "ratio_ci": ".stats",
-    "mean_ratio_ci": ".stats",
-}
-__all__ = list(_EXPORTS)
-
-__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+__getattr__, __dir__, __all__ = lazy_exports(__name__, {
+    ".rollout": "evaluate EvalResult",
+    ".metrics": "METRICS BUNDLE_METRICS COMPARISON_METRICS LABELS bundle_metrics summarize",
+    ".report": "markdown_table estimates_table bar_chart",
+    ".compare": "EvalConfig Comparison compare named_policies write_comparison",
+    ".stats": "Estimate EvaluationError mean_ci ratio_ci mean_ratio_ci",
+})

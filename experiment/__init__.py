@@ -6,15 +6,8 @@ from __future__ import annotations
 
 from bundlerl.utils.lazy import lazy_exports
 
-_EXPORTS = {
-    "TrainConfig": ".training",
-    "TrainResult": ".training",
-    "TrainingInterrupted": ".training",
-    "train": ".training",
-    "evaluate_runs": ".evaluate",
-    "RunDir": ".run_dir",
-    "RunDirError": ".run_dir",
-}
-__all__ = list(_EXPORTS)
-
-__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+__getattr__, __dir__, __all__ = lazy_exports(__name__, {
+    ".training": "TrainConfig TrainResult TrainingInterrupted train",
+    ".evaluate": "evaluate_runs",
+    ".run_dir": "RunDir RunDirError",
+})

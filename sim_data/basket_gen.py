@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from bundlerl.sim_data.baskets import Baskets
+from bundlerl.sim_data.baskets import BasketError, Baskets
 from bundlerl.sim_data.catalog import Catalog
 from bundlerl.sim_data.personas import Personas
 
@@ -64,21 +64,21 @@ class BasketConfig:
 
     def __post_init__(self) -> None:
         if not self.mean_basket_size >= 1:
-            raise ValueError(f"BasketConfig.mean_basket_size={self.mean_basket_size}; it must be >= 1")
+            raise BasketError(f"BasketConfig.mean_basket_size={self.mean_basket_size}; it must be >= 1")
         for name in ("max_basket_size", "price_candidates", "chunk_size"):
             v = getattr(self, name)
             if not isinstance(v, (int, np.integer)) or v < 1:
-                raise ValueError(f"BasketConfig.{name}={v!r}; give an integer >= 1")
+                raise BasketError(f"BasketConfig.{name}={v!r}; give an integer >= 1")
         for name in ("size_shape", "need_power"):
             if not getattr(self, name) > 0:
-                raise ValueError(f"BasketConfig.{name}={getattr(self, name)}; it must be > 0")
+                raise BasketError(f"BasketConfig.{name}={getattr(self, name)}; it must be > 0")
         for name in ("complement_boost", "popularity_power", "same_brand_bonus", "user_activity_sigma"):
             if not getattr(self, name) >= 0:
-                raise ValueError(f"BasketConfig.{name}={getattr(self, name)}; it must be >= 0")
+                raise BasketError(f"BasketConfig.{name}={getattr(self, name)}; it must be >= 0")
         if not 0.0 <= self.repeat_category_weight <= 1.0:
-            raise ValueError(f"BasketConfig.repeat_category_weight={self.repeat_category_weight}; it must be in [0, 1]")
+            raise BasketError(f"BasketConfig.repeat_category_weight={self.repeat_category_weight}; it must be in [0, 1]")
         if not 0.0 <= self.noise < 1.0:
-            raise ValueError(f"BasketConfig.noise={self.noise}; it must be in [0, 1)")
+            raise BasketError(f"BasketConfig.noise={self.noise}; it must be in [0, 1)")
 
 
 def _draw_rows(weights: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -106,12 +106,12 @@ def generate_baskets(
     """
     cfg = config if config is not None else BasketConfig()
     if rng is None or not isinstance(rng, np.random.Generator):
-        raise ValueError("generate_baskets needs rng=numpy.random.Generator (e.g. np.random.default_rng(seed))")
+        raise BasketError("generate_baskets needs rng=numpy.random.Generator (e.g. np.random.default_rng(seed))")
     if not isinstance(n_baskets, (int, np.integer)) or n_baskets < 1:
-        raise ValueError(f"n_baskets={n_baskets!r}; give an integer >= 1")
+        raise BasketError(f"n_baskets={n_baskets!r}; give an integer >= 1")
     C = catalog.n_categories
     if personas.needs.shape[1] != C:
-        raise ValueError(
+        raise BasketError(
             f"personas have needs over {personas.needs.shape[1]} categories but the catalogue has {C}; "
             "sample the personas from this catalogue"
         )

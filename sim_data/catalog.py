@@ -26,6 +26,13 @@ class CatalogError(BundlerlError):
     """A catalogue violates its contract; the message says which field and what to do."""
 
 
+class UnknownItemError(CatalogError, KeyError):
+    """An item id that is not in the catalogue (also a ``KeyError``, as a lookup miss)."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
+
+
 def _as_str_array(values: Sequence[str], name: str) -> np.ndarray:
     arr = np.asarray(list(values), dtype=object)
     for i, v in enumerate(arr):
@@ -211,14 +218,16 @@ class Catalog:
         return tier
 
     def index_of(self, ids: Sequence[str]) -> np.ndarray:
-        """(len(ids),) int64 row positions of external ids; raises KeyError naming the first unknown id."""
+        """(len(ids),) int64 row positions of external ids; raises :class:`UnknownItemError` (a KeyError) naming
+        the first unknown id."""
         lookup = self._id_lookup()
         out = np.empty(len(ids), dtype=np.int64)
         for k, i in enumerate(ids):
             try:
                 out[k] = lookup[str(i)]
             except KeyError:
-                raise KeyError(f"unknown item id {i!r}; it is not in catalogue {self.name!r} ({self.n_items} items)") from None
+                raise UnknownItemError(f"unknown item id {i!r}; it is not in catalogue {self.name!r} ({self.n_items} "
+                                       "items)") from None
         return out
 
     def _id_lookup(self) -> dict[str, int]:

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from bundlerl.sim_data.catalog import Catalog
-from bundlerl.sim_data.personas import Personas
+from bundlerl.sim_data.personas import PersonaError, Personas
 
 __all__ = ["PersonaConfig", "sample_personas", "BUDGET_PHRASES", "STYLE_WORDS"]
 
@@ -75,25 +75,25 @@ class PersonaConfig:
 
     def __post_init__(self) -> None:
         if not isinstance(self.interests_per_persona, (int, np.integer)) or self.interests_per_persona < 1:
-            raise ValueError(f"PersonaConfig.interests_per_persona={self.interests_per_persona!r}; give an integer >= 1")
+            raise PersonaError(f"PersonaConfig.interests_per_persona={self.interests_per_persona!r}; give an integer >= 1")
         for name in ("complement_interest_prob", "same_department_prob", "budget_word_noise"):
             v = getattr(self, name)
             if not 0.0 <= v <= 1.0:
-                raise ValueError(f"PersonaConfig.{name}={v}; it must be in [0, 1]")
+                raise PersonaError(f"PersonaConfig.{name}={v}; it must be in [0, 1]")
         if self.complement_interest_prob + self.same_department_prob > 1.0 + 1e-9:
-            raise ValueError(
+            raise PersonaError(
                 "PersonaConfig.complement_interest_prob + same_department_prob = "
                 f"{self.complement_interest_prob + self.same_department_prob:.3f}; they must sum to <= 1"
             )
         for name in ("need_high", "need_low"):
             lo, hi = getattr(self, name)
             if not 0.0 <= lo <= hi <= 1.0:
-                raise ValueError(f"PersonaConfig.{name}=({lo}, {hi}); need 0 <= low <= high <= 1")
+                raise PersonaError(f"PersonaConfig.{name}=({lo}, {hi}); need 0 <= low <= high <= 1")
         for name in ("budget_scale", "budget_log_sigma", "price_sensitivity_log_sigma"):
             if not getattr(self, name) > 0:
-                raise ValueError(f"PersonaConfig.{name}={getattr(self, name)}; it must be > 0")
+                raise PersonaError(f"PersonaConfig.{name}={getattr(self, name)}; it must be > 0")
         if not -1.0 < self.budget_sensitivity_corr < 1.0:
-            raise ValueError(f"PersonaConfig.budget_sensitivity_corr={self.budget_sensitivity_corr}; it must be in (-1, 1)")
+            raise PersonaError(f"PersonaConfig.budget_sensitivity_corr={self.budget_sensitivity_corr}; it must be in (-1, 1)")
 
 
 def _draw_rows(weights: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -132,15 +132,15 @@ def sample_personas(
     """
     cfg = config if config is not None else PersonaConfig()
     if rng is None or not isinstance(rng, np.random.Generator):
-        raise ValueError("sample_personas needs rng=numpy.random.Generator (e.g. np.random.default_rng(seed))")
+        raise PersonaError("sample_personas needs rng=numpy.random.Generator (e.g. np.random.default_rng(seed))")
     if not isinstance(n, (int, np.integer)) or n < 1:
-        raise ValueError(f"n={n!r}; give the number of personas as an integer >= 1")
+        raise PersonaError(f"n={n!r}; give the number of personas as an integer >= 1")
     C, k = catalog.n_categories, int(cfg.interests_per_persona)
     counts = np.bincount(catalog.category, minlength=C)
     pop = np.bincount(catalog.category, weights=catalog.popularity.astype(np.float64), minlength=C)
     sellable = counts > 0
     if sellable.sum() < k:
-        raise ValueError(
+        raise PersonaError(
             f"interests_per_persona={k} but the catalogue sells in only {int(sellable.sum())} categories; lower it"
         )
     # base weight of a category: how much the catalogue sells there (square-rooted so that the

@@ -16,12 +16,11 @@ from bundlerl.agents.baselines import (
     RelevanceGreedyPolicy,
     make_baseline,
 )
-from bundlerl.agents.policy import PolicyError
-from bundlerl.candidates.types import CANDIDATE_FEATURES
+from bundlerl.agents.policy import Policy, PolicyError
+from bundlerl.candidates.features import CANDIDATE_FEATURES, COL
 from bundlerl.env.observation import MASK_KEY
 
 F = len(CANDIDATE_FEATURES)
-COL = {n: i for i, n in enumerate(CANDIDATE_FEATURES)}
 
 
 def _obs(feats: np.ndarray, mask: np.ndarray) -> dict:
@@ -62,10 +61,10 @@ def test_greedy_baselines_pick_the_best_valid_score(fm):
     mask[:, 0] = True
     f = feats.astype(np.float64)
     expect = {
-        "popularity": f[..., COL["popularity"]],
-        "relevance-greedy": f[..., COL["rel_profile"]] + 0.5 * f[..., COL["rel_history"]],
-        "complement-greedy": f[..., COL["rel_profile"]] + 0.5 * f[..., COL["rel_history"]] + f[..., COL["mean_comp"]]
-        - 0.5 * f[..., COL["max_sub"]] + 0.1 * f[..., COL["novelty"]],
+        "popularity": f[..., COL.popularity],
+        "relevance-greedy": f[..., COL.rel_profile] + 0.5 * f[..., COL.rel_history],
+        "complement-greedy": f[..., COL.rel_profile] + 0.5 * f[..., COL.rel_history] + f[..., COL.mean_comp]
+        - 0.5 * f[..., COL.max_sub] + 0.1 * f[..., COL.novelty],
     }
     for pol in POLICIES[:3]:
         a, _ = pol.act(_obs(feats, mask))
@@ -75,8 +74,8 @@ def test_greedy_baselines_pick_the_best_valid_score(fm):
 
 def test_complement_greedy_prefers_complements_over_substitutes():
     feats = np.zeros((1, 2, F), np.float32)
-    feats[0, 0, COL["max_sub"]] = 0.9  # near-duplicates
-    feats[0, 1, COL["mean_comp"]] = 0.5  # complements
+    feats[0, 0, COL.max_sub] = 0.9  # near-duplicates
+    feats[0, 1, COL.mean_comp] = 0.5  # complements
     a, _ = ComplementGreedyPolicy().act(_obs(feats, np.ones((1, 2), bool)))
     assert a[0] == 1
     # relevance alone cannot tell them apart: tie -> lowest index
@@ -122,3 +121,42 @@ def test_baselines_never_read_simulator_side_keys():
     for pol in POLICIES:
         pol.action_probabilities(_obs(feats, np.ones((4, 5), bool)))
         assert pol.uses_simulator_truth is False
+
+
+class _Broken(Policy):
+    """A policy returning whatever it is given, to check that act() refuses malformed probabilities."""
+
+    name = "broken"
+
+    def __init__(self, probs):
+        self.probs = probs
+
+    def action_probabilities(self, obs):
+        return self.probs
+
+
+@settings(max_examples=40, deadline=None)
+@given(kind=st.sampled_from(["nan", "inf", "negative", "zeros", "unnormalised", "wrong_k", "wrong_n", "one_d"]),
+       n=st.integers(1, 4), k=st.integers(2, 6))
+def test_act_refuses_malformed_probabilities_instead_of_picking_action_0(kind, n, k):
+    obs = {MASK_KEY: np.ones((n, k), np.float32)}
+    good = np.full((n, k), 1.0 / k)
+    bad = {
+        "nan": np.where(np.arange(k) == 0, np.nan, good), "inf": np.where(np.arange(k) == 0, np.inf, good),
+        "negative": good - np.where(np.arange(k) == 0, 2.0 / k, -1.0 / (k * (k - 1))),
+        "zeros": np.zeros((n, k)), "unnormalised": 2 * good, "wrong_k": np.full((n, k + 1), 1.0 / (k + 1)),
+        "wrong_n": np.full((n + 1, k), 1.0 / k), "one_d": np.full(k, 1.0 / k),
+    }[kind]
+    with pytest.raises(PolicyError, match=r"broken: .*action probabilities"):
+        _Broken(bad).act(obs)
+    actions, p = _Broken(good).act(obs)  # a well-formed distribution passes
+    assert actions.shape == (n,) and np.allclose(p, 1.0 / k)
+
+
+def test_nan_features_are_an_error_not_a_silent_choice():
+    from bundlerl.agents.policy import greedy_probabilities
+
+    with pytest.raises(PolicyError, match="NaN"):
+        greedy_probabilities(np.array([[0.1, np.nan, 0.3]]), np.ones((1, 3)))
+    # a NaN on a masked-out action is irrelevant
+    assert greedy_probabilities(np.array([[0.1, np.nan, 0.3]]), np.array([[1, 0, 1]])).tolist() == [[0, 0, 1]]

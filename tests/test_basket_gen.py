@@ -8,6 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bundlerl.sim_data.basket_gen import BasketConfig, generate_baskets
+from bundlerl.sim_data.baskets import BasketError
 from bundlerl.sim_data.personas_gen import sample_personas
 from bundlerl.sim_data.synthetic import CatalogConfig, generate_catalog
 
@@ -124,16 +125,16 @@ def test_always_valid(world, n, seed, mean, K, noise, rep):
 
 def test_bad_input(world):
     cat, p = world
-    with pytest.raises(ValueError, match="rng"):
+    with pytest.raises(BasketError, match="rng"):
         generate_baskets(cat, p, 10)
-    with pytest.raises(ValueError):
+    with pytest.raises(BasketError):
         generate_baskets(cat, p, 0, np.random.default_rng(0))
     other = generate_catalog(CatalogConfig(n_items=50, seed=0))
     import dataclasses
 
     small = dataclasses.replace(p, needs=p.needs[:, :10])
-    with pytest.raises(ValueError, match="categories"):
+    with pytest.raises(BasketError, match="categories"):
         generate_baskets(other, small, 10, np.random.default_rng(0))
     for bad in (dict(mean_basket_size=0.5), dict(max_basket_size=0), dict(noise=1.0), dict(price_candidates=0)):
-        with pytest.raises(ValueError):
+        with pytest.raises(BasketError):
             BasketConfig(**bad)

@@ -47,7 +47,6 @@ Runtime: ~5 s for the module with a warm world cache on 2 cores (+ ~25 s to buil
 
 from __future__ import annotations
 
-import importlib.util
 import random
 import subprocess
 import sys
@@ -60,14 +59,10 @@ GOLDEN = Path(__file__).resolve().parent / "golden"
 
 
 def load_module():
-    """tests/golden/_compute.py, loaded by file path: works under pytest's prepend and importlib import modes."""
-    name = "_bundlerl_golden_compute"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, GOLDEN / "_compute.py")
-        mod = importlib.util.module_from_spec(spec)
-        sys.modules[name] = mod
-        spec.loader.exec_module(mod)
-    return sys.modules[name]
+    """tests/golden/_compute.py (tests/golden is on pytest's pythonpath, and beside the regenerate script)."""
+    import _compute
+
+    return _compute
 
 
 G = load_module()

@@ -184,3 +184,22 @@ def test_library_code_reads_no_repository_file():
                 if isinstance(node, ast.Constant) and node.value == "shared":
                     offenders.append(f"{path.relative_to(ROOT)}:{node.lineno}")
     assert not offenders, offenders
+
+
+def test_architecture_page_names_every_module_and_only_existing_ones():
+    """ARCHITECTURE.md has one line per module: a module added, moved or deleted must be reflected there."""
+    import re
+
+    text = (ROOT / "ARCHITECTURE.md").read_text()
+    named = set(re.findall(r"`((?:%s)/[\w/]+\.py)`" % "|".join(ROOMS), text))
+    actual = {p.relative_to(ROOT).as_posix() for room in ROOMS for p in (ROOT / room).rglob("*.py")
+              if p.name != "__init__.py" or p.parent.name in ("taxonomy", "complementarity", "loaders")}
+    assert not actual - named, f"modules missing from ARCHITECTURE.md: {sorted(actual - named)}"
+    assert not named - actual, f"ARCHITECTURE.md names modules that do not exist: {sorted(named - actual)}"
+
+
+def test_python_dash_m_bundlerl_is_the_command_line(tmp_path):
+    out = subprocess.run([sys.executable, "-m", "bundlerl", "--help"], cwd=tmp_path, capture_output=True, text=True,
+                         timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("usage: bundlerl")

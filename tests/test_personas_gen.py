@@ -8,6 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bundlerl.sim_data.catalog import Catalog
+from bundlerl.sim_data.personas import PersonaError
 from bundlerl.sim_data.personas_gen import BUDGET_PHRASES, PersonaConfig, sample_personas
 from bundlerl.sim_data.synthetic import CatalogConfig, generate_catalog
 
@@ -102,13 +103,13 @@ def test_any_k_gives_distinct_interests(cat, k, n, seed):
 
 
 def test_bad_input(cat):
-    with pytest.raises(ValueError, match="rng"):
+    with pytest.raises(PersonaError, match="rng"):
         sample_personas(cat, 10)
-    with pytest.raises(ValueError):
+    with pytest.raises(PersonaError):
         sample_personas(cat, 0, np.random.default_rng(0))
-    with pytest.raises(ValueError, match="sum"):
+    with pytest.raises(PersonaError, match="sum"):
         PersonaConfig(complement_interest_prob=0.7, same_department_prob=0.5)
-    with pytest.raises(ValueError):
+    with pytest.raises(PersonaError):
         PersonaConfig(need_high=(0.9, 0.5))
-    with pytest.raises(ValueError):
+    with pytest.raises(PersonaError):
         sample_personas(cat, 5, np.random.default_rng(0), PersonaConfig(interests_per_persona=500))

@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 
-from bundlerl.sim_data.taxonomy import BUILTIN_PATH, Taxonomy, TaxonomyError, load_taxonomy
+from bundlerl.sim_data.taxonomy import BUILTIN_PATH, Taxonomy, TaxonomyError, UnknownCategoryError, load_taxonomy
 
 
 @pytest.fixture(scope="module")
@@ -114,5 +114,5 @@ def test_load_from_file_and_errors(tmp_path, raw):
 
 
 def test_category_index_unknown(tax):
-    with pytest.raises(KeyError, match="camera"):
+    with pytest.raises(UnknownCategoryError, match="camera"):
         tax.category_index("camera")

@@ -45,8 +45,8 @@ def test_cache_root_reads_the_variable_at_each_call(monkeypatch, tmp_path):
 def test_lazy_exports_import_on_first_use_only(monkeypatch):
     pkg = types.ModuleType("fake_pkg_for_lazy")
     monkeypatch.setitem(sys.modules, "fake_pkg_for_lazy", pkg)
-    pkg.__getattr__, pkg.__dir__ = lazy_exports("fake_pkg_for_lazy", {"dumps": "json", "nothing": "json"})
-    assert "dumps" in dir(pkg)
+    pkg.__getattr__, pkg.__dir__, names = lazy_exports("fake_pkg_for_lazy", {"json": "dumps nothing"})
+    assert names == ["dumps", "nothing"] and "dumps" in dir(pkg)
     assert pkg.dumps is __import__("json").dumps
     assert "dumps" in vars(pkg)  # resolved once, then an ordinary attribute
     with pytest.raises(AttributeError, match="no attribute 'other'"):

@@ -1,8 +1,9 @@
 """Subprocess vector envs over the registered ids, and a learning sanity check of the SB3 agents.
 
-(a) ``gymnasium.vector.AsyncVectorEnv`` and SB3's ``SubprocVecEnv`` step ``bundlerl/BundleRec-small-v0`` in worker
-    processes (the env, its spaces and observations pickle), through an episode end (auto-reset), and give the
-    same trajectories as in-process vector envs with the same seeds.
+(a) ``gymnasium.vector.AsyncVectorEnv`` and SB3's ``SubprocVecEnv`` (built by SB3's ``make_vec_env``, which asks for
+    ``render_mode="rgb_array"``) step ``bundlerl/BundleRec-small-v0`` in worker processes (the env, its spaces and
+    observations pickle), through an episode end (auto-reset), and give the same trajectories (and frames) as
+    in-process vector envs with the same seeds.
     Start method: "spawn" with the module-prefixed id ``"bundlerl:bundlerl/BundleRec-small-v0"`` (gymnasium imports
     ``bundlerl`` in the fresh worker, which registers the ids). Not "fork": the test process has used OpenMP (torch,
     faiss) by then and GNU OpenMP is not fork-safe, so a forked worker can hang.
@@ -14,7 +15,6 @@
 from __future__ import annotations
 
 import functools
-import warnings
 
 import gymnasium as gym
 import numpy as np
@@ -65,18 +65,16 @@ def test_gymnasium_async_vector_env_spawn_matches_sync():
         sync_env.close()
 
 
-def test_sb3_subproc_vec_env_spawn_matches_dummy_and_exposes_masks():
+def test_sb3_make_vec_env_subproc_spawn_matches_dummy_and_exposes_masks():
+    """SB3's own ``make_vec_env`` (which asks for render_mode="rgb_array" and wraps each env in a Monitor) builds a
+    SubprocVecEnv of spawned workers (module-prefixed id: the fresh worker imports bundlerl, which registers the
+    ids) and a DummyVecEnv that give the same trajectories and the same frames."""
     from stable_baselines3.common.env_util import make_vec_env
     from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv
 
-    # SB3's make_vec_env asks for render_mode="rgb_array", which BundleRecEnv refuses (it renders "ansi" only) ...
-    with pytest.raises(ValueError, match="render_mode"), warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # gymnasium warns about the unknown render mode before the env refuses it
-        make_vec_env("bundlerl/BundleRec-small-v0", n_envs=1)
-    # ... so the workers get our own env functions (picklable: a partial of gym.make).
-    fns = [functools.partial(gym.make, SPAWN_ID) for _ in range(2)]
-    sub = SubprocVecEnv(fns, start_method="spawn")
-    dummy = DummyVecEnv(fns)
+    sub = make_vec_env(SPAWN_ID, n_envs=2, vec_env_cls=SubprocVecEnv, vec_env_kwargs={"start_method": "spawn"})
+    dummy = make_vec_env("bundlerl/BundleRec-small-v0", n_envs=2, vec_env_cls=DummyVecEnv)
+    assert sub.render_mode == dummy.render_mode == "rgb_array"
     try:
         sub.seed(7)
         dummy.seed(7)
@@ -96,6 +94,7 @@ def test_sb3_subproc_vec_env_spawn_matches_dummy_and_exposes_masks():
             for i in np.flatnonzero(d_p):
                 assert "terminal_observation" in info_p[i] and "TimeLimit.truncated" in info_p[i]
             dones |= d_p
+            np.testing.assert_array_equal(sub.render(), dummy.render())  # the workers' frames are the in-process ones
         assert dones.all(), "every worker must cross an episode end (auto-reset)"
     finally:
         sub.close()
@@ -174,22 +173,10 @@ def _mean_reward(policy, seed: int = 123, n: int = 32, episodes: int = 4) -> flo
 def one_thread():
     """One torch and one BLAS/OpenMP thread (deterministic, and fast on 2 cores) inside the test; afterwards the torch
     thread count and the global random states (random, numpy, torch: SB3 reseeds all three) are restored."""
-    import random
+    from _compute import pinned  # tests/golden/ (on pytest's pythonpath): one definition of the pinning
 
-    py_state, np_state = random.getstate(), np.random.get_state()
-    import torch
-    from threadpoolctl import threadpool_limits
-
-    prev, th_state = torch.get_num_threads(), torch.get_rng_state()
-    torch.set_num_threads(1)
-    try:
-        with threadpool_limits(limits=1):
-            yield
-    finally:
-        torch.set_num_threads(prev)
-        random.setstate(py_state)
-        np.random.set_state(np_state)
-        torch.set_rng_state(th_state)
+    with pinned():
+        yield
 
 
 # Measured over seeds 0-9 (PPO, 4096 steps) and 0-11 (DQN, 1536 steps) before fixing the thresholds: PPO reached

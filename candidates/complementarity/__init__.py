@@ -43,7 +43,8 @@ two-tower text residual stays directed either way. ``sub(i, j)`` = same category
 Modules, one job each: ``config`` (:class:`ComplementConfig`, :class:`ComplementError`), ``blend`` (the pair
 features' names and columns, the fixed and fitted blend), ``model`` (:class:`ComplementModel`: pair features,
 scores, its file format), ``top_lists`` (each item's precomputed best complements), ``fitting`` (:func:`fit`,
-the disk cache). Every public name is importable from the package, as before it was one module.
+the disk cache, which heals), ``progress`` (the fit's progress bar and its stages). Every public name is
+importable from the package, as before it was one module.
 
 Usage::
 

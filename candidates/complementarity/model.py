@@ -233,40 +233,91 @@ class ComplementModel:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "ComplementModel":
-        """Read a model written by :meth:`save`; raises :class:`ComplementError` for missing, corrupt or
-        other-version files."""
+        """Read a model written by :meth:`save`.
+
+        Raises :class:`ComplementError` naming ``path`` for a file that cannot be used: missing, not an npz,
+        truncated, failing its zip CRC (a flipped bit), an array missing or of the wrong dtype / shape / range, or
+        another :data:`FORMAT_VERSION`. The error's ``__cause__`` is the underlying problem.
+        """
         path = Path(path)
         try:
-            with np.load(path, allow_pickle=False) as z:
-                meta = json.loads(str(z["meta"]))
-                if meta.get("format_version") != FORMAT_VERSION:
-                    raise ComplementError(
-                        f"{path} has format version {meta.get('format_version')}, this code reads {FORMAT_VERSION}; refit"
-                    )
-                a = {k: z[k] for k in z.files if k != "meta"}
-            n = int(meta["n_items"])
-            counts = PairCounts(a["keys"], a["counts"], a["item_counts"], int(meta["n_baskets"]), n)
-            ucounts = PairCounts(a["ukeys"], a["ucounts"], a["uitem_counts"], int(meta["n_users"]), n)
-            return cls(
-                ComplementConfig.from_dict(meta["config"]),
-                a["category"],
-                a["emb16"],
-                counts,
-                a["cat_log_lift"],
-                a["cat_single"],
-                a["u"],
-                a["v"],
-                meta["bias"],
-                a["top_items"],
-                a["top_scores"],
-                meta.get("fit_seconds", 0.0),
-                user_counts=ucounts,
-                svd_basket=a["svd_basket"],
-                svd_user=a["svd_user"],
-                blend_w=a["blend_w"],
-                blend_b=meta["blend_b"],
-            )
-        except ComplementError:
-            raise
-        except (OSError, ValueError, KeyError) as err:
-            raise ComplementError(f"cannot read complementarity model {path}: {err}; refit or delete the file") from err
+            return cls._read(path)
+        except Exception as err:  # noqa: BLE001 - whatever fails while reading means "this file cannot be used"
+            raise ComplementError(
+                f"cannot read complementarity model {path}: {type(err).__name__}: {err}; refit or delete the file"
+            ) from err
+
+    @classmethod
+    def _read(cls, path: Path) -> "ComplementModel":
+        # our own handle: np.load leaves the file it opened unclosed when the zip does not parse
+        with open(path, "rb") as fh, np.load(fh, allow_pickle=False) as z:
+            meta = json.loads(str(z["meta"]))
+            if not isinstance(meta, dict) or meta.get("format_version") != FORMAT_VERSION:
+                version = meta.get("format_version") if isinstance(meta, dict) else None
+                raise ValueError(f"format version {version}, this code reads {FORMAT_VERSION}")
+            a = {k: z[k] for k in z.files if k != "meta"}  # full reads: zipfile checks each member's CRC
+        config = ComplementConfig.from_dict(meta["config"])
+        n = int(meta["n_items"])
+        _check_layout(a, n, config)
+        counts = PairCounts(a["keys"], a["counts"], a["item_counts"], int(meta["n_baskets"]), n)
+        ucounts = PairCounts(a["ukeys"], a["ucounts"], a["uitem_counts"], int(meta["n_users"]), n)
+        return cls(
+            config,
+            a["category"],
+            a["emb16"],
+            counts,
+            a["cat_log_lift"],
+            a["cat_single"],
+            a["u"],
+            a["v"],
+            float(meta["bias"]),
+            a["top_items"],
+            a["top_scores"],
+            float(meta.get("fit_seconds", 0.0)),
+            user_counts=ucounts,
+            svd_basket=a["svd_basket"],
+            svd_user=a["svd_user"],
+            blend_w=a["blend_w"],
+            blend_b=np.asarray(meta["blend_b"], np.float64),
+        )
+
+
+#: The arrays of a saved model: name -> (dtype, shape). A shape entry is a number or a letter bound on first sight
+#: (``n`` items, ``d`` text dimension, ``P`` / ``Q`` stored basket / user pairs, ``C`` categories, ``s`` / ``t`` PPMI
+#: ranks; ``r`` = ``config.rank``, ``T`` = ``config.top_k``).
+_LAYOUT = {
+    "category": ("i8", ("n",)), "emb16": ("f2", ("n", "d")),
+    "keys": ("i8", ("P",)), "counts": ("i4", ("P",)), "item_counts": ("i8", ("n",)),
+    "ukeys": ("i8", ("Q",)), "ucounts": ("i4", ("Q",)), "uitem_counts": ("i8", ("n",)),
+    "cat_log_lift": ("f4", ("C", "C")), "cat_single": ("i8", ("C",)), "u": ("f4", ("n", "r")), "v": ("f4", ("n", "r")),
+    "svd_basket": ("f4", ("n", "s")), "svd_user": ("f4", ("n", "t")), "blend_w": ("f8", (2, len(FEATURES))),
+    "top_items": ("i4", ("n", "T")), "top_scores": ("f4", ("n", "T")),
+}
+
+
+def _check_layout(a: dict[str, np.ndarray], n: int, config: ComplementConfig) -> None:
+    """Raise ValueError unless the arrays read from a file have :data:`_LAYOUT` and in-range item / category ids
+    (a file written by another version or a damaged writer must not load as a model that fails later)."""
+    if n < 1:
+        raise ValueError(f"n_items = {n}")
+    sizes: dict[str, int] = {"n": n, "r": config.rank, "T": config.top_k}
+    for name, (dtype, shape) in _LAYOUT.items():
+        if name not in a:
+            raise ValueError(f"array {name!r} is missing")
+        x = a[name]
+        if x.dtype != np.dtype(dtype) or x.ndim != len(shape):
+            raise ValueError(f"array {name!r} is {x.dtype} with {x.ndim} dimensions, expected {np.dtype(dtype)} {shape}")
+        for axis, (got, want) in enumerate(zip(x.shape, shape)):
+            want = sizes.setdefault(want, got) if isinstance(want, str) else want
+            if got != want:
+                raise ValueError(f"array {name!r} has shape {x.shape}, expected {shape} with {sizes} (axis {axis})")
+    C = sizes["C"]
+    for name, hi in (("category", C), ("top_items", n)):
+        x = a[name]
+        lo = -1 if name == "top_items" else 0
+        if x.size and (x.min() < lo or x.max() >= hi):
+            raise ValueError(f"array {name!r} holds values outside [{lo}, {hi})")
+    for name in ("keys", "ukeys"):
+        k = a[name]
+        if k.size and (k[0] < 0 or k[-1] >= n * n or (np.diff(k) <= 0).any()):
+            raise ValueError(f"array {name!r} is not a strictly increasing list of pair keys in [0, {n * n})")

@@ -9,7 +9,7 @@ sparse count corrections, pairs seen in baskets rescored exactly), then rescores
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
@@ -124,9 +124,10 @@ def block_logit(
     return logit
 
 
-def compute_top(model: "ComplementModel") -> tuple[np.ndarray, np.ndarray]:
+def compute_top(model: "ComplementModel", on_block: Callable[[], None] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """``model``'s top lists: items (n, top_k) int32, best first, -1 padded, and their scores (n, top_k) float32
-    ``model.score(i, item)``, 0 where padded (pairs scoring <= 0 are left out)."""
+    ``model.score(i, item)``, 0 where padded (pairs scoring <= 0 are left out). ``on_block()``, when given, is
+    called after each block of ``config.chunk`` anchors (``ceil(n / chunk)`` calls; progress bars)."""
     cfg = model.config
     n, K = model.n_items, cfg.top_k
     nc = model._n_i
@@ -158,6 +159,8 @@ def compute_top(model: "ComplementModel") -> tuple[np.ndarray, np.ndarray]:
         order = np.argsort(-sc, axis=1, kind="stable")[:, :K]
         items[I] = np.take_along_axis(cand, order, 1)
         scores[I] = np.take_along_axis(sc, order, 1)
+        if on_block is not None:
+            on_block()
     bad = scores <= 0
     items[bad] = -1
     scores[bad] = 0.0

@@ -6,6 +6,7 @@ import numpy as np
 
 from bundlerl.sim_data.baskets import BasketError, Baskets
 from bundlerl.sim_data.catalog import Catalog
+from bundlerl.sim_data.loaders._csv import LoaderError
 
 __all__ = ["category_cooccurrence", "calibrate_complement_graph"]
 
@@ -56,11 +57,11 @@ def calibrate_complement_graph(catalog: Catalog, baskets: Baskets, *, prior_stre
     rows and columns. Cost: one pass over the baskets (0.03-0.5 s for Instacart's 20k orders on this 2-core VM).
     """
     if prior_strength < 0:
-        raise ValueError(f"prior_strength={prior_strength}; give a pseudo-count >= 0")
+        raise LoaderError(f"prior_strength={prior_strength}; give a pseudo-count >= 0")
     if scale_quantile is not None and not 0.0 < scale_quantile <= 1.0:
-        raise ValueError(f"scale_quantile={scale_quantile}; give a quantile in (0, 1] or None")
+        raise LoaderError(f"scale_quantile={scale_quantile}; give a quantile in (0, 1] or None")
     if not 0.0 <= min_strength < 1.0:
-        raise ValueError(f"min_strength={min_strength}; give a threshold in [0, 1)")
+        raise LoaderError(f"min_strength={min_strength}; give a threshold in [0, 1)")
     n, co, B = category_cooccurrence(catalog, baskets)
     C = n.size
     if B == 0:

@@ -37,6 +37,13 @@ class TaxonomyError(BundlerlError):
     """A taxonomy file violates its contract; the message names the entry and the fix."""
 
 
+class UnknownCategoryError(TaxonomyError, KeyError):
+    """A category name that is not in the taxonomy (also a ``KeyError``, as a lookup miss)."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
+
+
 @dataclass(frozen=True)
 class CategorySpec:
     """One category of the taxonomy (leaf of department -> category)."""
@@ -152,12 +159,12 @@ class Taxonomy:
         return np.array([c.price_range for c in self.categories], dtype=np.float64)
 
     def category_index(self, name: str) -> int:
-        """Index of category ``name``; raises KeyError naming close matches when unknown."""
+        """Index of category ``name``; raises :class:`UnknownCategoryError` (a KeyError) naming close matches."""
         for i, c in enumerate(self.categories):
             if c.name == name:
                 return i
         close = [c.name for c in self.categories if name.lower() in c.name or c.name in name.lower()][:5]
-        raise KeyError(f"unknown category {name!r}" + (f"; did you mean one of {close}?" if close else ""))
+        raise UnknownCategoryError(f"unknown category {name!r}" + (f"; did you mean one of {close}?" if close else ""))
 
     def complement_matrix(self) -> np.ndarray:
         """(C, C) float32 G with G[a, b] = strength of edge a -> b, 0 elsewhere (diagonal 0).

@@ -28,7 +28,6 @@ import argparse
 import contextlib
 import dataclasses
 import datetime as _dt
-import importlib.util
 import json
 import os
 import subprocess
@@ -41,14 +40,10 @@ ROOT = HERE.parents[1]
 
 
 def load_module():
-    """tests/golden/_compute.py, loaded by file path (the test loads it the same way)."""
-    name = "_bundlerl_golden_compute"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, HERE / "_compute.py")
-        mod = importlib.util.module_from_spec(spec)
-        sys.modules[name] = mod
-        spec.loader.exec_module(mod)
-    return sys.modules[name]
+    """tests/golden/_compute.py (tests/golden is on pytest's pythonpath, and beside the regenerate script)."""
+    import _compute
+
+    return _compute
 
 
 def _git(*args: str) -> str:
