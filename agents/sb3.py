@@ -10,14 +10,19 @@
 
 Networks (``NetworkConfig.extractor``): ``set`` = :class:`bundlerl.agents.networks.CandidateSetExtractor` with a
 per-candidate head (order-free); ``mlp`` = SB3's ``MultiInputPolicy`` (flattened Dict obs through an MLP).
-Heavy imports (torch, SB3) happen when this module is imported: import it lazily from scripts.
+:func:`load_model` checks a zip reads back intact (:func:`model_file_problem`) and loads zips saved before the
+``bundlerl.`` namespace (:func:`renamed_objects`). Heavy imports (torch, SB3): import this module lazily from scripts.
 """
 
 from __future__ import annotations
 
+import base64
+import io
 import json
 import pickle
+import pkgutil
 import zipfile
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +48,7 @@ from bundlerl.utils.errors import BundlerlError
 
 __all__ = ["MaskedDQN", "make_model", "make_ppo", "make_maskable_ppo", "make_dqn", "algo_class", "SB3Policy",
            "load_model", "policy_kwargs_for", "ModelFileError", "model_file_problem", "quiet_logger",
-           "resize_replay_buffer", "replay_buffer_bytes", "timestep_granularity"]
+           "renamed_objects"]
 
 
 class MaskedDQN(DQN):
@@ -183,9 +188,8 @@ def _check_env(venv, cfg) -> None:
 
 
 def quiet_logger() -> Logger:
-    """An SB3 logger that writes nothing anywhere. SB3 configures a logger at each ``learn`` unless one was set, and
-    without ``tensorboard_log`` its ``configure`` makes an (empty) ``SB3-<date>`` folder in the system temp dir;
-    setting this one first (``model.set_logger``) keeps training from writing outside its own folders."""
+    """An SB3 logger that writes nothing anywhere (without one, SB3's ``learn`` makes an empty ``SB3-<date>``
+    folder in the system temp dir when the model has no ``tensorboard_log``)."""
     return Logger(folder=None, output_formats=[])
 
 
@@ -205,15 +209,6 @@ def make_model(algo: str, venv, cfg, *, seed: int | None = 0, tensorboard_log: s
     if tensorboard_log is None:
         model.set_logger(quiet_logger())
     return model
-
-
-def timestep_granularity(algo: str, cfg) -> int:
-    """The step by which ``learn`` advances the timestep count: PPO collects whole rollouts of ``n_steps *
-    num_envs`` steps before it can update (a run stops at the first whole rollout at or past its total), DQN
-    ``train_freq`` vec-env steps of ``num_envs`` transitions."""
-    check_algo(algo)
-    per_step = int(cfg.num_envs)
-    return per_step * (int(cfg.train_freq) if algo == "dqn" else int(cfg.n_steps))
 
 
 def make_ppo(venv, cfg: PPOConfig, **kwargs) -> PPO:
@@ -261,7 +256,7 @@ def load_model(algo: str, path: str | Path, env=None, device: str = "cpu", **kwa
     convention), logging nowhere until given a logger (:func:`quiet_logger`).
 
     A zip saved before the package moved to the ``bundlerl.`` namespace (its pickled classes named
-    ``agents.networks...``) loads too (:mod:`bundlerl.agents.legacy`).
+    ``agents.networks...``) loads too (:func:`renamed_objects`).
 
     :raises FileNotFoundError: no file at ``path``.
     :raises ModelFileError: ``path`` is damaged (:func:`model_file_problem`), or does not load (the message says
@@ -285,11 +280,60 @@ def load_model(algo: str, path: str | Path, env=None, device: str = "cpu", **kwa
     return model
 
 
-def _renamed(path: Path) -> dict[str, Any] | None:
-    """SB3's ``custom_objects`` for a zip saved before the ``bundlerl.`` namespace (:mod:`bundlerl.agents.legacy`);
-    None for any other."""
-    from bundlerl.agents.legacy import renamed_objects
+# ------------------------------------------------------------------ zips saved before the bundlerl. namespace
+# SB3 pickles (cloudpickle) the classes a model was made with into its zip's ``data`` JSON: ``policy_class`` and the
+# extractor in ``policy_kwargs``. Run directories written when the rooms were top-level packages name them
+# ``agents.networks.CandidateActorCriticPolicy``: SB3's load fails with "No module named 'agents'" (or, run from a
+# source checkout, imports a second copy from the top-level folder). They are unpickled here with every room's old
+# name read as ``bundlerl.<room>``, never importing the old names, and handed to SB3 as ``custom_objects``: the
+# saved objects themselves, so the model loads as it was saved (its weights are tensors, which name no class).
+@lru_cache(maxsize=1)
+def _rooms() -> frozenset[str]:
+    """bundlerl's subpackages (``agents``, ``env``, ...), once top-level packages."""
+    import bundlerl
 
+    return frozenset(m.name for m in pkgutil.iter_modules(bundlerl.__path__) if m.ispkg)
+
+
+class _Renaming(pickle.Unpickler):
+    """Unpickles with ``<room>.x`` read as ``bundlerl.<room>.x``; records whether it renamed anything."""
+
+    renamed = False
+
+    def find_class(self, module: str, name: str) -> Any:
+        if module.split(".")[0] in _rooms():
+            self.renamed, module = True, f"bundlerl.{module}"
+        return super().find_class(module, name)
+
+
+def renamed_objects(path: str | Path) -> dict[str, Any]:
+    """The entries of the zip's ``data`` JSON that name classes under an old top-level room, unpickled under the
+    ``bundlerl.`` namespace: SB3's ``custom_objects`` for ``load(path, custom_objects=...)``; {} for a model saved
+    under the namespace. Entries that fail to unpickle for another reason are left to SB3 (it warns about them).
+
+    :raises AttributeError: a renamed module no longer holds the class (the message names it).
+    """
+    with zipfile.ZipFile(path) as zf:
+        data = json.loads(zf.read("data"))
+    out: dict[str, Any] = {}
+    for key, item in data.items():
+        if not (isinstance(item, dict) and ":serialized:" in item):
+            continue
+        unpickler = _Renaming(io.BytesIO(base64.b64decode(item[":serialized:"].encode())))
+        try:
+            obj = unpickler.load()
+        except Exception:  # noqa: BLE001 - ours when it named an old room, else not ours to fix
+            if unpickler.renamed:
+                raise
+            continue
+        if unpickler.renamed:
+            out[key] = obj
+    return out
+
+
+def _renamed(path: Path) -> dict[str, Any] | None:
+    """SB3's ``custom_objects`` for a zip saved before the ``bundlerl.`` namespace (:func:`renamed_objects`); None
+    for any other."""
     try:
         return renamed_objects(path) or None
     except (AttributeError, ImportError, TypeError) as exc:
@@ -298,41 +342,6 @@ def _renamed(path: Path) -> dict[str, Any] | None:
             f"rooms' old top-level names, e.g. 'agents.networks'), and they do not load under their new names "
             f"({type(exc).__name__}: {exc}). Load it with the bundlerl version that saved it (its run directory's "
             "versions.json names it), or train the run again") from None
-
-
-def replay_buffer_bytes(model) -> int:
-    """Bytes of ``model``'s replay buffer arrays (what ``save_replay_buffer`` writes, about); 0 without one."""
-    buf = getattr(model, "replay_buffer", None)
-    if buf is None:
-        return 0
-    arrays = [v for v in vars(buf).values() if isinstance(v, np.ndarray)]
-    arrays += [a for v in vars(buf).values() if isinstance(v, dict) for a in v.values() if isinstance(a, np.ndarray)]
-    return int(sum(a.nbytes for a in arrays))
-
-
-def resize_replay_buffer(model, transitions: int) -> None:
-    """Give ``model`` (off-policy) a replay buffer of ``transitions`` capacity holding the newest transitions of its
-    current one, oldest first (a resumed run whose total outgrew the buffer it was sized to)."""
-    old = model.replay_buffer
-    per_env = max(int(transitions) // old.n_envs, 1)
-    if per_env == old.buffer_size:
-        return
-    new = type(old)(per_env * old.n_envs, old.observation_space, old.action_space, device=old.device,
-                    n_envs=old.n_envs, handle_timeout_termination=old.handle_timeout_termination)
-    held = old.buffer_size if old.full else old.pos
-    order = (np.arange(old.pos, old.pos + held) % old.buffer_size) if old.full else np.arange(held)
-    order = order[-per_env:]  # the newest ones when shrinking
-    for name, value in vars(old).items():
-        target = getattr(new, name, None)
-        if isinstance(value, np.ndarray) and value.shape[:1] == (old.buffer_size,) and isinstance(target, np.ndarray):
-            target[: order.size] = value[order]
-        elif isinstance(value, dict) and isinstance(target, dict):
-            for k, arr in value.items():
-                if isinstance(arr, np.ndarray) and arr.shape[:1] == (old.buffer_size,):
-                    target[k][: order.size] = arr[order]
-    new.pos, new.full = order.size % per_env, order.size == per_env
-    model.buffer_size = per_env * old.n_envs
-    model.replay_buffer = new
 
 
 class SB3Policy(Policy):

@@ -11,7 +11,8 @@ run directory.
   Ctrl-C during training saves a checkpoint and raises ``TrainingInterrupted`` with the command that continues.
 
 Both starts say how many timesteps the run will take when the algorithm cannot stop at the requested count (PPO
-updates on whole rollouts: :func:`bundlerl.agents.sb3.timestep_granularity`).
+updates on whole rollouts: :func:`plan_timesteps`). DQN's replay buffer is resized here for a resumed run whose total
+outgrew it (:func:`resize_replay_buffer`).
 """
 
 from __future__ import annotations
@@ -26,12 +27,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+import numpy as np
+
 from bundlerl.agents.config import config_from_dict, config_to_dict
 from bundlerl.experiment.run_dir import RunDir, RunDirError, RunDirWarning
 from bundlerl.experiment.training import TrainConfig, TrainingInterrupted, train_dict
 from bundlerl.utils.errors import BundlerlError
 
-__all__ = ["Segment", "start_new", "start_resumed", "stopped", "plan_timesteps", "resume_command"]
+__all__ = ["Segment", "start_new", "start_resumed", "stopped", "plan_timesteps", "resume_command",
+           "replay_buffer_bytes", "resize_replay_buffer"]
 
 
 @dataclass
@@ -71,12 +75,14 @@ class Segment:
 
 
 def plan_timesteps(algo: str, algo_cfg, requested: int, start: int) -> tuple[int, str]:
-    """(the count ``learn`` will stop at, why it is not ``requested``: "" when it is) for a segment from ``start``."""
-    from bundlerl.agents.sb3 import timestep_granularity
+    """(the count ``learn`` will stop at, why it is not ``requested``: "" when it is) for a segment from ``start``.
 
+    ``learn`` advances the count by whole steps: PPO collects rollouts of ``n_steps * num_envs`` before it can
+    update (it stops at the first whole rollout at or past its total), DQN ``train_freq`` vec-env steps of
+    ``num_envs`` transitions."""
     if requested <= start:
         return start, ""
-    step = timestep_granularity(algo, algo_cfg)
+    step = int(algo_cfg.num_envs) * int(algo_cfg.train_freq if algo == "dqn" else algo_cfg.n_steps)
     total = start + -(-(requested - start) // step) * step
     if total == requested:
         return total, ""
@@ -102,8 +108,6 @@ def _tensorboard_logger(rd: RunDir, algo: str):
 
 
 def _replay_line(model, algo_cfg, total: int, save: bool) -> str:
-    from bundlerl.agents.sb3 import replay_buffer_bytes
-
     mb = replay_buffer_bytes(model) / 1e6
     held = f"{model.replay_buffer.buffer_size * model.replay_buffer.n_envs:,} transitions"
     where = ("saved with every checkpoint (save_replay)" if save else
@@ -208,8 +212,6 @@ def _restore_replay(model, ck: dict, algo_cfg, total: int, save: bool, log: Call
     """Load the checkpoint's replay buffer into ``model`` (resized to the run), or arrange its refill."""
     import warnings
 
-    from bundlerl.agents.sb3 import resize_replay_buffer
-
     want = min(algo_cfg.buffer_size, total)
     if ck["replay"] is not None:
         fresh = model.replay_buffer  # sized to the run by load_model(buffer_size=...)
@@ -228,6 +230,41 @@ def _restore_replay(model, ck: dict, algo_cfg, total: int, save: bool, log: Call
     log(f"   no replay buffer in the checkpoint (the run saves none without --save-replay): DQN refills an empty "
         f"buffer with {algo_cfg.learning_starts:,} transitions, acting with its policy, before it updates again")
     log(_replay_line(model, algo_cfg, total, save))
+
+
+def replay_buffer_bytes(model) -> int:
+    """Bytes of ``model``'s replay buffer arrays (what ``save_replay_buffer`` writes, about); 0 without one."""
+    buf = getattr(model, "replay_buffer", None)
+    if buf is None:
+        return 0
+    arrays = [v for v in vars(buf).values() if isinstance(v, np.ndarray)]
+    arrays += [a for v in vars(buf).values() if isinstance(v, dict) for a in v.values() if isinstance(a, np.ndarray)]
+    return int(sum(a.nbytes for a in arrays))
+
+
+def resize_replay_buffer(model, transitions: int) -> None:
+    """Give ``model`` (off-policy) a replay buffer of ``transitions`` capacity holding the newest transitions of its
+    current one, oldest first (a resumed run whose total outgrew the buffer it was sized to)."""
+    old = model.replay_buffer
+    per_env = max(int(transitions) // old.n_envs, 1)
+    if per_env == old.buffer_size:
+        return
+    new = type(old)(per_env * old.n_envs, old.observation_space, old.action_space, device=old.device,
+                    n_envs=old.n_envs, handle_timeout_termination=old.handle_timeout_termination)
+    held = old.buffer_size if old.full else old.pos
+    order = (np.arange(old.pos, old.pos + held) % old.buffer_size) if old.full else np.arange(held)
+    order = order[-per_env:]  # the newest ones when shrinking
+    for name, value in vars(old).items():
+        target = getattr(new, name, None)
+        if isinstance(value, np.ndarray) and value.shape[:1] == (old.buffer_size,) and isinstance(target, np.ndarray):
+            target[: order.size] = value[order]
+        elif isinstance(value, dict) and isinstance(target, dict):
+            for k, arr in value.items():
+                if isinstance(arr, np.ndarray) and arr.shape[:1] == (old.buffer_size,):
+                    target[k][: order.size] = arr[order]
+    new.pos, new.full = order.size % per_env, order.size == per_env
+    model.buffer_size = per_env * old.n_envs
+    model.replay_buffer = new
 
 
 @contextlib.contextmanager

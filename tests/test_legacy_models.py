@@ -1,5 +1,5 @@
 """Model zips saved before the package moved to the ``bundlerl.`` namespace pickled their classes as
-``agents.networks.CandidateActorCriticPolicy``; they load now (bundlerl.agents.legacy), or give a BundlerlError that
+``agents.networks.CandidateActorCriticPolicy``; they load now (bundlerl.agents.sb3.renamed_objects), or give a BundlerlError that
 says what happened and what to do. The old zips are made here by saving a model while the network classes are
 named as they were (module ``agents.networks``), and checked to fail with ModuleNotFoundError in SB3's own load."""
 

@@ -54,7 +54,7 @@ def _buffer(capacity: int, n_envs: int = 2):
 def test_resizing_a_replay_buffer_keeps_its_newest_transitions_in_order(capacity, added, new):
     from types import SimpleNamespace
 
-    from bundlerl.agents.sb3 import resize_replay_buffer
+    from bundlerl.experiment.segment import resize_replay_buffer
 
     buf = _buffer(capacity)
     obs = {k: np.zeros((2, *s.shape), np.float32) for k, s in fake_space().spaces.items()}
