@@ -13,13 +13,13 @@ Sidecars written before the checksum existed load without that check.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from dataclasses import asdict
 from pathlib import Path
 
 from bundlerl.candidates.index_config import IndexConfig, IndexError_
+from bundlerl.utils.hashing import file_sha256
 
 __all__ = ["FORMAT", "write_index_files", "read_index_files", "sidecar_path"]
 
@@ -33,13 +33,6 @@ def sidecar_path(path: str | os.PathLike) -> Path:
     return path.with_name(path.name + ".json")
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
 
 def write_index_files(index, config: IndexConfig, dim: int, path: str | os.PathLike) -> Path:
     """Write the faiss ``index`` to ``path`` and its sidecar (``config``, ``dim``, item count, SHA-256); returns ``path``."""
@@ -50,7 +43,7 @@ def write_index_files(index, config: IndexConfig, dim: int, path: str | os.PathL
     path = Path(path)
     with atomic_write(path) as tmp:
         faiss.write_index(index, str(tmp))
-        digest = _sha256(tmp)
+        digest = file_sha256(tmp)
     meta = {"format": FORMAT, "dim": int(dim), "n_items": int(index.ntotal), "config": asdict(config), "sha256": digest}
     write_text(sidecar_path(path), json.dumps(meta, indent=2))
     return path
@@ -79,7 +72,7 @@ def read_index_files(path: str | os.PathLike):
         raise IndexError_(f"cannot read the index sidecar {side} ({type(err).__name__}: {err}); {fix}") from err
     if tag != FORMAT:
         raise IndexError_(f"{side} is not an ItemIndex sidecar (format {tag!r}); {fix}")
-    if "sha256" in meta and _sha256(path) != meta["sha256"]:
+    if "sha256" in meta and file_sha256(path) != meta["sha256"]:
         raise IndexError_(f"{path} is damaged: its bytes differ from the checksum recorded when it was saved; {fix}")
     try:
         index = faiss.read_index(str(path))

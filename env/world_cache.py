@@ -36,6 +36,7 @@ from typing import Any
 from bundlerl.env.config import WORLD_FORMAT, EnvConfig
 from bundlerl.utils.atomic import atomic_write, sweep_temporaries, write_text
 from bundlerl.utils.cache import cache_root
+from bundlerl.utils.hashing import file_sha256
 
 __all__ = ["INPUT_FILES", "RACY_S", "worlds_dir", "input_files", "file_digest", "world_cache_key", "entry_path",
            "load_raw", "save_raw", "sweep"]
@@ -75,13 +76,6 @@ def _stat_tuple(st: os.stat_result) -> list[int]:
     return [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev]
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
 
 def file_digest(path: Path) -> str:
     """SHA-256 of the file's bytes (memoised, see the module docstring); ``"missing"`` for an absent file and
@@ -104,7 +98,7 @@ def file_digest(path: Path) -> str:
         pass  # no memo, or a damaged one: hash the file (the memo only saves time)
     checked_ns = time.time_ns()
     try:
-        digest = _sha256(path)
+        digest = file_sha256(path)
         if _stat_tuple(path.stat()) != stamp:  # changed while being read: use the digest, but do not memoise it
             return digest
     except OSError as err:

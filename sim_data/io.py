@@ -7,7 +7,6 @@ readers never see a half-written file and an interrupted save leaves the previou
 from __future__ import annotations
 
 import datetime
-import hashlib
 import json
 import os
 import platform
@@ -18,6 +17,7 @@ import numpy as np
 from bundlerl.sim_data.baskets import BasketError, Baskets
 from bundlerl.sim_data.catalog import Catalog, CatalogError
 from bundlerl.utils.atomic import atomic_write
+from bundlerl.utils.hashing import file_sha256
 
 __all__ = ["save_catalog", "load_catalog", "save_baskets", "load_baskets", "FORMAT_VERSION"]
 
@@ -56,24 +56,17 @@ def _decode_strings(utf8: np.ndarray, offsets: np.ndarray) -> np.ndarray:
     return np.array([blob[o[k]:o[k + 1]].decode("utf-8") for k in range(len(o) - 1)], dtype=object)
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
 
 def _write_npz(path: Path, arrays: dict[str, np.ndarray]) -> dict:
     with atomic_write(path, suffix=".npz") as tmp:
         np.savez(tmp, **arrays)
-    return {"sha256": _sha256(path), "bytes": path.stat().st_size}
+    return {"sha256": file_sha256(path), "bytes": path.stat().st_size}
 
 
 def _write_npy(path: Path, arr: np.ndarray) -> dict:
     with atomic_write(path, suffix=".npy") as tmp:
         np.save(tmp, arr, allow_pickle=False)
-    return {"sha256": _sha256(path), "bytes": path.stat().st_size}
+    return {"sha256": file_sha256(path), "bytes": path.stat().st_size}
 
 
 def _creation_info() -> dict:
@@ -113,7 +106,7 @@ def _load_checked(folder: Path, manifest: dict, file: str, err: type[ValueError]
     info = manifest["files"][file]
     if not path.is_file():
         raise err(f"{path}: missing, but the manifest lists it; the {what} folder is incomplete: save it again")
-    if path.stat().st_size != info["bytes"] or _sha256(path) != info["sha256"]:
+    if path.stat().st_size != info["bytes"] or file_sha256(path) != info["sha256"]:
         raise err(f"{path}: checksum mismatch with {folder / manifest['_manifest_name']} (the file was changed or "
                   f"truncated after saving); save the {what} again")
     try:

@@ -152,7 +152,7 @@ def test_shape_mismatch_with_manifest(saved):
     import bundlerl.sim_data.io as io
     m = json.loads((saved / "manifest.json").read_text())
     np.save(saved / "embeddings.npy", _unit(10, 4, 0))
-    m["files"]["embeddings.npy"] = {"sha256": io._sha256(saved / "embeddings.npy"),
+    m["files"]["embeddings.npy"] = {"sha256": io.file_sha256(saved / "embeddings.npy"),
                                     "bytes": (saved / "embeddings.npy").stat().st_size}
     (saved / "manifest.json").write_text(json.dumps(m))
     with pytest.raises(CatalogError, match=r"embeddings\.npy: array 'embeddings' is float32\[10, 4\].*\[300, 4\]"):

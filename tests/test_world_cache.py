@@ -166,8 +166,8 @@ def test_unchanged_inputs_rebuild_nothing_and_hash_nothing_once_memoised(tmp_pat
     monkeypatch.setattr(world_cache, "RACY_S", 0.0)  # utime just changed ctime; a real file would have settled too
     first = build_world(_config(folder))
     hashed = []
-    real = world_cache._sha256
-    monkeypatch.setattr(world_cache, "_sha256", lambda p: (hashed.append(p.name), real(p))[1])
+    real = world_cache.file_sha256
+    monkeypatch.setattr(world_cache, "file_sha256", lambda p: (hashed.append(p.name), real(p))[1])
     assert build_world(_config(folder)) is first  # in-process hit
     assert hashed == []
     monkeypatch.setattr(world_mod, "_WORLDS", {})
