@@ -21,6 +21,7 @@ from unittest import mock
 
 import numpy as np
 import pytest
+from _fit_data import fit_data
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
@@ -32,7 +33,6 @@ from bundlerl.candidates.complementarity import (
     fit,
     fitting,
 )
-from bundlerl.sim_data import CatalogConfig, generate_baskets, generate_catalog, sample_personas
 
 TINY = ComplementConfig(rank=4, n_pairs=2_000, epochs=1, batch_size=1024, top_k=4, pool_size=60, svd_rank=8,
                         blend_pairs=2_000, min_blend_pairs=40, threads=1)
@@ -40,12 +40,7 @@ TINY = ComplementConfig(rank=4, n_pairs=2_000, epochs=1, batch_size=1024, top_k=
 
 @pytest.fixture(scope="module")
 def data():
-    cat = generate_catalog(CatalogConfig(n_items=60, seed=5))
-    rng = np.random.default_rng(5)
-    baskets = generate_baskets(cat, sample_personas(cat, 30, rng), 600, rng)
-    emb = rng.standard_normal((cat.n_items, 16)).astype(np.float32)
-    emb /= np.linalg.norm(emb, axis=1, keepdims=True)
-    return cat.observable(), baskets, emb
+    return fit_data(60, 30, 600, 16)
 
 
 def _fit(data, cache_dir, **kw):

@@ -10,10 +10,10 @@ import re
 
 import numpy as np
 import pytest
+from _fit_data import fit_data
 
 from bundlerl.candidates.complementarity import ComplementConfig, fit
 from bundlerl.candidates.complementarity import progress as comp_progress
-from bundlerl.sim_data import CatalogConfig, generate_baskets, generate_catalog, sample_personas
 
 TINY = ComplementConfig(rank=4, n_pairs=2_000, epochs=2, batch_size=1024, top_k=4, pool_size=60, svd_rank=8,
                         blend_pairs=2_000, min_blend_pairs=40, threads=1, chunk=16)
@@ -22,12 +22,7 @@ STAGES = ["counting pairs", "text model, epoch 1/2", "text model, epoch 2/2", "P
 
 @pytest.fixture(scope="module")
 def data():
-    cat = generate_catalog(CatalogConfig(n_items=60, seed=5))
-    rng = np.random.default_rng(5)
-    baskets = generate_baskets(cat, sample_personas(cat, 30, rng), 600, rng)
-    emb = rng.standard_normal((cat.n_items, 16)).astype(np.float32)
-    emb /= np.linalg.norm(emb, axis=1, keepdims=True)
-    return cat.observable(), baskets, emb
+    return fit_data(60, 30, 600, 16)
 
 
 def _fit(data, config=TINY, **kw):

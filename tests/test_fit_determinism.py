@@ -7,11 +7,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from _fit_data import fit_data
 from threadpoolctl import threadpool_limits
 
 from bundlerl.candidates.complementarity import ComplementConfig, fit
 from bundlerl.candidates.cooccurrence import PairCounts, ppmi_embeddings
-from bundlerl.sim_data import CatalogConfig, generate_baskets, generate_catalog, sample_personas
 from bundlerl.utils.threads import torch_threads
 
 FAST = ComplementConfig(eta=0.25, rank=8, n_pairs=4_000, epochs=2, batch_size=1024, lr=0.02, top_k=6,
@@ -20,12 +20,7 @@ FAST = ComplementConfig(eta=0.25, rank=8, n_pairs=4_000, epochs=2, batch_size=10
 
 @pytest.fixture(scope="module")
 def data():
-    cat = generate_catalog(CatalogConfig(n_items=240, seed=5))
-    rng = np.random.default_rng(5)
-    baskets = generate_baskets(cat, sample_personas(cat, 60, rng), 3000, rng)
-    emb = rng.standard_normal((cat.n_items, 32)).astype(np.float32)
-    emb /= np.linalg.norm(emb, axis=1, keepdims=True)
-    return cat.observable(), baskets, emb
+    return fit_data(240, 60, 3000, 32)
 
 
 def _arrays(model) -> dict[str, np.ndarray]:
