@@ -66,7 +66,6 @@ def add_parser(subparsers) -> None:
     p.add_argument("--complement-threshold", type=Number(0.0, 1.0), default=threshold,
                    help=f"a pair is a true complement when max(G[a,b], G[b,a]) >= this (default: {threshold})")
     p.add_argument("--out", default=None, type=OutputFolder(), help="output folder (default: evaluations/{preset}__{time})")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars (also: BUNDLERL_PROGRESS=0)")
     p.set_defaults(func=run)
 
 

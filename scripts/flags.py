@@ -94,39 +94,41 @@ class ExistingFile(FlagType):
 
 
 class ExistingFolder(FlagType):
-    """The path of an existing folder holding ``needs`` (file names)."""
+    """The path of an existing folder holding the files ``needs``; ``holding`` says in words what such a folder
+    holds (default: the ``needs``), for the message of a path that is missing, a file, or lacks them."""
 
     __name__ = "folder"
 
-    def __init__(self, needs: Sequence[str] = (), what: str = "folder"):
+    def __init__(self, needs: Sequence[str] = (), what: str = "folder", holding: str = ""):
         self.needs, self.what = tuple(needs), what
-        self.accepts = f"the path of an existing {what}"
+        self.holding = holding or ", ".join(self.needs)
+        self.accepts = f"the path of an existing {what}" + (f" (with {self.holding})" if self.holding else "")
 
     def __call__(self, text: str) -> str:
         p = Path(text)
+        expected = f"expected a {self.what}" + (f" with {self.holding}" if self.holding else "")
         if not p.is_dir():
-            raise self.bad(text, "is a file, not a folder" if p.exists() else "no such folder")
+            raise self.bad(text, f"{'is a file, not a folder' if p.exists() else 'no such folder'}; {expected}")
         missing = [n for n in self.needs if not (p / n).is_file()]
         if missing:
-            raise self.bad(text, f"no {', '.join(missing)} in it: not a {self.what}")
+            raise self.bad(text, f"no {', '.join(missing)} in this folder; {expected}")
         return text
 
 
 class OutputFolder(FlagType):
-    """A folder to write into: an existing folder, or one that can be made (no file in the way)."""
+    """A folder to write into: an existing writable folder, or one that can be made there (no file in the way, the
+    first existing parent writable: :func:`bundlerl.utils.paths.check_output_folder`)."""
 
     __name__ = "folder"
     accepts = "a folder to write into"
 
     def __call__(self, text: str) -> str:
-        if not str(text).strip():
-            raise self.bad(text, "empty; use " + self.accepts)
-        p = Path(text)
-        for q in (p, *p.parents):
-            if q.exists():
-                if not q.is_dir():
-                    raise self.bad(text, f"{'it' if q == p else q} is a file; use {self.accepts}")
-                break
+        from bundlerl.utils.paths import OutputPathError, check_output_folder
+
+        try:
+            check_output_folder(text, "the folder")
+        except OutputPathError as exc:
+            raise self.bad(text, str(exc).replace(f"the folder {text!r}: ", "").replace("the folder: ", "")) from None
         return text
 
 
@@ -152,6 +154,10 @@ class Assignment(FlagType):
 
 SEED = Integer(0)
 """Seeds are integers >= 0 (numpy's SeedSequence takes no negative entropy)."""
+
+INSTACART_FILES = ("products.csv, aisles.csv, departments.csv, orders.csv and order_products.csv (or Kaggle's "
+                   "order_products__prior.csv / order_products__train.csv)")
+"""What an Instacart folder holds, in words (bundlerl.sim_data.loaders.load_instacart)."""
 
 RUN_DIR = ExistingFolder(("config.yaml",), "run directory made by 'bundlerl train'")
 """A run directory: an existing folder with a config.yaml."""
@@ -211,7 +217,7 @@ def add_world_flags(p: argparse.ArgumentParser, default_note: str) -> None:
                    help="override a field of the world's EnvConfig, e.g. --env-set horizon=30 --env-set "
                         "shopper.tau_c=2.5 (repeatable; applied to --preset / --env-config)")
     p.add_argument("--instacart-dir", metavar="DIR", default=None,
-                   type=ExistingFolder(("products.csv",), "folder of the Instacart CSVs"),
+                   type=ExistingFolder(("products.csv",), "folder of the Instacart CSVs", INSTACART_FILES),
                    help="folder of the Instacart CSVs (products.csv, orders.csv, ...) for --preset instacart "
                         "(implies it; default: $BUNDLERL_INSTACART)")
 

@@ -126,7 +126,6 @@ def add_parser(subparsers) -> None:
                         "about 2 x the observation size per transition: ~1.9 KB on the default preset, so up to "
                         "~380 MB per checkpoint for 200,000 transitions (the buffer holds min(buffer_size, "
                         "timesteps); the run logs its own size) (default: off)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar (also: BUNDLERL_PROGRESS=0)")
     p.set_defaults(func=run)
 
 

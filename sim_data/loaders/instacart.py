@@ -18,7 +18,31 @@ from bundlerl.sim_data.loaders._csv import (
     read_table,
 )
 
-__all__ = ["load_instacart"]
+__all__ = ["load_instacart", "ORDER_PRODUCTS", "KAGGLE_ORDER_PRODUCTS", "order_products_files"]
+
+ORDER_PRODUCTS = "order_products.csv"
+"""The order lines file of an Instacart-format folder (one file)."""
+
+KAGGLE_ORDER_PRODUCTS = ("order_products__prior.csv", "order_products__train.csv")
+"""Kaggle's own names for the order lines, split in two disjoint sets of orders; read when ``order_products.csv`` is
+absent (both when both are there, concatenated, prior first)."""
+
+
+def order_products_files(folder: str | Path) -> list[Path]:
+    """The order-line files :func:`load_instacart` reads in ``folder``: ``order_products.csv`` when present, else
+    those of :data:`KAGGLE_ORDER_PRODUCTS` that are present (prior, then train).
+
+    :raises LoaderError: none of them is there (the message names all three and what to do).
+    """
+    folder = Path(folder)
+    if (folder / ORDER_PRODUCTS).is_file():
+        return [folder / ORDER_PRODUCTS]
+    found = [folder / name for name in KAGGLE_ORDER_PRODUCTS if (folder / name).is_file()]
+    if not found:
+        raise LoaderError(f"{folder}: no order lines: neither {ORDER_PRODUCTS} nor Kaggle's "
+                          f"{' / '.join(KAGGLE_ORDER_PRODUCTS)}; put the order lines (order_id, product_id, "
+                          "add_to_cart_order) in one of them")
+    return found
 
 
 def _id_table(folder: Path, file: str, id_col: str, name_col: str) -> tuple[Table, np.ndarray, list[str]]:
@@ -44,7 +68,8 @@ def load_instacart(folder: str | Path, *, min_orders: int = 0) -> tuple[Catalog,
 
     Files: ``products.csv`` (product_id, product_name, aisle_id, department_id), ``aisles.csv``
     (aisle_id, aisle), ``departments.csv`` (department_id, department), ``order_products.csv``
-    (order_id, product_id, add_to_cart_order) and, optionally, ``orders.csv`` (order_id, user_id,
+    (order_id, product_id, add_to_cart_order; or, as Kaggle names them, ``order_products__prior.csv`` and / or
+    ``order_products__train.csv``, read together: :func:`order_products_files`) and, optionally, ``orders.csv`` (order_id, user_id,
     order_number; other columns ignored).
 
     Catalogue: one item per product in ``products.csv`` order; ``item_ids`` = product_id as text;
@@ -72,8 +97,9 @@ def load_instacart(folder: str | Path, *, min_orders: int = 0) -> tuple[Catalog,
     """
     folder = Path(folder)
     if not folder.is_dir():
-        raise LoaderError(f"{folder}: not a folder; point at the folder holding products.csv, aisles.csv, "
-                          "departments.csv and order_products.csv")
+        raise LoaderError(f"{folder}: not a folder ({'nothing at that path' if not folder.exists() else 'a file'}); point at "
+                          "the folder holding products.csv, aisles.csv, departments.csv, orders.csv and "
+                          "order_products.csv (or Kaggle's order_products__prior.csv / order_products__train.csv)")
     if min_orders < 0:
         raise LoaderError(f"min_orders={min_orders}; give 0 (keep all products) or a positive count")
     ta, aisle_ids, aisle_names = _id_table(folder, "aisles.csv", "aisle_id", "aisle")
@@ -94,11 +120,17 @@ def load_instacart(folder: str | Path, *, min_orders: int = 0) -> tuple[Catalog,
     np.add.at(votes, (cat, dept), 1)
     cat_dept = votes.argmax(axis=1)  # all-zero rows (aisles without products) → department 0
 
-    to = read_table(folder / "order_products.csv", ["order_id", "product_id", "add_to_cart_order"])
-    oid_raw, opid, rank = to.ints("order_id"), to.ints("product_id"), to.ints("add_to_cart_order")
     p_order = np.argsort(pid, kind="stable")
-    item = p_order[_positions(to, "product_id", opid, pid[p_order], "product_id",
-                              "add the product to products.csv or drop the order line")]
+    tables, parts = [], []
+    for path in order_products_files(folder):
+        t = read_table(path, ["order_id", "product_id", "add_to_cart_order"])
+        o, op, rk = t.ints("order_id"), t.ints("product_id"), t.ints("add_to_cart_order")
+        it = p_order[_positions(t, "product_id", op, pid[p_order], "product_id",
+                                "add the product to products.csv or drop the order line")]
+        tables.append(t)
+        parts.append((o, op, rk, it))
+    oid_raw, opid, rank, item = (np.concatenate([part[i] for part in parts]) for i in range(4))
+    starts = np.cumsum([0] + [part[0].size for part in parts])  # row offsets of each file in the concatenation
     order = np.lexsort((rank, oid_raw))
     oid, item, src = oid_raw[order], item[order], order
     pair = oid * (np.int64(pid.size) + 1) + item
@@ -106,8 +138,11 @@ def load_instacart(folder: str | Path, *, min_orders: int = 0) -> tuple[Catalog,
     dup = np.flatnonzero(pair[srt][1:] == pair[srt][:-1])
     if dup.size:
         r = int(src[srt[dup[0] + 1]])
-        raise to.error(r, "product_id", f"product {int(opid[r])} appears twice in order {int(oid_raw[r])}",
-                       "keep one line per (order_id, product_id)")
+        f = int(np.searchsorted(starts, r, side="right")) - 1
+        raise tables[f].error(r - int(starts[f]), "product_id",
+                              f"product {int(opid[r])} appears twice in order {int(oid_raw[r])}",
+                              "keep one line per (order_id, product_id)"
+                              + (" (an order in both order_products files?)" if len(tables) > 1 else ""))
 
     n = pid.size
     popularity = np.bincount(item, minlength=n)
