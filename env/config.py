@@ -150,7 +150,7 @@ class EnvConfig:
             if not isinstance(self.shopper, ShopperParams):
                 raise bad("shopper", f"{type(self.shopper).__name__}; use a ShopperParams or None")
         if self.builder is not None:
-            from bundlerl.candidates.builder import BuilderConfig
+            from bundlerl.candidates.builder_config import BuilderConfig
 
             if not isinstance(self.builder, BuilderConfig):
                 raise bad("builder", f"{type(self.builder).__name__}; use a BuilderConfig or None")
@@ -177,7 +177,7 @@ class EnvConfig:
         """The BuilderConfig in force: ``builder`` or the defaults, with this K and K_max."""
         if self.builder is not None:
             return self.builder
-        from bundlerl.candidates.builder import BuilderConfig
+        from bundlerl.candidates.builder_config import BuilderConfig
 
         return BuilderConfig(**{theirs: getattr(self, ours) for theirs, ours in _DERIVED_BUILDER.items()})
 
@@ -275,7 +275,7 @@ def _nested_class(name: str):
         return ShopperParams
     if name == "reward":
         return RewardWeights
-    from bundlerl.candidates.builder import BuilderConfig
+    from bundlerl.candidates.builder_config import BuilderConfig
 
     return BuilderConfig
 

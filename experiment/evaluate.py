@@ -37,10 +37,14 @@ def evaluate_runs(run_dirs: Sequence[str | Path], *, baselines: Sequence[str] = 
     thread is much faster on the shared 2-core machine).
     :returns: ``{"table": {name: {metric: Estimate}}, "markdown": str, "out": Path}``.
     :raises BundlerlError: unknown names, runs of different worlds / action modes, a ``preset`` that is not the
-        runs' world, no world, nothing to evaluate (EvaluationError, PolicyError, RunDirError, ConfigError).
+        runs' world, no world, nothing to evaluate, an ``out`` that cannot be written (EvaluationError, PolicyError,
+        RunDirError, ConfigError, OutputPathError).
     """
+    from bundlerl.utils.paths import check_output_folder
     from bundlerl.utils.threads import torch_threads
 
+    if out is not None:
+        check_output_folder(out, "evaluate_runs(out=...)")  # before the rollouts, not after them
     policies = named_policies(baselines, oracles, seed)  # unknown names fail before anything runs
     runs = [RunDir.open(r) for r in run_dirs]
     modes = {r.config()["train"].get("action_mode", "bundle") for r in runs}

@@ -222,12 +222,18 @@ def train(cfg: TrainConfig, out: str | Path = "runs", resume: str | Path | None 
     checkpoint and raises :class:`TrainingInterrupted` naming the command that continues the run.
 
     :raises AgentConfigError: invalid configuration.  :raises ConfigError: an unknown preset or bad world.
+    :raises OutputPathError: ``out`` cannot be written (checked first, before any work).
     :raises RunDirError: ``resume`` is not a run directory, holds no intact checkpoint, or a damaged config.yaml.
     :raises TrainingInterrupted: Ctrl-C.
     """
     from bundlerl.experiment import segment
+    from bundlerl.utils.paths import check_output_folder
     from bundlerl.utils.threads import torch_threads
 
+    if not isinstance(cfg, TrainConfig):
+        raise AgentConfigError(f"train(cfg={cfg!r}): give a bundlerl.experiment.TrainConfig")
+    if resume is None:
+        check_output_folder(out, "train(out=...)")  # before the world and the model are built, not after
     t_start = time.perf_counter()
     # torch's thread count for this run only (restored on exit): setting it for the process is the CLI's job
     with torch_threads(cfg.torch_threads):

@@ -66,14 +66,21 @@ def add_parser(subparsers) -> None:
     p.add_argument("--complement-threshold", type=Number(0.0, 1.0), default=threshold,
                    help=f"a pair is a true complement when max(G[a,b], G[b,a]) >= this (default: {threshold})")
     p.add_argument("--out", default=None, type=OutputFolder(), help="output folder (default: evaluations/{preset}__{time})")
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, check=check)
+
+
+def check(args) -> None:
+    """The world flags' joint check right after parsing (before any run is opened); stores ``args.world``."""
+    args.world = world_from_args(args)
 
 
 def run(args) -> int:
     from bundlerl.experiment.evaluate import evaluate_runs
 
+    if not hasattr(args, "world"):  # called without the command line's check
+        check(args)
     res = evaluate_runs(
-        args.runs, baselines=args.baselines, oracles=args.oracles, preset=world_from_args(args), episodes=args.episodes,
+        args.runs, baselines=args.baselines, oracles=args.oracles, preset=args.world, episodes=args.episodes,
         seed=args.seed, which=args.which, complement_threshold=args.complement_threshold, out=args.out,
         progress=False if args.no_progress else None,
     )

@@ -9,12 +9,13 @@ is built for every command, ``--help`` included.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 __all__ = ["default_of", "names_type", "PRESET_NAMES", "add_world_flags", "world_from_args", "FlagType", "Integer",
-           "Number", "ExistingFile", "ExistingFolder", "OutputFolder", "Assignment", "SEED", "RUN_DIR"]
+           "Number", "ExistingFile", "ExistingFolder", "OutputFolder", "Assignment", "SEED", "RUN_DIR", "about"]
 
 
 def _preset_names() -> tuple[str, ...]:
@@ -163,6 +164,24 @@ RUN_DIR = ExistingFolder(("config.yaml",), "run directory made by 'bundlerl trai
 """A run directory: an existing folder with a config.yaml."""
 
 
+@contextlib.contextmanager
+def about(flag: str):
+    """A BundlerlError raised inside names ``flag`` as argparse's own errors do (``argument --set: ...``): the value
+    checks that need several flags together (a command's ``check(args)``) read like the per-flag ones."""
+    from bundlerl.utils.errors import BundlerlError
+
+    try:
+        yield
+    except BundlerlError as exc:
+        if str(exc).startswith("argument "):
+            raise
+        try:
+            named = type(exc)(f"argument {flag}: {exc}")
+        except TypeError:  # a subclass with another constructor
+            named = BundlerlError(f"argument {flag}: {exc}")
+        raise named from None
+
+
 def _env_fields() -> set[str]:
     from bundlerl.env import EnvConfig
 
@@ -236,21 +255,25 @@ def world_from_args(args, default: str | None = None):
 
     if args.env_config is not None:
         if args.instacart_dir is not None:
-            raise ConfigError("--instacart-dir goes with --preset instacart; with --env-config set instacart_path "
-                              "in the file or with --env-set instacart_path=DIR")
-        config = load_env_config(args.env_config)
+            raise ConfigError("argument --instacart-dir: goes with --preset instacart; with --env-config set "
+                              "instacart_path in the file or with --env-set instacart_path=DIR")
+        with about("--env-config"):
+            config = load_env_config(args.env_config)
     else:
         name = args.preset or ("instacart" if args.instacart_dir is not None else default)
         if name is None:
             if args.env_set:
-                raise ConfigError("--env-set changes a world: give it one with --preset or --env-config")
+                raise ConfigError("argument --env-set: it changes a world: give it one with --preset or --env-config")
             return None
         if args.instacart_dir is not None and name != "instacart":
-            raise ConfigError(f"--instacart-dir goes with --preset instacart, not --preset {name}")
+            raise ConfigError(f"argument --instacart-dir: goes with --preset instacart, not --preset {name}")
         if name == "instacart" and args.instacart_dir is None and not os.environ.get("BUNDLERL_INSTACART"):
-            raise ConfigError("--preset instacart reads the Instacart CSVs (products.csv, orders.csv, ...): pass their "
+            raise ConfigError(f"argument --preset: instacart reads the Instacart CSVs ({INSTACART_FILES}): pass their "
                               "folder with --instacart-dir DIR (or set BUNDLERL_INSTACART)")
         # absolute: the run directory stores the path, and its evaluation may start elsewhere
         folder = {} if args.instacart_dir is None else {"instacart_path": str(Path(args.instacart_dir).resolve())}
         config = get_config(name, **folder)
-    return env_config_overrides(config, args.env_set) if args.env_set else config
+    if not args.env_set:
+        return config
+    with about("--env-set"):
+        return env_config_overrides(config, args.env_set)

@@ -44,16 +44,29 @@ def add_parser(subparsers) -> None:
     p.add_argument("--episodes", type=Integer(1), default=500, help="evaluation episodes per policy (default: 500)")
     p.add_argument("--seed", type=SEED, default=0, help="training seed (default: 0)")
     p.add_argument("--out", default="runs", type=OutputFolder(), help="parent folder of the run directory (default: runs/)")
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, check=check)
 
 
 def _stage(i: int, title: str) -> None:
     print(f"\n[{i}/4] {title}", flush=True)
 
 
+def check(args) -> None:
+    """The flags' joint checks right after parsing (the world, the training config), before the world is built;
+    stores ``args.world`` and ``args.train_config``."""
+    from bundlerl.experiment.training import TrainConfig
+
+    args.world = world_from_args(args, default="default")
+    args.train_config = TrainConfig(algo="ppo", preset=args.world, timesteps=args.timesteps, seed=args.seed,
+                                    eval_episodes=min(200, args.episodes), final_episodes=0)
+    args.train_config.algo_config()  # the YAML of the world: a damaged one fails here
+
+
 def run(args) -> int:
     t0 = time.perf_counter()
-    env = world_from_args(args, default="default")
+    if getattr(args, "train_config", None) is None:  # called without the command line's check
+        check(args)
+    env = args.world
     _stage(1, f"building the '{env.name}' world (cached after the first run)")
     from bundlerl.env import build_world
 
@@ -63,11 +76,9 @@ def run(args) -> int:
           f"horizon {world.config.horizon} ({time.perf_counter() - tw:.0f} s)", flush=True)
 
     _stage(2, f"training PPO for {args.timesteps} timesteps")
-    from bundlerl.experiment.training import TrainConfig, train
+    from bundlerl.experiment.training import train
 
-    cfg = TrainConfig(algo="ppo", preset=env, timesteps=args.timesteps, seed=args.seed,
-                      eval_episodes=min(200, args.episodes), final_episodes=0)
-    result = train(cfg, out=args.out, log=lambda m: print("      " + m, flush=True))
+    result = train(args.train_config, out=args.out, log=lambda m: print("      " + m, flush=True))
 
     _stage(3, "evaluating PPO and the baselines on the same episodes")
     from bundlerl.agents.baselines import BASELINES

@@ -126,11 +126,11 @@ def test_world_flags(tmp_path, monkeypatch):
     assert Path(ic.instacart_path).is_absolute()
     with pytest.raises(ConfigError, match="--instacart-dir DIR"):
         _world("--preset", "instacart")
-    with pytest.raises(ConfigError, match="--instacart-dir goes with --preset instacart"):
+    with pytest.raises(ConfigError, match="--instacart-dir: goes with --preset instacart"):
         _world("--preset", "small", "--instacart-dir", str(folder))
     with pytest.raises(ConfigError, match="horizon"):
         _world("--preset", "small", "--env-set", "horizon=soon")
-    with pytest.raises(ConfigError, match="--env-set changes a world"):
+    with pytest.raises(ConfigError, match="--env-set: it changes a world"):
         _world("--env-set", "horizon=4")
     with pytest.raises(SystemExit):  # argparse: not allowed with
         _world("--preset", "small", "--env-config", str(tmp_path / "w.yaml"))
