@@ -83,6 +83,10 @@ class EnvConfig:
     """Number of historical baskets simulated to estimate complementarity (synthetic source only)."""
     world_seed: int = 0
     """Seed of the world's random parts (personas, baskets, complementarity fitting, observation projection)."""
+    interests_per_persona: int = 3
+    """Interest categories per persona (``bundlerl.sim_data.personas_gen.PersonaConfig``), >= 1 and at most the
+    number of categories the catalogue sells in: a tiny catalogue (an Instacart folder with two aisles) needs a
+    smaller value, e.g. ``--env-set interests_per_persona=1``; the world build says the range when it is too large."""
     K: int = 16
     """Number of candidate bundles offered per step (the action space is Discrete(K))."""
     K_max: int = 3
@@ -130,7 +134,8 @@ class EnvConfig:
             raise bad("source", f"{self.source!r}; use 'synthetic' or 'instacart'")
         if self.source == "instacart" and not self.instacart_path:
             raise bad("instacart_path", "source='instacart' needs the folder with the Instacart CSVs")
-        for name, lo in (("n_items", 10), ("n_personas", 1), ("n_baskets", 1), ("K", 1), ("K_max", 1),
+        for name, lo in (("n_items", 10), ("n_personas", 1), ("n_baskets", 1), ("interests_per_persona", 1), ("K", 1),
+                         ("K_max", 1),
                          ("horizon", 1), ("profile_dim", 1), ("refresh_every", 1), ("compose_items", 1),
                          ("min_valid_candidates", 0)):
             v = getattr(self, name)
@@ -197,6 +202,8 @@ class EnvConfig:
             "profile_dim": self.profile_dim,
             "generators": [GENERATOR_VERSION, LOADER_VERSION],
         }
+        if self.interests_per_persona != 3:  # keyed only when set, so the worlds cached before the field keep their keys
+            src["interests_per_persona"] = self.interests_per_persona
         return hashlib.sha256(json.dumps(src, sort_keys=True).encode()).hexdigest()[:20]
 
     def replace(self, **changes) -> "EnvConfig":

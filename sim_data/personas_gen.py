@@ -23,7 +23,7 @@ import numpy as np
 from bundlerl.sim_data.catalog import Catalog
 from bundlerl.sim_data.personas import PersonaError, Personas
 
-__all__ = ["PersonaConfig", "sample_personas", "BUDGET_PHRASES", "STYLE_WORDS"]
+__all__ = ["PersonaConfig", "sample_personas", "interest_range", "BUDGET_PHRASES", "STYLE_WORDS"]
 
 #: Budget phrases by tier (0 = low budget / high sensitivity, 1 = mid, 2 = high budget).
 BUDGET_PHRASES: tuple[tuple[str, ...], ...] = (
@@ -114,6 +114,12 @@ def _join(*parts) -> np.ndarray:
     return out
 
 
+def interest_range(catalog: Catalog) -> tuple[int, int]:
+    """(lowest, highest) ``interests_per_persona`` that ``catalog`` can serve: 1 and the number of categories it has
+    at least one item in (a persona's interests are distinct categories with something to buy)."""
+    return 1, int(np.count_nonzero(np.bincount(catalog.category, minlength=catalog.n_categories)))
+
+
 def sample_personas(
     catalog: Catalog,
     n: int = 1000,
@@ -128,7 +134,8 @@ def sample_personas(
     :param config: :class:`PersonaConfig` (default ``PersonaConfig()``).
     Returns Personas with texts (n,), interests (n, k) int32 distinct per row, needs (n, C) float32,
     budget (n,) float32 > 0, price_sensitivity (n,) float32 > 0.
-    Raises ValueError for n < 1, a missing rng, or k larger than the number of sellable categories.
+    Raises PersonaError (a BundlerlError) for n < 1, a missing rng, or k outside :func:`interest_range` (the message
+    gives the range).
     """
     cfg = config if config is not None else PersonaConfig()
     if rng is None or not isinstance(rng, np.random.Generator):
@@ -139,10 +146,10 @@ def sample_personas(
     counts = np.bincount(catalog.category, minlength=C)
     pop = np.bincount(catalog.category, weights=catalog.popularity.astype(np.float64), minlength=C)
     sellable = counts > 0
-    if sellable.sum() < k:
-        raise PersonaError(
-            f"interests_per_persona={k} but the catalogue sells in only {int(sellable.sum())} categories; lower it"
-        )
+    lo, hi = interest_range(catalog)
+    if not lo <= k <= hi:
+        raise PersonaError(f"PersonaConfig.interests_per_persona={k} but the catalogue sells in only {hi} "
+                           f"categories; give an integer in [{lo}, {hi}]")
     # base weight of a category: how much the catalogue sells there (square-rooted so that the
     # head does not swallow everything), zero where there is nothing to buy
     base = np.where(sellable, np.sqrt(pop / max(pop.sum(), 1e-12)) + 1e-3, 0.0)
