@@ -192,6 +192,11 @@ class SentenceEncoder:
 
     def _load(self) -> Any:
         if self._model is None:
+            from bundlerl.utils.cache import cache_root
+
+            # transformers imports torch._dynamo, which makes torch's compile cache (torchinductor_<user>) in the
+            # system temp dir unless told where: bundlerl's cache holds it instead (a user's own setting is kept)
+            os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(cache_root() / "torchinductor"))
             import torch
             from sentence_transformers import SentenceTransformer
 

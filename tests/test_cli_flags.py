@@ -8,6 +8,7 @@ The sweep introspects the argparse parsers, so a new flag must come with a valid
 from __future__ import annotations
 
 import argparse
+import os
 import time
 from pathlib import Path
 
@@ -207,3 +208,33 @@ def test_good_values_still_parse(tmp_path):
     args = cli.build_parser().parse_args(["evaluate", str(run), "--complement-threshold", "0", "--episodes", "1",
                                           "--env-set", "shopper.tau_c=2.5", "--preset", "small"])
     assert args.runs == [str(run)] and args.complement_threshold == 0.0 and args.env_set == ["shopper.tau_c=2.5"]
+
+
+@pytest.mark.parametrize("argv", [
+    ["quickstart", "--preset", "small"], ["train", "--preset", "small"], ["evaluate", "--preset", "small"],
+])
+@pytest.mark.parametrize("where", ["none", "before", "after"])
+def test_no_progress_reaches_every_stage(monkeypatch, capsys, argv, where):
+    """--no-progress (before or after the subcommand) turns off the bars of every stage, the world build's
+    included: each stage's own default (bundlerl.utils.progress.progress_enabled(None)) is off while it runs."""
+    import bundlerl.env
+    import bundlerl.experiment.evaluate
+    import bundlerl.experiment.training
+    from bundlerl.utils.errors import BundlerlError
+    from bundlerl.utils.progress import PROGRESS_ENV, progress_enabled
+
+    monkeypatch.delenv(PROGRESS_ENV, raising=False)
+    seen = []
+
+    def stage(*a, **k):
+        seen.append(progress_enabled(None))
+        raise BundlerlError("stage reached")
+
+    for mod, name in ((bundlerl.env, "build_world"), (bundlerl.experiment.training, "train"),
+                      (bundlerl.experiment.evaluate, "evaluate_runs")):
+        monkeypatch.setattr(mod, name, stage)
+    flag = ["--no-progress"]
+    full = {"none": argv, "before": flag + argv, "after": argv + flag}[where]
+    assert cli.main(full) == 2 and "stage reached" in capsys.readouterr().err
+    assert seen == [where == "none"]
+    assert PROGRESS_ENV not in os.environ  # restored after the command
