@@ -12,6 +12,7 @@ import numpy as np
 from bundlerl.agents.policy import Observation, Policy, PolicyError, batch_size_of, check_name, greedy_probabilities
 from bundlerl.candidates.features import CANDIDATE_FEATURES, COL
 from bundlerl.env.observation import CANDIDATES_KEY, MASK_KEY
+from bundlerl.utils.args import shown
 
 __all__ = [
     "RandomPolicy", "PopularityPolicy", "RelevanceGreedyPolicy", "ComplementGreedyPolicy", "BASELINES",
@@ -132,7 +133,10 @@ def make_baseline(name: str, rng: np.random.Generator | None = None) -> Policy:
 
     :raises PolicyError: an unknown name (the message lists the valid ones).
     """
-    cls = _BASELINE_CLASSES[check_name(name, BASELINES, "baseline")]
+    try:
+        cls = _BASELINE_CLASSES[check_name(name, BASELINES, "baseline")]
+    except PolicyError as exc:
+        raise PolicyError(f"make_baseline(name={shown(name)}): {exc}") from None
     if cls is RandomPolicy:
         return RandomPolicy(rng if rng is not None else np.random.default_rng(0))
     return cls()

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
+from bundlerl.utils.args import need_path, need_str, shown
 from bundlerl.utils.errors import BundlerlError
 
 __all__ = [
@@ -52,8 +53,8 @@ class AgentConfigError(BundlerlError):
 
 def check_algo(algo: str) -> str:
     """``algo`` when it is one of :data:`ALGOS`; else AgentConfigError listing them."""
-    if algo not in ALGOS:
-        raise AgentConfigError(f"unknown algo {algo!r}; use one of: {', '.join(ALGOS)}")
+    if not isinstance(algo, str) or algo not in ALGOS:
+        raise AgentConfigError(f"unknown algo {shown(algo)}; use one of: {', '.join(ALGOS)}")
     return algo
 
 
@@ -263,7 +264,12 @@ def load_algo_config(algo: str, preset: str = "default", path: str | Path | None
     import yaml
 
     check_algo(algo)
-    path = Path(path) if path is not None else CONFIG_DIR / f"{algo}.yaml"
+    need_str(preset, "preset", "load_algo_config", error=AgentConfigError)
+    if overrides is not None and not isinstance(overrides, Mapping):
+        raise AgentConfigError(f"load_algo_config(overrides={shown(overrides)}): overrides must be a mapping of field "
+                               "names to values, or None")
+    path = (need_path(path, "path", "load_algo_config", what="a YAML file", error=AgentConfigError)
+            if path is not None else CONFIG_DIR / f"{algo}.yaml")
     if not path.is_file():
         raise AgentConfigError(f"no hyperparameter file {path}; create it with a key per preset")
     with open(path) as fh:

@@ -16,6 +16,7 @@ from typing import Mapping
 import numpy as np
 
 from bundlerl.env.observation import MASK_KEY
+from bundlerl.utils.args import shown
 from bundlerl.utils.errors import BundlerlError
 
 Observation = Mapping[str, np.ndarray]
@@ -31,8 +32,8 @@ def check_name(name: str, registry, kind: str) -> str:
     """``name`` when ``registry`` (a mapping or a sequence of names) holds it; else PolicyError listing the valid
     names of this ``kind`` (e.g. ``"baseline"``). The registries (``BASELINES``, ``ORACLES``) call it so that a
     misspelt name is an error everywhere, never an empty selection."""
-    if name not in registry:
-        raise PolicyError(f"unknown {kind} {name!r}; use one of: {', '.join(registry)}")
+    if not isinstance(name, str) or name not in registry:
+        raise PolicyError(f"unknown {kind} {shown(name)}; use one of: {', '.join(registry)}")
     return name
 
 

@@ -28,8 +28,10 @@ import numpy as np
 
 from bundlerl.env.reward import REWARD_MODES, RewardWeights, reward_weights
 from bundlerl.sim_data.versions import GENERATOR_VERSION, LOADER_VERSION
+from bundlerl.utils.args import need_path, shown
 from bundlerl.utils.config_io import (
     annotations_of,
+    check_field_types,
     from_mapping,
     nested_config,
     parse_assignment,
@@ -126,6 +128,10 @@ class EnvConfig:
     def __post_init__(self) -> None:
         def bad(field_: str, msg: str) -> ConfigError:
             return ConfigError(f"EnvConfig.{field_}: {msg}")
+
+        if isinstance(self.instacart_path, os.PathLike):  # a Path is welcome; stored as text (plain data)
+            object.__setattr__(self, "instacart_path", os.fspath(self.instacart_path))
+        check_field_types(self, ConfigError)  # None / a wrong type named, before the range checks
 
         if not isinstance(self.name, str) or not _NAME.fullmatch(self.name) or "__" in self.name:
             raise bad("name", f"{self.name!r}; use a short filesystem-safe name (1-40 letters, digits, '.', '-', '_', "
@@ -296,7 +302,7 @@ def load_env_config(path: str | os.PathLike) -> EnvConfig:
     """
     import yaml
 
-    p = Path(path).expanduser()
+    p = need_path(path, "path", "load_env_config", what="a YAML file", error=ConfigError).expanduser()
     if not p.is_file():
         raise ConfigError(f"env config file {p} not found; pass a YAML file of EnvConfig fields (see EnvConfig.to_dict)")
     try:
@@ -323,8 +329,13 @@ def env_config_overrides(config: EnvConfig, overrides: Iterable[str]) -> EnvConf
     :raises ConfigError: malformed override, unknown field (the message lists the valid ones), a value of the
         wrong type or out of range (the message names the field).
     """
+    if not isinstance(config, EnvConfig):
+        raise ConfigError(f"env_config_overrides(config={shown(config)}): config must be an EnvConfig")
     if isinstance(overrides, str):
         overrides = [overrides]
+    if not isinstance(overrides, (list, tuple)) or not all(isinstance(o, str) for o in overrides):
+        raise ConfigError(f"env_config_overrides(overrides={shown(overrides)}): overrides must be a list of "
+                          "'field=value' texts")
     data = config.to_dict()
     top = annotations_of(EnvConfig)
     for text in overrides:
@@ -366,6 +377,7 @@ def instacart_config(path: str | os.PathLike | None = None, **changes) -> EnvCon
     """
     if path is None:
         path = os.environ.get("BUNDLERL_INSTACART")
+    need_path(path, "path", "instacart_config", optional=True, what="the Instacart folder", error=ConfigError)
     p = None if path is None else Path(path).expanduser()
     if p is None or not (p / "products.csv").is_file():
         raise ConfigError(
@@ -393,6 +405,9 @@ def get_config(preset: "str | EnvConfig", **changes) -> EnvConfig:
     ``get_config("instacart", instacart_path=folder)`` is :func:`instacart_config` on ``folder`` (without it,
     ``$BUNDLERL_INSTACART``). Unknown names raise ConfigError listing the known ones.
     """
+    if not isinstance(preset, (str, EnvConfig)):
+        raise ConfigError(f"preset={shown(preset)}: give a preset name ({sorted(PRESETS) + ['instacart']}) or an "
+                          "EnvConfig")
     if isinstance(preset, EnvConfig):
         config = preset
     elif preset == "instacart":

@@ -22,6 +22,8 @@ import numpy as np
 from bundlerl.evaluation.metrics import COMPARISON_METRICS, COMPLEMENT_THRESHOLD, summarize
 from bundlerl.evaluation.report import bar_chart, estimates_table, policy_label, table_json
 from bundlerl.evaluation.stats import Estimate, EvaluationError
+from bundlerl.utils.args import need_int, need_names
+from bundlerl.utils.config_io import check_field_types
 
 __all__ = ["EvalConfig", "Comparison", "named_policies", "compare", "write_comparison"]
 
@@ -45,6 +47,7 @@ class EvalConfig:
     """Show a progress bar per policy (None: unless ``$BUNDLERL_PROGRESS`` is off)."""
 
     def __post_init__(self) -> None:
+        check_field_types(self, EvaluationError)  # None / a wrong type named, before the range checks
         from bundlerl.env.observation import ACTION_MODES
 
         for name, lo in (("episodes", 1), ("num_envs", 1), ("seed", 0)):
@@ -88,7 +91,11 @@ def named_policies(baselines: Sequence[str] = (), oracles: Sequence[str] = (), s
     """
     from bundlerl.agents.baselines import make_baseline
     from bundlerl.agents.oracles import make_oracle, oracle_name
+    from bundlerl.agents.policy import PolicyError
 
+    baselines = need_names(baselines, "baselines", "named_policies", error=PolicyError)
+    oracles = need_names(oracles, "oracles", "named_policies", error=PolicyError)
+    need_int(seed, "seed", "named_policies", minimum=0, error=PolicyError)
     names = [oracle_name(o) for o in oracles]
     out: dict[str, Any] = {b: make_baseline(b, np.random.default_rng([seed, 17])) for b in baselines}
     out.update({o: partial(make_oracle, o) for o in names})

@@ -14,7 +14,8 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from bundlerl.evaluation.metrics import COMPARISON_METRICS, LABELS, METRICS, UNITS
-from bundlerl.evaluation.stats import Estimate
+from bundlerl.evaluation.stats import Estimate, EvaluationError
+from bundlerl.utils.args import need_int, shown
 
 __all__ = [
     "ORACLE_NOTE", "ORACLE_LEGEND", "POLICY_KINDS", "policy_label", "estimates_table", "markdown_table", "table_json",
@@ -49,6 +50,16 @@ def estimates_table(table: Table, metrics: Sequence[str] = COMPARISON_METRICS, l
 def markdown_table(results, digits: int = 3) -> str:
     """A markdown table of EvalResults (a sequence, named by their policy, or a mapping name -> result) with the
     session metrics (:data:`bundlerl.evaluation.metrics.METRICS`); oracles labelled."""
+    from bundlerl.evaluation.rollout import EvalResult
+
+    if isinstance(results, EvalResult):
+        results = [results]
+    ok = isinstance(results, (Mapping, list, tuple)) and all(
+        isinstance(r, EvalResult) for r in (results.values() if isinstance(results, Mapping) else results))
+    if not ok:
+        raise EvaluationError(f"markdown_table(results={shown(results)}): results must be EvalResults (a list, or a "
+                              "mapping name -> EvalResult)")
+    need_int(digits, "digits", "markdown_table", minimum=0, error=EvaluationError)
     items = list(results.items()) if isinstance(results, Mapping) else [(r.policy, r) for r in results]
     table = {name: r.summary() for name, r in items}
     labels = {name: policy_label(name, r.uses_simulator_truth) for name, r in items}

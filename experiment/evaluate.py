@@ -5,6 +5,7 @@ mode), and compare their models with baselines and oracles on the same episodes
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -13,6 +14,7 @@ from bundlerl.evaluation.compare import EvalConfig, compare, named_policies, wri
 from bundlerl.evaluation.metrics import COMPLEMENT_THRESHOLD
 from bundlerl.evaluation.stats import EvaluationError
 from bundlerl.experiment.run_dir import MODEL_CHOICES, RunDir
+from bundlerl.utils.args import need_callable, need_int, need_names, need_path, shown
 
 __all__ = ["evaluate_runs"]
 
@@ -43,6 +45,16 @@ def evaluate_runs(run_dirs: Sequence[str | Path], *, baselines: Sequence[str] = 
     from bundlerl.utils.paths import check_output_folder
     from bundlerl.utils.threads import torch_threads
 
+    where = "evaluate_runs"
+    if isinstance(run_dirs, (str, os.PathLike)):
+        run_dirs = [run_dirs]
+    if not isinstance(run_dirs, (list, tuple)):
+        raise EvaluationError(f"{where}(run_dirs={shown(run_dirs)}): run_dirs must be a list of run directories")
+    run_dirs = [need_path(r, "run_dirs", where, what="a run directory", error=EvaluationError) for r in run_dirs]
+    baselines = need_names(baselines, "baselines", where, error=EvaluationError)
+    oracles = need_names(oracles, "oracles", where, error=EvaluationError)
+    need_int(seed, "seed", where, minimum=0, error=EvaluationError)
+    need_callable(log, "log", where, "a function of one str (e.g. print)", error=EvaluationError)
     if out is not None:
         check_output_folder(out, "evaluate_runs(out=...)")  # before the rollouts, not after them
     policies = named_policies(baselines, oracles, seed)  # unknown names fail before anything runs

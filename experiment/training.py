@@ -36,6 +36,8 @@ from bundlerl.agents.config import (
 from bundlerl.agents.policy import PolicyError, check_name
 from bundlerl.env.observation import ACTION_MODES
 from bundlerl.evaluation.seeds import EVAL_SEED, FINAL_EVAL_SEED, Purpose, env_stream
+from bundlerl.utils.args import need_callable, need_instance, need_names, need_path
+from bundlerl.utils.config_io import check_field_types
 
 if TYPE_CHECKING:
     from bundlerl.env import EnvConfig
@@ -98,6 +100,8 @@ class TrainConfig:
         def bad(name: str, msg: str) -> AgentConfigError:
             return AgentConfigError(f"TrainConfig.{name}: {msg}")
 
+        check_field_types(self, AgentConfigError)  # None / a wrong type named, before the range checks
+
         if self.algo not in ALGOS:
             raise bad("algo", f"{self.algo!r}; use one of {ALGOS}")
         if self.action_mode not in ACTION_MODES:
@@ -120,7 +124,7 @@ class TrainConfig:
         for name in ("save_replay", "progress"):
             if not isinstance(getattr(self, name), bool) and not (name == "progress" and self.progress is None):
                 raise bad(name, f"{getattr(self, name)!r}; use true or false")
-        self.baselines = tuple(self.baselines)
+        self.baselines = need_names(self.baselines, "baselines", "TrainConfig", error=AgentConfigError)
         try:
             for b in self.baselines:
                 check_name(b, BASELINES, "baseline")
@@ -230,8 +234,9 @@ def train(cfg: TrainConfig, out: str | Path = "runs", resume: str | Path | None 
     from bundlerl.utils.paths import check_output_folder
     from bundlerl.utils.threads import torch_threads
 
-    if not isinstance(cfg, TrainConfig):
-        raise AgentConfigError(f"train(cfg={cfg!r}): give a bundlerl.experiment.TrainConfig")
+    need_instance(cfg, "cfg", "train", TrainConfig, "a bundlerl.experiment.TrainConfig", error=AgentConfigError)
+    need_callable(log, "log", "train", "a function of one str (e.g. print)", error=AgentConfigError)
+    need_path(resume, "resume", "train", optional=True, what="a run directory", error=AgentConfigError)
     if resume is None:
         check_output_folder(out, "train(out=...)")  # before the world and the model are built, not after
     t_start = time.perf_counter()

@@ -22,6 +22,8 @@ import numpy as np
 
 from bundlerl.sim_data.catalog import Catalog
 from bundlerl.sim_data.personas import PersonaError, Personas
+from bundlerl.utils.args import need_instance, shown
+from bundlerl.utils.config_io import check_field_types
 
 __all__ = ["PersonaConfig", "sample_personas", "interest_range", "BUDGET_PHRASES", "STYLE_WORDS"]
 
@@ -74,6 +76,7 @@ class PersonaConfig:
     """Chance that the budget phrase comes from a neighbouring tier instead of the true one, in [0, 1]."""
 
     def __post_init__(self) -> None:
+        check_field_types(self, PersonaError)  # None / a wrong type named, before the range checks
         if not isinstance(self.interests_per_persona, (int, np.integer)) or self.interests_per_persona < 1:
             raise PersonaError(f"PersonaConfig.interests_per_persona={self.interests_per_persona!r}; give an integer >= 1")
         for name in ("complement_interest_prob", "same_department_prob", "budget_word_noise"):
@@ -86,7 +89,11 @@ class PersonaConfig:
                 f"{self.complement_interest_prob + self.same_department_prob:.3f}; they must sum to <= 1"
             )
         for name in ("need_high", "need_low"):
-            lo, hi = getattr(self, name)
+            pair = getattr(self, name)
+            if (not isinstance(pair, (tuple, list)) or len(pair) != 2
+                    or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in pair)):
+                raise PersonaError(f"PersonaConfig.{name}={shown(pair)}; give a pair (low, high) of numbers in [0, 1]")
+            lo, hi = pair
             if not 0.0 <= lo <= hi <= 1.0:
                 raise PersonaError(f"PersonaConfig.{name}=({lo}, {hi}); need 0 <= low <= high <= 1")
         for name in ("budget_scale", "budget_log_sigma", "price_sensitivity_log_sigma"):
@@ -137,6 +144,9 @@ def sample_personas(
     Raises PersonaError (a BundlerlError) for n < 1, a missing rng, or k outside :func:`interest_range` (the message
     gives the range).
     """
+    need_instance(catalog, "catalog", "sample_personas", Catalog, "a Catalog", error=PersonaError)
+    need_instance(config, "config", "sample_personas", PersonaConfig, "a PersonaConfig", optional=True,
+                  error=PersonaError)
     cfg = config if config is not None else PersonaConfig()
     if rng is None or not isinstance(rng, np.random.Generator):
         raise PersonaError("sample_personas needs rng=numpy.random.Generator (e.g. np.random.default_rng(seed))")

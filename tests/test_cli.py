@@ -34,7 +34,7 @@ def test_a_missing_run_directory_is_bad_input(tmp_path):
     assert out.returncode == 2 and "argument RUN_DIR" in out.stderr and "no such folder" in out.stderr
     assert "Traceback" not in out.stderr
     out = run_cli("evaluate", str(tmp_path), timeout=60)  # a folder, but no run directory
-    assert out.returncode == 2 and "no config.yaml in it: not a run directory" in out.stderr
+    assert out.returncode == 2 and "no config.yaml in this folder; expected a run directory" in out.stderr
 
 
 @pytest.mark.parametrize("exc", [RuntimeError("boom"), KeyError("boom"), ValueError("boom"), TypeError("boom")])

@@ -17,6 +17,7 @@ from bundlerl.sim_data.loaders._csv import (
     impute_prices,
     read_table,
 )
+from bundlerl.utils.args import need_int, need_path
 
 __all__ = ["load_instacart", "ORDER_PRODUCTS", "KAGGLE_ORDER_PRODUCTS", "order_products_files"]
 
@@ -95,7 +96,8 @@ def load_instacart(folder: str | Path, *, min_orders: int = 0) -> tuple[Catalog,
         a non-integer id, a duplicate id, an empty name, a product in an undefined aisle or
         department, an order line naming an unknown product, or a product repeated in one order.
     """
-    folder = Path(folder)
+    folder = need_path(folder, "folder", "load_instacart", what="the Instacart folder", error=LoaderError)
+    need_int(min_orders, "min_orders", "load_instacart", minimum=0, error=LoaderError)
     if not folder.is_dir():
         raise LoaderError(f"{folder}: not a folder ({'nothing at that path' if not folder.exists() else 'a file'}); point at "
                           "the folder holding products.csv, aisles.csv, departments.csv, orders.csv and "
