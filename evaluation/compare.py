@@ -22,7 +22,7 @@ import numpy as np
 from bundlerl.evaluation.metrics import COMPARISON_METRICS, COMPLEMENT_THRESHOLD, summarize
 from bundlerl.evaluation.report import bar_chart, estimates_table, policy_label, table_json
 from bundlerl.evaluation.stats import Estimate, EvaluationError
-from bundlerl.utils.args import need_int, need_names
+from bundlerl.utils.args import need_instance, need_int, need_names, need_path
 from bundlerl.utils.config_io import check_field_types
 
 __all__ = ["EvalConfig", "Comparison", "named_policies", "compare", "write_comparison"]
@@ -149,7 +149,8 @@ def write_comparison(cmp: Comparison, out: str | Path) -> Path:
     """results.md (header, table, chart link), results.json and results.png in the folder ``out``; returns it."""
     from bundlerl.utils.atomic import write_text
 
-    out = Path(out)
+    need_instance(cmp, "cmp", "write_comparison", Comparison, "a Comparison (compare)", error=EvaluationError)
+    out = need_path(out, "out", "write_comparison", what="an output folder", error=EvaluationError)
     c = cmp.config
     header = (f"# Evaluation on '{cmp.world}' ({c.action_mode} mode), {c.episodes} episodes per policy, "
               f"seed {c.seed} (its evaluate stream: never a training episode)\n\n"

@@ -20,7 +20,7 @@ import numpy as np
 
 from bundlerl.sim_data.catalog import Catalog, CatalogError
 from bundlerl.sim_data.taxonomy import Taxonomy, load_taxonomy
-from bundlerl.utils.args import need_instance
+from bundlerl.utils.args import need_array, need_instance
 from bundlerl.utils.config_io import check_field_types
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -245,6 +245,10 @@ def category_centroid_accuracy(
         (honest for small categories); items alone in their category are then skipped.
     Raises CatalogError when embeddings do not match the catalogue or no item can be scored.
     """
+    need_instance(catalog, "catalog", "category_centroid_accuracy", Catalog, "a Catalog", error=CatalogError)
+    if not isinstance(leave_one_out, (bool, np.bool_)):
+        raise CatalogError(f"category_centroid_accuracy(leave_one_out={leave_one_out!r}): leave_one_out must be True "
+                           "or False")
     E = embeddings if embeddings is not None else catalog.embeddings
     if E is None:
         if encoder is None:
@@ -252,7 +256,7 @@ def category_centroid_accuracy(
 
             encoder = default_encoder()
         E = encoder.encode(catalog.item_texts())
-    E = np.asarray(E, dtype=np.float64)
+    E = need_array(E, "embeddings", "category_centroid_accuracy", np.float64, error=CatalogError)
     if E.ndim != 2 or E.shape[0] != catalog.n_items:
         raise CatalogError(f"embeddings have shape {E.shape}; expected ({catalog.n_items}, d)")
     cat = catalog.category.astype(np.int64)

@@ -37,6 +37,8 @@ BAD = {
 SKIPPED = {
     "Policy": "a Protocol (what a policy provides), not a constructor",
     "TextEncoder": "a Protocol (what an encoder provides), not a constructor",
+    "ComplementModel": "built by complementarity.fit / ComplementModel.load from checked inputs; its constructor is "
+                       "their internal assembly step",
 }
 
 
@@ -218,6 +220,8 @@ def _valid(name: str, kit: _Kit) -> dict:
     obj = PUBLIC[name]
     if inspect.isclass(obj) and dataclasses.is_dataclass(obj):
         return {}  # a config: every field has its default
+    if inspect.isclass(obj) and issubclass(obj, tuple) and hasattr(obj, "_fields"):  # a NamedTuple (FeatureIndex)
+        return dict(zip(obj._fields, range(len(obj._fields))))
     if all(p.default is not p.empty or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
            for p in inspect.signature(obj).parameters.values()):
         return {}
@@ -262,7 +266,7 @@ def _unit_rows(n: int, d: int) -> np.ndarray:
 
 def _stub_encoder():
     class Stub:
-        name, dim = "stub", 4
+        name, dim, identity = "stub", 4, "stub@0"
 
         def encode(self, texts, **kw):
             return _unit_rows(len(texts), 4)
@@ -325,3 +329,17 @@ def test_bad_arguments_are_bundlerl_errors_naming_them(name, kit):
             except Exception as exc:  # noqa: BLE001 - what the test looks for
                 problems.append(f"{p.name}={kind}: {type(exc).__name__}: {str(exc)[:160]}")
     assert not problems, f"{name}:\n  " + "\n  ".join(problems)
+
+
+@pytest.mark.parametrize("call, arg", [
+    (lambda: __import__("bundlerl").BundleRecVecEnv("small", num_envs=0), "num_envs"),
+    (lambda: __import__("bundlerl").evaluate(None, "small", n_episodes=2), "policy"),
+    (lambda: __import__("bundlerl").SB3Policy(None), "model"),
+    (lambda: __import__("bundlerl.candidates", fromlist=["IndexConfig"]).IndexConfig.for_size(0), "n_items"),
+    (lambda: __import__("bundlerl.candidates", fromlist=["IndexConfig"]).IndexConfig.for_size(None), "n_items"),
+    (lambda: __import__("bundlerl").load_model("ppo", "no/such/model.zip"), "path"),
+])
+def test_the_reported_examples(call, arg):
+    """The new user's examples: each a BundlerlError naming the argument."""
+    with pytest.raises(BundlerlError, match=arg):
+        call()

@@ -15,7 +15,7 @@ import numpy as np
 from bundlerl.utils.errors import BundlerlError
 
 __all__ = ["MissingPathError", "shown", "need_int", "need_number", "need_path", "need_str", "need_names", "need_callable",
-           "need_instance", "need_optional_bool"]
+           "need_instance", "need_optional_bool", "need_array", "need_sequence"]
 
 Error = Callable[[str], Exception]
 
@@ -119,3 +119,32 @@ def need_optional_bool(value: Any, name: str, where: str, *, error: Error = Bund
     if value is not None and not isinstance(value, (bool, np.bool_)):
         raise _fail(where, name, value, "True, False or None", error)
     return None if value is None else bool(value)
+
+
+def need_array(value: Any, name: str, where: str, dtype, *, ndim: int | None = None, optional: bool = False,
+               error: Error = BundlerlError) -> np.ndarray | None:
+    """``value`` as a numpy array of ``dtype`` (lists welcome) with ``ndim`` dimensions; None passes when
+    ``optional``. A value numpy cannot convert (None, an object, ragged rows) or of another rank is ``error``."""
+    if value is None and optional:
+        return None
+    needs = f"{'an' if ndim is None else f'a {ndim}-d'} array of {np.dtype(dtype).name}" + (" or None" if optional else "")
+    if value is None or isinstance(value, (str, bytes, Mapping)):
+        raise _fail(where, name, value, needs, error)
+    try:
+        arr = np.asarray(value, dtype=dtype)
+    except (TypeError, ValueError, OverflowError):
+        raise _fail(where, name, value, needs, error) from None
+    if ndim is not None and arr.ndim != ndim:
+        raise _fail(where, name, value, needs, error)
+    return arr
+
+
+def need_sequence(value: Any, name: str, where: str, what: str, *, error: Error = BundlerlError) -> list:
+    """``value`` (a list, tuple, 1-d array or other iterable; not a str, a mapping or an n-d array) as a list."""
+    if isinstance(value, np.ndarray):
+        if value.ndim != 1:
+            raise _fail(where, name, value, what, error)
+        return value.tolist()
+    if isinstance(value, (str, bytes, Mapping)) or not isinstance(value, Iterable):
+        raise _fail(where, name, value, what, error)
+    return list(value)

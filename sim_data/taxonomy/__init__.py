@@ -25,7 +25,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from bundlerl.utils.args import MissingPathError, need_path
+from bundlerl.utils.args import MissingPathError, need_path, need_sequence
 from bundlerl.utils.errors import BundlerlError
 
 __all__ = ["Taxonomy", "CategorySpec", "TaxonomyError", "load_taxonomy", "BUILTIN_PATH"]
@@ -89,6 +89,9 @@ class Taxonomy:
 
     # ------------------------------------------------------------------ validation
     def _validate(self) -> None:
+        for name, what in (("departments", "a tuple of department names"), ("categories", "a tuple of CategorySpec"),
+                           ("complements", "a tuple of (a, b, strength) edges")):
+            need_sequence(getattr(self, name), name, "Taxonomy", what, error=TaxonomyError)
         if not self.departments:
             raise TaxonomyError("taxonomy has no departments; give at least one")
         if len(set(self.departments)) != len(self.departments):
