@@ -44,7 +44,8 @@ def _bad_values(action: argparse.Action, tmp: Path) -> list[str]:
     if isinstance(t, ExistingFolder):
         return [str(tmp / "missing"), str(a_file)] + ([str(tmp / "empty-folder")] if t.needs else [])
     if isinstance(t, OutputFolder):
-        return [str(a_file), str(a_file / "sub"), ""]
+        unwritable = [p for p in ("/proc/bundlerl-h15/out", "/sys/bundlerl-h15") if Path(p).parent.is_dir()]
+        return [str(a_file), str(a_file / "sub"), "", *unwritable]
     if isinstance(t, Assignment):
         # names refused by the flag's type; values refused by the config the names belong to (right after parsing)
         values = {"EnvConfig field": ["horizon=-1", "K=abc", "horizon=nan", "reward=psychic", "shopper.tau_c=abc",
