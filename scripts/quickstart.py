@@ -7,7 +7,7 @@ import time
 
 from bundlerl.scripts.flags import SEED, Integer, OutputFolder, add_world_flags, world_from_args
 
-HELP = ("train PPO briefly on the default preset and compare it with the baselines (under a minute on 2 CPU cores "
+HELP = ("train PPO briefly on the default preset and compare it with the baselines (2-5 minutes on 2 CPU cores "
         "once the world is built)")
 
 DESCRIPTION = """\
@@ -21,8 +21,9 @@ The whole pipeline in one command, with a heading per stage and progress bars:
   3/4  evaluate the trained agent and the observable baselines on the same episodes
   4/4  print the table and write report.md, learning_curve.png, results.md and results.png
 
-Measured on 2 shared CPU cores with the world built, the default 60,000 timesteps: 48 s in
-all on the default preset, 34 s with --preset small.
+Measured with the world built, the default 60,000 timesteps: 5 min 06 s in all on the default
+preset on 2 CPU cores shared at a load average of ~12 (92 s of CPU: nearer 2 minutes on an idle
+machine). --preset small --timesteps 5000 --episodes 200 is a short smoke run.
 """
 
 EPILOG = """\
