@@ -14,7 +14,15 @@ from bundlerl.evaluation.compare import EvalConfig, compare, named_policies, wri
 from bundlerl.evaluation.metrics import COMPLEMENT_THRESHOLD
 from bundlerl.evaluation.stats import EvaluationError
 from bundlerl.experiment.run_dir import MODEL_CHOICES, RunDir
-from bundlerl.utils.args import need_callable, need_int, need_names, need_path, shown
+from bundlerl.utils.args import (
+    need_callable,
+    need_int,
+    need_names,
+    need_number,
+    need_optional_bool,
+    need_path,
+    shown,
+)
 
 __all__ = ["evaluate_runs"]
 
@@ -55,6 +63,11 @@ def evaluate_runs(run_dirs: Sequence[str | Path], *, baselines: Sequence[str] = 
     oracles = need_names(oracles, "oracles", where, error=EvaluationError)
     need_int(seed, "seed", where, minimum=0, error=EvaluationError)
     need_callable(log, "log", where, "a function of one str (e.g. print)", error=EvaluationError)
+    if not isinstance(which, str) or which not in MODEL_CHOICES:
+        raise EvaluationError(f"{where}(which={shown(which)}): which must be one of {', '.join(MODEL_CHOICES)}")
+    need_int(episodes, "episodes", where, minimum=1, error=EvaluationError)
+    need_number(complement_threshold, "complement_threshold", where, low=0.0, high=1.0, error=EvaluationError)
+    need_optional_bool(progress, "progress", where, error=EvaluationError)
     if out is not None:
         check_output_folder(out, "evaluate_runs(out=...)")  # before the rollouts, not after them
     policies = named_policies(baselines, oracles, seed)  # unknown names fail before anything runs
