@@ -82,15 +82,18 @@ class Number(FlagType):
 
 
 class ExistingFile(FlagType):
-    """The path of an existing file."""
+    """The path of an existing file; ``what`` says what it holds (the message of a missing one)."""
 
     __name__ = "file"
-    accepts = "the path of an existing file"
+
+    def __init__(self, what: str = "file"):
+        self.what = what
+        self.accepts = f"the path of an existing {what}"
 
     def __call__(self, text: str) -> str:
         p = Path(text)
         if not p.is_file():
-            raise self.bad(text, "is a folder, not a file" if p.is_dir() else "no such file")
+            raise self.bad(text, f"{'is a folder, not a file' if p.is_dir() else 'no such file'}; expected a {self.what}")
         return text
 
 
@@ -228,7 +231,7 @@ def add_world_flags(p: argparse.ArgumentParser, default_note: str) -> None:
     g = p.add_mutually_exclusive_group()
     g.add_argument("--preset", choices=PRESET_NAMES, default=None,
                    help=f"env preset ({default_note}); 'instacart' needs --instacart-dir")
-    g.add_argument("--env-config", metavar="FILE", default=None, type=ExistingFile(),
+    g.add_argument("--env-config", metavar="FILE", default=None, type=ExistingFile("YAML file of EnvConfig fields"),
                    help="the world from a YAML file of EnvConfig fields (as EnvConfig.to_dict writes them); missing "
                         "fields take EnvConfig's defaults")
     p.add_argument("--env-set", metavar="FIELD=VALUE", action="append", default=[],

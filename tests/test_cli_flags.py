@@ -239,3 +239,25 @@ def test_no_progress_reaches_every_stage(monkeypatch, capsys, argv, where):
     assert cli.main(full) == 2 and "stage reached" in capsys.readouterr().err
     assert seen == [where == "none"]
     assert PROGRESS_ENV not in os.environ  # restored after the command
+
+
+def test_a_missing_path_names_the_flag_the_path_and_what_was_expected(tmp_path, capsys, monkeypatch):
+    """Every flag that takes an existing file or folder, given a path that is not there (or a file where a folder
+    goes): one line naming the flag, the path, and what the flag expected there."""
+    _no_work(monkeypatch)
+    a_file = tmp_path / "a-file.txt"
+    a_file.write_text("x")
+    seen = 0
+    for cmd, parser in _commands().items():
+        for action in parser._actions:
+            if not isinstance(action.type, (ExistingFolder, ExistingFile)):
+                continue
+            name = "/".join(action.option_strings) or action.metavar
+            bads = [tmp_path / "nowhere" / "x"] + ([a_file] if isinstance(action.type, ExistingFolder) else [])
+            for bad in bads:
+                argv = [action.option_strings[0], str(bad)] if action.option_strings else [str(bad)]
+                line = _assert_refused(cmd, argv, name, capsys)
+                assert str(bad) in line, line
+                assert ("no such" in line or "is a file" in line) and f"expected a {action.type.what}" in line, line
+                seen += 1
+    assert seen >= 8, seen
