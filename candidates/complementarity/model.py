@@ -23,8 +23,9 @@ from bundlerl.candidates.cooccurrence import (
 
 __all__ = ["ComplementModel", "FORMAT_VERSION"]
 
-#: Bumped when the fitted-model file layout or the fitting maths change (invalidates caches).
-FORMAT_VERSION = 3
+#: Bumped when the fitted-model file layout or the fitting maths change (invalidates caches). 4: the fit report
+#: (``blend_info``: what was fitted, what fell back) is saved in the meta.
+FORMAT_VERSION = 4
 
 
 def _as_index(x, n: int, name: str) -> np.ndarray:
@@ -205,6 +206,7 @@ class ComplementModel:
             "n_users": uc.n_baskets,
             "n_items": c.n_items,
             "fit_seconds": self.fit_seconds,
+            "blend_info": getattr(self, "blend_info", None),  # the fit report: what was fitted, what fell back
         }
         with atomic_write(path) as tmp:
             with open(tmp, "wb") as f:
@@ -261,7 +263,7 @@ class ComplementModel:
         _check_layout(a, n, config)
         counts = PairCounts(a["keys"], a["counts"], a["item_counts"], int(meta["n_baskets"]), n)
         ucounts = PairCounts(a["ukeys"], a["ucounts"], a["uitem_counts"], int(meta["n_users"]), n)
-        return cls(
+        model = cls(
             config,
             a["category"],
             a["emb16"],
@@ -280,6 +282,8 @@ class ComplementModel:
             blend_w=a["blend_w"],
             blend_b=np.asarray(meta["blend_b"], np.float64),
         )
+        model.blend_info = meta.get("blend_info")  # files written before the report was saved: None
+        return model
 
 
 #: The arrays of a saved model: name -> (dtype, shape). A shape entry is a number or a letter bound on first sight

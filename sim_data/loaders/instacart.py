@@ -18,7 +18,7 @@ from bundlerl.sim_data.loaders._csv import (
     read_table,
 )
 
-__all__ = ["load_instacart"]
+__all__ = ["load_instacart", "load_instacart_orders"]
 
 
 def _id_table(folder: Path, file: str, id_col: str, name_col: str) -> tuple[Table, np.ndarray, list[str]]:
@@ -37,6 +37,81 @@ def _positions(t: Table, column: str, values: np.ndarray, known: np.ndarray, wha
         r = int(bad[0])
         raise t.error(r, column, f"{what} {int(values[r])} is not defined", fix)
     return pos
+
+
+def _users(folder: Path, order_ids: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """``(user, order_number)`` of the orders ``order_ids`` from ``orders.csv`` (-1 / 0 for orders it lacks), or
+    ``(None, None)`` without the file."""
+    orders_file = folder / "orders.csv"
+    if not orders_file.exists():
+        return None, None
+    tu = read_table(orders_file, ["order_id", "user_id", "order_number"], allow_empty=True)
+    u_oid = tu.ints("order_id")
+    tu.unique_ids("order_id", u_oid)
+    u_user, u_num = tu.ints("user_id"), tu.ints("order_number")
+    user = np.full(order_ids.size, -1, dtype=np.int64)
+    order_number = np.zeros(order_ids.size, dtype=np.int32)
+    if u_oid.size:
+        s = np.argsort(u_oid, kind="stable")
+        at = np.minimum(np.searchsorted(u_oid[s], order_ids), u_oid.size - 1)
+        hit = u_oid[s][at] == order_ids
+        user[hit], order_number[hit] = u_user[s][at[hit]], u_num[s][at[hit]]
+    return user, order_number
+
+
+def load_instacart_orders(folder: str | Path, catalog: Catalog, *, skip_unknown: bool = False,
+                          stats: dict | None = None) -> Baskets:
+    """The orders of an Instacart-format folder (``order_products.csv``, optional ``orders.csv``) against a catalogue
+    loaded elsewhere (``catalog.item_ids`` holding product_id as text, as :func:`load_instacart` writes them; e.g. a
+    catalogue saved with ``bundlerl.sim_data.io`` or loaded with a ``min_orders`` filter).
+
+    Baskets as :func:`load_instacart`'s: one per order in ascending order_id, items in add_to_cart_order, user and
+    order_number from ``orders.csv`` when present.
+
+    :param skip_unknown: skip order lines naming a product the catalogue lacks (an order left empty is dropped)
+        instead of raising; a RuntimeWarning says how many.
+    :param stats: a dict filled with ``rows``, ``skipped_rows``, ``unknown_items`` (distinct product ids),
+        ``unknown_examples`` and ``dropped_empty`` (orders left empty).
+    :raises LoaderError: naming file, line and column for a missing file or column, a non-integer id, a product
+        repeated in one order, or (unless ``skip_unknown``) a product the catalogue lacks.
+    """
+    folder = Path(folder)
+    to = read_table(folder / "order_products.csv", ["order_id", "product_id", "add_to_cart_order"])
+    oid, opid, rank = to.ints("order_id"), to.ints("product_id"), to.ints("add_to_cart_order")
+    lookup = catalog._id_lookup()
+    item = np.fromiter((lookup.get(str(p), -1) for p in opid.tolist()), dtype=np.int64, count=opid.size)
+    unknown = item < 0
+    if unknown.any() and not skip_unknown:
+        r = int(np.flatnonzero(unknown)[0])
+        raise to.error(r, "product_id", f"product {int(opid[r])} is not in catalogue {catalog.name!r} "
+                       f"({catalog.n_items} items)", "load the matching catalogue, or pass skip_unknown=True to skip such lines")
+    all_orders = np.unique(oid)
+    order = np.lexsort((rank, oid))
+    order = order[~unknown[order]]
+    oid_k, item_k = oid[order], item[order]
+    pair = oid_k * (np.int64(catalog.n_items) + 1) + item_k
+    srt = np.argsort(pair, kind="stable")
+    dup = np.flatnonzero(pair[srt][1:] == pair[srt][:-1])
+    if dup.size:
+        r = int(order[srt[dup[0] + 1]])
+        raise to.error(r, "product_id", f"product {int(opid[r])} appears twice in order {int(oid[r])}",
+                       "keep one line per (order_id, product_id)")
+    order_ids, starts = np.unique(oid_k, return_index=True)
+    bad_ids = np.unique(opid[unknown])
+    report = {"rows": int(oid.size), "skipped_rows": int(unknown.sum()), "unknown_items": int(bad_ids.size),
+              "unknown_examples": [str(x) for x in bad_ids[:5].tolist()],
+              "dropped_empty": int(all_orders.size - order_ids.size)}
+    if stats is not None:
+        stats.update(report)
+    if unknown.any():
+        import warnings
+
+        warnings.warn(f"{to.path}: skipped {report['skipped_rows']} line(s) naming {bad_ids.size} product(s) not in "
+                      f"catalogue {catalog.name!r}; {report['dropped_empty']} order(s) left empty were dropped",
+                      RuntimeWarning, stacklevel=2)
+    user, order_number = _users(folder, order_ids)
+    return Baskets(np.append(starts, oid_k.size).astype(np.int64), item_k, catalog.n_items, user=user,
+                   order_number=order_number, basket_ids=np.asarray([str(o) for o in order_ids.tolist()], dtype=object))
 
 
 def load_instacart(folder: str | Path, *, min_orders: int = 0) -> tuple[Catalog, Baskets]:
@@ -122,20 +197,7 @@ def load_instacart(folder: str | Path, *, min_orders: int = 0) -> tuple[Catalog,
     order_ids, starts = np.unique(oid, return_index=True)
     indptr = np.append(starts, oid.size).astype(np.int64)
 
-    user = order_number = None
-    orders_file = folder / "orders.csv"
-    if orders_file.exists():
-        tu = read_table(orders_file, ["order_id", "user_id", "order_number"], allow_empty=True)
-        u_oid = tu.ints("order_id")
-        tu.unique_ids("order_id", u_oid)
-        u_user, u_num = tu.ints("user_id"), tu.ints("order_number")
-        user = np.full(order_ids.size, -1, dtype=np.int64)
-        order_number = np.zeros(order_ids.size, dtype=np.int32)
-        if u_oid.size:
-            s = np.argsort(u_oid, kind="stable")
-            at = np.minimum(np.searchsorted(u_oid[s], order_ids), u_oid.size - 1)
-            hit = u_oid[s][at] == order_ids
-            user[hit], order_number[hit] = u_user[s][at[hit]], u_num[s][at[hit]]
+    user, order_number = _users(folder, order_ids)
 
     item_ids = [str(p) for p in pid[idx].tolist()]
     category_names = [aisle_names[i] for i in a_order.tolist()]
