@@ -192,3 +192,64 @@ def test_ndcg_of_groups_matches_the_ranking_metrics(rows, k):
     q = Queries(np.array([len(rows)]), np.array([0]), np.array([0, tg.size]), tg, np.array([True]))
     want = ndcg_at_k(ranked, q)[0] if tg.size else 0.0
     assert got[0] == pytest.approx(want)
+
+
+@given(st.integers(0, 10_000), st.integers(0, 10_000), st.floats(0.0, 500.0), st.floats(0.01, 50.0))
+def test_shrunk_pmi_properties(n1, n2, expected, alpha):
+    """The ``pmi`` signal, log((n + alpha) / (E + alpha)): increasing in the count, decreasing in the expected count,
+    0 with no evidence either way, and between 0 and the raw log lift (shrunk toward independence)."""
+    from bundlerl.candidates.cooccurrence import shrunk_log_lift
+
+    lo, hi = sorted((n1, n2))
+    assert shrunk_log_lift(lo, expected, alpha) <= shrunk_log_lift(hi, expected, alpha) + 1e-12
+    assert shrunk_log_lift(hi, expected + 1.0, alpha) <= shrunk_log_lift(hi, expected, alpha) + 1e-12
+    assert shrunk_log_lift(0, 0.0, alpha) == pytest.approx(0.0)
+    if hi > 0 and expected > 0:
+        raw = np.log(hi / expected)
+        s = float(shrunk_log_lift(hi, expected, alpha))
+        assert min(0.0, raw) - 1e-9 <= s <= max(0.0, raw) + 1e-9
+
+
+@given(st.lists(st.integers(0, 50), min_size=2, max_size=12), st.lists(st.integers(0, 1000), min_size=12, max_size=12))
+def test_cooccurrence_baseline_orders_by_count_then_popularity(counts, pops):
+    """The co-occurrence score ``count + pop / (max pop + 1)`` ranks by count, popularity only among equal counts; the
+    weight row ``log1p_count + 1e-7 log1p_popularity`` gives the same order."""
+    from bundlerl.candidates.learned import baseline_weights
+
+    n = len(counts)
+    c, p = np.asarray(counts, float), np.asarray(pops[:n], float)
+    s = c + p / (p.max() + 1.0)
+    w = baseline_weights()[1]
+    z = w[SF.log1p_count] * np.log1p(c) + w[SF.log1p_popularity] * np.log1p(p)
+    for a in range(n):
+        for b in range(n):
+            if c[a] != c[b]:
+                assert (s[a] > s[b]) == (c[a] > c[b]) == (z[a] > z[b])
+            elif p[a] != p[b]:
+                assert (s[a] > s[b]) == (p[a] > p[b]) == (z[a] > z[b])
+
+
+@given(st.integers(0, 2**31 - 1))
+def test_softmax_ranking_loss_gradient(seed):
+    """The listwise loss's analytic gradient matches finite differences, and the loss is the mean softmax
+    cross-entropy of the targets."""
+    from bundlerl.candidates.learned.fitting import _softmax_loss
+
+    rng = np.random.default_rng(seed)
+    sizes = rng.integers(2, 6, 4)
+    Z = rng.standard_normal((sizes.sum(), 3))
+    label = np.zeros(sizes.sum(), bool)
+    starts = np.r_[0, np.cumsum(sizes)[:-1]]
+    label[starts] = True
+    label[starts + 1] = rng.random(4) < 0.5
+    group = np.repeat(np.arange(4), sizes)
+    n_pos = np.add.reduceat(label.astype(float), starts)
+    w = rng.standard_normal(3)
+    loss, grad = _softmax_loss(w, Z, label, starts, group, n_pos, 0.3)
+    num = np.array([(_softmax_loss(w + h, Z, label, starts, group, n_pos, 0.3)[0]
+                     - _softmax_loss(w - h, Z, label, starts, group, n_pos, 0.3)[0]) / 2e-6 for h in np.eye(3) * 1e-6])
+    np.testing.assert_allclose(grad, num, rtol=1e-4, atol=1e-6)
+    z = Z @ w
+    want = np.mean([-(np.log(np.exp(z[g == group]) / np.exp(z[g == group]).sum())[label[g == group]]).sum()
+                    for g in range(4)]) + 0.15 * w @ w
+    assert loss == pytest.approx(want)

@@ -304,17 +304,9 @@ def _check_layout(a: dict[str, np.ndarray], n: int, config: ComplementConfig) ->
     (a file written by another version or a damaged writer must not load as a model that fails later)."""
     if n < 1:
         raise ValueError(f"n_items = {n}")
-    sizes: dict[str, int] = {"n": n, "r": config.rank, "T": config.top_k}
-    for name, (dtype, shape) in _LAYOUT.items():
-        if name not in a:
-            raise ValueError(f"array {name!r} is missing")
-        x = a[name]
-        if x.dtype != np.dtype(dtype) or x.ndim != len(shape):
-            raise ValueError(f"array {name!r} is {x.dtype} with {x.ndim} dimensions, expected {np.dtype(dtype)} {shape}")
-        for axis, (got, want) in enumerate(zip(x.shape, shape)):
-            want = sizes.setdefault(want, got) if isinstance(want, str) else want
-            if got != want:
-                raise ValueError(f"array {name!r} has shape {x.shape}, expected {shape} with {sizes} (axis {axis})")
+    from bundlerl.utils.arrays import check_layout
+
+    sizes = check_layout(a, _LAYOUT, {"n": n, "r": config.rank, "T": config.top_k})
     C = sizes["C"]
     for name, hi in (("category", C), ("top_items", n)):
         x = a[name]

@@ -26,6 +26,7 @@ from bundlerl.candidates.cooccurrence import PairCounts
 from bundlerl.candidates.learned.config import CompletionConfig, CompletionError
 from bundlerl.candidates.learned.generation import generate
 from bundlerl.candidates.learned.signals import SF, SIGNALS, Signals, check_embeddings
+from bundlerl.utils.arrays import check_layout
 
 __all__ = ["CompletionModel", "FORMAT_VERSION", "UNSEEN", "SEEN", "baseline_weights", "baseline_rows", "embeddings_sha"]
 
@@ -284,16 +285,7 @@ _LAYOUT = {"category": ("i8", ("n",)), "log_price": ("f8", ("n",)), "keys": ("i8
 
 def _check_layout(a: dict, n: int) -> None:
     """Raise ValueError unless the arrays have :data:`_LAYOUT` and in-range ids."""
-    sizes: dict = {"n": n}
-    for name, (dtype, shape) in _LAYOUT.items():
-        if name not in a:
-            raise ValueError(f"array {name!r} is missing")
-        x = a[name]
-        if x.dtype != np.dtype(dtype) or x.ndim != len(shape):
-            raise ValueError(f"array {name!r} is {x.dtype} with {x.ndim} dimensions, expected {np.dtype(dtype)} {shape}")
-        for got, want in zip(x.shape, shape):
-            if sizes.setdefault(want, got) != got:
-                raise ValueError(f"array {name!r} has shape {x.shape}, expected {shape} with {sizes}")
+    sizes = check_layout(a, _LAYOUT, {"n": n})
     C = sizes["C"]
     if a["category"].size and (a["category"].min() < 0 or a["category"].max() >= C):
         raise ValueError(f"array 'category' has ids outside [0, {C})")

@@ -39,6 +39,19 @@ def _positions(t: Table, column: str, values: np.ndarray, known: np.ndarray, wha
     return pos
 
 
+def _no_repeats(to: Table, oid: np.ndarray, item: np.ndarray, src: np.ndarray, n: int, opid: np.ndarray,
+                oid_raw: np.ndarray) -> None:
+    """Raise naming the line of the first product repeated in one order (``oid`` / ``item`` the kept lines in
+    order, ``src`` their rows in the file)."""
+    pair = oid * (np.int64(n) + 1) + item
+    srt = np.argsort(pair, kind="stable")
+    dup = np.flatnonzero(pair[srt][1:] == pair[srt][:-1])
+    if dup.size:
+        r = int(src[srt[dup[0] + 1]])
+        raise to.error(r, "product_id", f"product {int(opid[r])} appears twice in order {int(oid_raw[r])}",
+                       "keep one line per (order_id, product_id)")
+
+
 def _users(folder: Path, order_ids: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None]:
     """``(user, order_number)`` of the orders ``order_ids`` from ``orders.csv`` (-1 / 0 for orders it lacks), or
     ``(None, None)`` without the file."""
@@ -89,13 +102,7 @@ def load_instacart_orders(folder: str | Path, catalog: Catalog, *, skip_unknown:
     order = np.lexsort((rank, oid))
     order = order[~unknown[order]]
     oid_k, item_k = oid[order], item[order]
-    pair = oid_k * (np.int64(catalog.n_items) + 1) + item_k
-    srt = np.argsort(pair, kind="stable")
-    dup = np.flatnonzero(pair[srt][1:] == pair[srt][:-1])
-    if dup.size:
-        r = int(order[srt[dup[0] + 1]])
-        raise to.error(r, "product_id", f"product {int(opid[r])} appears twice in order {int(oid[r])}",
-                       "keep one line per (order_id, product_id)")
+    _no_repeats(to, oid_k, item_k, order, catalog.n_items, opid, oid)
     order_ids, starts = np.unique(oid_k, return_index=True)
     bad_ids = np.unique(opid[unknown])
     report = {"rows": int(oid.size), "skipped_rows": int(unknown.sum()), "unknown_items": int(bad_ids.size),
@@ -175,14 +182,8 @@ def load_instacart(folder: str | Path, *, min_orders: int = 0) -> tuple[Catalog,
     item = p_order[_positions(to, "product_id", opid, pid[p_order], "product_id",
                               "add the product to products.csv or drop the order line")]
     order = np.lexsort((rank, oid_raw))
-    oid, item, src = oid_raw[order], item[order], order
-    pair = oid * (np.int64(pid.size) + 1) + item
-    srt = np.argsort(pair, kind="stable")
-    dup = np.flatnonzero(pair[srt][1:] == pair[srt][:-1])
-    if dup.size:
-        r = int(src[srt[dup[0] + 1]])
-        raise to.error(r, "product_id", f"product {int(opid[r])} appears twice in order {int(oid_raw[r])}",
-                       "keep one line per (order_id, product_id)")
+    oid, item = oid_raw[order], item[order]
+    _no_repeats(to, oid, item, order, pid.size, opid, oid_raw)
 
     n = pid.size
     popularity = np.bincount(item, minlength=n)
