@@ -136,6 +136,14 @@ def test_contributions_sum_to_the_logit_and_complete_excludes(tmp_path):
     assert 3 not in items and 5 not in items and int(model.top_items[3, 0]) not in items
     with pytest.raises(CompletionError, match="outside"):
         model.score([0], [catalog.n_items])
+    # the builder's scale: L / (L + 2) of the lift over the base rate, the same order as the probability
+    ii, jj = np.repeat(np.arange(20), 20), np.tile(np.arange(20), 20)
+    p, s = model.probability(ii, jj), model.score(ii, jj)
+    L = p / model.base_rate
+    np.testing.assert_allclose(s, L / (L + 2.0), rtol=1e-6)
+    assert ((s >= 0) & (s < 1)).all() and (s[ii == jj] == 0).all()
+    order = np.argsort(p, kind="stable")
+    assert (np.diff(s[order].astype(np.float64)) >= -1e-7).all()
 
 
 def test_save_load_round_trip_and_damage_heals(tmp_path):

@@ -17,7 +17,8 @@
    grocery baskets, 0.32 against 0.47 validation NDCG@10 on the synthetic store, as it weighs every pair alike.)
 4. Calibration: per regime, a one-feature logistic regression of "is a target" on the logit gives ``(a_r, b_r)``,
    so both regimes' scores are probabilities on one scale (a regime without data borrows the other's; with no
-   data at all, ``(1, 0)``, reported as uncalibrated).
+   data at all, ``(1, 0)``, reported as uncalibrated). The share of validation candidates that are targets is the
+   base rate of the builder's scale (``CompletionModel.score``).
 5. The signals are re-estimated on all the given baskets and the top lists computed (``CompletionModel``).
 
 The fit report (``model.report``) records the split, each regime's queries, the validation NDCG of every
@@ -41,6 +42,7 @@ import numpy as np
 from bundlerl.candidates.learned.config import CompletionConfig, CompletionError
 from bundlerl.candidates.learned.generation import generate
 from bundlerl.candidates.learned.model import (
+    DEFAULT_BASE_RATE,
     FORMAT_VERSION,
     SEEN,
     UNSEEN,
@@ -325,7 +327,9 @@ def _fit(catalog: Catalog, baskets: Baskets, E: np.ndarray, rng: np.random.Gener
         _log(f"completion fit, {info['regime']}: {warn}; calibration {info['calibrated']}")
     sig_all = Signals.from_baskets(*args, baskets, E, cfg, rng)
     report["fit_seconds_before_top_lists"] = round(time.perf_counter() - t0, 2)
-    model = CompletionModel(cfg, sig_all, w, calib, report, comp)
+    base = float(label.mean()) if val_ok and label.size and 0 < label.mean() < 1 else DEFAULT_BASE_RATE
+    report["base_rate"] = round(base, 6)
+    model = CompletionModel(cfg, sig_all, w, calib, report, comp, base_rate=base)
     report["fit_seconds"] = round(time.perf_counter() - t0, 2)
     return model
 

@@ -2,11 +2,18 @@
 
 A pair (seed s, candidate j) gets the logit ``z = w_r . f(s, j)`` with ``f`` the signals of
 :mod:`bundlerl.candidates.learned.signals` and ``r`` the seed's regime (:data:`UNSEEN` = s is in no basket, :data:`SEEN`),
-and the probability ``score(s, j) = sigmoid(a_r z + b_r)`` that j completes a bundle holding s: the calibration
-``(a_r, b_r)`` puts both regimes on one scale, so scores of seen and cold seeds (and of several seeds of one bundle)
-can be compared and averaged. ``w_r * f`` is each signal's contribution to the logit (:meth:`contributions`,
-the basis of "reasons"). The model is also a complementarity model for the bundle builder
-(``top_items`` / ``top_scores`` / ``score``: ``bundlerl.candidates.builder_config.ComplementModelLike``).
+and the probability ``p(s, j) = sigmoid(a_r z + b_r)`` that j completes a bundle holding s (:meth:`probability`): the
+calibration ``(a_r, b_r)`` puts both regimes on one scale, so probabilities of seen and cold seeds (and of several
+seeds of one bundle) can be compared and averaged. ``w_r * f`` is each signal's contribution to the logit
+(:meth:`contributions`, the basis of "reasons").
+
+The model is also a complementarity model for the bundle builder (``top_items`` / ``top_scores`` / ``score``:
+``bundlerl.candidates.builder_config.ComplementModelLike``). Its :meth:`score` is the probability's lift over the
+base rate ``p0`` (the share of candidates that complete their validation bundle) mapped to [0, 1) by the
+complementarity model's fixed formula, ``L / (L + kappa)`` with ``L = p / p0``, ``kappa = 2``
+(``cooccurrence.lift_to_unit``): the same order as ``p`` and one scale for every pair, spread over [0, 1) as the
+builder's gains expect (raw probabilities of a few percent left the builder's ``w_comp`` term a thousandth of its
+relevance term, and ties within 2e-5 everywhere).
 
 Files: ``<path>`` is one ``.npz`` (arrays only, ``allow_pickle=False``) holding the statistics and a JSON ``meta``
 (format version, config, weights, calibration, fit report); the text embeddings are the catalogue's and are
@@ -31,7 +38,11 @@ from bundlerl.utils.arrays import check_layout
 __all__ = ["CompletionModel", "FORMAT_VERSION", "UNSEEN", "SEEN", "baseline_weights", "baseline_rows", "embeddings_sha"]
 
 #: Bumped when the file layout or the meaning of a stored value changes (cached fits are then refit).
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+#: ``kappa`` of :meth:`CompletionModel.score` (``L / (L + kappa)``, as ``ComplementConfig.kappa``).
+KAPPA = 2.0
+#: Base rate used when the fit had no validation candidates to measure it on.
+DEFAULT_BASE_RATE = 0.01
 #: Weight rows: seeds in no training basket, seeds in some.
 UNSEEN, SEEN = 0, 1
 #: Weight of popularity in the co-occurrence baseline row: small enough that it only orders equal counts.
@@ -69,7 +80,8 @@ class CompletionModel:
     """A fitted completion over ``n`` items (build with ``bundlerl.candidates.learned.fit_completion`` or :meth:`load`).
 
     Attributes: ``config``; ``signals`` (statistics of all the given baskets); ``weights`` (2, len(SIGNALS)) float64;
-    ``calibration`` (2, 2) float64 rows ``(a_r, b_r)``; ``top_items`` (n, T) int32 -1 padded / ``top_scores``
+    ``calibration`` (2, 2) float64 rows ``(a_r, b_r)``; ``base_rate`` (the validation share of candidates that are
+    targets, the unit of :meth:`score`'s lift); ``top_items`` (n, T) int32 -1 padded / ``top_scores``
     (n, T) float32 best completions of each item; ``report`` (dict: what was fitted, what fell back, validation
     figures); ``complements`` optional (n, C) top lists of the complementarity model used as candidates;
     ``cache_hit`` / ``cache_path`` as for the complementarity fit.
@@ -77,7 +89,7 @@ class CompletionModel:
 
     def __init__(self, config: CompletionConfig, signals: Signals, weights: np.ndarray, calibration: np.ndarray,
                  report: dict, complements: np.ndarray | None = None, top_items: np.ndarray | None = None,
-                 top_scores: np.ndarray | None = None) -> None:
+                 top_scores: np.ndarray | None = None, base_rate: float = DEFAULT_BASE_RATE) -> None:
         self.config = config
         self.signals = signals
         self.weights = np.asarray(weights, np.float64)
@@ -86,6 +98,9 @@ class CompletionModel:
             raise CompletionError(f"weights {self.weights.shape} / calibration {self.calibration.shape}; expected "
                                   f"(2, {len(SIGNALS)}) and (2, 2)")
         self.report = report
+        if not (np.isfinite(base_rate) and 0.0 < base_rate < 1.0):
+            raise CompletionError(f"base_rate={base_rate!r}; it must be a share in (0, 1)")
+        self.base_rate = float(base_rate)
         self.complements = None if complements is None else np.asarray(complements, np.int32)
         self.n_items = signals.n_items
         self.cache_hit = False
@@ -123,7 +138,14 @@ class CompletionModel:
         return self.contributions(s, j).sum(1)
 
     def score(self, i, j) -> np.ndarray:
-        """(m,) float32 in [0, 1]: calibrated probability that ``j`` completes a bundle holding ``i``; 0 for i == j.
+        """(m,) float32 in [0, 1): the builder's scale, ``L / (L + KAPPA)`` with ``L = probability / base_rate``
+        (module docstring); 0 for i == j. Raises :class:`CompletionError` as :meth:`probability`."""
+        from bundlerl.candidates.cooccurrence import lift_to_unit
+
+        return lift_to_unit(self.probability(i, j) / self.base_rate, KAPPA).astype(np.float32)
+
+    def probability(self, i, j) -> np.ndarray:
+        """(m,) float64 in [0, 1]: calibrated probability that ``j`` completes a bundle holding ``i``; 0 for i == j.
 
         Raises :class:`CompletionError` on positions outside the catalogue or unequal lengths."""
         i, j = self._check(i, "i"), self._check(j, "j")
@@ -134,7 +156,7 @@ class CompletionModel:
         a, b = self.calibration[r, 0], self.calibration[r, 1]
         p = _sigmoid(a * z + b)
         p[i == j] = 0.0
-        return p.astype(np.float32)
+        return p
 
     def candidates(self, seeds) -> np.ndarray:
         """(q, W) int64 generated candidates of each seed (``bundlerl.candidates.learned.generation.generate``)."""
@@ -152,8 +174,8 @@ class CompletionModel:
 
     def complete(self, seed_items, k: int, exclude=None) -> tuple[np.ndarray, np.ndarray]:
         """The ``k`` items that best complete a bundle holding ``seed_items``: the union of the seeds' candidates,
-        ranked by the mean over seeds of :meth:`score` (ties by position). Returns ``(items (<= k,) int64,
-        scores (<= k,) float64)``; seeds and ``exclude`` are never returned."""
+        ranked by the mean over seeds of :meth:`probability` (ties by position). Returns ``(items (<= k,) int64,
+        probabilities (<= k,) float64)``; seeds and ``exclude`` are never returned."""
         seeds = np.unique(self._check(seed_items, "seed_items"))
         cand = np.unique(self.candidates(seeds))
         cand = cand[(cand >= 0) & ~np.isin(cand, seeds)]
@@ -161,7 +183,7 @@ class CompletionModel:
             cand = cand[~np.isin(cand, self._check(exclude, "exclude"))]
         if cand.size == 0:
             return np.zeros(0, np.int64), np.zeros(0)
-        s = self.score(np.repeat(seeds, cand.size), np.tile(cand, seeds.size)).astype(np.float64)
+        s = self.probability(np.repeat(seeds, cand.size), np.tile(cand, seeds.size))
         s = s.reshape(seeds.size, cand.size).mean(0)
         order = np.lexsort((cand, -s))[:k]
         return cand[order], s[order]
@@ -224,6 +246,7 @@ class CompletionModel:
         meta = {
             "format_version": FORMAT_VERSION, "config": self.config.to_dict(), "signals": list(SIGNALS),
             "weights": self.weights.tolist(), "calibration": self.calibration.tolist(), "report": self.report,
+            "base_rate": self.base_rate,
             "n_items": self.n_items, "n_baskets": c.n_baskets, "n_users": uc.n_baskets, "alpha": self.signals.alpha,
             "user_counts_are_counts": uc is c,
             "embeddings_sha256": embeddings_sha(self.signals.embeddings),
@@ -275,7 +298,8 @@ class CompletionModel:
         signals = Signals(E, a["category"], a["log_price"], counts, a["cat_log_lift"], a["ppmi"], float(meta["alpha"]),
                           ucounts)
         return cls(CompletionConfig.from_dict(meta["config"]), signals, np.asarray(meta["weights"]),
-                   np.asarray(meta["calibration"]), meta["report"], a.get("complements"), a["top_items"], a["top_scores"])
+                   np.asarray(meta["calibration"]), meta["report"], a.get("complements"), a["top_items"], a["top_scores"],
+                   float(meta["base_rate"]))
 
 
 _LAYOUT = {"category": ("i8", ("n",)), "log_price": ("f8", ("n",)), "keys": ("i8", ("P",)), "counts": ("i4", ("P",)),
