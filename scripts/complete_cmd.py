@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 
-from bundlerl.scripts.flags import ExistingFile, Integer
+from bundlerl.scripts.flags import ExistingFile, Integer, Text
 
 HELP = "complete a bundle from one item, with each signal's contribution per proposed item"
 DESCRIPTION = (
@@ -34,7 +34,7 @@ def add_parser(subparsers) -> None:
                    help="bundles CSV (bundle_id,item_id), with --catalog")
     g.add_argument("--baskets", metavar="FILE", type=ExistingFile(), default=None,
                    help="baskets CSV (basket_id,item_id), with --catalog")
-    p.add_argument("--item", required=True, metavar="ID", help="item id (as in the catalogue) that starts the bundle")
+    p.add_argument("--item", required=True, metavar="ID", type=Text("item id"), help="item id (as in the catalogue) that starts the bundle")
     p.add_argument("--k", type=Integer(1), default=10, help="items to propose (default: 10)")
     p.add_argument("--skip-unknown", action="store_true",
                    help="skip bundle / basket rows naming an item the catalogue lacks (counted) instead of stopping")

@@ -14,7 +14,7 @@ import pytest
 from _cli import run_cli
 
 from bundlerl.scripts import cli
-from bundlerl.scripts.flags import Assignment, ExistingFile, ExistingFolder, Integer, Number, OutputFolder
+from bundlerl.scripts.flags import Assignment, ExistingFile, ExistingFolder, Integer, Number, OutputFolder, Text
 
 
 def _commands() -> dict[str, argparse.ArgumentParser]:
@@ -45,6 +45,8 @@ def _bad_values(action: argparse.Action, tmp: Path) -> list[str]:
         return [str(a_file), str(a_file / "sub"), ""]
     if isinstance(t, Assignment):
         return ["novalue", "=3", "no_such_field=1", ""]
+    if isinstance(t, Text):
+        return ["", "   "]
     if getattr(t, "__qualname__", "").startswith("names_type."):
         return ["psychic", "random,psychic"]
     pytest.fail(f"{'/'.join(action.option_strings) or action.metavar}: no validating type ({t!r}); give it a "
