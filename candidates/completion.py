@@ -1,10 +1,16 @@
 """Single-bundle completion: the items that best complete a bundle a user started (``bundlerl complete``,
 ``BundleBuilder.complete_bundle``).
 
-The score of a candidate item is the builder's marginal gain (``bundlerl.candidates.builder``, step 3) against
-every seed at once, with exact embeddings: relevance to the user (or to the seeds), mean symmetrised
-complementarity with the seeds, minus the worst substitution. Candidates come from the seeds' complement lists
-and their text neighbours, so items without basket evidence can still complete a bundle.
+With the learned completion (the builder's model is a :class:`~bundlerl.candidates.learned.CompletionModel`, as in
+the env and ``bundlerl complete``), candidates and scores are the fitted model's (:meth:`CompletionModel.complete`:
+the mean over seeds of the calibrated probability that an item completes a bundle holding the seed); a ``profile``
+adds ``w_rel * cos(profile, e_j)`` to the log of that probability (a product of the two "experts").
+
+With a bare complementarity model (the old behaviour, kept for builders made on one and as the benchmarks'
+"old defaults"), the score of a candidate item is the builder's marginal gain (``bundlerl.candidates.builder``,
+step 3) against every seed at once, with exact embeddings: relevance to the user (or to the seeds), mean
+symmetrised complementarity with the seeds, minus the worst substitution. Candidates come from the seeds'
+complement lists and their text neighbours, so items without basket evidence can still complete a bundle.
 """
 
 from __future__ import annotations
@@ -34,7 +40,7 @@ def complete_bundle(
     """Rank items that complete a bundle made of ``seed_items``, with ``builder``'s embeddings, item index,
     complementarity model and weights; works for any catalogue.
 
-    Candidates: the seeds' complement lists (full ``top_items`` width) plus the
+    With a learned completion model as the builder's model: its ranking (module docstring). Otherwise, candidates: the seeds' complement lists (full ``top_items`` width) plus the
     ``n_text_neighbours`` nearest items to the seeds' mean embedding. Each candidate j gets
     ``w_rel * cos(target, e_j) + w_comp * mean_s (comp(s->j) + comp(j->s)) / 2
     - w_sub * max_s sub(s, j)`` with target = ``profile`` if given, else the normalised mean
@@ -53,6 +59,10 @@ def complete_bundle(
         raise BuilderError(f"seed_items must be >= 1 positions in [0, {n}); got {np.asarray(seed_items).tolist()!r}")
     if not isinstance(k, (int, np.integer)) or k < 1:
         raise BuilderError(f"k={k!r}; ask for at least one item")
+    from bundlerl.candidates.learned.model import CompletionModel
+
+    if isinstance(builder.comp, CompletionModel):
+        return _learned(builder, builder.comp, seeds, int(k), profile, exclude)
     if profile is not None:
         target = check_rows(np.asarray(profile).reshape(1, -1), 1, builder.dim, "profile")[0]
     else:
@@ -76,4 +86,18 @@ def complete_bundle(
     score = cfg.w_rel * (builder.E[cand] @ target) + cfg.w_comp * comp - cfg.w_sub * sub
     order = np.lexsort((cand, -score))[:k]  # ties broken by position: deterministic
     out[: order.size] = cand[order]
+    return out
+
+
+def _learned(builder: "BundleBuilder", model, seeds: np.ndarray, k: int, profile, exclude) -> np.ndarray:
+    """:func:`complete_bundle` with a learned completion model (module docstring)."""
+    out = np.full(k, -1, dtype=np.int64)
+    if profile is None:
+        items, _ = model.complete(seeds, k, exclude=exclude)
+    else:
+        target = check_rows(np.asarray(profile).reshape(1, -1), 1, builder.dim, "profile")[0]
+        items, p = model.complete(seeds, model.n_items, exclude=exclude)  # every candidate, then re-ranked
+        score = np.log(np.maximum(p, 1e-12)) + builder.config.w_rel * (builder.E[items] @ target)
+        items = items[np.lexsort((items, -score))[:k]]
+    out[: items.size] = items
     return out

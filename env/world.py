@@ -62,6 +62,9 @@ class World:
     """(n_items, P) float32 item embeddings @ projection (history observations are sums of these rows)."""
     mean_price: float = field(default=1.0)
     """Mean catalogue price (normalises money in the observation)."""
+    completion: Any = None
+    """bundlerl.candidates.learned.CompletionModel: the completion fitted on ``baskets`` (recommender side); the
+    builder's complementarity model (its top lists, tables, compose-mode ``mean_comp``). None for a hand-made World."""
 
     @property
     def n_items(self) -> int:
@@ -188,15 +191,20 @@ def _build(config: EnvConfig, key: str, raw, progress: bool | None, stages: _Sta
     from bundlerl.candidates import complementarity
     from bundlerl.candidates.builder import BundleBuilder
     from bundlerl.candidates.index import IndexConfig, ItemIndex
+    from bundlerl.candidates.learned import fit_completion
     from bundlerl.candidates.projection import pca_projection
 
     with stages.stage("fitting complementarity"):
         rng = np.random.default_rng([config.world_seed, 104729])
         comp = complementarity.fit(observable, baskets, observable.embeddings, rng,  # disk-cached by content hash
                                    progress=progress)
+        # the builder completes bundles with the completion learned from these baskets (issue 16), its candidates
+        # joined by the complementarity model's top lists; disk-cached by content hash like the fit
+        completion = fit_completion(observable, baskets, observable.embeddings,
+                                    np.random.default_rng([config.world_seed, 104743]), complement_model=comp)
     with stages.stage("building the item index"):
         index = ItemIndex(observable.embeddings, IndexConfig.for_size(observable.n_items))
-        builder = BundleBuilder(observable, index, comp, config.builder_config())  # K, K_max checked by EnvConfig
+        builder = BundleBuilder(observable, index, completion, config.builder_config())  # K, K_max checked by EnvConfig
         world = World(
             config=config,
             catalog=catalog,
@@ -205,6 +213,7 @@ def _build(config: EnvConfig, key: str, raw, progress: bool | None, stages: _Sta
             personas=personas,
             persona_vecs=np.ascontiguousarray(persona_vecs, dtype=np.float32),
             comp_model=comp,
+            completion=completion,
             index=index,
             builder=builder,
             projection=pca_projection(observable.embeddings, config.profile_dim, center=True),  # coordinates: centred

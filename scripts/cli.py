@@ -38,6 +38,7 @@ COMMANDS: tuple[str, ...] = (
     "train",
     "evaluate",
     "quickstart",
+    "complete_cmd",
 )
 
 #: Exit status of a command stopped by bad input (argparse's own usage errors exit 2 too).

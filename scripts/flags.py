@@ -136,6 +136,20 @@ class OutputFolder(FlagType):
         return text
 
 
+class Text(FlagType):
+    """A non-blank text value (an id, a name), stripped."""
+
+    __name__ = "text"
+
+    def __init__(self, what: str = "text"):
+        self.accepts = f"a non-empty {what}"
+
+    def __call__(self, text: str) -> str:
+        if not str(text).strip():
+            raise self.bad(text, "empty; use " + self.accepts)
+        return str(text).strip()
+
+
 class Assignment(FlagType):
     """``NAME=VALUE`` where NAME (before any dot) is one of ``names()``; VALUE is read later, by the config."""
 

@@ -16,7 +16,7 @@ import pytest
 from _cli import run_cli
 
 from bundlerl.scripts import cli
-from bundlerl.scripts.flags import Assignment, ExistingFile, ExistingFolder, Integer, Number, OutputFolder
+from bundlerl.scripts.flags import Assignment, ExistingFile, ExistingFolder, Integer, Number, OutputFolder, Text
 
 
 def _commands() -> dict[str, argparse.ArgumentParser]:
@@ -53,6 +53,8 @@ def _bad_values(action: argparse.Action, tmp: Path) -> list[str]:
                   "hyperparameter": ["learning_rate=abc", "n_steps=-3", "network.hidden=0", "gamma=nan",
                                      "network=3", "batch_size=[1"]}[t.what]
         return ["novalue", "=3", "no_such_field=1", "", *values]
+    if isinstance(t, Text):
+        return ["", "   "]
     if getattr(t, "__qualname__", "").startswith("names_type."):
         return ["psychic", "random,psychic"]
     pytest.fail(f"{'/'.join(action.option_strings) or action.metavar}: no validating type ({t!r}); give it a "

@@ -364,7 +364,7 @@ def test_save_load_round_trip(model, tmp_path):
 
 
 def test_file_layout_is_pinned_to_its_format_version(model, tmp_path):
-    """The saved arrays, their dtypes and the meta keys of FORMAT_VERSION 3. A change here changes the disk cache
+    """The saved arrays, their dtypes and the meta keys of FORMAT_VERSION 4. A change here changes the disk cache
     format: bump FORMAT_VERSION (which also renames every cached file) and update this pin."""
     import json
 
@@ -373,13 +373,14 @@ def test_file_layout_is_pinned_to_its_format_version(model, tmp_path):
     with np.load(model.save(tmp_path / "comp.npz"), allow_pickle=False) as z:
         arrays = {k: z[k].dtype.str for k in z.files if k != "meta"}
         meta = json.loads(str(z["meta"]))
-    assert FORMAT_VERSION == 3 and meta["format_version"] == 3
+    assert FORMAT_VERSION == 4 and meta["format_version"] == 4
     assert arrays == {
         "category": "<i8", "emb16": "<f2", "keys": "<i8", "counts": "<i4", "item_counts": "<i8", "ukeys": "<i8",
         "ucounts": "<i4", "uitem_counts": "<i8", "cat_log_lift": "<f4", "cat_single": "<i8", "u": "<f4", "v": "<f4",
         "svd_basket": "<f4", "svd_user": "<f4", "blend_w": "<f8", "top_items": "<i4", "top_scores": "<f4",
     }
-    assert sorted(meta) == ["bias", "blend_b", "config", "fit_seconds", "format_version", "n_baskets", "n_items", "n_users"]
+    assert sorted(meta) == ["bias", "blend_b", "blend_info", "config", "fit_seconds", "format_version", "n_baskets",
+                            "n_items", "n_users"]
     assert sorted(meta["config"]) == sorted(f.name for f in dataclasses.fields(ComplementConfig))
 
 
@@ -505,3 +506,47 @@ def test_block_logit_is_the_dense_blend_logit(model, data):
         seen = m.counts.lookup(ii, jj) > 0
         expect = np.where(seen, F @ m.blend_w[1] + m.blend_b[1], F @ m.blend_w[0] + m.blend_b[0]).reshape(I.size, pool.size)
         np.testing.assert_allclose(got, expect, rtol=1e-4, atol=1e-4)
+
+
+def test_heldout_pairs_keep_every_positive_or_report_it():
+    """A popular partner whose own stratum holds only co-purchases of the anchor: its negative comes from a widened
+    stratum instead of the positive being dropped silently; every positive is accounted for in the report."""
+    rng = np.random.default_rng(0)
+    n = 30
+    train_rows = [[0, 1]] * 50 + [[k, k + 1] for k in range(2, 28)] * 2
+    # held out: item 0 with the most popular item 1 (its stratum: item 1 alone), plus background pairs
+    test_rows = [[0, 1]] * 20 + [list(rng.choice(np.arange(2, n), 2, replace=False)) for _ in range(40)]
+    train, test = Baskets.from_lists(train_rows, n), Baskets.from_lists(test_rows, n)
+    pairs = comp_eval.heldout_pairs(train, test, np.random.default_rng(1))
+    rep = pairs.report
+    assert rep["sampled"] == rep["matched"] + rep["widened"] + rep["dropped"]
+    assert rep["widened"] > 0 and rep["dropped"] == 0 and pairs.pos_i.size == rep["sampled"]
+    held = {(int(a), int(b)) for a, b in zip(*comp_eval._basket_pairs(test.indptr, test.items))}
+    assert all((int(i), int(j)) not in held and i != j for i, j in zip(pairs.neg_i, pairs.neg_j))
+
+
+def test_half_fitted_blend_shares_one_scale(world):
+    """A tiny validation split where only the never-seen blend row has enough pairs: the seen row takes the joint fit
+    (not the fixed L / (L + kappa)), so both rows are probabilities of the same labels and real co-purchases score
+    above never-seen pairs; the fit report says what fell back and is saved with the model."""
+    import json
+    import tempfile
+    from pathlib import Path
+
+    cat, emb, baskets = world
+    small = baskets.subset(np.arange(600))
+    cfg = ComplementConfig(**{**FAST, "min_blend_pairs": 400, "blend_fraction": 0.5})
+    model = fit(cat, small, emb, np.random.default_rng(5), cfg, use_cache=False)
+    info = model.blend_info
+    assert info["fitted"] == [True, "joint"] and "joint fit" in info["rows"][1]
+    assert info["heldout_pairs"]["dropped"] == 0
+    n = model.n_items
+    ii, jj = (a.ravel() for a in np.meshgrid(np.arange(n), np.arange(n), indexing="ij"))
+    keep = ii != jj
+    ii, jj = ii[keep], jj[keep]
+    seen = model.counts.lookup(ii, jj) > 0
+    s = model.score(ii, jj)
+    assert s[seen].mean() > s[~seen].mean()
+    with tempfile.TemporaryDirectory() as tmp:
+        again = ComplementModel.load(model.save(Path(tmp) / "m.npz"))
+    assert json.loads(json.dumps(again.blend_info)) == json.loads(json.dumps(info))

@@ -21,6 +21,7 @@ from bundlerl.sim_data.loaders import (
     load_bundles_csv,
     load_groceries,
     load_instacart,
+    load_instacart_orders,
     load_items_csv,
     load_steam_bundles,
 )
@@ -184,6 +185,38 @@ def test_baskets_csv_dangling_item(tmp_path):
     p.write_text("basket_id,item_id\n1,a1\n1,zz\n")
     with pytest.raises(LoaderError, match=r"b\.csv: line 3, column 'item_id': item 'zz' is not in catalogue"):
         load_baskets_csv(p, cat)
+
+
+def test_baskets_and_bundles_csv_can_skip_and_count_unknown_items(tmp_path):
+    cat = load_items_csv(FIX / "items.csv")
+    p = tmp_path / "b.csv"
+    p.write_text("basket_id,item_id\n1,a1\n1,zz\n2,zz\n2,yy\n3,a2\n3,a3\n")
+    stats: dict = {}
+    with pytest.warns(RuntimeWarning, match="skipped 3 row"):
+        b = load_baskets_csv(p, cat, skip_unknown=True, stats=stats)
+    assert [x.tolist() for x in b] == [[0], [1, 2]] and b.basket_ids.tolist() == ["1", "3"]
+    assert stats == {"rows": 6, "skipped_rows": 3, "unknown_items": 2, "unknown_examples": ["yy", "zz"],
+                     "dropped_empty": 1}
+    q = tmp_path / "k.csv"
+    q.write_text("bundle_id,item_id\nk,a4\nk,nope\n")
+    with pytest.warns(RuntimeWarning):
+        kits = load_bundles_csv(q, cat, skip_unknown=True)
+    assert kits.basket(0).tolist() == [3]
+
+
+def test_instacart_orders_against_a_catalogue_loaded_elsewhere(tmp_path):
+    cat, b = load_instacart(FIX / "instacart")
+    same = load_instacart_orders(FIX / "instacart", cat)
+    assert np.array_equal(same.indptr, b.indptr) and np.array_equal(same.items, b.items)
+    assert same.user.tolist() == b.user.tolist() and same.basket_ids.tolist() == b.basket_ids.tolist()
+    small, _ = load_instacart(FIX / "instacart", min_orders=2)  # a catalogue of product 10 only
+    with pytest.raises(LoaderError, match=r"order_products\.csv: line \d+, column 'product_id': product \d+ is not in"):
+        load_instacart_orders(FIX / "instacart", small)
+    stats: dict = {}
+    with pytest.warns(RuntimeWarning, match="skipped"):
+        o = load_instacart_orders(FIX / "instacart", small, skip_unknown=True, stats=stats)
+    assert o.basket_ids.tolist() == ["200", "300"] and o.items.tolist() == [0, 0]
+    assert stats["skipped_rows"] == 4 and stats["dropped_empty"] == 1
 
 
 # ------------------------------------------------------------------------------------ Steam, Groceries

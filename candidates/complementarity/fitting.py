@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import shutil
 import time
@@ -33,6 +34,8 @@ from bundlerl.sim_data.baskets import Baskets
 from bundlerl.sim_data.catalog import Catalog
 
 __all__ = ["fit", "cache_key"]
+
+_LOG = logging.getLogger("bundlerl.candidates.complementarity")
 
 
 def _check_inputs(catalog: Catalog, baskets: Baskets, embeddings: np.ndarray) -> np.ndarray:
@@ -60,8 +63,9 @@ def _check_inputs(catalog: Catalog, baskets: Baskets, embeddings: np.ndarray) ->
 
 #: Version of the fitted values for given inputs: bump it when a change of the fitting code changes them, so
 #: cached fits made by the old code are refit instead of silently reused. 2: the PPMI embeddings run on one torch
-#: thread (before, their last digits depended on the calling process's thread count).
-FIT_VERSION = 2
+#: thread (before, their last digits depended on the calling process's thread count). 3: held-out pairs keep every
+#: positive (negatives from widened strata) and a blend row without enough pairs takes the joint fit (issue 16).
+FIT_VERSION = 3
 
 
 def cache_key(catalog: Catalog, baskets: Baskets, embeddings: np.ndarray, config: ComplementConfig, seed: int) -> str:
@@ -252,8 +256,16 @@ def _fit(catalog: Catalog, baskets: Baskets, emb: np.ndarray, rng: np.random.Gen
                 inner = ComplementModel(**_components(catalog, fit_part, emb, rng, cfg, prog), build_top=False)
                 with prog.stage("blend fit"):
                     w, b, blend_info = _blend(inner, pairs, cfg, w, b)
+                blend_info["heldout_pairs"] = pairs.report
             else:
                 prog.skip_pass()
+                got = 0 if pairs is None else pairs.pos_i.size
+                blend_info["why"] = (f"{got} validation pairs < min_blend_pairs={cfg.min_blend_pairs}: both rows keep "
+                                     "the fixed L / (L + kappa)")
+                _LOG.info("complementarity blend: %s", blend_info["why"])
+        else:
+            blend_info["why"] = (f"no validation split (blend_fraction={cfg.blend_fraction}, {len(baskets)} baskets): "
+                                 "both rows keep the fixed L / (L + kappa)")
         prog.begin_pass("all baskets")
         model = ComplementModel(**_components(catalog, baskets, emb, rng, cfg, prog), blend_w=w, blend_b=b,
                                 build_top=False)
@@ -268,16 +280,45 @@ def _fit(catalog: Catalog, baskets: Baskets, emb: np.ndarray, rng: np.random.Gen
 
 def _blend(inner: ComplementModel, pairs, cfg: ComplementConfig, w: np.ndarray, b: np.ndarray):
     """The blend rows fitted on the validation ``pairs`` scored by ``inner`` (components from the other baskets):
-    ``(w, b, blend_info)``; a row with too few pairs keeps its default."""
+    ``(w, b, blend_info)``.
+
+    A row whose subset has too few pairs (fewer than ``min_blend_pairs // 4`` positives or negatives) gets the
+    *joint* fit over both subsets instead of the fixed default, when the pairs of both together are enough: every
+    row is then a probability fitted to the same validation labels, so seen and never-seen pairs share one scale
+    (a half-fitted model, one fitted row beside the fixed ``L / (L + kappa)``, ranked never-seen partners above real
+    co-purchases). With too few pairs even together, both rows keep the fixed default (one formula, one scale).
+    ``blend_info["rows"]`` says, per row, what was fitted and what fell back, and why; the fit logs it."""
     Fp = inner.pair_features(pairs.pos_i, pairs.pos_j)
     Fn = inner.pair_features(pairs.neg_i, pairs.neg_j)
     # "seen" as the scorer sees it: co-occurrence in the baskets the features were computed from
     sp, sn = Fp[:, PF.log1p_count] > 0, Fn[:, PF.log1p_count] > 0
+    need = cfg.min_blend_pairs // 4
     blend_info = {"fitted": [False, False], "n_pos": [int((~sp).sum()), int(sp.sum())],
-                  "n_neg": [int((~sn).sum()), int(sn.sum())]}
+                  "n_neg": [int((~sn).sum()), int(sn.sum())], "rows": ["", ""]}
+    own = {row: min(mp.sum(), mn.sum()) >= need for row, (mp, mn) in ((NEVER_SEEN, (~sp, ~sn)), (SEEN, (sp, sn)))}
+    joint = None
+    if not all(own.values()) and min(len(Fp), len(Fn)) >= need:
+        joint = fit_blend(Fp, Fn, cfg.blend_l2, cfg.threads)
     for row, (mp, mn) in ((NEVER_SEEN, (~sp, ~sn)), (SEEN, (sp, sn))):
+        name = "never-seen" if row == NEVER_SEEN else "seen"
         # each side needs enough pairs; the rarer side sets the evidence of a subset
-        if min(mp.sum(), mn.sum()) >= cfg.min_blend_pairs // 4:
+        if own[row]:
             w[row], b[row] = fit_blend(Fp[mp], Fn[mn], cfg.blend_l2, cfg.threads)
             blend_info["fitted"][row] = True
+            blend_info["rows"][row] = f"{name} pairs: fitted on {int(mp.sum())} positives / {int(mn.sum())} negatives"
+        elif joint is not None:
+            w[row], b[row] = joint
+            blend_info["fitted"][row] = "joint"
+            blend_info["rows"][row] = (f"{name} pairs: {int(mp.sum())} positives / {int(mn.sum())} negatives < {need}; "
+                                       f"fell back to the joint fit over all {len(Fp)} validation pairs (one scale)")
+        else:
+            blend_info["rows"][row] = (f"{name} pairs: {int(mp.sum())} positives / {int(mn.sum())} negatives < {need}; "
+                                       "fell back to the fixed L / (L + kappa)")
+    if joint is None and not all(own.values()):  # a fixed row beside a fitted one would mix two scales
+        w[:], b[:] = default_blend(cfg.kappa)
+        blend_info["fitted"] = [False, False]
+        blend_info["rows"] = [r if "fixed" in r else r.split(":")[0] + ": fitted, but set to the fixed L / (L + kappa) "
+                              "too, so that both rows share one scale" for r in blend_info["rows"]]
+    for r in blend_info["rows"]:
+        _LOG.info("complementarity blend, %s", r)
     return w, b, blend_info

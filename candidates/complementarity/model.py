@@ -23,8 +23,9 @@ from bundlerl.candidates.cooccurrence import (
 
 __all__ = ["ComplementModel", "FORMAT_VERSION"]
 
-#: Bumped when the fitted-model file layout or the fitting maths change (invalidates caches).
-FORMAT_VERSION = 3
+#: Bumped when the fitted-model file layout or the fitting maths change (invalidates caches). 4: the fit report
+#: (``blend_info``: what was fitted, what fell back) is saved in the meta.
+FORMAT_VERSION = 4
 
 
 def _as_index(x, n: int, name: str) -> np.ndarray:
@@ -205,6 +206,7 @@ class ComplementModel:
             "n_users": uc.n_baskets,
             "n_items": c.n_items,
             "fit_seconds": self.fit_seconds,
+            "blend_info": getattr(self, "blend_info", None),  # the fit report: what was fitted, what fell back
         }
         with atomic_write(path) as tmp:
             with open(tmp, "wb") as f:
@@ -261,7 +263,7 @@ class ComplementModel:
         _check_layout(a, n, config)
         counts = PairCounts(a["keys"], a["counts"], a["item_counts"], int(meta["n_baskets"]), n)
         ucounts = PairCounts(a["ukeys"], a["ucounts"], a["uitem_counts"], int(meta["n_users"]), n)
-        return cls(
+        model = cls(
             config,
             a["category"],
             a["emb16"],
@@ -280,6 +282,8 @@ class ComplementModel:
             blend_w=a["blend_w"],
             blend_b=np.asarray(meta["blend_b"], np.float64),
         )
+        model.blend_info = meta.get("blend_info")  # files written before the report was saved: None
+        return model
 
 
 #: The arrays of a saved model: name -> (dtype, shape). A shape entry is a number or a letter bound on first sight
@@ -300,17 +304,9 @@ def _check_layout(a: dict[str, np.ndarray], n: int, config: ComplementConfig) ->
     (a file written by another version or a damaged writer must not load as a model that fails later)."""
     if n < 1:
         raise ValueError(f"n_items = {n}")
-    sizes: dict[str, int] = {"n": n, "r": config.rank, "T": config.top_k}
-    for name, (dtype, shape) in _LAYOUT.items():
-        if name not in a:
-            raise ValueError(f"array {name!r} is missing")
-        x = a[name]
-        if x.dtype != np.dtype(dtype) or x.ndim != len(shape):
-            raise ValueError(f"array {name!r} is {x.dtype} with {x.ndim} dimensions, expected {np.dtype(dtype)} {shape}")
-        for axis, (got, want) in enumerate(zip(x.shape, shape)):
-            want = sizes.setdefault(want, got) if isinstance(want, str) else want
-            if got != want:
-                raise ValueError(f"array {name!r} has shape {x.shape}, expected {shape} with {sizes} (axis {axis})")
+    from bundlerl.utils.arrays import check_layout
+
+    sizes = check_layout(a, _LAYOUT, {"n": n, "r": config.rank, "T": config.top_k})
     C = sizes["C"]
     for name, hi in (("category", C), ("top_items", n)):
         x = a[name]

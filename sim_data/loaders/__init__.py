@@ -12,13 +12,14 @@ from bundlerl.sim_data.loaders._csv import LoaderError, impute_prices
 from bundlerl.sim_data.loaders.calibrate import calibrate_complement_graph, category_cooccurrence
 from bundlerl.sim_data.loaders.generic_csv import load_baskets_csv, load_bundles_csv, load_items_csv
 from bundlerl.sim_data.loaders.groceries import load_groceries
-from bundlerl.sim_data.loaders.instacart import load_instacart
+from bundlerl.sim_data.loaders.instacart import load_instacart, load_instacart_orders
 from bundlerl.sim_data.loaders.steam import load_steam_bundles
 
 __all__ = [
     "LoaderError",
     "impute_prices",
     "load_instacart",
+    "load_instacart_orders",
     "load_items_csv",
     "load_baskets_csv",
     "load_bundles_csv",

@@ -81,47 +81,72 @@ def load_items_csv(path: str | Path, *, name: str | None = None) -> Catalog:
     )
 
 
-def _grouped(path: str | Path, catalog: Catalog, group: str) -> Baskets:
-    """Rows ``<group>,item_id`` → CSR, groups in order of first appearance, items in row order."""
+def _grouped(path: str | Path, catalog: Catalog, group: str, skip_unknown: bool = False,
+             stats: dict | None = None) -> Baskets:
+    """Rows ``<group>,item_id`` → CSR, groups in order of first appearance, items in row order.
+
+    ``skip_unknown``: rows naming an item the catalogue lacks are skipped (and a group left empty dropped) instead
+    of raising; counted in ``stats`` (when given) and in one RuntimeWarning."""
     t = read_table(path, [group, "item_id"])
     gids = t.strings(group, nonempty=True, what=group)
     iids = t.strings("item_id", nonempty=True, what="item_id")
     lookup = catalog._id_lookup()
     members: dict[str, dict[int, None]] = {}
+    unknown: dict[str, int] = {}
     for r, (g, i) in enumerate(zip(gids, iids)):
         pos = lookup.get(i)
         if pos is None:
-            raise t.error(r, "item_id", f"item {i!r} is not in catalogue {catalog.name!r} ({catalog.n_items} items)",
-                          "add it to the items file or drop the row")
+            if not skip_unknown:
+                raise t.error(r, "item_id", f"item {i!r} is not in catalogue {catalog.name!r} ({catalog.n_items} items)",
+                              "add it to the items file, drop the row, or pass skip_unknown=True to skip such rows")
+            unknown[i] = unknown.get(i, 0) + 1
+            continue
         members.setdefault(g, {}).setdefault(pos, None)  # a repeat within one group is a quantity: kept once
+    n_groups = len(dict.fromkeys(gids))
     rows = [list(m) for m in members.values()]
+    report = {"rows": len(gids), "skipped_rows": sum(unknown.values()), "unknown_items": len(unknown),
+              "unknown_examples": sorted(unknown)[:5], "dropped_empty": n_groups - len(rows)}
+    if stats is not None:
+        stats.update(report)
+    if unknown:
+        import warnings
+
+        warnings.warn(f"{path}: skipped {report['skipped_rows']} row(s) naming {len(unknown)} item id(s) not in "
+                      f"catalogue {catalog.name!r} (e.g. {', '.join(map(repr, report['unknown_examples']))}); "
+                      f"{report['dropped_empty']} {group}(s) left empty were dropped", RuntimeWarning, stacklevel=3)
     sizes = np.fromiter((len(m) for m in rows), dtype=np.int64, count=len(rows))
     return Baskets(np.concatenate([[0], np.cumsum(sizes)]), np.fromiter((i for m in rows for i in m), dtype=np.int64,
                                                                          count=int(sizes.sum())),
                    catalog.n_items, basket_ids=np.asarray(list(members), dtype=object))
 
 
-def load_baskets_csv(path: str | Path, catalog: Catalog) -> Baskets:
+def load_baskets_csv(path: str | Path, catalog: Catalog, *, skip_unknown: bool = False,
+                     stats: dict | None = None) -> Baskets:
     """Baskets from ``basket_id,item_id`` rows (one row per item of a basket).
 
     Baskets appear in order of their first row, items in row order; an item repeated within a
     basket is kept once (first position). ``basket_ids`` = the basket_id values; user and
     order_number are None.
 
-    :raises LoaderError: naming file, line and column for a missing column, an empty cell, or an
-        item_id that is not in ``catalog``.
+    :param skip_unknown: skip rows whose item_id is not in ``catalog`` (a basket left empty is dropped) instead of
+        raising; a RuntimeWarning says how many.
+    :param stats: a dict filled with ``rows``, ``skipped_rows``, ``unknown_items`` (distinct ids),
+        ``unknown_examples`` and ``dropped_empty`` (baskets left empty).
+    :raises LoaderError: naming file, line and column for a missing column, an empty cell, or (unless
+        ``skip_unknown``) an item_id that is not in ``catalog``.
     """
     path = need_path(path, "path", "load_baskets_csv", what="the baskets CSV file", error=LoaderError)
     need_instance(catalog, "catalog", "load_baskets_csv", Catalog, "a Catalog (load_items_csv)", error=LoaderError)
-    return _grouped(path, catalog, "basket_id")
+    return _grouped(path, catalog, "basket_id", skip_unknown, stats)
 
 
-def load_bundles_csv(path: str | Path, catalog: Catalog) -> Baskets:
+def load_bundles_csv(path: str | Path, catalog: Catalog, *, skip_unknown: bool = False,
+                     stats: dict | None = None) -> Baskets:
     """Bundles from ``bundle_id,item_id`` rows, as a :class:`Baskets` CSR (one row per bundle).
 
     Same contract as :func:`load_baskets_csv` with ``bundle_id`` in place of ``basket_id``;
-    ``basket_ids`` holds the bundle ids.
+    ``basket_ids`` holds the bundle ids (``stats["dropped_empty"]``: bundles left empty).
     """
     path = need_path(path, "path", "load_bundles_csv", what="the bundles CSV file", error=LoaderError)
     need_instance(catalog, "catalog", "load_bundles_csv", Catalog, "a Catalog (load_items_csv)", error=LoaderError)
-    return _grouped(path, catalog, "bundle_id")
+    return _grouped(path, catalog, "bundle_id", skip_unknown, stats)

@@ -19,7 +19,7 @@ from bundlerl.sim_data.loaders._csv import (
 )
 from bundlerl.utils.args import need_int, need_path
 
-__all__ = ["load_instacart", "ORDER_PRODUCTS", "KAGGLE_ORDER_PRODUCTS", "order_products_files"]
+__all__ = ["load_instacart", "load_instacart_orders", "ORDER_PRODUCTS", "KAGGLE_ORDER_PRODUCTS", "order_products_files"]
 
 ORDER_PRODUCTS = "order_products.csv"
 """The order lines file of an Instacart-format folder (one file)."""
@@ -62,6 +62,105 @@ def _positions(t: Table, column: str, values: np.ndarray, known: np.ndarray, wha
         r = int(bad[0])
         raise t.error(r, column, f"{what} {int(values[r])} is not defined", fix)
     return pos
+
+
+class _OrderLines:
+    """The order lines of a folder (``order_products.csv``, else Kaggle's prior / train files, concatenated):
+    ``oid``, ``opid``, ``rank`` per line, and the file and line each row came from (for errors)."""
+
+    def __init__(self, folder: Path):
+        self.tables = [read_table(path, ["order_id", "product_id", "add_to_cart_order"])
+                       for path in order_products_files(folder)]
+        cols = [[t.ints(c) for c in ("order_id", "product_id", "add_to_cart_order")] for t in self.tables]
+        self.oid, self.opid, self.rank = (np.concatenate([c[i] for c in cols]) for i in range(3))
+        self.starts = np.cumsum([0] + [c[0].size for c in cols])  # row offset of each file in the concatenation
+
+    def error(self, row: int, column: str, problem: str, fix: str) -> LoaderError:
+        """The loader error of concatenated row ``row``, naming its own file and line."""
+        f = int(np.searchsorted(self.starts, row, side="right")) - 1
+        return self.tables[f].error(row - int(self.starts[f]), column, problem, fix)
+
+    def no_repeats(self, oid: np.ndarray, item: np.ndarray, src: np.ndarray, n: int) -> None:
+        """Raise naming the line of the first product repeated in one order (``oid`` / ``item`` the kept lines in
+        order, ``src`` their rows in the concatenation)."""
+        pair = oid * (np.int64(n) + 1) + item
+        srt = np.argsort(pair, kind="stable")
+        dup = np.flatnonzero(pair[srt][1:] == pair[srt][:-1])
+        if dup.size:
+            r = int(src[srt[dup[0] + 1]])
+            raise self.error(r, "product_id", f"product {int(self.opid[r])} appears twice in order {int(self.oid[r])}",
+                             "keep one line per (order_id, product_id)"
+                             + (" (an order in both order_products files?)" if len(self.tables) > 1 else ""))
+
+
+def _users(folder: Path, order_ids: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """``(user, order_number)`` of the orders ``order_ids`` from ``orders.csv`` (-1 / 0 for orders it lacks), or
+    ``(None, None)`` without the file."""
+    orders_file = folder / "orders.csv"
+    if not orders_file.exists():
+        return None, None
+    tu = read_table(orders_file, ["order_id", "user_id", "order_number"], allow_empty=True)
+    u_oid = tu.ints("order_id")
+    tu.unique_ids("order_id", u_oid)
+    u_user, u_num = tu.ints("user_id"), tu.ints("order_number")
+    user = np.full(order_ids.size, -1, dtype=np.int64)
+    order_number = np.zeros(order_ids.size, dtype=np.int32)
+    if u_oid.size:
+        s = np.argsort(u_oid, kind="stable")
+        at = np.minimum(np.searchsorted(u_oid[s], order_ids), u_oid.size - 1)
+        hit = u_oid[s][at] == order_ids
+        user[hit], order_number[hit] = u_user[s][at[hit]], u_num[s][at[hit]]
+    return user, order_number
+
+
+def load_instacart_orders(folder: str | Path, catalog: Catalog, *, skip_unknown: bool = False,
+                          stats: dict | None = None) -> Baskets:
+    """The orders of an Instacart-format folder (``order_products.csv``, optional ``orders.csv``) against a catalogue
+    loaded elsewhere (``catalog.item_ids`` holding product_id as text, as :func:`load_instacart` writes them; e.g. a
+    catalogue saved with ``bundlerl.sim_data.io`` or loaded with a ``min_orders`` filter).
+
+    Baskets as :func:`load_instacart`'s: one per order in ascending order_id, items in add_to_cart_order, user and
+    order_number from ``orders.csv`` when present.
+
+    :param skip_unknown: skip order lines naming a product the catalogue lacks (an order left empty is dropped)
+        instead of raising; a RuntimeWarning says how many.
+    :param stats: a dict filled with ``rows``, ``skipped_rows``, ``unknown_items`` (distinct product ids),
+        ``unknown_examples`` and ``dropped_empty`` (orders left empty).
+    :raises LoaderError: naming file, line and column for a missing file or column, a non-integer id, a product
+        repeated in one order, or (unless ``skip_unknown``) a product the catalogue lacks.
+    """
+    folder = Path(folder)
+    lines = _OrderLines(folder)
+    oid, opid, rank = lines.oid, lines.opid, lines.rank
+    lookup = catalog._id_lookup()
+    item = np.fromiter((lookup.get(str(p), -1) for p in opid.tolist()), dtype=np.int64, count=opid.size)
+    unknown = item < 0
+    if unknown.any() and not skip_unknown:
+        r = int(np.flatnonzero(unknown)[0])
+        raise lines.error(r, "product_id", f"product {int(opid[r])} is not in catalogue {catalog.name!r} "
+                       f"({catalog.n_items} items)", "load the matching catalogue, or pass skip_unknown=True to skip such lines")
+    all_orders = np.unique(oid)
+    order = np.lexsort((rank, oid))
+    order = order[~unknown[order]]
+    oid_k, item_k = oid[order], item[order]
+    lines.no_repeats(oid_k, item_k, order, catalog.n_items)
+    order_ids, starts = np.unique(oid_k, return_index=True)
+    bad_ids = np.unique(opid[unknown])
+    report = {"rows": int(oid.size), "skipped_rows": int(unknown.sum()), "unknown_items": int(bad_ids.size),
+              "unknown_examples": [str(x) for x in bad_ids[:5].tolist()],
+              "dropped_empty": int(all_orders.size - order_ids.size)}
+    if stats is not None:
+        stats.update(report)
+    if unknown.any():
+        import warnings
+
+        where = " + ".join(str(t.path) for t in lines.tables)
+        warnings.warn(f"{where}: skipped {report['skipped_rows']} line(s) naming {bad_ids.size} product(s) not in "
+                      f"catalogue {catalog.name!r}; {report['dropped_empty']} order(s) left empty were dropped",
+                      RuntimeWarning, stacklevel=2)
+    user, order_number = _users(folder, order_ids)
+    return Baskets(np.append(starts, oid_k.size).astype(np.int64), item_k, catalog.n_items, user=user,
+                   order_number=order_number, basket_ids=np.asarray([str(o) for o in order_ids.tolist()], dtype=object))
 
 
 def load_instacart(folder: str | Path, *, min_orders: int = 0) -> tuple[Catalog, Baskets]:
@@ -123,28 +222,16 @@ def load_instacart(folder: str | Path, *, min_orders: int = 0) -> tuple[Catalog,
     cat_dept = votes.argmax(axis=1)  # all-zero rows (aisles without products) → department 0
 
     p_order = np.argsort(pid, kind="stable")
-    tables, parts = [], []
-    for path in order_products_files(folder):
-        t = read_table(path, ["order_id", "product_id", "add_to_cart_order"])
-        o, op, rk = t.ints("order_id"), t.ints("product_id"), t.ints("add_to_cart_order")
-        it = p_order[_positions(t, "product_id", op, pid[p_order], "product_id",
-                                "add the product to products.csv or drop the order line")]
-        tables.append(t)
-        parts.append((o, op, rk, it))
-    oid_raw, opid, rank, item = (np.concatenate([part[i] for part in parts]) for i in range(4))
-    starts = np.cumsum([0] + [part[0].size for part in parts])  # row offsets of each file in the concatenation
+    lines = _OrderLines(folder)
+    oid_raw, opid, rank = lines.oid, lines.opid, lines.rank
+    item = np.empty(opid.size, dtype=np.int64)
+    for f, t in enumerate(lines.tables):  # each file's unknown product is reported at its own line
+        rows = slice(int(lines.starts[f]), int(lines.starts[f + 1]))
+        item[rows] = p_order[_positions(t, "product_id", opid[rows], pid[p_order], "product_id",
+                                        "add the product to products.csv or drop the order line")]
     order = np.lexsort((rank, oid_raw))
-    oid, item, src = oid_raw[order], item[order], order
-    pair = oid * (np.int64(pid.size) + 1) + item
-    srt = np.argsort(pair, kind="stable")
-    dup = np.flatnonzero(pair[srt][1:] == pair[srt][:-1])
-    if dup.size:
-        r = int(src[srt[dup[0] + 1]])
-        f = int(np.searchsorted(starts, r, side="right")) - 1
-        raise tables[f].error(r - int(starts[f]), "product_id",
-                              f"product {int(opid[r])} appears twice in order {int(oid_raw[r])}",
-                              "keep one line per (order_id, product_id)"
-                              + (" (an order in both order_products files?)" if len(tables) > 1 else ""))
+    oid, item = oid_raw[order], item[order]
+    lines.no_repeats(oid, item, order, pid.size)
 
     n = pid.size
     popularity = np.bincount(item, minlength=n)
@@ -159,20 +246,7 @@ def load_instacart(folder: str | Path, *, min_orders: int = 0) -> tuple[Catalog,
     order_ids, starts = np.unique(oid, return_index=True)
     indptr = np.append(starts, oid.size).astype(np.int64)
 
-    user = order_number = None
-    orders_file = folder / "orders.csv"
-    if orders_file.exists():
-        tu = read_table(orders_file, ["order_id", "user_id", "order_number"], allow_empty=True)
-        u_oid = tu.ints("order_id")
-        tu.unique_ids("order_id", u_oid)
-        u_user, u_num = tu.ints("user_id"), tu.ints("order_number")
-        user = np.full(order_ids.size, -1, dtype=np.int64)
-        order_number = np.zeros(order_ids.size, dtype=np.int32)
-        if u_oid.size:
-            s = np.argsort(u_oid, kind="stable")
-            at = np.minimum(np.searchsorted(u_oid[s], order_ids), u_oid.size - 1)
-            hit = u_oid[s][at] == order_ids
-            user[hit], order_number[hit] = u_user[s][at[hit]], u_num[s][at[hit]]
+    user, order_number = _users(folder, order_ids)
 
     item_ids = [str(p) for p in pid[idx].tolist()]
     category_names = [aisle_names[i] for i in a_order.tolist()]

@@ -18,8 +18,8 @@ initial network parameters scaled by 1 + 1e-7 N(0, 1) (another CPU's float round
 tolerance that noise uses, and records in meta.json the candidate rows and rollout episodes that fail the test's
 comparison under it (an integer flipped at a near tie, the floats of that row with it): the test leaves exactly
 those out. ``--stress-eps 5e-5`` shows where the snapshots stop being robust (one rollout episode and the DQN run's
-data reach a near tie of the candidate builder). The perturbation swaps the World's ``builder`` and
-``comp_model`` for the duration (public World fields) and drops the World's lazily cached extras.
+data reach a near tie of the candidate builder). The perturbation swaps the World's ``builder`` (over its shifted
+model, the learned completion) and ``comp_model`` for the duration (public World fields) and drops the World's lazily cached extras.
 """
 
 from __future__ import annotations
@@ -120,8 +120,9 @@ def perturbed(G, eps: float, seed: int, param_noise: float = 1e-7):
     try:
         for k in [k for k in vars(world) if k not in fields]:  # lazily cached extras (initial pools) are rebuilt
             del vars(world)[k]
-        noisy = _NoisyComplements(world.comp_model, eps, seed)
-        world.comp_model = noisy
+        # the builder's model (the learned completion since issue 16) and the complementarity model, both shifted
+        noisy = _NoisyComplements(world.builder.comp, eps, seed)
+        world.comp_model = _NoisyComplements(world.comp_model, eps, seed)
         world.builder = BundleBuilder(world.observable_catalog, world.index, noisy, world.builder.config)
         G.MODEL_HOOK = perturb_parameters
         yield
