@@ -14,7 +14,15 @@ import pytest
 from _cli import run_cli
 
 from bundlerl.scripts import cli
-from bundlerl.scripts.flags import Assignment, ExistingFile, ExistingFolder, Integer, Number, OutputFolder
+from bundlerl.scripts.flags import (
+    Assignment,
+    ExistingFile,
+    ExistingFolder,
+    Integer,
+    Number,
+    OutputFolder,
+    SearchBudget,
+)
 
 
 def _commands() -> dict[str, argparse.ArgumentParser]:
@@ -43,6 +51,8 @@ def _bad_values(action: argparse.Action, tmp: Path) -> list[str]:
         return [str(tmp / "missing"), str(a_file)] + ([str(tmp / "empty-folder")] if t.needs else [])
     if isinstance(t, OutputFolder):
         return [str(a_file), str(a_file / "sub"), ""]
+    if isinstance(t, SearchBudget):
+        return ["12x24", "0x24x200", "12x24x0", "axbxc", "12x24x200x3", ""]
     if isinstance(t, Assignment):
         return ["novalue", "=3", "no_such_field=1", ""]
     if getattr(t, "__qualname__", "").startswith("names_type."):
