@@ -93,6 +93,22 @@ class ExistingFile(FlagType):
         return text
 
 
+class SearchBudget(FlagType):
+    """A cross-entropy search budget ``ROUNDSxCANDIDATESxEPISODES`` (``bundlerl.evaluation.tuning.CEMBudget.parse``)."""
+
+    __name__ = "budget"
+    accepts = "ROUNDSxCANDIDATESxEPISODES with each >= 1, e.g. 12x24x200"
+
+    def __call__(self, text: str):
+        from bundlerl.evaluation.stats import EvaluationError
+        from bundlerl.evaluation.tuning import CEMBudget
+
+        try:
+            return CEMBudget.parse(text)
+        except EvaluationError:
+            raise self.bad(text, f"use {self.accepts}") from None
+
+
 class ExistingFolder(FlagType):
     """The path of an existing folder holding ``needs`` (file names)."""
 
