@@ -49,6 +49,9 @@ def add_parser(subparsers) -> None:
                    help="estimate even where a policy puts mass on candidates the logger never showed (biased)")
     p.add_argument("--truth", action="store_true",
                    help="also report the simulator's per-decision ground truth (simulated logs only)")
+    p.add_argument("--ranking-k", type=Integer(1), default=None, metavar="K",
+                   help="also rank each decision's logged candidates by each policy and report precision / recall / "
+                        "NDCG / hit rate @K against the items bought in the session (works on logs of real traffic)")
     p.add_argument("--out", default=None, type=OutputFolder(), help="output folder (default: LOGS/ope)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (also: BUNDLERL_PROGRESS=0)")
     p.set_defaults(func=run)
@@ -85,5 +88,19 @@ def run(args) -> int:
     paths = write_ope_report(results, args.out or Path(args.logs) / "ope",
                              f"off-policy estimates from {args.logs} ({logs.n_rows:,} decisions)")
     print(ope_markdown(results))
+    if args.ranking_k:
+        from bundlerl.evaluation.ranking import RANKING_METRICS, log_ranking_metrics
+        from bundlerl.utils.atomic import write_text
+
+        table = log_ranking_metrics(logs, policies, args.ranking_k)
+        k = args.ranking_k
+        lines = ["| policy | " + " | ".join(f"{m}@{k}" for m in RANKING_METRICS) + " | decisions with a purchase |",
+                 "|" + "---|" * (len(RANKING_METRICS) + 2)]
+        for name, row in table.items():
+            lines.append(f"| {name} | " + " | ".join(row[m].format() for m in RANKING_METRICS) + " | "
+                         f"sessions: {row['ndcg'].n:,} |")
+        text = "\n".join(lines) + "\n"
+        write_text(paths["md"].with_name("ranking.md"), text)
+        print(text)
     print(f"written: {paths['md']}, {paths['png']}")
     return 0
