@@ -151,9 +151,11 @@ def validate(args) -> None:
                 rows = json.loads(cache.read_text()) if cache.is_file() else []
                 t = time.perf_counter()
                 for i, group in enumerate(groups):
-                    if any(r["repeat"] == i for r in rows):
+                    done = {r["policy"] for r in rows if r["repeat"] == i}
+                    todo = {k: v for k, v in pols.items() if k not in done}
+                    if not todo:
                         continue
-                    for res in run_repeat(folder, group, pols, seed=i):
+                    for res in run_repeat(folder, group, todo, seed=i):
                         rows.append({"repeat": i, **res.to_dict()})
                     cache.write_text(json.dumps(rows))
                     print(f"  {lname} {size} repeat {i + 1}/{len(groups)} ({time.perf_counter() - t:.0f} s)",

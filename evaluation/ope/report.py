@@ -62,9 +62,10 @@ def ope_chart(results: Sequence[OPEResult], path: str | Path, title: str = "") -
         ax.set_xticks(x, names, rotation=20)
         ax.set_title(label, fontsize=10)
         ax.grid(axis="y", alpha=0.3)
-    axes[0].legend(fontsize=8, loc="lower right")
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=min(len(results), 5), fontsize=8, frameon=False)
     fig.suptitle(title or "off-policy estimates (95% bootstrap intervals)")
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.08, 1, 1))
     save_figure(fig, path)
 
 
