@@ -30,6 +30,7 @@ EPILOG = """\
 examples:
   bundlerl log --policy complement-greedy --epsilon 0.3 --preset default --episodes 2000 --out logs/cg-eps
   bundlerl log --policy runs/default__ppo__0__20260101-120000 --floor 0.05 --episodes 1000 --out logs/ppo
+  bundlerl log --policy tuned-linear --temperature 0.5 --floor 0.05 --episodes 2000 --out logs/tl-soft
 """
 
 
@@ -37,7 +38,8 @@ def add_parser(subparsers) -> None:
     p = subparsers.add_parser("log", help=HELP, description=DESCRIPTION, epilog=EPILOG,
                               formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--policy", required=True, metavar="NAME|RUN_DIR",
-                   help=f"the logging policy: a baseline ({', '.join(BASELINES)}) or a run directory")
+                   help=f"the logging policy: a baseline ({', '.join(BASELINES)}), tuned-linear (its cached fit, else "
+                        "fitted now: minutes), a tuned-linear weights .json, or a run directory")
     g = p.add_mutually_exclusive_group()
     g.add_argument("--epsilon", type=Number(0.0, 1.0), default=None, help="epsilon-greedy exploration, in [0, 1]")
     g.add_argument("--temperature", type=Number(1e-6, 1e6), default=None, help="softmax temperature, > 0")
@@ -63,7 +65,7 @@ def run(args) -> int:
 
     world = world_from_args(args) or policy_world(args.policy) or "default"
     with torch_threads(1):
-        policy = exploring(load_policy(args.policy, seed=args.seed), epsilon=args.epsilon,
+        policy = exploring(load_policy(args.policy, seed=args.seed, world=world), epsilon=args.epsilon,
                            temperature=args.temperature, floor=args.floor)
         info = collect_logs(policy, world, args.episodes, args.out, seed=args.seed, num_envs=args.num_envs,
                             truth=not args.no_truth, rows_per_part=args.rows_per_part,

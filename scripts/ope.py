@@ -38,7 +38,8 @@ def add_parser(subparsers) -> None:
     p.add_argument("--logs", required=True, type=ExistingFolder(what="log folder written by 'bundlerl log'"),
                    help="the log folder")
     p.add_argument("--policy", required=True, action="append", metavar="NAME|RUN_DIR[:greedy]",
-                   help=f"a target policy (repeatable): a baseline ({', '.join(BASELINES)}) or a run directory")
+                   help=f"a target policy (repeatable): a baseline ({', '.join(BASELINES)}), tuned-linear, a "
+                        "tuned-linear weights .json, or a run directory")
     p.add_argument("--clip", type=Number(1e-9, float("inf")), default=float("inf"),
                    help="largest importance weight (default: no clipping)")
     p.add_argument("--tau", type=Number(0.0, float("inf")), default=10.0, help="Switch-DR threshold (default: 10)")
@@ -82,7 +83,7 @@ def run(args) -> int:
     with torch_threads(1):
         policies = {}
         for spec in args.policy:
-            pol = load_policy(spec, seed=args.seed)
+            pol = load_policy(spec, seed=args.seed, world=logs.info.get("preset"))
             policies[pol.name if pol.name not in policies else spec] = pol
         results = off_policy_evaluate(logs, policies, config)
     paths = write_ope_report(results, args.out or Path(args.logs) / "ope",

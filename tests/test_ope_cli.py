@@ -37,3 +37,21 @@ def test_bad_input_is_one_line(tmp_path):
     (tmp_path / "empty").mkdir()
     r = run_cli("ope", "--logs", str(tmp_path / "empty"), "--policy", "random")
     assert r.returncode == 2 and "no part-*.parquet" in r.stderr
+
+
+def test_policy_specs(tmp_path):
+    import numpy as np
+    import pytest
+
+    from bundlerl.agents.policy import PolicyError
+    from bundlerl.agents.tuned_linear import TunedLinearPolicy, feature_names
+    from bundlerl.experiment.policy_spec import load_policy, policy_world
+
+    w = tmp_path / "tl.json"
+    TunedLinearPolicy(np.arange(len(feature_names()), dtype=float)).save(w)
+    assert isinstance(load_policy(str(w)), TunedLinearPolicy)
+    greedy = load_policy(f"{w}:greedy")
+    assert greedy.name == "tuned-linear:greedy"
+    assert load_policy("random:greedy").name == "random:greedy" and policy_world("random") is None
+    with pytest.raises(PolicyError, match="neither a baseline"):
+        load_policy(str(tmp_path / "missing"))
