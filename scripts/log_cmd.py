@@ -7,7 +7,15 @@ from __future__ import annotations
 import argparse
 
 from bundlerl.agents.baselines import BASELINES
-from bundlerl.scripts.flags import SEED, Integer, Number, OutputFolder, add_world_flags, world_from_args
+from bundlerl.scripts.flags import (
+    SEED,
+    Integer,
+    Number,
+    OutputFolder,
+    PolicySpec,
+    add_world_flags,
+    world_from_args,
+)
 
 HELP = "log an exploring policy on simulated shoppers (Parquet, with propensities) for 'bundlerl ope'"
 
@@ -37,7 +45,7 @@ examples:
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser("log", help=HELP, description=DESCRIPTION, epilog=EPILOG,
                               formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--policy", required=True, metavar="NAME|RUN_DIR",
+    p.add_argument("--policy", required=True, metavar="NAME|RUN_DIR", type=PolicySpec(),
                    help=f"the logging policy: a baseline ({', '.join(BASELINES)}), tuned-linear (its cached fit, else "
                         "fitted now: minutes), a tuned-linear weights .json, or a run directory")
     g = p.add_mutually_exclusive_group()

@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 
 from bundlerl.agents.baselines import BASELINES
-from bundlerl.scripts.flags import SEED, ExistingFolder, Integer, Number, OutputFolder
+from bundlerl.scripts.flags import SEED, ExistingFolder, Integer, Number, OutputFolder, PolicySpec
 
 HELP = "estimate policies' values from a log (IPS, DR, ... with bootstrap CIs; table + chart)"
 
@@ -37,12 +37,12 @@ def add_parser(subparsers) -> None:
                               formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--logs", required=True, type=ExistingFolder(what="log folder written by 'bundlerl log'"),
                    help="the log folder")
-    p.add_argument("--policy", required=True, action="append", metavar="NAME|RUN_DIR[:greedy]",
+    p.add_argument("--policy", required=True, action="append", metavar="NAME|RUN_DIR[:greedy]", type=PolicySpec(),
                    help=f"a target policy (repeatable): a baseline ({', '.join(BASELINES)}), tuned-linear, a "
                         "tuned-linear weights .json, or a run directory")
-    p.add_argument("--clip", type=Number(1e-9, float("inf")), default=float("inf"),
+    p.add_argument("--clip", type=Number(1e-9, 1e12), default=None,
                    help="largest importance weight (default: no clipping)")
-    p.add_argument("--tau", type=Number(0.0, float("inf")), default=10.0, help="Switch-DR threshold (default: 10)")
+    p.add_argument("--tau", type=Number(0.0, 1e12), default=10.0, help="Switch-DR threshold (default: 10)")
     p.add_argument("--gamma", type=Number(0.0, 1.0), default=1.0, help="discount per trajectory (default: 1)")
     p.add_argument("--bootstrap", type=Integer(2), default=200, help="bootstrap replicates (default: 200)")
     p.add_argument("--seed", type=SEED, default=0, help="seed of the bootstrap and the reward models (default: 0)")
@@ -77,7 +77,7 @@ def run(args) -> int:
             space = BundleRecVecEnv(world, num_envs=1).observation_space.spaces
             K, F = space["candidates"].shape
             LogDataset.open(args.logs, expect_spec=observation_spec(space["profile"].shape[0], K, F))
-    config = OPEConfig(clip=args.clip, tau=args.tau, gamma=args.gamma, n_boot=args.bootstrap, seed=args.seed,
+    config = OPEConfig(clip=float("inf") if args.clip is None else args.clip, tau=args.tau, gamma=args.gamma, n_boot=args.bootstrap, seed=args.seed,
                        allow_unsupported=args.allow_unsupported, truth=args.truth,
                        progress=False if args.no_progress else None)
     with torch_threads(1):
