@@ -136,6 +136,9 @@ def validate(args) -> None:
                   "cells: mean relative error / 95% CI coverage over repeats\n"]
         for lname, logger in loggers(tl, args.temperature).items():
             folder = out / f"log-{lname}"
+            if not (folder / "log.json").is_file() and args.no_logging:
+                print(f"no finished log {folder}: skipped (--no-logging)", flush=True)
+                continue
             if not (folder / "log.json").is_file():
                 t = time.perf_counter()
                 episodes = int(n_parts * args.steps / args.mean_length)
@@ -217,15 +220,16 @@ def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--preset", default="default")
     p.add_argument("--steps", type=int, default=10_000, help="decisions per small repeat (one part file)")
-    p.add_argument("--repeats", type=int, default=30, help="small repeats (the issue: >= 100)")
+    p.add_argument("--repeats", type=int, default=20, help="small repeats (the issue: >= 100)")
     p.add_argument("--large-parts", type=int, default=10, help="parts per large repeat (10: 100k decisions)")
-    p.add_argument("--large-repeats", type=int, default=3, help="large repeats (the issue: >= 20)")
+    p.add_argument("--large-repeats", type=int, default=2, help="large repeats (the issue: >= 20)")
     p.add_argument("--truth-episodes", type=int, default=10_000)
     p.add_argument("--mean-length", type=float, default=8.0, help="decisions per episode, to size the logs")
     p.add_argument("--temperature", type=float, default=0.5, help="softmax temperature of the tuned-linear logger")
     p.add_argument("--tuned-budget", default="4x16x100", help="tuned-linear's CEM budget (recorded: 12x24x200)")
     p.add_argument("--ppo"), p.add_argument("--dqn"), p.add_argument("--myopic")
     p.add_argument("--seed", type=int, default=0, help="logging stream seed")
+    p.add_argument("--no-logging", action="store_true", help="use only the finished logs in --out")
     p.add_argument("--scale", type=int, default=0, help="also the scale run on this many decisions")
     p.add_argument("--scale-only", action="store_true")
     p.add_argument("--out", default="bench-ope")
