@@ -135,25 +135,31 @@ def validate(args) -> None:
                   f"{args.truth_episodes:,} on-policy episodes; tuned-linear budget {args.tuned_budget}\n",
                   "cells: mean relative error / 95% CI coverage over repeats\n"]
         for lname, logger in loggers(tl, args.temperature).items():
-            folder = out / f"log-{lname}"
-            if not (folder / "log.json").is_file() and args.no_logging:
-                print(f"no finished log {folder}: skipped (--no-logging)", flush=True)
-                continue
-            if not (folder / "log.json").is_file():
-                t = time.perf_counter()
-                episodes = int(n_parts * args.steps / args.mean_length)
-                info = collect_logs(logger, world, episodes, folder, seed=args.seed, rows_per_part=args.steps,
-                                    progress=False)
-                print(f"logged {lname}: {info['rows']:,} decisions, {info['parts']} parts, "
-                      f"{time.perf_counter() - t:.0f} s", flush=True)
-            parts = LogDataset.open(folder).part_paths[:-1]
-            for size, groups in (("small", [[p] for p in parts[: args.repeats]]),
-                                 ("large", [parts[i * args.large_parts:(i + 1) * args.large_parts]
-                                            for i in range(min(args.large_repeats, len(parts) // args.large_parts))])):
+            # the log of --seed, then --extra-logs more of seeds --seed + 1, ... (other logging streams): their
+            # parts (whole episodes, ~--steps decisions each) are the disjoint repeats
+            folders = []
+            for j in range(1 + args.extra_logs):
+                folder = out / (f"log-{lname}" + (f"-s{args.seed + j}" if j else ""))
+                if not (folder / "log.json").is_file() and args.no_logging:
+                    print(f"no finished log {folder}: skipped (--no-logging)", flush=True)
+                    continue
+                if not (folder / "log.json").is_file():
+                    t = time.perf_counter()
+                    parts_wanted = n_parts if not j else args.large_parts + 1
+                    episodes = int(parts_wanted * args.steps / args.mean_length)
+                    info = collect_logs(logger, world, episodes, folder, seed=args.seed + j,
+                                        rows_per_part=args.steps, progress=False)
+                    print(f"logged {folder.name}: {info['rows']:,} decisions, {info['parts']} parts, "
+                          f"{time.perf_counter() - t:.0f} s", flush=True)
+                folders.append((folder, LogDataset.open(folder).part_paths[:-1]))  # the last part may be short
+            small = [(f, [p]) for f, parts in folders for p in parts][: args.repeats]
+            large = [(f, parts[i * args.large_parts:(i + 1) * args.large_parts]) for f, parts in folders
+                     for i in range(len(parts) // args.large_parts)][: args.large_repeats]
+            for size, groups in (("small", small), ("large", large)):
                 cache = out / f"results-{lname}-{size}.json"
                 rows = json.loads(cache.read_text()) if cache.is_file() else []
                 t = time.perf_counter()
-                for i, group in enumerate(groups):
+                for i, (folder, group) in enumerate(groups):
                     done = {r["policy"] for r in rows if r["repeat"] == i}
                     todo = {k: v for k, v in pols.items() if k not in done}
                     if not todo:
@@ -163,6 +169,7 @@ def validate(args) -> None:
                     cache.write_text(json.dumps(rows))
                     print(f"  {lname} {size} repeat {i + 1}/{len(groups)} ({time.perf_counter() - t:.0f} s)",
                           flush=True)
+                rows = [r for r in rows if r["repeat"] < len(groups)]
                 n_dec = np.mean([r["n_decisions"] for r in rows]) if rows else 0
                 report.append(f"\n## logger {lname}, {len(groups)} repeats of ~{n_dec:,.0f} decisions\n")
                 report.append(summarise(rows, truth))
@@ -230,6 +237,8 @@ def main(argv=None) -> None:
     p.add_argument("--ppo"), p.add_argument("--dqn"), p.add_argument("--myopic")
     p.add_argument("--seed", type=int, default=0, help="logging stream seed")
     p.add_argument("--no-logging", action="store_true", help="use only the finished logs in --out")
+    p.add_argument("--extra-logs", type=int, default=0,
+                   help="more logs per logger (logging seeds --seed + 1, ...), each of --large-parts + 1 parts")
     p.add_argument("--scale", type=int, default=0, help="also the scale run on this many decisions")
     p.add_argument("--scale-only", action="store_true")
     p.add_argument("--out", default="bench-ope")
