@@ -219,3 +219,13 @@ def impute_prices(item_ids: Sequence[str], category: np.ndarray, category_names:
     median = PRICE_BASE * np.exp(PRICE_SIGMA_CAT * hash_normal(list(category_names), "bundlerl-category-price"))
     spread = np.exp(PRICE_SIGMA_ITEM * hash_normal(list(item_ids), "bundlerl-item-price"))
     return np.maximum(np.round(median[np.asarray(category)] * spread, 2), PRICE_FLOOR).astype(np.float32)
+
+
+def check_skip_options(skip_unknown, stats, where: str) -> None:
+    """The ``skip_unknown`` / ``stats`` arguments of the loaders that read baskets or bundles against a catalogue:
+    a bool and ``None`` or a dict (filled in place); else LoaderError naming the argument."""
+    from bundlerl.utils.args import need_instance
+
+    need_instance(skip_unknown, "skip_unknown", where, bool, "True or False", error=LoaderError)
+    if stats is not None:
+        need_instance(stats, "stats", where, dict, "None or a dict to fill with the counts", error=LoaderError)

@@ -8,7 +8,7 @@ import numpy as np
 
 from bundlerl.sim_data.baskets import Baskets
 from bundlerl.sim_data.catalog import Catalog
-from bundlerl.sim_data.loaders._csv import LoaderError, impute_prices, read_table
+from bundlerl.sim_data.loaders._csv import LoaderError, check_skip_options, impute_prices, read_table
 from bundlerl.utils.args import need_instance, need_path, need_str
 
 __all__ = ["load_items_csv", "load_baskets_csv", "load_bundles_csv"]
@@ -87,6 +87,7 @@ def _grouped(path: str | Path, catalog: Catalog, group: str, skip_unknown: bool 
 
     ``skip_unknown``: rows naming an item the catalogue lacks are skipped (and a group left empty dropped) instead
     of raising; counted in ``stats`` (when given) and in one RuntimeWarning."""
+    check_skip_options(skip_unknown, stats, f"load_{group.removesuffix('_id')}s_csv")
     t = read_table(path, [group, "item_id"])
     gids = t.strings(group, nonempty=True, what=group)
     iids = t.strings("item_id", nonempty=True, what="item_id")
