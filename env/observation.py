@@ -30,9 +30,13 @@ import numpy as np
 from gymnasium import spaces
 
 __all__ = [
-    "ACTION_MODES", "PROFILE_KEY", "HISTORY_KEY", "SESSION_KEY", "CANDIDATES_KEY", "MASK_KEY", "OBS_KEYS",
+    "OBSERVATION_VERSION", "ACTION_MODES", "PROFILE_KEY", "HISTORY_KEY", "SESSION_KEY", "CANDIDATES_KEY", "MASK_KEY", "OBS_KEYS",
     "SESSION_FEATURES", "observation_space", "session_features", "project", "build_observation",
 ]
+
+OBSERVATION_VERSION = 1
+"""Version of the observation's definition (keys, shapes, column order, formulas): exported models record it and a
+server refuses a model of another version. Bump it with any change to this module's table or the feature formulas."""
 
 ACTION_MODES = ("bundle", "compose")
 """Action modes: pick one of K candidate bundles, or compose a bundle item by item (K = M + 1, see above). Here,

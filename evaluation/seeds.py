@@ -25,6 +25,8 @@ purpose             seed (entropy)              segment                       us
                                                                               collects logged data yet)
 ``ACTIONS``         as the stream it samples    the stream's purpose          a policy's sampled actions in an
                     for                                                       evaluation (not an env stream)
+``SERVING``         ``bundlerl serve --seed``   the worker's process id       the live service's exploration draws and
+                                                                              impression ids (not an env stream)
 ==================  ==========================  ============================  ===========================================
 """
 
@@ -46,6 +48,7 @@ class Purpose(IntEnum):
     EVALUATE = 4
     LOGGING = 5
     ACTIONS = 6
+    SERVING = 7
 
 
 EVAL_SEED = 0
