@@ -21,8 +21,8 @@ purpose             seed (entropy)              segment                       us
                                                                               ones)
 ``EVALUATE``        ``--seed`` (default 0)      0                             ``bundlerl evaluate`` and quickstart's
                                                                               comparison (``bundlerl.evaluation.compare``)
-``LOGGING``         the caller's seed           0                             logged-data collection (no command
-                                                                              collects logged data yet)
+``LOGGING``         the caller's seed           0                             logged-data collection (``bundlerl log``,
+                                                                              ``bundlerl.evaluation.logs.collect``)
 ``ACTIONS``         as the stream it samples    the stream's purpose          a policy's sampled actions in an
                     for                                                       evaluation (not an env stream)
 ``SERVING``         ``bundlerl serve --seed``   the worker's process id       the live service's exploration draws and

@@ -116,13 +116,13 @@ def load_artifacts(folder: str | os.PathLike, *, check_encoder: bool = True) -> 
     from bundlerl.candidates.complementarity.model import ComplementModel
     from bundlerl.candidates.index import ItemIndex
     from bundlerl.env.config import EnvConfig
-    from bundlerl.env.observation import OBSERVATION_VERSION
+    from bundlerl.serving.export import model_observation_spec
     from bundlerl.sim_data.io import load_catalog
 
     folder = Path(folder)
     manifest = read_manifest(folder)
     try:
-        obs_version = manifest["observation"]["version"]
+        spec = manifest["observation"]
         config = EnvConfig.from_dict(manifest["env_config"])
         encoder = manifest["encoder"]
         policy_spec = manifest["policy"]
@@ -130,9 +130,10 @@ def load_artifacts(folder: str | os.PathLike, *, check_encoder: bool = True) -> 
     except (KeyError, TypeError, ValueError) as err:
         raise ModelFolderError(f"{folder}/manifest.json: a field is missing or invalid ({err}); export the model "
                                "again") from None
-    if obs_version != OBSERVATION_VERSION:
-        raise ModelFolderError(f"{folder}: the model reads observation version {obs_version}, this bundlerl builds "
-                               f"version {OBSERVATION_VERSION}; export it again with this version")
+    here = model_observation_spec(config)
+    if spec != here:
+        raise ModelFolderError(f"{folder}: the model reads observations of spec {spec}, but this bundlerl builds "
+                               f"{here} for its world; export it again with this version")
     if check_encoder:
         from bundlerl.encoders import SentenceEncoder
 

@@ -27,30 +27,15 @@ import numpy as np
 
 from bundlerl.serving.manifest import ModelFolderError, write_manifest
 
-__all__ = ["export_model", "observation_spec"]
+__all__ = ["export_model", "model_observation_spec"]
 
 
-def observation_spec(config) -> dict[str, Any]:
-    """The observation a model of EnvConfig ``config`` reads: version, keys with shapes, column names."""
+def model_observation_spec(config) -> dict[str, Any]:
+    """The observation a model of EnvConfig ``config`` reads (``bundlerl.env.observation.observation_spec``)."""
     from bundlerl.candidates.features import CANDIDATE_FEATURES
-    from bundlerl.env.observation import (
-        CANDIDATES_KEY,
-        HISTORY_KEY,
-        MASK_KEY,
-        OBSERVATION_VERSION,
-        PROFILE_KEY,
-        SESSION_FEATURES,
-        SESSION_KEY,
-    )
+    from bundlerl.env.observation import observation_spec
 
-    P, K, F = config.profile_dim, config.K, len(CANDIDATE_FEATURES)
-    return {
-        "version": OBSERVATION_VERSION,
-        "keys": {PROFILE_KEY: [P], HISTORY_KEY: [P], SESSION_KEY: [len(SESSION_FEATURES)], CANDIDATES_KEY: [K, F],
-                 MASK_KEY: [K]},
-        "session_features": list(SESSION_FEATURES),
-        "candidate_features": list(CANDIDATE_FEATURES),
-    }
+    return observation_spec(config.profile_dim, config.K, len(CANDIDATE_FEATURES))
 
 
 def _prepare(out: Path, overwrite: bool) -> None:
@@ -122,7 +107,7 @@ def export_model(out: str | os.PathLike, *, run_dir: str | os.PathLike | None = 
         "source": source,
         "versions": {**package_versions(), "git": git_info()},
         "env_config": config.to_dict(),
-        "observation": observation_spec(config),
+        "observation": model_observation_spec(config),
         "encoder": {"name": enc.name, "identity": enc.identity, "dim": int(world.observable_catalog.embeddings.shape[1])},
         "policy": policy,
         "mean_price": float(world.mean_price),
