@@ -31,6 +31,8 @@ COMMANDS: tuple[str, ...] = (
     "train",
     "evaluate",
     "quickstart",
+    "export_cmd",
+    "serve_cmd",
 )
 
 #: Exit status of a command stopped by bad input (argparse's own usage errors exit 2 too).

@@ -43,20 +43,22 @@ class FlagType:
 
 
 class Integer(FlagType):
-    """An integer >= ``minimum``."""
+    """An integer >= ``minimum`` (and <= ``maximum`` when given)."""
 
     __name__ = "integer"
 
-    def __init__(self, minimum: int):
+    def __init__(self, minimum: int, maximum: int | None = None):
         self.minimum = int(minimum)
-        self.accepts = f"an integer >= {self.minimum:,}"
+        self.maximum = None if maximum is None else int(maximum)
+        self.accepts = (f"an integer >= {self.minimum:,}" if maximum is None
+                        else f"an integer in [{self.minimum:,}, {self.maximum:,}]")
 
     def __call__(self, text: str) -> int:
         try:
             value = int(str(text).replace("_", ""), 10)
         except ValueError:
             raise self.bad(text, f"not an integer; use {self.accepts}") from None
-        if value < self.minimum:
+        if value < self.minimum or (self.maximum is not None and value > self.maximum):
             raise self.bad(text, f"use {self.accepts}")
         return value
 

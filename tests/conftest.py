@@ -43,3 +43,16 @@ def pytest_sessionfinish(session, exitstatus):
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
         print(f"\nERROR: top-level modules loaded during the suite: {loaded}; import them as bundlerl.<room>",
               file=sys.stderr)
+
+
+@pytest.fixture(scope="session")
+def served_model(tmp_path_factory):
+    """An exported model folder (untrained PPO on the real small world, ONNX) shared by the serving tests; tests
+    that write to it (item store, journals) copy it first."""
+    from _serving import small_run_dir
+
+    from bundlerl.serving.export import export_model
+
+    tmp = tmp_path_factory.mktemp("served")
+    run = small_run_dir(tmp / "runs", "ppo")
+    return export_model(tmp / "model", run_dir=run, progress=False)
