@@ -27,6 +27,7 @@ import os
 import secrets
 import threading
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -56,7 +57,7 @@ API_KEY_ENV = "BUNDLERL_API_KEY"
 MAX_BODY = 256 * 1024
 """Default request size limit in bytes (a full request with 200 events is about 20 kB)."""
 
-_ERRORS = {413: {"model": ErrorOut}, 422: {"model": ErrorOut}}
+_ERRORS = {400: {"model": ErrorOut}, 413: {"model": ErrorOut}, 422: {"model": ErrorOut}}
 _WRITE_ERRORS = {401: {"model": ErrorOut}, 403: {"model": ErrorOut}, **_ERRORS}
 
 
@@ -108,6 +109,10 @@ async def _too_large(send, limit: int):
     await send({"type": "http.response.body", "body": body})
 
 
+class ServingWarning(UserWarning):
+    """Something the service works around (a damaged item-store version); the message says what."""
+
+
 class ServerState:
     """One worker's model, journal and item-store version (see the module docstring)."""
 
@@ -123,15 +128,22 @@ class ServerState:
         self.base = load_artifacts(model_dir)
         self.items_version = self.store.version()
         self.rec = Recommender(self.base.with_items(self.store.read()), seed=seed, stream=os.getpid())
+        self.rec.encoder.encode(["warm up the text encoder"])  # loaded before /readyz says ready, not on a request
         self.journal = Journal(log_dir, fsync=fsync)
         self.salt = load_salt(log_dir)
         self.started = time.time()
 
     def refresh(self) -> None:
-        """Reload the item store when another worker (or this one) committed a new version."""
+        """Reload the item store when another worker (or this one) committed a new version. A version that does not
+        load (damaged on disk) keeps the items served so far, with a warning, and is retried on the next request."""
         v = self.store.version()
         if v != self.items_version:
-            self.rec.art = self.base.with_items(self.store.read())
+            try:
+                self.rec.art = self.base.with_items(self.store.read())
+            except BundlerlError as err:
+                warnings.warn(f"item store version {v} does not load ({err}); serving the items of version "
+                              f"{self.items_version}", ServingWarning, stacklevel=2)
+                return
             self.items_version = v
 
 
@@ -255,6 +267,13 @@ def create_app(model_dir: str | os.PathLike, *, log_dir: str | os.PathLike | Non
         texts = [f"{it.title}. {it.description}" if it.description.strip() else it.title for it in new]
         with s.lock:
             emb = np.asarray(s.rec.encoder.encode(texts), np.float32)
+            s.refresh()
+            have = s.store.read()
+            from bundlerl.serving.item_store import ItemBatch
+
+            # the extended model must build before anything is committed: a bad item is a 422, never a broken store
+            s.base.with_items(ItemBatch(have.items + new, np.concatenate([have.embeddings.reshape(-1, emb.shape[1]),
+                                                                          emb]), have.version))
             version = s.store.add(new, emb)
             s.refresh()
         return {"version": version, "added": ids}
@@ -283,7 +302,7 @@ def create_app(model_dir: str | os.PathLike, *, log_dir: str | os.PathLike | Non
         return {"version": art.version, "created": m["created"], "source": m["source"], "policy": m["policy"],
                 "K": art.config.K, "K_max": art.config.K_max, "n_items": int(art.catalog.n_items),
                 "n_cold_items": int(art.catalog.n_items - art.n_base_items), "item_store_version": s.items_version,
-                "observation": m["observation"], "encoder": m["encoder"]}
+                "observation": m["observation"], "encoder": m["encoder"], "worker": os.getpid()}
 
     return app
 

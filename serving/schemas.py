@@ -15,7 +15,7 @@ __all__ = ["EventIn", "ExplorationIn", "RecommendIn", "ItemOut", "BundleOut", "R
            "FeedbackIn", "Ack", "NewItemIn", "ItemsIn", "ItemsOut", "ErrorOut", "LIMITS"]
 
 LIMITS = {"events": 200, "exclude": 200, "text": 2000, "id": 64, "batch": 32, "items": 100, "k": 64,
-          "money": 1e7, "time": 1e11}
+          "money": 1e7, "time": 1e11, "min_price": 0.01}
 """The largest list sizes, string lengths and values a body may hold."""
 
 Id = Field(min_length=1, max_length=LIMITS["id"], pattern=r"^[^\x00-\x1f]+$")
@@ -108,7 +108,7 @@ class NewItemIn(_Body):
     id: str = Id
     title: str = Field(min_length=1, max_length=300, pattern=r"\S")
     description: str = Field(default="", max_length=LIMITS["text"])
-    price: float = Field(gt=0, le=LIMITS["money"])
+    price: float = Field(ge=LIMITS["min_price"], le=LIMITS["money"])
     category: str | None = Field(default=None, min_length=1, max_length=200)
 
 
