@@ -110,6 +110,7 @@ def test_baseline_export_serves_the_baseline(tmp_path, observations):
         export_model(out, baseline="random", preset="small")
 
 
+@pytest.mark.slow
 def test_cli_export_and_its_errors(tmp_path):
     run = small_run_dir(tmp_path / "runs", "dqn")
     r = run_cli("export", str(run), "--out", str(tmp_path / "m"), "--no-progress", timeout=300)
