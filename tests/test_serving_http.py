@@ -226,10 +226,10 @@ def _fuzz(url: str, per_operation: int) -> int:
 
 def test_fuzz_the_openapi_schema_no_5xx_no_schema_violation(live):
     url, _ = live
-    assert _fuzz(url, per_operation=12) >= 120
+    assert _fuzz(url, per_operation=12) >= 100
 
 
 @pytest.mark.slow
 def test_fuzz_the_openapi_schema_with_over_a_thousand_cases(model_copy):
     with server(model_copy) as (url, proc):
-        assert _fuzz(url, per_operation=110) >= 1000
+        assert _fuzz(url, per_operation=125) >= 1000
