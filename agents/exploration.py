@@ -6,6 +6,8 @@ off-policy estimators can reweight its logs (``bundlerl.evaluation.ope``). Each 
   (``base.scores(obs)`` when it has them, e.g. the linear baselines; else ``log pi``, so that ``T = 1`` is the base);
 - :class:`PropensityFloor`: ``(1 - p) * pi + p * uniform(valid)``: every valid candidate gets at least ``p / n_valid``.
 
+and the opposite, for evaluating a stochastic policy's deterministic form: :class:`Greedy` (one-hot on ``argmax pi``).
+
 Rows with no valid candidate stay uniform over all K (the Policy protocol's rule).
 """
 
@@ -16,7 +18,7 @@ import numpy as np
 from bundlerl.agents.policy import Observation, Policy, PolicyError, check_probabilities, greedy_probabilities
 from bundlerl.env.observation import MASK_KEY
 
-__all__ = ["EpsilonGreedy", "Softmax", "PropensityFloor", "uniform_valid", "exploring"]
+__all__ = ["EpsilonGreedy", "Softmax", "PropensityFloor", "Greedy", "uniform_valid", "exploring"]
 
 
 def uniform_valid(mask: np.ndarray) -> np.ndarray:
@@ -97,6 +99,18 @@ class PropensityFloor(_Wrapper):
 
     def action_probabilities(self, obs: Observation) -> np.ndarray:
         return (1 - self.floor) * self._base_probs(obs) + self.floor * uniform_valid(obs[MASK_KEY])
+
+
+class Greedy(_Wrapper):
+    """The base policy's most probable valid candidate with probability 1 (ties -> lowest index): what
+    ``act(deterministic=True)`` plays, as a distribution (a deterministic target for off-policy evaluation)."""
+
+    def __init__(self, base: Policy):
+        super().__init__(base)
+        self.name = f"{base.name}:greedy"
+
+    def action_probabilities(self, obs: Observation) -> np.ndarray:
+        return greedy_probabilities(self._base_probs(obs), obs[MASK_KEY])
 
 
 def exploring(base: Policy, *, epsilon: float | None = None, temperature: float | None = None,

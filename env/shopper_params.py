@@ -14,7 +14,11 @@ from dataclasses import dataclass
 
 from bundlerl.utils.errors import BundlerlError
 
-__all__ = ["ShopperParams", "ShopperParamsError"]
+__all__ = ["ShopperParams", "ShopperParamsError", "SHOPPER_VERSION"]
+
+SHOPPER_VERSION = 1
+"""Version of the shopper model's equations (``bundlerl.env.shopper``): bump it with every change of behaviour, so
+that what is cached on the simulator's answers (tuned-linear fits, ``bundlerl.evaluation.tuning``) is fitted again."""
 
 
 class ShopperParamsError(BundlerlError):

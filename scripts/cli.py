@@ -33,6 +33,8 @@ COMMANDS: tuple[str, ...] = (
     "quickstart",
     "export_cmd",
     "serve_cmd",
+    "log_cmd",
+    "ope",
 )
 
 #: Exit status of a command stopped by bad input (argparse's own usage errors exit 2 too).

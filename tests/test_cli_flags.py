@@ -47,6 +47,8 @@ def _bad_values(action: argparse.Action, tmp: Path) -> list[str]:
         return ["novalue", "=3", "no_such_field=1", ""]
     if getattr(t, "__qualname__", "").startswith("names_type."):
         return ["psychic", "random,psychic"]
+    if getattr(t, "bad_examples", None):  # a FlagType that names the values it must refuse
+        return list(t.bad_examples)
     pytest.fail(f"{'/'.join(action.option_strings) or action.metavar}: no validating type ({t!r}); give it a "
                 "bundlerl.scripts.flags.FlagType, choices or names_type")
 

@@ -174,3 +174,11 @@ def test_random_logger_propensities(tmp_path):
     (part,) = list(LogDataset.open(tmp_path).parts())
     m = part.columns["action_mask"]
     np.testing.assert_allclose(part.columns["pscore"], 1.0 / m.sum(axis=1))
+
+
+def test_parts_are_cut_at_context_boundaries(tmp_path):
+    data = rows(n_episodes=10, length=3)
+    write(tmp_path, data, truth=True, rows_per_part=7)  # 7 rows -> cut after 9 (3 whole episodes)
+    ds = LogDataset.open(tmp_path)
+    sizes = [p.n for p in ds.parts(truth=True)]
+    assert sizes == [9, 9, 9, 3]

@@ -109,7 +109,7 @@ def collect_logs(policy: Policy, preset="default", n_episodes: int = 1000, out: 
                 if dones.any():
                     step_no[dones] = 0
                     policy.reset(np.flatnonzero(dones))
-                if pending_rows >= rows_per_part or not (done_count < quota).any():
+                if pending_rows >= min(rows_per_part, 4096) or not (done_count < quota).any():
                     pending, pending_rows = _emit_complete(pending, writer)
         info = {"policy": policy.name, "preset": venv.config.name, "stream": stream_label(stream),
                 "seed": int(stream.entropy), "episodes": int(n_episodes), "rows": writer.rows_written,

@@ -39,6 +39,10 @@ column                 type                  content
 ``truncated``          bool (nullable)       the horizon ended the context after it (null: unknown)
 =====================  ====================  =========================================================================
 
+Served traffic writes the same schema: keep a session's decisions together and hand them to the writer when the
+session ends (a part holds whole contexts, each in step order from 0: the loader checks it, and the per-trajectory
+estimators need it); leave ``terminated`` / ``truncated`` null where the service cannot know them.
+
 Each part file's Arrow schema metadata holds ``bundlerl.log`` = JSON ``{"schema_version", "obs_spec"}``
 (``bundlerl.env.observation.observation_spec``) and the sizes above; every part of a log has the same.
 """

@@ -74,8 +74,8 @@ class LogWriter:
 
     :param out: the log folder (created); parts already there are kept and new ones numbered after them.
     :param dims: the sizes of the array columns. :param obs_spec: ``bundlerl.env.observation.observation_spec``.
-    :param rows_per_part: a part is written once this many rows are buffered (whole contexts only: a context never
-        spans two parts, which the per-trajectory estimators rely on).
+    :param rows_per_part: a part is written once this many rows are buffered, cut at the next context boundary
+        (whole contexts only: a context never spans two parts, which the per-trajectory estimators rely on).
     :param truth: also write ``truth/`` parts (:meth:`write` then needs ``expected_reward``).
 
     Use as a context manager (``close`` writes what is buffered).
@@ -110,8 +110,27 @@ class LogWriter:
             self._truth_buf.append(er)
         self._buf.append(table)
         self._buffered += table.num_rows
-        if self._buffered >= self.rows_per_part:
-            self.flush()
+        while self._buffered >= self.rows_per_part:
+            if not self._flush_some():
+                break
+
+    def _flush_some(self) -> bool:
+        """Write about ``rows_per_part`` buffered rows as one part: cut at the first context boundary at or after
+        ``rows_per_part`` rows (whole contexts stay in one part); False when no such cut exists yet."""
+        table = pa.concat_tables(self._buf)
+        ctx = table.column("context_id").to_numpy()
+        cuts = np.flatnonzero(ctx[1:] != ctx[:-1]) + 1
+        cuts = cuts[cuts >= self.rows_per_part]
+        if not cuts.size or np.isin(ctx[cuts[0]:], ctx[:cuts[0]]).any():
+            return False
+        cut = int(cuts[0])
+        er = np.concatenate(self._truth_buf) if self.truth else None
+        self._buf, self._buffered = [table.slice(0, cut)], cut
+        self._truth_buf = [er[:cut]] if self.truth else []
+        self.flush()
+        self._buf, self._buffered = [table.slice(cut)], table.num_rows - cut
+        self._truth_buf = [er[cut:]] if self.truth else []
+        return True
 
     def flush(self) -> None:
         """Write the buffered rows as one part (nothing when empty)."""
