@@ -102,6 +102,10 @@ def _policy(folder: Path, spec: dict[str, Any]):
         return OnnxPolicy(folder / spec["file"], spec["output"], name=spec.get("name", "onnx"))
     if kind == "baseline":
         return make_baseline(spec["name"], np.random.default_rng(0))
+    if kind == "tuned-linear":
+        from bundlerl.agents.tuned_linear import TunedLinearPolicy
+
+        return TunedLinearPolicy.load(folder / spec["file"])
     raise ModelFolderError(f"{folder}/manifest.json: unknown policy kind {kind!r}; export the model again")
 
 

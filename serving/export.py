@@ -49,16 +49,19 @@ def _prepare(out: Path, overwrite: bool) -> None:
 
 
 def export_model(out: str | os.PathLike, *, run_dir: str | os.PathLike | None = None, which: str = "best",
-                 baseline: str | None = None, preset: str = "small", overwrite: bool = False,
-                 progress: bool | None = None) -> Path:
-    """Export a run's policy (``run_dir``, model ``which``) or a baseline (``baseline`` on world ``preset``) with
-    its world to the folder ``out``; returns ``out``.
+                 baseline: str | None = None, preset="small", weights: str | os.PathLike | None = None,
+                 overwrite: bool = False, progress: bool | None = None) -> Path:
+    """Export a run's policy (``run_dir``, model ``which``) or an observable baseline (``baseline`` on world
+    ``preset``, a preset name or EnvConfig) with its world to the folder ``out``; returns ``out``.
+
+    ``baseline="tuned-linear"`` exports tuned-linear's weights as ``tuned_linear.json``: those of the file
+    ``weights`` when given, else the world's cached fit (fitted now with the recorded budget when there is none).
 
     :raises ModelFolderError: both or neither of ``run_dir`` / ``baseline``, or ``out`` not empty (without
         ``overwrite``). Run-directory, world and policy errors propagate (all BundlerlError).
     """
-    from bundlerl.agents.baselines import BASELINES
     from bundlerl.agents.policy import check_name
+    from bundlerl.agents.tuned_linear import OBSERVABLE_POLICIES, TUNED_LINEAR
     from bundlerl.encoders import SentenceEncoder
     from bundlerl.env.config import get_config
     from bundlerl.env.world import build_world
@@ -82,7 +85,9 @@ def export_model(out: str | os.PathLike, *, run_dir: str | os.PathLike | None = 
         source = {"kind": "run", "run_dir": str(Path(run_dir).resolve()), "model": which,
                   "model_file": model_path.name, "algo": rd.algo}
     else:
-        check_name(baseline, BASELINES, "baseline")
+        check_name(baseline, OBSERVABLE_POLICIES, "baseline")
+        if weights is not None and baseline != TUNED_LINEAR:
+            raise ModelFolderError(f"--weights goes with --baseline {TUNED_LINEAR}, not {baseline}")
         config, model = get_config(preset), None
         source = {"kind": "baseline", "baseline": baseline, "preset": config.name}
     world = build_world(config, progress=progress)
@@ -98,6 +103,17 @@ def export_model(out: str | os.PathLike, *, run_dir: str | os.PathLike | None = 
 
         kind = export_onnx(model, out / "policy.onnx")
         policy = {"kind": "onnx", "file": "policy.onnx", "output": kind, "name": f"{rd.algo} ({which})"}
+    elif baseline == TUNED_LINEAR:
+        from bundlerl.agents.tuned_linear import TunedLinearPolicy
+
+        if weights is not None:
+            tuned = TunedLinearPolicy.load(weights)
+        else:
+            from bundlerl.evaluation.tuning import tuned_linear
+
+            tuned = tuned_linear(config, log=lambda m: None)
+        tuned.save(out / "tuned_linear.json")
+        policy = {"kind": "tuned-linear", "file": "tuned_linear.json", "name": TUNED_LINEAR}
     else:
         policy = {"kind": "baseline", "name": baseline}
     enc = SentenceEncoder()

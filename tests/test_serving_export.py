@@ -110,6 +110,22 @@ def test_baseline_export_serves_the_baseline(tmp_path, observations):
         export_model(out, baseline="random", preset="small")
 
 
+def test_tuned_linear_exports_its_weights_as_json(tmp_path, observations):
+    from bundlerl.agents.tuned_linear import TunedLinearPolicy, feature_names
+    from bundlerl.serving.artifacts import load_artifacts
+    from bundlerl.serving.export import export_model
+
+    w = np.random.default_rng(0).normal(size=len(feature_names()))
+    TunedLinearPolicy(w).save(tmp_path / "w.json")
+    out = export_model(tmp_path / "tl", baseline="tuned-linear", weights=tmp_path / "w.json", progress=False)
+    art = load_artifacts(out)
+    assert art.manifest["policy"]["kind"] == "tuned-linear" and "tuned_linear.json" in art.manifest["files"]
+    np.testing.assert_array_equal(art.policy.action_probabilities(observations),
+                                  TunedLinearPolicy(w).action_probabilities(observations))
+    with pytest.raises(ModelFolderError, match="--weights goes with"):
+        export_model(tmp_path / "x", baseline="random", weights=tmp_path / "w.json")
+
+
 @pytest.mark.slow
 def test_cli_export_and_its_errors(tmp_path):
     run = small_run_dir(tmp_path / "runs", "dqn")
