@@ -115,9 +115,15 @@ def read_journal(log_dir: str | os.PathLike) -> Iterator[dict[str, Any]]:
         del tail  # unacknowledged: the writer was killed mid-line
 
 
-def journal_to_log(log_dir: str | os.PathLike, out: str | os.PathLike, artifacts) -> int:
+def journal_to_log(log_dir: str | os.PathLike, out: str | os.PathLike, artifacts, *,
+                   truth: "dict[str, np.ndarray] | None" = None) -> int:
     """Write the impressions of the journals in ``log_dir`` (joined with their feedback) to the offline-evaluation
-    log folder ``out`` (Parquet parts, ``bundlerl.evaluation.logs``); returns the number of rows written."""
+    log folder ``out`` (Parquet parts, ``bundlerl.evaluation.logs``); returns the number of rows written.
+
+    :param truth: SIMULATOR TRUTH, for validation only (:mod:`bundlerl.serving.shoppers`): impression id -> (K,)
+        expected reward of each candidate for the shopper's hidden state, written to the log's ``truth/``; then every
+        impression needs one (a LogError otherwise).
+    """
     from bundlerl.env.reward import reward
     from bundlerl.evaluation.logs.schema import Dims
     from bundlerl.evaluation.logs.writer import LogWriter
@@ -164,6 +170,14 @@ def journal_to_log(log_dir: str | os.PathLike, out: str | os.PathLike, artifacts
                 bought[i, slot] = pos
     rows.update(click=click, n_bought=n_bought, revenue=revenue, bought_items=bought,
                 reward=reward(click, n_bought, revenue, cfg.reward_weights(), artifacts.mean_price))
-    with LogWriter(out, dims, spec) as w:
-        w.write(rows)
+    expected = None
+    if truth is not None:
+        from bundlerl.evaluation.logs.schema import LogError
+
+        missing = [r["impression_id"] for r in recs if r["impression_id"] not in truth]
+        if missing:
+            raise LogError(f"no ground truth for impression {missing[0]!r} ({len(missing)} in all)")
+        expected = np.array([truth[r["impression_id"]] for r in recs], np.float64)
+    with LogWriter(out, dims, spec, truth=truth is not None) as w:
+        w.write(rows, expected)
     return n

@@ -72,6 +72,7 @@ class BundleOut(BaseModel):
     propensity: float
     reason: str
     scores: dict[str, float]
+    candidate: int = Field(description="index of this bundle among the impression's K candidates (as logged)")
 
 
 class RecommendOut(BaseModel):
