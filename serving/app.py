@@ -161,9 +161,7 @@ def _to_request(body: RecommendIn, K: int, where: str) -> UserRequest:
 
 def _answer(rec) -> dict:
     return {"impression_id": rec.impression_id, "model_version": rec.model_version,
-            "bundles": [{"items": b.items, "price": b.price, "discount": b.discount, "score": b.score,
-                         "propensity": b.propensity, "reason": b.reason, "scores": b.scores, "candidate": b.candidate}
-                        for b in rec.bundles]}
+            "bundles": rec.bundles}
 
 
 def _impression_record(rec, req: UserRequest, salt: bytes) -> dict:

@@ -1,17 +1,15 @@
-"""Exploration of the live service: the distribution a served impression is drawn from, and the ranked list.
+"""Exploration of the live service: one request's settings, its exploring distribution, and the ranked list of k.
 
-From the policy's action probabilities ``p`` (N, K) over the valid candidates (mask ``m``):
+The distribution is the policy wrapped by ``bundlerl.agents.exploration.exploring``, the same exploration
+``bundlerl log`` logs with: epsilon-greedy (``(1 - ε) onehot(argmax π) + ε uniform(valid)``) **or** a softmax at
+temperature ``T`` (over the policy's own scores when it has them, else ``log π``), then a propensity floor ``f``
+(``(1 - f) p + f uniform(valid)``: every valid candidate keeps at least ``f / n_valid``). Without settings it is the
+policy's own distribution.
 
-1. temperature ``T`` > 0: ``p_k ∝ p_k^(1/T)`` over valid k (T = 1 leaves p as is; T > 1 flattens it, and a one-hot
-   policy stays one-hot: zero mass stays zero, which step 2 or 3 fixes);
-2. epsilon ``ε`` in [0, 1]: ``p ← (1 - ε) p + ε / n_valid`` on valid k;
-3. propensity floor ``f`` in [0, 1 / n_valid]: ``p ← f + (1 - n_valid f) p`` on valid k, so every valid candidate
-   has probability >= f exactly (a floor above 1 / n_valid gives the uniform distribution).
-
-Each step keeps rows summing to 1 and zero off the mask. The ranked list of ``k`` bundles: slot 1 is **drawn** from
-the final distribution (that draw is the logged action, its probability the logged propensity: off-policy
-evaluation treats an impression as showing its slot-1 bundle); slots 2..k are the other valid candidates by
-decreasing probability (ties: lower candidate index first), a deterministic function of the draw.
+The ranked list of ``k`` bundles: slot 1 is **drawn** from that distribution (the draw is the logged action and its
+probability the logged propensity; off-policy evaluation treats an impression as showing its slot-1 bundle); slots
+2..k are the other valid candidates by decreasing probability (ties: lower candidate index first), a deterministic
+function of the draw.
 """
 
 from __future__ import annotations
@@ -20,53 +18,47 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from bundlerl.utils.errors import BundlerlError
+from bundlerl.agents.policy import Policy, PolicyError
 
-__all__ = ["Exploration", "explore", "ranked_slots"]
+__all__ = ["Exploration", "exploring_probabilities", "ranked_slots"]
 
 
 @dataclass(frozen=True)
 class Exploration:
-    """Exploration settings of one request (see the module docstring): ``epsilon`` in [0, 1], ``temperature`` > 0,
-    ``floor`` in [0, 1]."""
+    """One request's exploration: ``epsilon`` in [0, 1] or ``temperature`` > 0 (not both), and ``floor`` in [0, 1];
+    None: not used. :raises PolicyError: both epsilon and temperature, or a value out of range."""
 
-    epsilon: float = 0.0
-    temperature: float = 1.0
-    floor: float = 0.0
+    epsilon: float | None = None
+    temperature: float | None = None
+    floor: float | None = None
 
     def __post_init__(self):
-        for name, v, ok in (("epsilon", self.epsilon, 0.0 <= self.epsilon <= 1.0),
-                            ("temperature", self.temperature, 0.0 < self.temperature <= 1e3),
-                            ("floor", self.floor, 0.0 <= self.floor <= 1.0)):
-            if not (np.isfinite(v) and ok):
-                raise BundlerlError(f"exploration.{name}={v!r} is out of range: epsilon in [0, 1], temperature in "
-                                    "(0, 1000], floor in [0, 1]")
+        from bundlerl.agents.exploration import exploring
+
+        exploring(_Check(), **self.settings())  # the wrappers' own validation
+
+    def settings(self) -> dict[str, float]:
+        return {k: v for k, v in (("epsilon", self.epsilon), ("temperature", self.temperature),
+                                  ("floor", self.floor)) if v is not None}
 
 
-def explore(probs: np.ndarray, mask: np.ndarray, x: Exploration) -> np.ndarray:
-    """(N, K) float64 exploring distribution from policy probabilities ``probs`` (N, K) and the (N, K) mask.
+class _Check(Policy):
+    """A stand-in base for validating settings without a policy."""
 
-    Rows with no valid candidate are returned unchanged (the caller shows nothing for them)."""
-    p = np.asarray(probs, np.float64).copy()
-    valid = np.asarray(mask) > 0
-    n_valid = valid.sum(axis=1, keepdims=True)
-    ok = n_valid[:, 0] > 0
-    p = np.where(valid, p, 0.0)
-    if x.temperature != 1.0:
-        with np.errstate(divide="ignore"):
-            z = np.where(valid & (p > 0), np.log(np.maximum(p, 1e-300)) / x.temperature, -np.inf)
-        z = z - np.where(np.isfinite(z).any(axis=1, keepdims=True), z.max(axis=1, keepdims=True, initial=-np.inf,
-                                                                             where=np.isfinite(z)), 0.0)
-        e = np.where(np.isfinite(z), np.exp(z), 0.0)
-        p = e / np.maximum(e.sum(axis=1, keepdims=True), 1e-300)
-    uniform = np.where(valid, 1.0 / np.maximum(n_valid, 1), 0.0)
-    if x.epsilon > 0:
-        p = (1 - x.epsilon) * p + x.epsilon * uniform
-    if x.floor > 0:
-        room = 1.0 - n_valid * x.floor
-        p = np.where(room >= 0, x.floor * valid + np.maximum(room, 0.0) * p, uniform)
-    p = p / np.maximum(p.sum(axis=1, keepdims=True), 1e-300)
-    return np.where(ok[:, None], p, probs)
+    name = "check"
+
+    def action_probabilities(self, obs):  # pragma: no cover - never called
+        raise NotImplementedError
+
+
+def exploring_probabilities(policy, obs, policy_probs: np.ndarray, x: Exploration) -> np.ndarray:
+    """(N, K) exploring distribution of ``policy`` on the observation batch ``obs`` for settings ``x``;
+    ``policy_probs`` (the policy's own (N, K) probabilities) when there are none."""
+    from bundlerl.agents.exploration import exploring
+
+    if not x.settings():
+        return policy_probs
+    return exploring(policy, **x.settings()).action_probabilities(obs)
 
 
 def ranked_slots(p: np.ndarray, mask: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
@@ -76,8 +68,11 @@ def ranked_slots(p: np.ndarray, mask: np.ndarray, k: int, rng: np.random.Generat
     out = np.full(k, -1, dtype=np.int64)
     if valid.size == 0:
         return out
-    pv = p[valid] / p[valid].sum()
-    first = int(valid[min(int(np.searchsorted(np.cumsum(pv), rng.random() * pv.sum(), side="right")), valid.size - 1)])
+    pv = np.asarray(p, np.float64)[valid]
+    if not pv.sum() > 0:
+        raise PolicyError("the exploring distribution has no mass on a valid candidate")
+    cdf = np.cumsum(pv / pv.sum())
+    first = int(valid[min(int(np.searchsorted(cdf, rng.random(), side="right")), valid.size - 1)])
     rest = [int(c) for c in valid[np.lexsort((valid, -p[valid]))] if c != first]
     chosen = [first, *rest][:k]
     out[: len(chosen)] = chosen

@@ -20,37 +20,20 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from bundlerl.env.candidate_cache import build_pools
 from bundlerl.env.event_log import EventLog
 from bundlerl.env.observation import build_observation, project
-from bundlerl.serving.exploration import explore, ranked_slots
+from bundlerl.serving.exploration import exploring_probabilities, ranked_slots
 from bundlerl.serving.reasons import reasons_for
+from bundlerl.serving.schemas import BundleOut
 from bundlerl.serving.user_state import UnknownItemError, UserRequest, to_steps
 
-__all__ = ["Recommender", "Recommendation", "ServedBundle"]
+__all__ = ["Recommender", "Recommendation"]
 
 _TEXT_MEMO = 4096  # profile vectors kept per process (the encoder's cost is per distinct text)
-
-
-@dataclass
-class ServedBundle:
-    """One ranked bundle: ``items`` (id, title, price) dicts, ``price`` (discounted bundle price), ``discount``
-    (fraction), ``score`` (the policy's probability of this candidate), ``propensity`` (its probability under the
-    exploring distribution; slot 1's is the logged propensity), ``reason`` and the ``scores`` behind it,
-    ``candidate`` (its index among the K candidates)."""
-
-    items: list[dict[str, Any]]
-    price: float
-    discount: float
-    score: float
-    propensity: float
-    reason: str
-    scores: dict[str, float]
-    candidate: int
 
 
 @dataclass
@@ -63,7 +46,10 @@ class Recommendation:
     """
 
     impression_id: str
-    bundles: list[ServedBundle]
+    bundles: list[BundleOut]
+    """The ranked bundles (``bundlerl.serving.schemas.BundleOut``: items (id, title, price), discounted bundle price,
+    discount, ``score`` the policy's probability, ``propensity`` the exploring distribution's (slot 1's is the
+    logged propensity), reason and the scores behind it, ``candidate`` its index among the K candidates)."""
     model_version: str
     observation: dict[str, np.ndarray]
     probabilities: np.ndarray
@@ -204,7 +190,8 @@ class Recommender:
         disc = art.builder.disc
         price = art.catalog.price
         for i, r in enumerate(requests):
-            p = explore(policy_p[i:i + 1], mask[i:i + 1], r.exploration)[0]
+            row = {key: v[i:i + 1] for key, v in obs.items()}
+            p = exploring_probabilities(art.policy, row, policy_p[i:i + 1], r.exploration)[0]
             slots = ranked_slots(p, mask[i], int(r.k), self.rng)
             chosen = slots[slots >= 0]
             clicked = [it for s in steps[i] if s.click for it in s.shown]
@@ -216,7 +203,7 @@ class Recommender:
             for c, (reason, scores) in zip(chosen.tolist(), reasons):
                 members = items[i, c][items[i, c] >= 0]
                 d = float(disc[members.size])
-                bundles.append(ServedBundle(
+                bundles.append(BundleOut(
                     items=[{"id": str(art.catalog.item_ids[m]), "title": str(art.catalog.titles[m]),
                             "price": round(float(price[m]), 2)} for m in members.tolist()],
                     price=round(float(price[members].sum()) * (1 - d), 2), discount=d, score=float(policy_p[i, c]),

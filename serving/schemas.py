@@ -36,11 +36,12 @@ class EventIn(_Body):
 
 
 class ExplorationIn(_Body):
-    """Exploration: epsilon-greedy share, softmax temperature, propensity floor (bundlerl.serving.exploration)."""
+    """Exploration (bundlerl.serving.exploration): epsilon-greedy share or softmax temperature (not both), then a
+    propensity floor (the uniform share mixed in); absent: the policy's own distribution."""
 
-    epsilon: float = Field(default=0.0, ge=0, le=1)
-    temperature: float = Field(default=1.0, gt=0, le=1000)
-    floor: float = Field(default=0.0, ge=0, le=1)
+    epsilon: float | None = Field(default=None, ge=0, le=1)
+    temperature: float | None = Field(default=None, gt=0, le=1000)
+    floor: float | None = Field(default=None, ge=0, le=1)
 
 
 class RecommendIn(_Body):
@@ -56,6 +57,8 @@ class RecommendIn(_Body):
 
 
 class ItemOut(BaseModel):
+    """An item as served: catalogue id, title, list price."""
+
     id: str
     title: str
     price: float

@@ -42,12 +42,12 @@ def test_recommend_batch_feedback_and_reads(live):
     body = {"user_id": "alice", "profile_text": "camping and hiking", "k": 3,
             "events": [{"item_id": "SKU0000004", "kind": "view", "timestamp": 1},
                        {"item_id": "SKU0000004", "kind": "purchase", "timestamp": 1, "price": 9.5}],
-            "exploration": {"epsilon": 0.1, "floor": 0.01}}
+            "exploration": {"epsilon": 0.1, "floor": 0.03}}
     r = C.post(f"{url}/v1/recommend", json=body)
     assert r.status_code == 200, r.text
     out = r.json()
     assert len(out["bundles"]) == 3 and out["model_version"].startswith("run-")
-    assert all(b["propensity"] >= 0.01 and b["reason"] and b["items"] for b in out["bundles"])
+    assert all(b["propensity"] >= 0.03 / 8 and b["reason"] and b["items"] for b in out["bundles"])
     r = C.post(f"{url}/v1/recommend/batch", json={"requests": [body, {}, {"profile_text": "pens"}]})
     assert r.status_code == 200 and len(r.json()["results"]) == 3
     shown = out["bundles"][0]["items"][0]["id"]
@@ -76,6 +76,7 @@ def test_recommend_batch_feedback_and_reads(live):
     ('{"exclude": ["nope"]}', 422, "exclude[0]='nope'"),
     ('{"price_cap": -1}', 422, "greater than 0"),
     ('{"exploration": {"epsilon": 2}}', 422, "less than or equal to 1"),
+    ('{"exploration": {"epsilon": 0.1, "temperature": 2}}', 422, "not both"),
     ('{"surprise": 1}', 422, "Extra inputs"),
     ('{"profile_text": "' + "x" * 300_000 + '"}', 413, "over 262144 bytes"),
 ])
@@ -162,7 +163,7 @@ def test_a_torn_last_line_is_dropped_and_a_damaged_one_refused(tmp_path):
 def test_the_journal_is_an_offline_evaluation_log(live):
     from bundlerl.evaluation.logs.loader import LogDataset
     from bundlerl.serving.artifacts import load_artifacts
-    from bundlerl.serving.exploration import Exploration, explore
+    from bundlerl.serving.exploration import Exploration, exploring_probabilities
     from bundlerl.serving.journal import Journal, journal_to_log, read_journal
 
     url, folder = live
@@ -182,7 +183,7 @@ def test_the_journal_is_an_offline_evaluation_log(live):
     part = next(ds.parts())
     c = part.columns
     # what off-policy evaluation needs: the logged observation gives back the logged distribution
-    again = explore(art.policy.action_probabilities(part.observation()), c["action_mask"], Exploration(epsilon=0.3))
+    again = exploring_probabilities(art.policy, part.observation(), None, Exploration(epsilon=0.3))
     np.testing.assert_allclose(c["action_prob"], again, atol=1e-6)
     np.testing.assert_allclose(c["pscore"], c["action_prob"][np.arange(part.n), c["action"]])
 

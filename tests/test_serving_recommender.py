@@ -11,7 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bundlerl.serving.exploration import Exploration, explore, ranked_slots
+from bundlerl.agents.policy import Policy, PolicyError
+from bundlerl.serving.exploration import Exploration, exploring_probabilities, ranked_slots
 from bundlerl.serving.user_state import Event, UnknownItemError, UserRequest, to_steps
 
 
@@ -81,13 +82,28 @@ def test_events_group_into_shown_bundles_by_timestamp():
         to_steps([Event("a", "view", 1), Event("zz", "view", 1)], pos, price)
 
 
+class _Fixed(Policy):
+    """A policy with given probabilities (one row), for testing the exploration on its own."""
+
+    name = "fixed"
+
+    def __init__(self, p):
+        self.p = p
+
+    def action_probabilities(self, obs):
+        return self.p
+
+
 @st.composite
 def _dists(draw):
     K = draw(st.integers(1, 8))
     mask = np.array(draw(st.lists(st.booleans(), min_size=K, max_size=K)))
     w = np.array(draw(st.lists(st.floats(0, 1), min_size=K, max_size=K))) * mask
     p = w / w.sum() if w.sum() > 0 else (mask / max(mask.sum(), 1) if mask.any() else np.full(K, 1 / K))
-    x = Exploration(draw(st.floats(0, 1)), draw(st.floats(0.05, 20)), draw(st.floats(0, 1)))
+    kind = draw(st.sampled_from(["epsilon", "temperature", None]))
+    x = Exploration(epsilon=draw(st.floats(0, 1)) if kind == "epsilon" else None,
+                    temperature=draw(st.floats(0.05, 20)) if kind == "temperature" else None,
+                    floor=draw(st.one_of(st.none(), st.floats(0, 1))))
     return p[None], mask[None], x
 
 
@@ -95,20 +111,28 @@ def _dists(draw):
 @given(_dists(), st.integers(1, 8), st.integers(0, 2**32 - 1))
 def test_exploring_distribution_and_ranked_list(case, k, seed):
     p, mask, x = case
-    q = explore(p, mask, x)
+    obs = {"action_mask": mask.astype(np.float32)}
+    q = exploring_probabilities(_Fixed(p), obs, p, x)
+    assert q.shape == p.shape and np.isclose(q.sum(), 1.0) and (q >= 0).all()
     if not mask.any():
-        np.testing.assert_array_equal(q, p)
         return
     n_valid = mask.sum()
-    assert np.isclose(q.sum(), 1.0) and (q[~mask] == 0).all() and (q >= 0).all()
-    if x.floor * n_valid <= 1:
-        assert (q[mask] >= x.floor - 1e-12).all()
-    if x.epsilon > 0:
-        assert (q[mask] >= x.epsilon / n_valid * (1 - x.floor * n_valid) - 1e-12).all()
+    assert (q[~mask] == 0).all()
+    if x.floor is not None:
+        assert (q[mask] >= x.floor / n_valid - 1e-12).all()
+    if x.epsilon is not None:
+        assert (q[mask] >= x.epsilon / n_valid * (1 - (x.floor or 0)) - 1e-12).all()
     slots = ranked_slots(q[0], mask[0], k, np.random.default_rng(seed))
     shown = slots[slots >= 0]
     assert len(shown) == min(k, n_valid) and len(set(shown.tolist())) == len(shown) and mask[0, shown].all()
     assert (np.diff(q[0, shown[1:]]) <= 1e-15).all()  # slots 2.. by decreasing probability
+
+
+def test_epsilon_and_temperature_together_are_refused():
+    with pytest.raises(PolicyError, match="not both"):
+        Exploration(epsilon=0.1, temperature=2.0)
+    with pytest.raises(PolicyError, match="floor"):
+        Exploration(floor=1.5)
 
 
 def test_exploration_draws_follow_the_propensities():
@@ -128,8 +152,8 @@ def test_recommend_answers_with_ranked_bundles_reasons_and_propensities(rec):
     assert r.propensity == pytest.approx(r.probabilities[r.action]) and r.propensity > 0
     assert np.isclose(r.probabilities.sum(), 1) and r.model_version.startswith("run-")
     for b in r.bundles:
-        assert 1 <= len(b.items) <= rec.art.config.K_max and b.reason and ids[5] not in [it["id"] for it in b.items]
-        assert b.price == pytest.approx(sum(it["price"] for it in b.items) * (1 - b.discount), abs=0.02)
+        assert 1 <= len(b.items) <= rec.art.config.K_max and b.reason and ids[5] not in [it.id for it in b.items]
+        assert b.price == pytest.approx(sum(it.price for it in b.items) * (1 - b.discount), abs=0.02)
 
 
 def test_new_users_exclusions_and_price_caps(rec):
@@ -138,9 +162,9 @@ def test_new_users_exclusions_and_price_caps(rec):
     assert len(anon.bundles) == 3 and all(b.reason.startswith("popular in") for b in anon.bundles)
     text_only = rec.recommend(UserRequest(profile_text="fountain pens and notebooks", k=3))
     assert len(text_only.bundles) == 3
-    banned = [it["id"] for b in text_only.bundles for it in b.items]
+    banned = [it.id for b in text_only.bundles for it in b.items]
     again = rec.recommend(UserRequest(profile_text="fountain pens and notebooks", k=3, exclude=tuple(banned)))
-    assert not set(banned) & {it["id"] for b in again.bundles for it in b.items}
+    assert not set(banned) & {it.id for b in again.bundles for it in b.items}
     cheap = rec.recommend(UserRequest(profile_text="fountain pens and notebooks", k=8, price_cap=30.0))
     assert all(b.price <= 30.0 + 1e-6 for b in cheap.bundles)
     with pytest.raises(UnknownItemError, match="exclude"):
@@ -162,6 +186,6 @@ def test_cold_start_items_are_retrievable_and_survive_a_reload(tmp_path, served_
     rec2 = Recommender.load(folder)  # a restart (or another worker) sees it
     assert rec2.art.catalog.n_items == rec.art.catalog.n_items + 1
     r = rec2.recommend(UserRequest(profile_text=item.title, k=rec2.art.config.K))
-    assert "NEW-1" in {it["id"] for b in r.bundles for it in b.items}
+    assert "NEW-1" in {it.id for b in r.bundles for it in b.items}
     r = rec2.recommend(UserRequest(events=(Event("NEW-1", "purchase", 1),)))  # usable in events too
     assert r.bundles
