@@ -4,7 +4,9 @@ Endpoints (OpenAPI at ``/openapi.json``, docs at ``/docs``):
 
 - ``POST /v1/recommend`` and ``POST /v1/recommend/batch``: ranked bundles (:class:`bundlerl.serving.recommender.
   Recommender`); each impression is journaled before the response (:mod:`bundlerl.serving.journal`).
-- ``POST /v1/feedback``: the outcome of an impression (click, items bought, revenue), journaled.
+- ``POST /v1/feedback``: the outcome of an impression (click, items bought, revenue), journaled. Workers share no
+  memory, so feedback naming an impression id no worker issued is journaled too, and dropped when the journal is
+  joined into the offline-evaluation log (``bundlerl.serving.journal.journal_to_log``).
 - ``POST /v1/items``: cold-start items, encoded and committed to the model folder's item store
   (:mod:`bundlerl.serving.item_store`); ``GET /v1/items/{item_id}``.
 - ``GET /healthz`` (the process answers), ``GET /readyz`` (the model is loaded), ``GET /v1/model`` (what is served).
