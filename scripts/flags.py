@@ -42,6 +42,29 @@ class FlagType:
         return argparse.ArgumentTypeError(f"{text!r}: {why or 'use ' + self.accepts}")
 
 
+class Host(FlagType):
+    """An address to listen on: an IPv4 / IPv6 address or a host name (letters, digits, '-', '.')."""
+
+    __name__ = "host"
+    accepts = "an IP address (127.0.0.1, ::1, 0.0.0.0) or a host name (localhost)"
+    bad_examples = ("", "local host", "127.0.0.1:8000", "-bad", "a..b")
+
+    def __call__(self, text: str) -> str:
+        import ipaddress
+        import re
+
+        t = str(text)
+        try:
+            ipaddress.ip_address(t)
+            return t
+        except ValueError:
+            pass
+        label = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+        if not re.fullmatch(rf"{label}(?:\.{label})*", t):
+            raise self.bad(text)
+        return t
+
+
 class Integer(FlagType):
     """An integer >= ``minimum`` (and <= ``maximum`` when given)."""
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 
-from bundlerl.scripts.flags import SEED, ExistingFolder, Integer, OutputFolder
+from bundlerl.scripts.flags import SEED, ExistingFolder, Host, Integer, OutputFolder
 
 HELP = "serve bundle recommendations over HTTP from an exported model folder"
 
@@ -33,7 +33,7 @@ def add_parser(subparsers) -> None:
                               formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("model", metavar="MODEL_DIR", type=ExistingFolder(("manifest.json",), "model folder made by "
                                                                                           "'bundlerl export'"))
-    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
+    p.add_argument("--host", default="127.0.0.1", type=Host(), help="address to listen on (default: 127.0.0.1)")
     p.add_argument("--port", type=Integer(1, 65535), default=8000, help="port (default: 8000)")
     p.add_argument("--workers", type=Integer(1, 64), default=1, help="worker processes (default: 1)")
     p.add_argument("--log-dir", type=OutputFolder(), default=None, help="journal folder (default: MODEL_DIR/logs)")

@@ -130,7 +130,7 @@ class ServerState:
         self.base = load_artifacts(model_dir)
         self.items_version = self.store.version()
         self.rec = Recommender(self.base.with_items(self.store.read()), seed=seed, stream=os.getpid())
-        self.rec.encoder.encode(["warm up the text encoder"])  # loaded before /readyz says ready, not on a request
+        self.rec.encode(["warm up the text encoder"], memo=False)  # loaded before /readyz says ready, not on a request
         self.journal = Journal(log_dir, fsync=fsync)
         self.salt = load_salt(log_dir)
         self.started = time.time()
@@ -267,7 +267,7 @@ def create_app(model_dir: str | os.PathLike, *, log_dir: str | os.PathLike | Non
         new = [NewItem(it.id, it.title, float(it.price), it.description, it.category) for it in body.items]
         texts = [f"{it.title}. {it.description}" if it.description.strip() else it.title for it in new]
         with s.lock:
-            emb = np.asarray(s.rec.encoder.encode(texts), np.float32)
+            emb = s.rec.encode(texts, memo=False)
             s.refresh()
             have = s.store.read()
             from bundlerl.serving.item_store import ItemBatch

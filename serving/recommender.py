@@ -106,11 +106,20 @@ class Recommender:
             self._encoder = SentenceEncoder(self.art.manifest["encoder"]["name"])
         return self._encoder
 
-    def encode(self, texts: list[str]) -> np.ndarray:
-        """(n, d) float32 unit profile vectors of ``texts`` (memoised per process by text)."""
+    def encode(self, texts: list[str], *, memo: bool = True) -> np.ndarray:
+        """(n, d) float32 unit vectors of ``texts``, memoised per process by text (``memo``; new items pass False).
+
+        The encoder runs on one torch thread: a worker answers one request at a time, and on a busy machine two
+        threads fighting for the cores made one sentence 10x slower (BENCHMARKS.md, Serving)."""
+        from bundlerl.utils.threads import torch_threads
+
+        if not memo:
+            with torch_threads(1):
+                return np.asarray(self.encoder.encode(list(texts)), dtype=np.float32)
         todo = list(dict.fromkeys(t for t in texts if t not in self._memo))
         if todo:
-            vecs = np.asarray(self.encoder.encode(todo), dtype=np.float32)
+            with torch_threads(1):
+                vecs = np.asarray(self.encoder.encode(todo), dtype=np.float32)
             for t, v in zip(todo, vecs):
                 self._memo[t] = v
                 if len(self._memo) > _TEXT_MEMO:
