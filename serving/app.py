@@ -100,8 +100,8 @@ class _BodyLimit:
                 await _too_large(send, self.limit)
 
 
-class _TooLarge(Exception):
-    pass
+class _TooLarge(BundlerlError):
+    """A request body over the size limit (answered 413 by :class:`_BodyLimit`)."""
 
 
 async def _too_large(send, limit: int):
