@@ -39,6 +39,8 @@ COMMANDS: tuple[str, ...] = (
     "evaluate",
     "quickstart",
     "complete_cmd",
+    "export_cmd",
+    "serve_cmd",
     "log_cmd",
     "ope",
 )

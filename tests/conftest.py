@@ -71,3 +71,16 @@ def pytest_sessionfinish(session, exitstatus):
     else:
         print(f"\n(the suite's temp dir is kept for a look: {SUITE_TMP})", file=sys.stderr)
     os.environ["TMPDIR"] = _SYSTEM_TMP
+
+
+@pytest.fixture(scope="session")
+def served_model(tmp_path_factory):
+    """An exported model folder (untrained PPO on the real small world, ONNX) shared by the serving tests; tests
+    that write to it (item store, journals) copy it first."""
+    from _serving import small_run_dir
+
+    from bundlerl.serving.export import export_model
+
+    tmp = tmp_path_factory.mktemp("served")
+    run = small_run_dir(tmp / "runs", "ppo")
+    return export_model(tmp / "model", run_dir=run, progress=False)
