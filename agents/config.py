@@ -140,7 +140,7 @@ class PPOConfig(_LearnerConfig):
     n_epochs: int = 4
     """Passes over each rollout."""
     gamma: float = 0.97
-    """Discount factor in (0, 1]."""
+    """Discount factor in [0, 1]; 0 is the myopic control (the same learner trained on the immediate reward)."""
     gae_lambda: float = 0.95
     """GAE bias/variance trade-off in [0, 1]."""
     clip_range: float = 0.2
@@ -163,7 +163,7 @@ class PPOConfig(_LearnerConfig):
         if self.batch_size > self.n_steps * self.num_envs:
             raise _bad(type(self).__name__, "batch_size",
                        f"{self.batch_size} > n_steps * num_envs = {self.n_steps * self.num_envs}; lower it")
-        _check_float(self, "gamma", 0.0, 1.0, lo_open=True)
+        _check_float(self, "gamma", 0.0, 1.0)
         _check_float(self, "gae_lambda", 0.0, 1.0)
         _check_float(self, "clip_range", 0.0, 10.0, lo_open=True)
         _check_float(self, "ent_coef", 0.0, 10.0)
@@ -190,7 +190,7 @@ class DQNConfig(_LearnerConfig):
     tau: float = 1.0
     """Target network soft-update coefficient in (0, 1] (1 = hard update)."""
     gamma: float = 0.97
-    """Discount factor in (0, 1]."""
+    """Discount factor in [0, 1]; 0 is the myopic control (Q learns the immediate reward only)."""
     train_freq: int = 1
     """Vec-env steps between updates (each step adds num_envs transitions)."""
     gradient_steps: int = 4
@@ -216,7 +216,7 @@ class DQNConfig(_LearnerConfig):
                          ("gradient_steps", 1), ("target_update_interval", 1), ("num_envs", 1)):
             _check_int(self, name, lo)
         _check_float(self, "tau", 0.0, 1.0, lo_open=True)
-        _check_float(self, "gamma", 0.0, 1.0, lo_open=True)
+        _check_float(self, "gamma", 0.0, 1.0)
         _check_float(self, "exploration_fraction", 0.0, 1.0, lo_open=True)
         _check_float(self, "exploration_initial_eps", 0.0, 1.0)
         _check_float(self, "exploration_final_eps", 0.0, 1.0)

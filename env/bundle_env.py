@@ -104,6 +104,8 @@ class BundleRecEnv(gym.Env):
 
     - v0: first version (docs/SIMULATOR.md shopper, FAISS + complementarity candidates); ``rgb_array``
       rendering added later (no change to dynamics).
+    - v0: the session errand added (``ShopperParams.sigma_intent``, ``intent_focus``; docs/SIMULATOR.md, User): each
+      session is for one hidden interest category, revealed by clicks; off by default (no change to the presets).
     """
 
     metadata = {"render_modes": list(RENDER_MODES), "render_fps": RENDER_FPS}

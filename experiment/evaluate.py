@@ -33,11 +33,15 @@ def evaluate_runs(run_dirs: Sequence[str | Path], *, baselines: Sequence[str] = 
                   preset=None, episodes: int = _DEFAULT.episodes, seed: int = _DEFAULT.seed,
                   which: str = MODEL_CHOICES[0], complement_threshold: float = COMPLEMENT_THRESHOLD,
                   out: str | Path | None = None, progress: bool | None = None,
-                  log: Callable[[str], None] = print) -> dict[str, Any]:
+                  log: Callable[[str], None] = print, tuned_weights: str | Path | None = None,
+                  tuned_budget=None) -> dict[str, Any]:
     """Evaluate runs, baselines and oracles on the same episodes; write results.md/.json/.png into ``out``.
 
     :param run_dirs: folders made by ``bundlerl train`` (all of one world and action mode).
-    :param baselines: names from ``bundlerl.agents.baselines.BASELINES``.
+    :param baselines: names from ``bundlerl.agents.tuned_linear.OBSERVABLE_POLICIES`` (hand-set baselines and
+        ``tuned-linear``).
+    :param tuned_weights: tuned-linear's weights JSON; None: its cached fit for the world, or a fit now with
+        ``tuned_budget`` (a ``bundlerl.evaluation.tuning.CEMBudget``; None: the recorded 12 x 24 x 200).
     :param oracles: names from ``bundlerl.agents.oracles.ORACLES`` (or without their ``oracle-`` prefix).
     :param preset: the world (preset name or EnvConfig); default and only choice with runs: the runs' own world
         (stored in their run directories). Required without runs.
@@ -70,7 +74,8 @@ def evaluate_runs(run_dirs: Sequence[str | Path], *, baselines: Sequence[str] = 
     need_optional_bool(progress, "progress", where, error=EvaluationError)
     if out is not None:
         check_output_folder(out, "evaluate_runs(out=...)")  # before the rollouts, not after them
-    policies = named_policies(baselines, oracles, seed)  # unknown names fail before anything runs
+    # unknown names fail before anything runs
+    policies = named_policies(baselines, oracles, seed, tuned_weights=tuned_weights, tuned_budget=tuned_budget, log=log)
     runs = [RunDir.open(r) for r in run_dirs]
     modes = {r.config()["train"].get("action_mode", "bundle") for r in runs}
     if len(modes) > 1:
@@ -95,10 +100,12 @@ def run_keys(runs: list[RunDir]) -> list[str]:
 
 
 def _short_names(runs: list[RunDir]) -> dict[str, str]:
-    """Chart names of runs (keyed by :func:`run_keys`): ``ppo (seed 0)`` from their config.yaml, numbered ``#1``,
+    """Chart names of runs (keyed by :func:`run_keys`): ``ppo (seed 0)`` (``ppo myopic (seed 0)`` for the myopic
+    control) from their config.yaml, numbered ``#1``,
     ``#2`` where two runs would share one (results.md lists which is which)."""
     keys = run_keys(runs)
-    base = [f"{r.algo} (seed {r.config()['train'].get('seed', '?')})" for r in runs]
+    base = [f"{r.algo}{' myopic' if r.config()['train'].get('myopic') else ''} (seed {r.config()['train'].get('seed', '?')})"
+            for r in runs]
     seen: dict[str, int] = {}
     out = {}
     for key, short in zip(keys, base):

@@ -39,6 +39,8 @@ COMMANDS: tuple[str, ...] = (
     "evaluate",
     "quickstart",
     "complete_cmd",
+    "log_cmd",
+    "ope",
 )
 
 #: Exit status of a command stopped by bad input (argparse's own usage errors exit 2 too).

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 __all__ = ["default_of", "names_type", "PRESET_NAMES", "add_world_flags", "world_from_args", "FlagType", "Integer",
-           "Number", "ExistingFile", "ExistingFolder", "OutputFolder", "Assignment", "SEED", "RUN_DIR", "about"]
+           "Number", "ExistingFile", "ExistingFolder", "OutputFolder", "Assignment", "PolicySpec", "SEED", "RUN_DIR", "about"]
 
 
 def _preset_names() -> tuple[str, ...]:
@@ -97,6 +97,24 @@ class ExistingFile(FlagType):
         return text
 
 
+class SearchBudget(FlagType):
+    """A cross-entropy search budget ``ROUNDSxCANDIDATESxEPISODES`` (``bundlerl.evaluation.tuning.CEMBudget.parse``)."""
+
+    __name__ = "budget"
+    accepts = "ROUNDSxCANDIDATESxEPISODES with each >= 1, e.g. 12x24x200"
+    bad_examples = ("12x24", "0x24x200", "axbxc", "")
+    """Values a test expects refused (tests/test_cli_flags.py)."""
+
+    def __call__(self, text: str):
+        from bundlerl.evaluation.stats import EvaluationError
+        from bundlerl.evaluation.tuning import CEMBudget
+
+        try:
+            return CEMBudget.parse(text)
+        except EvaluationError:
+            raise self.bad(text, f"use {self.accepts}") from None
+
+
 class ExistingFolder(FlagType):
     """The path of an existing folder holding the files ``needs``; ``holding`` says in words what such a folder
     holds (default: the ``needs``), for the message of a path that is missing, a file, or lacks them."""
@@ -168,6 +186,26 @@ class Assignment(FlagType):
         if head not in known:
             raise self.bad(text, f"no {self.what} {head!r}; use one of {', '.join(sorted(known))}")
         return text
+
+
+class PolicySpec(FlagType):
+    """A policy of ``bundlerl.experiment.policy_spec``: an observable baseline or ``tuned-linear`` by name, a
+    tuned-linear weights ``.json`` file or a run directory, optionally followed by ``:greedy``."""
+
+    __name__ = "policy"
+    accepts = "a baseline name, tuned-linear, a tuned-linear weights .json or a run directory (+ ':greedy')"
+    bad_examples = ("psychic", "", "no/such/run:greedy")
+    """Values a test expects refused (tests/test_cli_flags.py)."""
+
+    def __call__(self, text: str) -> str:
+        from bundlerl.agents.tuned_linear import OBSERVABLE_POLICIES
+
+        name = str(text).strip().removesuffix(":greedy")
+        p = Path(name)
+        if name in OBSERVABLE_POLICIES or (p.suffix == ".json" and p.is_file()) or (p / "config.yaml").is_file():
+            return str(text).strip()
+        raise self.bad(text, f"neither a baseline ({', '.join(OBSERVABLE_POLICIES)}), a weights .json nor a run "
+                             f"directory; use {self.accepts}")
 
 
 SEED = Integer(0)

@@ -48,6 +48,7 @@ examples:
   bundlerl train --algo ppo --env-config my_world.yaml
   bundlerl train --algo ppo --preset instacart --instacart-dir data/instacart
   bundlerl train --algo dqn --preset default --timesteps 300000 --extractor mlp
+  bundlerl train --algo ppo --preset default --timesteps 300000 --myopic     # the same PPO with gamma = 0
   bundlerl train --algo maskable_ppo --preset small --action-mode compose --timesteps 20000
   bundlerl train --resume runs/small__ppo__0__20260101-120000 --timesteps 40000
   tensorboard --logdir runs/
@@ -110,6 +111,10 @@ def add_parser(subparsers) -> None:
     p.add_argument("--action-mode", choices=ACTION_MODES, default=None,
                    help="bundle: pick one of K candidate bundles; compose: build the bundle item by item "
                         f"(ppo / maskable_ppo) (default: {d('action_mode')})")
+    p.add_argument("--myopic", action="store_true", default=None,
+                   help="the myopic control: the same algorithm, network, hyperparameters and timesteps with the "
+                        "discount gamma set to 0 (the learner maximises the immediate reward); recorded in the "
+                        "run's config.yaml (train.myopic, algo.gamma). Same as --set gamma=0")
     p.add_argument("--set", dest="overrides", action="append", metavar="KEY=VALUE",
                    type=Assignment("hyperparameter", _hyperparameter_names, "learning_rate=1e-3"),
                    help="override a hyperparameter of the algorithm config, e.g. --set learning_rate=1e-3 "
@@ -144,6 +149,7 @@ RESUME_KEPT: dict[str, tuple[str, str]] = {
     "--extractor": ("algo_config", "network.extractor"), "--num-envs": ("algo_config", "num_envs"),
     "--eval-freq": ("train", "eval_freq"), "--eval-episodes": ("train", "eval_episodes"),
     "--final-episodes": ("train", "final_episodes"), "--checkpoint-freq": ("train", "checkpoint_freq"),
+    "--myopic": ("train", "myopic"),
 }
 
 
@@ -196,7 +202,7 @@ def check(args) -> None:
         seed=d("seed"), action_mode=d("action_mode"), extractor=args.extractor, num_envs=args.num_envs,
         hyperparams=_set_values(args.overrides), eval_freq=d("eval_freq"), eval_episodes=d("eval_episodes"),
         final_episodes=d("final_episodes"), checkpoint_freq=d("checkpoint_freq"), save_replay=args.save_replay,
-        progress=False if args.no_progress else None,
+        myopic=bool(args.myopic), progress=False if args.no_progress else None,
     )
     if not args.resume:
         with about("--set" if args.overrides else "--algo"):

@@ -9,14 +9,22 @@ from __future__ import annotations
 
 import argparse
 import os
-import time
 from pathlib import Path
 
 import pytest
 from _cli import run_cli
 
 from bundlerl.scripts import cli
-from bundlerl.scripts.flags import Assignment, ExistingFile, ExistingFolder, Integer, Number, OutputFolder, Text
+from bundlerl.scripts.flags import (
+    Assignment,
+    ExistingFile,
+    ExistingFolder,
+    Integer,
+    Number,
+    OutputFolder,
+    SearchBudget,
+    Text,
+)
 
 
 def _commands() -> dict[str, argparse.ArgumentParser]:
@@ -46,6 +54,8 @@ def _bad_values(action: argparse.Action, tmp: Path) -> list[str]:
     if isinstance(t, OutputFolder):
         unwritable = [p for p in ("/proc/bundlerl-h15/out", "/sys/bundlerl-h15") if Path(p).parent.is_dir()]
         return [str(a_file), str(a_file / "sub"), "", *unwritable]
+    if isinstance(t, SearchBudget):
+        return ["12x24", "0x24x200", "12x24x0", "axbxc", "12x24x200x3", ""]
     if isinstance(t, Assignment):
         # names refused by the flag's type; values refused by the config the names belong to (right after parsing)
         values = {"EnvConfig field": ["horizon=-1", "K=abc", "horizon=nan", "reward=psychic", "shopper.tau_c=abc",
@@ -57,6 +67,8 @@ def _bad_values(action: argparse.Action, tmp: Path) -> list[str]:
         return ["", "   "]
     if getattr(t, "__qualname__", "").startswith("names_type."):
         return ["psychic", "random,psychic"]
+    if getattr(t, "bad_examples", None):  # a FlagType that names the values it must refuse
+        return list(t.bad_examples)
     pytest.fail(f"{'/'.join(action.option_strings) or action.metavar}: no validating type ({t!r}); give it a "
                 "bundlerl.scripts.flags.FlagType, choices or names_type")
 
@@ -94,16 +106,15 @@ def _no_work(monkeypatch):
 
 
 def _assert_refused(cmd: str, argv: list[str], name: str, capsys) -> str:
-    """Exit 2, one line naming the flag, no traceback, nothing on stdout, within a second."""
-    t0 = time.perf_counter()
+    """Exit 2, one line naming the flag, no traceback, nothing on stdout. No heavy work: the fixture makes training,
+    evaluation and world builds fail the test (no wall-clock limit here: a timed assertion flakes on a loaded
+    machine)."""
     assert cli.main([cmd, *argv]) == 2, (cmd, argv)
-    took = time.perf_counter() - t0
     out, err = capsys.readouterr()
     lines = err.strip().splitlines()
     assert len(lines) == 1, (cmd, argv, err)
     assert lines[0].startswith(f"bundlerl {cmd}: error: argument {name}: "), (cmd, argv, lines[0])
     assert "Traceback" not in err and out == "", (cmd, argv, out)
-    assert took < 1.0, (cmd, argv, f"{took:.2f} s")
     return lines[0]
 
 
