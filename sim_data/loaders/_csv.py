@@ -19,7 +19,8 @@ import numpy as np
 from bundlerl.utils.args import need_array, need_sequence, shown
 from bundlerl.utils.errors import BundlerlError
 
-__all__ = ["LoaderError", "Table", "open_text", "csv_rows", "read_table", "hash_normal", "impute_prices"]
+__all__ = ["LoaderError", "Table", "open_text", "csv_rows", "read_table", "hash_normal", "impute_prices",
+           "check_skip_options"]
 
 
 class LoaderError(BundlerlError):
@@ -205,6 +206,14 @@ def hash_normal(keys: Sequence[str], salt: str) -> np.ndarray:
 PRICE_BASE, PRICE_SIGMA_CAT, PRICE_SIGMA_ITEM, PRICE_FLOOR = 3.5, 0.5, 0.35, 0.49
 
 
+def check_skip_options(skip_unknown, stats, where: str) -> None:
+    """The loaders' ``skip_unknown`` (True or False) and ``stats`` (a dict to fill, or None); else LoaderError."""
+    if not isinstance(skip_unknown, (bool, np.bool_)):
+        raise LoaderError(f"{where}(skip_unknown={shown(skip_unknown)}): skip_unknown must be True or False")
+    if stats is not None and not isinstance(stats, dict):
+        raise LoaderError(f"{where}(stats={shown(stats)}): stats must be a dict to fill, or None")
+
+
 def impute_prices(item_ids: Sequence[str], category: np.ndarray, category_names: Sequence[str]) -> np.ndarray:
     """(n,) float32 prices by the rule above (per-category lognormal median, per-item hashed spread)."""
     item_ids = need_sequence(item_ids, "item_ids", "impute_prices", "a list of item ids (str)", error=LoaderError)
@@ -219,13 +228,3 @@ def impute_prices(item_ids: Sequence[str], category: np.ndarray, category_names:
     median = PRICE_BASE * np.exp(PRICE_SIGMA_CAT * hash_normal(list(category_names), "bundlerl-category-price"))
     spread = np.exp(PRICE_SIGMA_ITEM * hash_normal(list(item_ids), "bundlerl-item-price"))
     return np.maximum(np.round(median[np.asarray(category)] * spread, 2), PRICE_FLOOR).astype(np.float32)
-
-
-def check_skip_options(skip_unknown, stats, where: str) -> None:
-    """The ``skip_unknown`` / ``stats`` arguments of the loaders that read baskets or bundles against a catalogue:
-    a bool and ``None`` or a dict (filled in place); else LoaderError naming the argument."""
-    from bundlerl.utils.args import need_instance
-
-    need_instance(skip_unknown, "skip_unknown", where, bool, "True or False", error=LoaderError)
-    if stats is not None:
-        need_instance(stats, "stats", where, dict, "None or a dict to fill with the counts", error=LoaderError)

@@ -87,7 +87,6 @@ def _grouped(path: str | Path, catalog: Catalog, group: str, skip_unknown: bool 
 
     ``skip_unknown``: rows naming an item the catalogue lacks are skipped (and a group left empty dropped) instead
     of raising; counted in ``stats`` (when given) and in one RuntimeWarning."""
-    check_skip_options(skip_unknown, stats, f"load_{group.removesuffix('_id')}s_csv")
     t = read_table(path, [group, "item_id"])
     gids = t.strings(group, nonempty=True, what=group)
     iids = t.strings("item_id", nonempty=True, what="item_id")
@@ -138,6 +137,7 @@ def load_baskets_csv(path: str | Path, catalog: Catalog, *, skip_unknown: bool =
     """
     path = need_path(path, "path", "load_baskets_csv", what="the baskets CSV file", error=LoaderError)
     need_instance(catalog, "catalog", "load_baskets_csv", Catalog, "a Catalog (load_items_csv)", error=LoaderError)
+    check_skip_options(skip_unknown, stats, "load_baskets_csv")
     return _grouped(path, catalog, "basket_id", skip_unknown, stats)
 
 
@@ -150,4 +150,5 @@ def load_bundles_csv(path: str | Path, catalog: Catalog, *, skip_unknown: bool =
     """
     path = need_path(path, "path", "load_bundles_csv", what="the bundles CSV file", error=LoaderError)
     need_instance(catalog, "catalog", "load_bundles_csv", Catalog, "a Catalog (load_items_csv)", error=LoaderError)
+    check_skip_options(skip_unknown, stats, "load_bundles_csv")
     return _grouped(path, catalog, "bundle_id", skip_unknown, stats)
