@@ -14,9 +14,11 @@ below load their modules on first use.
 
 from __future__ import annotations
 
+import os as _os
 from importlib import metadata as _metadata
 
 from bundlerl.env import registration as _registration
+from bundlerl.utils.cache import cache_root as _cache_root
 from bundlerl.utils.lazy import lazy_exports as _lazy_exports
 
 try:
@@ -25,6 +27,11 @@ except _metadata.PackageNotFoundError:  # pragma: no cover - running from a sour
     __version__ = "0+unknown"
 
 _registration.register_envs()
+
+# torch makes its compile cache (torchinductor_<user>) in the system temp dir when torch._dynamo loads (transformers
+# and torch's optimisers load it): bundlerl's cache holds it instead, so no run leaves anything in the temp dir (a
+# user's own TORCHINDUCTOR_CACHE_DIR is kept)
+_os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(_cache_root() / "torchinductor"))
 
 __getattr__, __dir__, _PUBLIC = _lazy_exports(__name__, {
     "bundlerl.utils.errors": "BundlerlError",

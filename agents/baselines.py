@@ -12,13 +12,14 @@ import numpy as np
 from bundlerl.agents.policy import Observation, Policy, PolicyError, batch_size_of, check_name, greedy_probabilities
 from bundlerl.candidates.features import CANDIDATE_FEATURES, COL
 from bundlerl.env.observation import CANDIDATES_KEY, MASK_KEY
+from bundlerl.utils.args import shown
 
 __all__ = [
     "RandomPolicy", "PopularityPolicy", "RelevanceGreedyPolicy", "ComplementGreedyPolicy", "BASELINES",
-    "make_baseline",
+    "make_baseline", "candidate_features",
 ]
 
-def _features(obs: Observation) -> tuple[np.ndarray, np.ndarray]:
+def candidate_features(obs: Observation) -> tuple[np.ndarray, np.ndarray]:
     """(N, K, F) candidate features and (N, K) mask of a batched observation; PolicyError if malformed."""
     n = batch_size_of(obs)
     try:
@@ -48,7 +49,7 @@ class RandomPolicy(Policy):
         self.rng = rng
 
     def action_probabilities(self, obs: Observation) -> np.ndarray:
-        _, mask = _features(obs)
+        _, mask = candidate_features(obs)
         m = mask.astype(np.float64)
         cnt = m.sum(axis=1, keepdims=True)
         return np.where(cnt > 0, m / np.maximum(cnt, 1), 1.0 / m.shape[1])
@@ -64,14 +65,14 @@ class _ScorePolicy(Policy):
 
     def scores(self, obs: Observation) -> np.ndarray:
         """(N, K) float64 score of each candidate."""
-        feats, _ = _features(obs)
+        feats, _ = candidate_features(obs)
         s = np.zeros(feats.shape[:2])
         for col, w in self.weights.items():
             s += w * feats[:, :, getattr(COL, col)]
         return s
 
     def action_probabilities(self, obs: Observation) -> np.ndarray:
-        _, mask = _features(obs)
+        _, mask = candidate_features(obs)
         return greedy_probabilities(self.scores(obs), mask)
 
 
@@ -132,7 +133,10 @@ def make_baseline(name: str, rng: np.random.Generator | None = None) -> Policy:
 
     :raises PolicyError: an unknown name (the message lists the valid ones).
     """
-    cls = _BASELINE_CLASSES[check_name(name, BASELINES, "baseline")]
+    try:
+        cls = _BASELINE_CLASSES[check_name(name, BASELINES, "baseline")]
+    except PolicyError as exc:
+        raise PolicyError(f"make_baseline(name={shown(name)}): {exc}") from None
     if cls is RandomPolicy:
         return RandomPolicy(rng if rng is not None else np.random.default_rng(0))
     return cls()

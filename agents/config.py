@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
+from bundlerl.utils.args import need_path, need_str, shown
 from bundlerl.utils.errors import BundlerlError
 
 __all__ = [
@@ -52,8 +53,8 @@ class AgentConfigError(BundlerlError):
 
 def check_algo(algo: str) -> str:
     """``algo`` when it is one of :data:`ALGOS`; else AgentConfigError listing them."""
-    if algo not in ALGOS:
-        raise AgentConfigError(f"unknown algo {algo!r}; use one of: {', '.join(ALGOS)}")
+    if not isinstance(algo, str) or algo not in ALGOS:
+        raise AgentConfigError(f"unknown algo {shown(algo)}; use one of: {', '.join(ALGOS)}")
     return algo
 
 
@@ -139,7 +140,7 @@ class PPOConfig(_LearnerConfig):
     n_epochs: int = 4
     """Passes over each rollout."""
     gamma: float = 0.97
-    """Discount factor in (0, 1]."""
+    """Discount factor in [0, 1]; 0 is the myopic control (the same learner trained on the immediate reward)."""
     gae_lambda: float = 0.95
     """GAE bias/variance trade-off in [0, 1]."""
     clip_range: float = 0.2
@@ -162,7 +163,7 @@ class PPOConfig(_LearnerConfig):
         if self.batch_size > self.n_steps * self.num_envs:
             raise _bad(type(self).__name__, "batch_size",
                        f"{self.batch_size} > n_steps * num_envs = {self.n_steps * self.num_envs}; lower it")
-        _check_float(self, "gamma", 0.0, 1.0, lo_open=True)
+        _check_float(self, "gamma", 0.0, 1.0)
         _check_float(self, "gae_lambda", 0.0, 1.0)
         _check_float(self, "clip_range", 0.0, 10.0, lo_open=True)
         _check_float(self, "ent_coef", 0.0, 10.0)
@@ -189,7 +190,7 @@ class DQNConfig(_LearnerConfig):
     tau: float = 1.0
     """Target network soft-update coefficient in (0, 1] (1 = hard update)."""
     gamma: float = 0.97
-    """Discount factor in (0, 1]."""
+    """Discount factor in [0, 1]; 0 is the myopic control (Q learns the immediate reward only)."""
     train_freq: int = 1
     """Vec-env steps between updates (each step adds num_envs transitions)."""
     gradient_steps: int = 4
@@ -215,7 +216,7 @@ class DQNConfig(_LearnerConfig):
                          ("gradient_steps", 1), ("target_update_interval", 1), ("num_envs", 1)):
             _check_int(self, name, lo)
         _check_float(self, "tau", 0.0, 1.0, lo_open=True)
-        _check_float(self, "gamma", 0.0, 1.0, lo_open=True)
+        _check_float(self, "gamma", 0.0, 1.0)
         _check_float(self, "exploration_fraction", 0.0, 1.0, lo_open=True)
         _check_float(self, "exploration_initial_eps", 0.0, 1.0)
         _check_float(self, "exploration_final_eps", 0.0, 1.0)
@@ -263,7 +264,12 @@ def load_algo_config(algo: str, preset: str = "default", path: str | Path | None
     import yaml
 
     check_algo(algo)
-    path = Path(path) if path is not None else CONFIG_DIR / f"{algo}.yaml"
+    need_str(preset, "preset", "load_algo_config", error=AgentConfigError)
+    if overrides is not None and not isinstance(overrides, Mapping):
+        raise AgentConfigError(f"load_algo_config(overrides={shown(overrides)}): overrides must be a mapping of field "
+                               "names to values, or None")
+    path = (need_path(path, "path", "load_algo_config", what="a YAML file", error=AgentConfigError)
+            if path is not None else CONFIG_DIR / f"{algo}.yaml")
     if not path.is_file():
         raise AgentConfigError(f"no hyperparameter file {path}; create it with a key per preset")
     with open(path) as fh:

@@ -18,6 +18,7 @@ import numpy as np
 
 from bundlerl.agents.policy import Observation, Policy, PolicyError, batch_size_of, check_name, greedy_probabilities
 from bundlerl.env.observation import MASK_KEY
+from bundlerl.utils.args import shown
 
 __all__ = ["OneStepOracle", "LookaheadOracle", "ORACLES", "ORACLE_PREFIX", "oracle_name", "make_oracle"]
 
@@ -31,7 +32,8 @@ class _TruthPolicy(Policy):
         for attr in ("model", "state", "candidate_items"):
             if not hasattr(vec_env, attr):
                 raise PolicyError(
-                    f"{type(self).__name__} needs a BundleRecVecEnv (it reads .{attr}); got {type(vec_env).__name__}"
+                    f"{type(self).__name__} needs vec_env=a BundleRecVecEnv (it reads .{attr}); got "
+                    f"{type(vec_env).__name__}"
                 )
         if getattr(getattr(vec_env, "core", None), "mode", "bundle") != "bundle":
             raise PolicyError("oracles choose among candidate bundles: use action_mode='bundle'")
@@ -151,7 +153,7 @@ def oracle_name(name: str) -> str:
 
     :raises PolicyError: neither is registered (the message lists :data:`ORACLES`).
     """
-    if name not in ORACLES and ORACLE_PREFIX + name in ORACLES:
+    if isinstance(name, str) and name not in ORACLES and ORACLE_PREFIX + name in ORACLES:
         return ORACLE_PREFIX + name
     return check_name(name, ORACLES, "oracle")
 
@@ -161,4 +163,8 @@ def make_oracle(name: str, vec_env, **kwargs) -> Policy:
 
     :raises PolicyError: an unknown name (the message lists the valid ones).
     """
-    return ORACLES[oracle_name(name)](vec_env, **kwargs)
+    try:
+        registered = oracle_name(name)
+    except PolicyError as exc:
+        raise PolicyError(f"make_oracle(name={shown(name)}): {exc}") from None
+    return ORACLES[registered](vec_env, **kwargs)

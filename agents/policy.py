@@ -16,6 +16,7 @@ from typing import Mapping
 import numpy as np
 
 from bundlerl.env.observation import MASK_KEY
+from bundlerl.utils.args import shown
 from bundlerl.utils.errors import BundlerlError
 
 Observation = Mapping[str, np.ndarray]
@@ -31,8 +32,8 @@ def check_name(name: str, registry, kind: str) -> str:
     """``name`` when ``registry`` (a mapping or a sequence of names) holds it; else PolicyError listing the valid
     names of this ``kind`` (e.g. ``"baseline"``). The registries (``BASELINES``, ``ORACLES``) call it so that a
     misspelt name is an error everywhere, never an empty selection."""
-    if name not in registry:
-        raise PolicyError(f"unknown {kind} {name!r}; use one of: {', '.join(registry)}")
+    if not isinstance(name, str) or name not in registry:
+        raise PolicyError(f"unknown {kind} {shown(name)}; use one of: {', '.join(registry)}")
     return name
 
 
@@ -79,18 +80,23 @@ class Policy(ABC):
         returned action, i.e. the propensity logged for off-policy evaluation.
         """
         probs = check_probabilities(self.action_probabilities(obs), obs, getattr(self, "name", type(self).__name__))
-        if deterministic:
-            actions = probs.argmax(axis=1)
-        else:
-            if rng is None:
-                raise PolicyError("act(deterministic=False) needs rng: pass a numpy.random.Generator")
-            cdf = probs.cumsum(axis=1)
-            u = rng.random(probs.shape[0])[:, None] * cdf[:, -1:]
-            actions = (cdf <= u).sum(axis=1).clip(max=probs.shape[1] - 1)
-        return actions.astype(np.int64), probs[np.arange(probs.shape[0]), actions]
+        actions = choose_actions(probs, deterministic=deterministic, rng=rng)
+        return actions, probs[np.arange(probs.shape[0]), actions]
 
     def reset(self, env_indices: np.ndarray | None = None) -> None:
         """Forget per-episode memory for the given batch rows (all when None). Stateless policies ignore it."""
+
+
+def choose_actions(probs: np.ndarray, *, deterministic: bool, rng: np.random.Generator | None = None) -> np.ndarray:
+    """(N,) int64 actions from checked (N, K) probabilities: the most probable (ties -> lowest index) when
+    ``deterministic``, else one draw per row from ``rng`` (inverse CDF; required then, PolicyError without)."""
+    if deterministic:
+        return probs.argmax(axis=1).astype(np.int64)
+    if rng is None:
+        raise PolicyError("act(deterministic=False) needs rng: pass a numpy.random.Generator")
+    cdf = probs.cumsum(axis=1)
+    u = rng.random(probs.shape[0])[:, None] * cdf[:, -1:]
+    return (cdf <= u).sum(axis=1).clip(max=probs.shape[1] - 1).astype(np.int64)
 
 
 def check_probabilities(probs: np.ndarray, obs: Observation, name: str = "policy") -> np.ndarray:

@@ -26,14 +26,24 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+import gymnasium as gym
 import numpy as np
 import torch as th
 from stable_baselines3 import DQN, PPO
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.logger import Logger
 from stable_baselines3.common.torch_layers import CombinedExtractor
+from stable_baselines3.common.vec_env import VecEnv
 
-from bundlerl.agents.config import AgentConfigError, DQNConfig, MaskablePPOConfig, NetworkConfig, PPOConfig, check_algo
+from bundlerl.agents.config import (
+    CONFIG_CLASSES,
+    AgentConfigError,
+    DQNConfig,
+    MaskablePPOConfig,
+    NetworkConfig,
+    PPOConfig,
+    check_algo,
+)
 from bundlerl.agents.networks import (
     ACTIVATIONS,
     CandidateActorCriticPolicy,
@@ -44,6 +54,7 @@ from bundlerl.agents.networks import (
 )
 from bundlerl.agents.policy import Observation, Policy, PolicyError, batch_size_of, greedy_probabilities
 from bundlerl.env.observation import MASK_KEY
+from bundlerl.utils.args import MissingPathError, need_int, need_number, need_path, need_str, shown
 from bundlerl.utils.errors import BundlerlError
 
 __all__ = ["MaskedDQN", "make_model", "make_ppo", "make_maskable_ppo", "make_dqn", "algo_class", "SB3Policy",
@@ -202,6 +213,15 @@ def make_model(algo: str, venv, cfg, *, seed: int | None = 0, tensorboard_log: s
     :raises AgentConfigError: unknown ``algo``, or ``venv`` does not have ``cfg.num_envs`` envs.
     """
     cls = algo_class(algo)
+    if not isinstance(venv, VecEnv):
+        raise AgentConfigError(f"make_model(venv={shown(venv)}): venv must be a stable-baselines3 VecEnv "
+                               "(bundlerl.BundleRecVecEnv)")
+    if not isinstance(cfg, tuple(CONFIG_CLASSES.values())):
+        raise AgentConfigError(f"make_model(cfg={shown(cfg)}): cfg must be an algorithm config (load_algo_config)")
+    need_int(seed, "seed", "make_model", minimum=0, optional=True, error=AgentConfigError)
+    need_str(device, "device", "make_model", error=AgentConfigError)
+    need_int(verbose, "verbose", "make_model", minimum=0, error=AgentConfigError)
+    need_path(tensorboard_log, "tensorboard_log", "make_model", optional=True, error=AgentConfigError)
     _check_env(venv, cfg)
     policy, pkw = policy_kwargs_for(algo, cfg.network)
     model = cls(policy, venv, policy_kwargs=pkw, seed=seed, tensorboard_log=tensorboard_log, device=device,
@@ -262,9 +282,14 @@ def load_model(algo: str, path: str | Path, env=None, device: str = "cpu", **kwa
     :raises ModelFileError: ``path`` is damaged (:func:`model_file_problem`), or does not load (the message says
         why: damage, a module missing here, old classes that no longer exist).
     """
-    path = Path(path)
+    algo_class(algo)
+    path = need_path(path, "path", "load_model", what="a model zip", error=ModelFileError)
+    need_str(device, "device", "load_model", error=ModelFileError)
+    if env is not None and not isinstance(env, (VecEnv, gym.Env)):
+        raise ModelFileError(f"load_model(env={shown(env)}): env must be a VecEnv or a gymnasium Env, or None")
     if not path.is_file():
-        raise FileNotFoundError(f"no saved model at {path}")
+        raise MissingPathError(f"load_model(path={str(path)!r}): no saved model there; give the path of a model zip "
+                             "(a run directory's best_model.zip, final_model.zip or checkpoints/model_*.zip)")
     problem = model_file_problem(path)
     if problem is not None:
         raise ModelFileError(f"{path}: {problem}; the file is damaged: use another model or checkpoint of the run")
@@ -360,8 +385,11 @@ class SB3Policy(Policy):
     """
 
     def __init__(self, model: BaseAlgorithm, name: str | None = None, epsilon: float = 0.0):
-        if not 0.0 <= epsilon <= 1.0:
-            raise PolicyError(f"epsilon={epsilon}; it must be in [0, 1]")
+        if not isinstance(model, BaseAlgorithm):
+            raise PolicyError(f"SB3Policy(model={shown(model)}): model must be a stable-baselines3 model (PPO, "
+                              "MaskablePPO, DQN: make_model / load_model)")
+        need_str(name, "name", "SB3Policy", optional=True, error=PolicyError)
+        need_number(epsilon, "epsilon", "SB3Policy", low=0.0, high=1.0, error=PolicyError)
         self.model = model
         self.is_dqn = isinstance(model, DQN)
         self.epsilon = float(epsilon)

@@ -59,6 +59,8 @@ from bundlerl.candidates.kernels import greedy_complete, mmr_select, selected_bu
 from bundlerl.candidates.projection import pca_projection
 from bundlerl.candidates.ragged import RaggedSet, RaggedSetError
 from bundlerl.candidates.types import CandidateSet
+from bundlerl.sim_data.catalog import Catalog
+from bundlerl.utils.args import need_instance, shown
 from bundlerl.utils.threads import serial_numpy_blas
 
 __all__ = [  # BuilderConfig, BuilderError, ComplementModelLike (builder_config) and inner_products_by_index (index): importable from here as before
@@ -108,6 +110,14 @@ class BundleBuilder:
     """
 
     def __init__(self, catalog, index: ItemIndex, complement_model: ComplementModelLike, config: BuilderConfig | None = None):
+        need_instance(catalog, "catalog", "BundleBuilder", Catalog, "a Catalog (its observable view)", error=BuilderError)
+        need_instance(index, "index", "BundleBuilder", ItemIndex, "an ItemIndex over the catalogue's embeddings",
+                      error=BuilderError)
+        if not hasattr(complement_model, "top_items"):
+            raise BuilderError(f"BundleBuilder(complement_model={shown(complement_model)}): complement_model must be a "
+                               "fitted ComplementModel (bundlerl.candidates.complementarity.fit)")
+        need_instance(config, "config", "BundleBuilder", BuilderConfig, "a BuilderConfig", optional=True,
+                      error=BuilderError)
         self.config = cfg = config or BuilderConfig()
         if catalog.embeddings is None:
             raise BuilderError("catalog has no embeddings; encode it first (catalog.with_embeddings(...))")

@@ -10,6 +10,8 @@ import numpy as np
 
 from bundlerl.candidates.features import discount_for_sizes
 from bundlerl.candidates.index import IndexError_, check_vectors
+from bundlerl.utils.args import shown
+from bundlerl.utils.config_io import check_field_types
 from bundlerl.utils.errors import BundlerlError
 
 __all__ = ["BuilderConfig", "BuilderError", "ComplementModelLike", "check_rows"]
@@ -69,6 +71,7 @@ class BuilderConfig:
     Keys >= 2, values in [0, 1)."""
 
     def __post_init__(self) -> None:
+        check_field_types(self, BuilderError)  # None / a wrong type named, before the range checks
         def need(ok: bool, msg: str) -> None:
             if not ok:
                 raise BuilderError(f"BuilderConfig: {msg}")
@@ -95,7 +98,11 @@ class BuilderConfig:
             self.price_cap is None or (np.isfinite(self.price_cap) and self.price_cap > 0),
             f"price_cap={self.price_cap}; use a positive number or None",
         )
+        need(isinstance(self.discounts, dict), f"discounts={shown(self.discounts)}; give a mapping bundle size -> "
+                                               "discount fraction, e.g. {2: 0.1, 3: 0.15}")
         for k, v in dict(self.discounts).items():
+            need(isinstance(k, (int, np.integer)) and isinstance(v, (int, float, np.number)) and not isinstance(v, bool),
+                 f"discounts[{k!r}]={v!r}; keys are bundle sizes (int), values discount fractions (float)")
             need(int(k) == k and k >= 2, f"discounts key {k!r}; keys are bundle sizes >= 2")
             need(0.0 <= v < 1.0, f"discounts[{k}]={v}; use a fraction in [0, 1)")
 

@@ -47,6 +47,7 @@ from bundlerl.candidates.index_config import EXACT_UP_TO, IndexConfig, IndexErro
 from bundlerl.candidates.index_file import read_index_files, write_index_files
 from bundlerl.candidates.projection import pca_projection
 from bundlerl.candidates.ragged import RaggedSet, RaggedSetError
+from bundlerl.utils.args import need_instance
 from bundlerl.utils.threads import faiss_threads
 
 __all__ = [  # IndexConfig, IndexError_, EXACT_UP_TO live in index_config; importable from here as before
@@ -156,6 +157,7 @@ class ItemIndex:
     """
 
     def __init__(self, vectors: np.ndarray, config: IndexConfig | None = None) -> None:
+        need_instance(config, "config", "ItemIndex", IndexConfig, "an IndexConfig", optional=True, error=IndexError_)
         self.config = config or IndexConfig()
         vectors = check_vectors(vectors, None, "vectors")
         if vectors.shape[0] == 0:

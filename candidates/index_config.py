@@ -10,6 +10,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from bundlerl.utils.args import need_int
+from bundlerl.utils.config_io import check_field_types
 from bundlerl.utils.errors import BundlerlError
 
 __all__ = ["IndexConfig", "IndexError_", "EXACT_UP_TO"]
@@ -69,6 +71,7 @@ class IndexConfig:
     why :meth:`for_size` does not pick it: measure recall on your own vectors (``benchmarks/bench_index.py``)."""
 
     def __post_init__(self) -> None:
+        check_field_types(self, IndexError_)  # None / a wrong type named, before the range checks
         if self.kind not in _KINDS:
             raise IndexError_(f"IndexConfig.kind={self.kind!r}; choose one of {_KINDS}")
         if self.hnsw_m < 4:
@@ -110,5 +113,6 @@ class IndexConfig:
         at ef 64 and 7.0k at ef 128); at 30k HNSW ef 96 is ~1.6x faster (5.1k against 10.3k / 6.3k), and
         x3.6-8 at 100k.
         """
+        need_int(n_items, "n_items", "IndexConfig.for_size", minimum=1, error=IndexError_)
         kind = "flat" if n_items <= EXACT_UP_TO else "hnsw"
         return cls(**{"kind": kind, **overrides})

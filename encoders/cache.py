@@ -31,6 +31,7 @@ import numpy as np
 
 from bundlerl.encoders._texts import check_texts
 from bundlerl.encoders.base import EncoderError, TextEncoder
+from bundlerl.utils.args import need_path, shown
 from bundlerl.utils.cache import cache_root
 
 __all__ = ["CachedEncoder", "text_keys"]
@@ -62,9 +63,12 @@ class CachedEncoder:
 
     def __init__(self, encoder: TextEncoder, cache_dir: str | os.PathLike | None = None) -> None:
         if not isinstance(encoder, TextEncoder):
-            raise EncoderError(f"CachedEncoder wraps a TextEncoder (identity, dim, encode), got {type(encoder).__name__}")
+            raise EncoderError(f"CachedEncoder(encoder={shown(encoder)}): encoder must be a TextEncoder (identity, dim, "
+                               "encode)")
         self.encoder = encoder
-        root = Path(cache_dir).expanduser() if cache_dir is not None else cache_root()
+        cache_dir = need_path(cache_dir, "cache_dir", "CachedEncoder", optional=True, what="a cache folder",
+                              error=EncoderError)
+        root = cache_dir.expanduser() if cache_dir is not None else cache_root()
         self.folder = root / "embeddings" / hashlib.sha1(encoder.identity.encode()).hexdigest()[:16]
         self._loaded: set[str] = set()  # shard file names merged into the index
         self._bad: set[str] = set()  # shard names already warned about

@@ -19,6 +19,7 @@ import numpy as np
 
 from bundlerl.encoders._texts import check_texts
 from bundlerl.encoders.base import EncoderError
+from bundlerl.utils.args import need_path, need_str
 from bundlerl.utils.progress import progress_bar, progress_enabled
 
 __all__ = ["SentenceEncoder", "DEFAULT_MODEL_NAME", "packaged_model_dir", "PROGRESS_MIN_TEXTS"]
@@ -166,6 +167,10 @@ class SentenceEncoder:
     def __init__(self, model: str | os.PathLike | None = None, device: str | None = None, batch_size: int = 64) -> None:
         if not isinstance(batch_size, (int, np.integer)) or isinstance(batch_size, bool) or batch_size < 1:
             raise EncoderError(f"batch_size must be a positive int, got {batch_size!r}")
+        if model is not None:
+            need_path(model, "model", "SentenceEncoder", what="a sentence-transformers model folder or name",
+                      error=EncoderError)
+        need_str(device, "device", "SentenceEncoder", optional=True, error=EncoderError)
         self.name, self.path = _resolve(model)
         self.device = device
         self.batch_size = int(batch_size)

@@ -8,11 +8,12 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from bundlerl.env.config import EnvConfig, get_config
+from bundlerl.env.config import ConfigError, EnvConfig, get_config
 from bundlerl.env.observation import MASK_KEY
 from bundlerl.env.render import RENDER_FPS, RENDER_MODES, row_text, text_frame
 from bundlerl.env.session import ACTION_MODES, InvalidActionError, SessionBatch
 from bundlerl.env.world import build_world
+from bundlerl.utils.args import shown
 
 __all__ = ["BundleRecEnv", "InvalidActionError"]
 
@@ -103,16 +104,19 @@ class BundleRecEnv(gym.Env):
 
     - v0: first version (docs/SIMULATOR.md shopper, FAISS + complementarity candidates); ``rgb_array``
       rendering added later (no change to dynamics).
+    - v0: the session errand added (``ShopperParams.sigma_intent``, ``intent_focus``; docs/SIMULATOR.md, User): each
+      session is for one hidden interest category, revealed by clicks; off by default (no change to the presets).
     """
 
     metadata = {"render_modes": list(RENDER_MODES), "render_fps": RENDER_FPS}
 
     def __init__(self, preset: "str | EnvConfig" = "default", render_mode: str | None = None,
                  action_mode: str = "bundle"):
-        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise ValueError(f"render_mode={render_mode!r}; use None or one of {list(RENDER_MODES)}")
-        if action_mode not in ACTION_MODES:
-            raise ValueError(f"action_mode={action_mode!r}; use one of {ACTION_MODES}")
+        if render_mode is not None and (not isinstance(render_mode, str)
+                                        or render_mode not in self.metadata["render_modes"]):
+            raise ConfigError(f"render_mode={shown(render_mode)}; use None or one of {list(RENDER_MODES)}")
+        if not isinstance(action_mode, str) or action_mode not in ACTION_MODES:
+            raise ConfigError(f"action_mode={shown(action_mode)}; use one of {ACTION_MODES}")
         self.config: EnvConfig = get_config(preset)
         self.world = build_world(self.config)
         self.render_mode = render_mode

@@ -28,8 +28,10 @@ import numpy as np
 
 from bundlerl.env.reward import REWARD_MODES, RewardWeights, reward_weights
 from bundlerl.sim_data.versions import GENERATOR_VERSION, LOADER_VERSION
+from bundlerl.utils.args import need_path, shown
 from bundlerl.utils.config_io import (
     annotations_of,
+    check_field_types,
     from_mapping,
     nested_config,
     parse_assignment,
@@ -83,6 +85,10 @@ class EnvConfig:
     """Number of historical baskets simulated to estimate complementarity (synthetic source only)."""
     world_seed: int = 0
     """Seed of the world's random parts (personas, baskets, complementarity fitting, observation projection)."""
+    interests_per_persona: int = 3
+    """Interest categories per persona (``bundlerl.sim_data.personas_gen.PersonaConfig``), >= 1 and at most the
+    number of categories the catalogue sells in: a tiny catalogue (an Instacart folder with two aisles) needs a
+    smaller value, e.g. ``--env-set interests_per_persona=1``; the world build says the range when it is too large."""
     K: int = 16
     """Number of candidate bundles offered per step (the action space is Discrete(K))."""
     K_max: int = 3
@@ -123,6 +129,10 @@ class EnvConfig:
         def bad(field_: str, msg: str) -> ConfigError:
             return ConfigError(f"EnvConfig.{field_}: {msg}")
 
+        if isinstance(self.instacart_path, os.PathLike):  # a Path is welcome; stored as text (plain data)
+            object.__setattr__(self, "instacart_path", os.fspath(self.instacart_path))
+        check_field_types(self, ConfigError)  # None / a wrong type named, before the range checks
+
         if not isinstance(self.name, str) or not _NAME.fullmatch(self.name) or "__" in self.name:
             raise bad("name", f"{self.name!r}; use a short filesystem-safe name (1-40 letters, digits, '.', '-', '_', "
                               "starting with a letter or digit, no '__'): it names run directories")
@@ -130,7 +140,8 @@ class EnvConfig:
             raise bad("source", f"{self.source!r}; use 'synthetic' or 'instacart'")
         if self.source == "instacart" and not self.instacart_path:
             raise bad("instacart_path", "source='instacart' needs the folder with the Instacart CSVs")
-        for name, lo in (("n_items", 10), ("n_personas", 1), ("n_baskets", 1), ("K", 1), ("K_max", 1),
+        for name, lo in (("n_items", 10), ("n_personas", 1), ("n_baskets", 1), ("interests_per_persona", 1), ("K", 1),
+                         ("K_max", 1),
                          ("horizon", 1), ("profile_dim", 1), ("refresh_every", 1), ("compose_items", 1),
                          ("min_valid_candidates", 0)):
             v = getattr(self, name)
@@ -150,7 +161,7 @@ class EnvConfig:
             if not isinstance(self.shopper, ShopperParams):
                 raise bad("shopper", f"{type(self.shopper).__name__}; use a ShopperParams or None")
         if self.builder is not None:
-            from bundlerl.candidates.builder import BuilderConfig
+            from bundlerl.candidates.builder_config import BuilderConfig
 
             if not isinstance(self.builder, BuilderConfig):
                 raise bad("builder", f"{type(self.builder).__name__}; use a BuilderConfig or None")
@@ -177,7 +188,7 @@ class EnvConfig:
         """The BuilderConfig in force: ``builder`` or the defaults, with this K and K_max."""
         if self.builder is not None:
             return self.builder
-        from bundlerl.candidates.builder import BuilderConfig
+        from bundlerl.candidates.builder_config import BuilderConfig
 
         return BuilderConfig(**{theirs: getattr(self, ours) for theirs, ours in _DERIVED_BUILDER.items()})
 
@@ -197,6 +208,8 @@ class EnvConfig:
             "profile_dim": self.profile_dim,
             "generators": [GENERATOR_VERSION, LOADER_VERSION],
         }
+        if self.interests_per_persona != 3:  # keyed only when set, so the worlds cached before the field keep their keys
+            src["interests_per_persona"] = self.interests_per_persona
         return hashlib.sha256(json.dumps(src, sort_keys=True).encode()).hexdigest()[:20]
 
     def replace(self, **changes) -> "EnvConfig":
@@ -275,7 +288,7 @@ def _nested_class(name: str):
         return ShopperParams
     if name == "reward":
         return RewardWeights
-    from bundlerl.candidates.builder import BuilderConfig
+    from bundlerl.candidates.builder_config import BuilderConfig
 
     return BuilderConfig
 
@@ -289,7 +302,7 @@ def load_env_config(path: str | os.PathLike) -> EnvConfig:
     """
     import yaml
 
-    p = Path(path).expanduser()
+    p = need_path(path, "path", "load_env_config", what="a YAML file", error=ConfigError).expanduser()
     if not p.is_file():
         raise ConfigError(f"env config file {p} not found; pass a YAML file of EnvConfig fields (see EnvConfig.to_dict)")
     try:
@@ -316,8 +329,13 @@ def env_config_overrides(config: EnvConfig, overrides: Iterable[str]) -> EnvConf
     :raises ConfigError: malformed override, unknown field (the message lists the valid ones), a value of the
         wrong type or out of range (the message names the field).
     """
+    if not isinstance(config, EnvConfig):
+        raise ConfigError(f"env_config_overrides(config={shown(config)}): config must be an EnvConfig")
     if isinstance(overrides, str):
         overrides = [overrides]
+    if not isinstance(overrides, (list, tuple)) or not all(isinstance(o, str) for o in overrides):
+        raise ConfigError(f"env_config_overrides(overrides={shown(overrides)}): overrides must be a list of "
+                          "'field=value' texts")
     data = config.to_dict()
     top = annotations_of(EnvConfig)
     for text in overrides:
@@ -359,6 +377,7 @@ def instacart_config(path: str | os.PathLike | None = None, **changes) -> EnvCon
     """
     if path is None:
         path = os.environ.get("BUNDLERL_INSTACART")
+    need_path(path, "path", "instacart_config", optional=True, what="the Instacart folder", error=ConfigError)
     p = None if path is None else Path(path).expanduser()
     if p is None or not (p / "products.csv").is_file():
         raise ConfigError(
@@ -386,6 +405,9 @@ def get_config(preset: "str | EnvConfig", **changes) -> EnvConfig:
     ``get_config("instacart", instacart_path=folder)`` is :func:`instacart_config` on ``folder`` (without it,
     ``$BUNDLERL_INSTACART``). Unknown names raise ConfigError listing the known ones.
     """
+    if not isinstance(preset, (str, EnvConfig)):
+        raise ConfigError(f"preset={shown(preset)}: give a preset name ({sorted(PRESETS) + ['instacart']}) or an "
+                          "EnvConfig")
     if isinstance(preset, EnvConfig):
         config = preset
     elif preset == "instacart":

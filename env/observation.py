@@ -30,7 +30,7 @@ import numpy as np
 from gymnasium import spaces
 
 __all__ = [
-    "ACTION_MODES", "PROFILE_KEY", "HISTORY_KEY", "SESSION_KEY", "CANDIDATES_KEY", "MASK_KEY", "OBS_KEYS",
+    "SPEC_VERSION", "observation_spec", "ACTION_MODES", "PROFILE_KEY", "HISTORY_KEY", "SESSION_KEY", "CANDIDATES_KEY", "MASK_KEY", "OBS_KEYS",
     "SESSION_FEATURES", "observation_space", "session_features",
 ]
 
@@ -60,6 +60,23 @@ SESSION_FEATURES: tuple[str, ...] = (
     "partial_size",      # compose mode: items in the partial bundle / K_max (0 in bundle mode)
 )
 """Names of the session counters, in column order of ``obs["session"]``."""
+
+
+SPEC_VERSION = 1
+"""Version of the observation's layout: its keys, shapes, column order and the meaning of every column. Bump it with
+any change to them; logged data (``bundlerl.evaluation.logs``) records it, and a policy is only evaluated on logs of
+its own version."""
+
+
+def observation_spec(P: int, K: int, F: int) -> dict:
+    """The observation's layout as plain data (JSON-ready): ``version`` (:data:`SPEC_VERSION`), ``keys``, the sizes
+    ``P``, ``K``, ``F``, ``S`` and the column names of ``candidates`` and ``session``. Two observations are
+    interchangeable when their specs are equal."""
+    from bundlerl.candidates.features import CANDIDATE_FEATURES
+
+    return {"version": SPEC_VERSION, "keys": list(OBS_KEYS), "P": int(P), "K": int(K), "F": int(F),
+            "S": len(SESSION_FEATURES), "candidate_features": list(CANDIDATE_FEATURES),
+            "session_features": list(SESSION_FEATURES)}
 
 
 def observation_space(P: int, K: int, F: int, log_price_range: tuple[float, float] = (-np.inf, np.inf),

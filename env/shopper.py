@@ -121,6 +121,10 @@ class ShopperModel:
         _, self.brand = np.unique(catalog.brand, return_inverse=True)
         self.brand_known = np.char.str_len(catalog.brand.astype(str)) > 0
         self.tier = catalog.price_tier(3).astype(np.int8)
+        # ē_c: unit mean embedding of each category's items (the direction of a session's errand); 0 for empty ones
+        cat_sum = np.zeros((self.n_categories, self.dim), np.float64)
+        np.add.at(cat_sum, self.category, self.emb.astype(np.float64))
+        self.category_dir = _normalize(cat_sum).astype(np.float32)
         cat_min = np.full(self.n_categories, np.inf, np.float32)
         np.minimum.at(cat_min, self.category, self.price)
         self.cat_min_price = cat_min
@@ -157,8 +161,10 @@ class ShopperModel:
     def init_state(self, personas, profile_vecs: np.ndarray, rng) -> ShopperState:
         """Fresh sessions for ``personas`` (N rows) whose profile text embeddings are ``profile_vecs`` (N, d).
 
-        θ = normalize(profile + σ_θ·ξ), ξ a uniform random unit direction drawn from ``rng``; needs, budget
-        and β are the persona's; fatigue 0; nothing shown or bought.
+        θ = normalize(profile + σ_θ·ξ + σ_I·ē_{c*}), ξ a uniform random unit direction drawn from ``rng``, c* this
+        session's errand (one of the persona's interests, uniformly, drawn from ``rng`` when σ_I or the focus is
+        > 0), ē_c the unit mean embedding of category c; needs are the persona's, those of its other interests
+        times (1 − intent_focus); budget and β are the persona's; fatigue 0; nothing shown or bought.
         """
         v = np.asarray(profile_vecs, dtype=np.float32)
         N = len(personas)
@@ -168,12 +174,25 @@ class ShopperModel:
             raise ShopperError(
                 f"personas have needs over {personas.needs.shape[1]} categories, the catalogue has {self.n_categories}"
             )
+        p = self.params
         xi = rng.standard_normal((N, self.dim))
         xi /= np.maximum(np.linalg.norm(xi, axis=1, keepdims=True), 1e-12)
-        theta = _normalize(v + self.params.sigma_theta * xi)
+        needs = personas.needs.astype(np.float32).copy()
+        tilt = np.zeros_like(v)
+        if p.sigma_intent > 0 or p.intent_focus > 0:  # this session's errand: one interest, uniformly (one draw per row)
+            k = personas.interests.shape[1]
+            pick = np.minimum((rng.random((N, 1))[:, 0] * k).astype(np.int64), k - 1)
+            rows = np.arange(N)
+            errand = personas.interests[rows, pick]
+            tilt = p.sigma_intent * self.category_dir[errand]
+            others = personas.interests[rows[:, None], np.arange(k)[None, :]]
+            other_mask = np.arange(k)[None, :] != pick[:, None]
+            r_idx, j_idx = np.nonzero(other_mask)
+            needs[r_idx, others[r_idx, j_idx]] *= 1.0 - p.intent_focus
+        theta = _normalize(v + p.sigma_theta * xi + tilt)
         return ShopperState(
             theta=theta.astype(np.float32),
-            needs=personas.needs.astype(np.float32).copy(),
+            needs=needs,
             budget=personas.budget.astype(np.float32).copy(),
             beta=personas.price_sensitivity.astype(np.float32).copy(),
             fatigue=np.zeros(N, np.float32),

@@ -14,7 +14,11 @@ from dataclasses import dataclass
 
 from bundlerl.utils.errors import BundlerlError
 
-__all__ = ["ShopperParams", "ShopperParamsError"]
+__all__ = ["ShopperParams", "ShopperParamsError", "SHOPPER_VERSION"]
+
+SHOPPER_VERSION = 1
+"""Version of the shopper model's equations (``bundlerl.env.shopper``): bump it with every change of behaviour, so
+that what is cached on the simulator's answers (tuned-linear fits, ``bundlerl.evaluation.tuning``) is fitted again."""
 
 
 class ShopperParamsError(BundlerlError):
@@ -73,7 +77,14 @@ class ShopperParams:
     lambda_f: float = 4.5
     """λ_f >= 0: increase of the leave logit per unit fatigue."""
     sigma_theta: float = 0.5
-    """σ_θ >= 0: taste noise, θ = normalize(enc(persona) + σ_θ·ξ) with ξ a uniform random unit direction."""
+    """σ_θ >= 0: taste noise, θ = normalize(enc(persona) + σ_θ·ξ + σ_I·ē_{c*}) with ξ a uniform random unit direction."""
+    sigma_intent: float = 0.0
+    """σ_I >= 0: this session's errand. A shopper comes for one of the persona's interest categories c* (uniformly
+    drawn per session, hidden: the profile text names every interest); its taste leans towards the unit mean
+    embedding ē_{c*} of that category by σ_I. Clicks reveal it (the history vector); 0: no errand tilt."""
+    intent_focus: float = 0.0
+    """In [0, 1]: the needs of the persona's interest categories other than the errand are multiplied by
+    (1 − intent_focus) at the start of the session (the shopper came for the errand); 0: no focus."""
     need_relevant: float = 0.2
     """A category is relevant while its need is >= this; the session ends when the budget is below the cheapest
     item of every relevant category (or nothing is relevant any more). In [0, 1]."""
@@ -91,7 +102,7 @@ class ShopperParams:
             "fit_brand": (0, 0.5), "fit_tier": (0, 0.5), "T_c": (1e-6, None), "T_b": (1e-6, None),
             "satiation": (0, 1), "kappa": (0, None),
             "eta": (0, 1), "phi_miss": (0, 1), "phi_rep": (0, None), "phi_hit": (0, 1), "lambda_f": (0, None),
-            "sigma_theta": (0, None), "need_relevant": (0, 1),
+            "sigma_theta": (0, None), "need_relevant": (0, 1), "sigma_intent": (0, None), "intent_focus": (0, 1),
         }
         for f in dataclasses.fields(self):
             v = getattr(self, f.name)

@@ -10,10 +10,11 @@ from gymnasium import spaces
 from gymnasium.utils import seeding
 from stable_baselines3.common.vec_env.base_vec_env import VecEnv
 
-from bundlerl.env.config import EnvConfig, get_config
+from bundlerl.env.config import ConfigError, EnvConfig, get_config
 from bundlerl.env.render import RENDER_FPS, RENDER_MODES, row_text, text_frame
-from bundlerl.env.session import SessionBatch
+from bundlerl.env.session import ACTION_MODES, SessionBatch
 from bundlerl.env.world import build_world
+from bundlerl.utils.args import need_int, shown
 
 __all__ = ["BundleRecVecEnv"]
 
@@ -68,10 +69,13 @@ class BundleRecVecEnv(VecEnv):
 
     def __init__(self, preset: "str | EnvConfig" = "default", num_envs: int = 256, seed: int | None = None,
                  action_mode: str = "bundle", render_mode: str | None = None):
-        if num_envs < 1:
-            raise ValueError(f"num_envs={num_envs}; it must be >= 1")
-        if render_mode is not None and render_mode not in RENDER_MODES:
-            raise ValueError(f"render_mode={render_mode!r}; use None or one of {list(RENDER_MODES)}")
+        need_int(num_envs, "num_envs", "BundleRecVecEnv", minimum=1, error=ConfigError)
+        if not (seed is None or isinstance(seed, np.random.SeedSequence)):
+            need_int(seed, "seed", "BundleRecVecEnv", minimum=0, error=ConfigError)
+        if render_mode is not None and (not isinstance(render_mode, str) or render_mode not in RENDER_MODES):
+            raise ConfigError(f"render_mode={shown(render_mode)}; use None or one of {list(RENDER_MODES)}")
+        if not isinstance(action_mode, str) or action_mode not in ACTION_MODES:
+            raise ConfigError(f"action_mode={shown(action_mode)}; use one of {ACTION_MODES}")
         self.config = get_config(preset)
         self.world = build_world(self.config)
         self.action_mode = action_mode

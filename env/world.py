@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from bundlerl.env.config import EnvConfig, get_config
+from bundlerl.env.config import ConfigError, EnvConfig, get_config
 from bundlerl.env.world_cache import load_raw, save_raw, world_cache_key
 from bundlerl.utils.progress import progress_bar, progress_enabled
 
@@ -96,20 +96,31 @@ def _make_raw(config: EnvConfig):
     rng = np.random.default_rng([config.world_seed, 7919])
     if config.source == "synthetic":
         from bundlerl.sim_data.basket_gen import generate_baskets
-        from bundlerl.sim_data.personas_gen import sample_personas
         from bundlerl.sim_data.synthetic import CatalogConfig, generate_catalog
 
         catalog = generate_catalog(CatalogConfig(n_items=config.n_items, seed=config.catalog_seed))
-        personas = sample_personas(catalog, config.n_personas, rng)
+        personas = _personas(catalog, config, rng)
         baskets = generate_baskets(catalog, personas, config.n_baskets, rng)
     else:
         from bundlerl.sim_data.loaders import load_instacart
-        from bundlerl.sim_data.personas_gen import sample_personas
 
         loaded = load_instacart(config.instacart_path)
         catalog, baskets = (loaded if isinstance(loaded, tuple) else (loaded.catalog, loaded.baskets))[:2]
-        personas = sample_personas(catalog, config.n_personas, rng)
+        personas = _personas(catalog, config, rng)
     return catalog, personas, baskets
+
+
+def _personas(catalog, config: EnvConfig, rng: np.random.Generator):
+    """The world's persona pool; an ``interests_per_persona`` the catalogue cannot serve is a ConfigError naming the
+    EnvConfig field and its valid range for this catalogue."""
+    from bundlerl.sim_data.personas_gen import PersonaConfig, interest_range, sample_personas
+
+    k, (lo, hi) = config.interests_per_persona, interest_range(catalog)
+    if not lo <= k <= hi:
+        raise ConfigError(f"EnvConfig.interests_per_persona: {k}, but the {config.name!r} catalogue sells in only "
+                          f"{hi} categories; give an integer in [{lo}, {hi}] (e.g. --env-set "
+                          f"interests_per_persona={hi})")
+    return sample_personas(catalog, config.n_personas, rng, PersonaConfig(interests_per_persona=k))
 
 
 class _Stages:

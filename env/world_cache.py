@@ -43,11 +43,13 @@ __all__ = ["INPUT_FILES", "RACY_S", "worlds_dir", "input_files", "file_digest", 
 
 INPUT_FILES: dict[str, tuple[str, ...]] = {
     "synthetic": (),
-    "instacart": ("aisles.csv", "departments.csv", "products.csv", "order_products.csv", "orders.csv"),
+    "instacart": ("aisles.csv", "departments.csv", "products.csv", "order_products.csv", "order_products__prior.csv",
+                  "order_products__train.csv", "orders.csv"),
 }
 """The files each ``EnvConfig.source`` reads, relative to its data folder (those of
 :func:`bundlerl.sim_data.loaders.load_instacart`; tests/test_world_cache.py checks the list against the files it
-opens). A missing optional file (``orders.csv``) is part of the key as missing."""
+opens). A missing optional file (``orders.csv``; the order-line files the folder does not use: ``order_products.csv``
+or Kaggle's two) is part of the key as missing."""
 
 RACY_S = 2.0
 """A file changed less than this many seconds before its digest was taken is hashed again at the next use (coarse

@@ -22,6 +22,8 @@ import numpy as np
 from bundlerl.evaluation.metrics import COMPARISON_METRICS, COMPLEMENT_THRESHOLD, summarize
 from bundlerl.evaluation.report import bar_chart, estimates_table, policy_label, table_json
 from bundlerl.evaluation.stats import Estimate, EvaluationError
+from bundlerl.utils.args import need_instance, need_int, need_names, need_path
+from bundlerl.utils.config_io import check_field_types
 
 __all__ = ["EvalConfig", "Comparison", "named_policies", "compare", "write_comparison"]
 
@@ -45,6 +47,7 @@ class EvalConfig:
     """Show a progress bar per policy (None: unless ``$BUNDLERL_PROGRESS`` is off)."""
 
     def __post_init__(self) -> None:
+        check_field_types(self, EvaluationError)  # None / a wrong type named, before the range checks
         from bundlerl.env.observation import ACTION_MODES
 
         for name, lo in (("episodes", 1), ("num_envs", 1), ("seed", 0)):
@@ -78,21 +81,47 @@ class Comparison:
         return estimates_table(self.table, metrics, self.labels)
 
 
-def named_policies(baselines: Sequence[str] = (), oracles: Sequence[str] = (), seed: int = 0) -> dict[str, Any]:
-    """Baselines (Policies) and oracles (factories of the vec env) by their registered names, in that order.
+def named_policies(baselines: Sequence[str] = (), oracles: Sequence[str] = (), seed: int = 0,
+                   tuned_weights: str | Path | None = None, tuned_budget=None,
+                   log: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Observable baselines and oracles by their registered names, in that order: hand-set baselines as Policies,
+    ``tuned-linear`` and oracles as factories of the vec env (tuned-linear needs the world to be fitted on).
 
     Every name is checked first, so that a misspelt one fails before any episode runs. Oracles are keyed by
     their registered name (``oracle-one-step`` also for ``one-step``).
 
+    :param baselines: names from ``bundlerl.agents.tuned_linear.OBSERVABLE_POLICIES`` (the hand-set baselines and
+        ``tuned-linear``).
+    :param tuned_weights: tuned-linear's weights JSON; None: the cached fit for the world, else a fit now
+        (:func:`bundlerl.evaluation.tuning.tuned_linear`) with ``tuned_budget`` (None: the recorded budget).
     :raises PolicyError: an unknown name (the message lists the registry).
     """
     from bundlerl.agents.baselines import make_baseline
     from bundlerl.agents.oracles import make_oracle, oracle_name
+    from bundlerl.agents.policy import PolicyError, check_name
+    from bundlerl.agents.tuned_linear import OBSERVABLE_POLICIES, TUNED_LINEAR
 
+    baselines = need_names(baselines, "baselines", "named_policies", error=PolicyError)
+    oracles = need_names(oracles, "oracles", "named_policies", error=PolicyError)
+    need_int(seed, "seed", "named_policies", minimum=0, error=PolicyError)
+    for b in baselines:
+        check_name(b, OBSERVABLE_POLICIES, "baseline")
     names = [oracle_name(o) for o in oracles]
-    out: dict[str, Any] = {b: make_baseline(b, np.random.default_rng([seed, 17])) for b in baselines}
+    out: dict[str, Any] = {}
+    for b in baselines:
+        if b == TUNED_LINEAR:
+            out[b] = partial(_tuned_linear_for, weights=tuned_weights, budget=tuned_budget, log=log)
+        else:
+            out[b] = make_baseline(b, np.random.default_rng([seed, 17]))
     out.update({o: partial(make_oracle, o) for o in names})
     return out
+
+
+def _tuned_linear_for(vec_env, weights=None, budget=None, log=None):
+    """tuned-linear for the world of ``vec_env`` (loaded, cached or fitted: :func:`bundlerl.evaluation.tuning.tuned_linear`)."""
+    from bundlerl.evaluation.tuning import RECORDED_BUDGET, tuned_linear
+
+    return tuned_linear(vec_env.config, weights=weights, budget=budget or RECORDED_BUDGET, log=log)
 
 
 def compare(policies: Mapping[str, Any], world, config: EvalConfig | None = None,
@@ -104,7 +133,7 @@ def compare(policies: Mapping[str, Any], world, config: EvalConfig | None = None
     :param short_names: name -> a short name for charts (e.g. a run directory's ``ppo (seed 0)``).
     :raises EvaluationError: no policy.
     """
-    from bundlerl.agents.baselines import BASELINES
+    from bundlerl.agents.tuned_linear import OBSERVABLE_POLICIES
     from bundlerl.env import get_config
     from bundlerl.env.world import build_world
     from bundlerl.evaluation.rollout import evaluate
@@ -126,7 +155,7 @@ def compare(policies: Mapping[str, Any], world, config: EvalConfig | None = None
                        progress=config.progress)
         table[name] = summarize(res, catalog_world, config.complement_threshold)
         labels[name] = policy_label(name, res.uses_simulator_truth)
-        kinds[name] = "oracle" if res.uses_simulator_truth else "baseline" if name in BASELINES else "trained"
+        kinds[name] = "oracle" if res.uses_simulator_truth else "baseline" if name in OBSERVABLE_POLICIES else "trained"
     return Comparison(table=table, labels=labels, world=env.name, config=config, kinds=kinds,
                       short_names={n: (short_names or {}).get(n, _short(n, kinds[n])) for n in table})
 
@@ -142,7 +171,8 @@ def write_comparison(cmp: Comparison, out: str | Path) -> Path:
     """results.md (header, table, chart link), results.json and results.png in the folder ``out``; returns it."""
     from bundlerl.utils.atomic import write_text
 
-    out = Path(out)
+    need_instance(cmp, "cmp", "write_comparison", Comparison, "a Comparison (compare)", error=EvaluationError)
+    out = need_path(out, "out", "write_comparison", what="an output folder", error=EvaluationError)
     c = cmp.config
     header = (f"# Evaluation on '{cmp.world}' ({c.action_mode} mode), {c.episodes} episodes per policy, "
               f"seed {c.seed} (its evaluate stream: never a training episode)\n\n"

@@ -20,7 +20,8 @@ from typing import Any
 
 import numpy as np
 
-from bundlerl.evaluation.stats import Estimate, mean_ci, ratio_ci
+from bundlerl.evaluation.stats import Estimate, EvaluationError, mean_ci, ratio_ci
+from bundlerl.utils.args import need_number, shown
 
 __all__ = [
     "METRICS", "BUNDLE_METRICS", "COMPARISON_METRICS", "LABELS", "UNITS", "COMPLEMENT_THRESHOLD", "session_summary",
@@ -78,6 +79,16 @@ def session_summary(res) -> dict[str, Estimate]:
     }
 
 
+def _check_inputs(res, world, complement_threshold, where: str) -> None:
+    """``res`` an EvalResult (or anything with its log: ``n_episodes``, ``log_items``, ``log_episode``), ``world`` a
+    World (anything with a ``catalog``), ``complement_threshold`` a number in [0, 1]; else EvaluationError."""
+    if not all(hasattr(res, a) for a in ("n_episodes", "log_items", "log_episode")):
+        raise EvaluationError(f"{where}(res={shown(res)}): res must be an EvalResult (evaluate)")
+    if not hasattr(world, "catalog"):
+        raise EvaluationError(f"{where}(world={shown(world)}): world must be a World (build_world)")
+    need_number(complement_threshold, "complement_threshold", where, low=0.0, high=1.0, error=EvaluationError)
+
+
 def bundle_metrics(res, world, complement_threshold: float = COMPLEMENT_THRESHOLD) -> dict[str, Any]:
     """Per-episode sums for bundle size, true-complement share and diversity from ``res``'s bundle log.
 
@@ -86,6 +97,7 @@ def bundle_metrics(res, world, complement_threshold: float = COMPLEMENT_THRESHOL
         ``complement_graph`` (n_categories, n_categories) or None: then no complement share).
     :returns: ``{metric: (numerator (n_episodes,), denominator (n_episodes,))}``; the metric is Σnum / Σden.
     """
+    _check_inputs(res, world, complement_threshold, "bundle_metrics")
     n = res.n_episodes
     items = np.asarray(res.log_items)
     ep = np.asarray(res.log_episode)
@@ -125,6 +137,7 @@ def bundle_metrics(res, world, complement_threshold: float = COMPLEMENT_THRESHOL
 def summarize(res, world, complement_threshold: float = COMPLEMENT_THRESHOLD) -> dict[str, Estimate]:
     """Every metric of ``res`` (session and bundle) as an Estimate; ``complement_share`` is missing when the
     catalogue has no complement graph."""
+    _check_inputs(res, world, complement_threshold, "summarize")
     out = session_summary(res)
     for k, (num, den) in bundle_metrics(res, world, complement_threshold).items():
         out[k] = ratio_ci(num, den)

@@ -14,7 +14,8 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from bundlerl.evaluation.metrics import COMPARISON_METRICS, LABELS, METRICS, UNITS
-from bundlerl.evaluation.stats import Estimate
+from bundlerl.evaluation.stats import Estimate, EvaluationError
+from bundlerl.utils.args import need_int, need_names, need_path, need_str, shown
 
 __all__ = [
     "ORACLE_NOTE", "ORACLE_LEGEND", "POLICY_KINDS", "policy_label", "estimates_table", "markdown_table", "table_json",
@@ -36,6 +37,8 @@ def estimates_table(table: Table, metrics: Sequence[str] = COMPARISON_METRICS, l
                     digits: int = 3) -> str:
     """A markdown table: a row per policy (``labels[name]``, default the name), its episode count, and
     ``value ± 95% CI half-width`` per metric ("n/a" where the policy has no such estimate or it is undefined)."""
+    metrics, labels = _check_table(table, metrics, labels, "estimates_table")
+    need_int(digits, "digits", "estimates_table", minimum=0, error=EvaluationError)
     labels = labels or {}
     head = "| policy | episodes | " + " | ".join(LABELS[m] for m in metrics) + " |"
     rows = [head, "|" + "---|" * (len(metrics) + 2)]
@@ -46,9 +49,36 @@ def estimates_table(table: Table, metrics: Sequence[str] = COMPARISON_METRICS, l
     return "\n".join(rows) + "\n"
 
 
+def _check_table(table, metrics, labels, where: str) -> tuple[list[str], Mapping | None]:
+    """(metrics as a list, labels) once ``table`` is {name: {metric: Estimate}}, ``metrics`` names of
+    :data:`bundlerl.evaluation.metrics.LABELS` and ``labels`` a mapping or None; else EvaluationError."""
+    if not isinstance(table, Mapping) or not all(
+            isinstance(est, Mapping) and all(isinstance(e, Estimate) for e in est.values()) for est in table.values()):
+        raise EvaluationError(f"{where}(table={shown(table)}): table must map each policy to {{metric: Estimate}} "
+                              "(Comparison.table)")
+    metrics = list(need_names(metrics, "metrics", where, error=EvaluationError))
+    unknown = [m for m in metrics if m not in LABELS]
+    if unknown:
+        raise EvaluationError(f"{where}(metrics={shown(metrics)}): unknown metric(s) {unknown}; use names of "
+                              f"{sorted(LABELS)}")
+    if labels is not None and not isinstance(labels, Mapping):
+        raise EvaluationError(f"{where}(labels={shown(labels)}): labels must be a mapping name -> label, or None")
+    return metrics, labels
+
+
 def markdown_table(results, digits: int = 3) -> str:
     """A markdown table of EvalResults (a sequence, named by their policy, or a mapping name -> result) with the
     session metrics (:data:`bundlerl.evaluation.metrics.METRICS`); oracles labelled."""
+    from bundlerl.evaluation.rollout import EvalResult
+
+    if isinstance(results, EvalResult):
+        results = [results]
+    ok = isinstance(results, (Mapping, list, tuple)) and all(
+        isinstance(r, EvalResult) for r in (results.values() if isinstance(results, Mapping) else results))
+    if not ok:
+        raise EvaluationError(f"markdown_table(results={shown(results)}): results must be EvalResults (a list, or a "
+                              "mapping name -> EvalResult)")
+    need_int(digits, "digits", "markdown_table", minimum=0, error=EvaluationError)
     items = list(results.items()) if isinstance(results, Mapping) else [(r.policy, r) for r in results]
     table = {name: r.summary() for name, r in items}
     labels = {name: policy_label(name, r.uses_simulator_truth) for name, r in items}
@@ -83,6 +113,12 @@ def bar_chart(table: Table, path: str | Path, metrics: Sequence[str] = COMPARISO
               labels: Mapping[str, str] | None = None, kinds: Mapping[str, str] | None = None,
               note: str = "") -> None:
     """:func:`chart_figure` written atomically to ``path`` (PNG)."""
+    metrics, labels = _check_table(table, metrics, labels, "bar_chart")
+    need_path(path, "path", "bar_chart", what="a .png file path", error=EvaluationError)
+    if kinds is not None and not isinstance(kinds, Mapping):
+        raise EvaluationError(f"bar_chart(kinds={shown(kinds)}): kinds must be a mapping name -> kind, or None")
+    need_str(title, "title", "bar_chart", error=EvaluationError)
+    need_str(note, "note", "bar_chart", error=EvaluationError)
     save_figure(chart_figure(table, metrics, title, labels, kinds, note), path)
 
 

@@ -20,6 +20,7 @@ from bundlerl.agents.policy import Policy
 from bundlerl.evaluation.metrics import session_summary
 from bundlerl.evaluation.seeds import action_rng
 from bundlerl.evaluation.stats import Estimate, EvaluationError
+from bundlerl.utils.args import need_callable, need_int, need_optional_bool, shown
 from bundlerl.utils.progress import progress_bar, progress_enabled
 
 __all__ = ["EvalResult", "evaluate"]
@@ -100,8 +101,17 @@ def evaluate(
     :param keep_log: keep the per-step bundle log.
     :raises EvaluationError: bad counts, or a factory that returns no Policy.
     """
-    if n_episodes < 1 or num_envs < 1:
-        raise EvaluationError(f"n_episodes={n_episodes}, num_envs={num_envs}; both must be >= 1")
+    if not isinstance(policy, Policy):
+        need_callable(policy, "policy", "evaluate", "a bundlerl Policy, or a factory f(vec_env) -> Policy",
+                      error=EvaluationError)
+    need_int(n_episodes, "n_episodes", "evaluate", minimum=1, error=EvaluationError)
+    need_int(num_envs, "num_envs", "evaluate", minimum=1, error=EvaluationError)
+    if not isinstance(seed, np.random.SeedSequence):
+        need_int(seed, "seed", "evaluate", minimum=0, error=EvaluationError)
+    need_optional_bool(progress, "progress", "evaluate", error=EvaluationError)
+    for name, value in (("deterministic", deterministic), ("keep_log", keep_log)):
+        if not isinstance(value, (bool, np.bool_)):
+            raise EvaluationError(f"evaluate({name}={shown(value)}): {name} must be True or False")
     from bundlerl.env.vec_env import BundleRecVecEnv
 
     n_rows = min(num_envs, n_episodes)

@@ -21,10 +21,13 @@ purpose             seed (entropy)              segment                       us
                                                                               ones)
 ``EVALUATE``        ``--seed`` (default 0)      0                             ``bundlerl evaluate`` and quickstart's
                                                                               comparison (``bundlerl.evaluation.compare``)
-``LOGGING``         the caller's seed           0                             logged-data collection (no command
-                                                                              collects logged data yet)
+``LOGGING``         the caller's seed           0                             logged-data collection (``bundlerl log``,
+                                                                              ``bundlerl.evaluation.logs.collect``)
 ``ACTIONS``         as the stream it samples    the stream's purpose          a policy's sampled actions in an
                     for                                                       evaluation (not an env stream)
+``TUNE``            the fit's seed              the search round (0, 1, ...)  the cross-entropy fit of ``tuned-linear``
+                                                                              (``bundlerl.evaluation.tuning``): training
+                                                                              episodes of a control, never evaluated on
 ==================  ==========================  ============================  ===========================================
 """
 
@@ -34,7 +37,7 @@ from enum import IntEnum
 
 import numpy as np
 
-__all__ = ["Purpose", "env_stream", "action_rng", "EVAL_SEED", "FINAL_EVAL_SEED", "stream_label"]
+__all__ = ["Purpose", "env_stream", "action_rng", "row_generator", "EVAL_SEED", "FINAL_EVAL_SEED", "stream_label"]
 
 
 class Purpose(IntEnum):
@@ -46,6 +49,7 @@ class Purpose(IntEnum):
     EVALUATE = 4
     LOGGING = 5
     ACTIONS = 6
+    TUNE = 7
 
 
 EVAL_SEED = 0
@@ -81,3 +85,11 @@ def stream_label(seed: "int | np.random.SeedSequence") -> str:
         segment = f", segment {seed.spawn_key[1]}" if len(seed.spawn_key) > 1 and seed.spawn_key[1] else ""
         return f"{purpose} stream, seed {seed.entropy}{segment}"
     return f"env seed {seed}"
+
+
+def row_generator(stream: np.random.SeedSequence, row: int) -> np.random.Generator:
+    """The generator a :class:`bundlerl.env.vec_env.BundleRecVecEnv` seeded with ``stream`` gives row ``row`` (its
+    child of spawn key ``stream.spawn_key + (row,)``): for common random numbers, several env rows can be handed the
+    same row's generator (``SessionBatch.seed_rows``) and so meet the same shoppers."""
+    return np.random.Generator(np.random.PCG64(
+        np.random.SeedSequence(stream.entropy, spawn_key=(*stream.spawn_key, int(row)), pool_size=stream.pool_size)))

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from bundlerl.utils.args import need_number, shown
 from bundlerl.utils.errors import BundlerlError
 
 __all__ = ["Estimate", "EvaluationError", "mean_ci", "ratio_ci", "mean_ratio_ci", "Z95"]
@@ -49,7 +50,10 @@ class Estimate:
 
 
 def _check(x: np.ndarray, name: str) -> np.ndarray:
-    x = np.asarray(x, dtype=np.float64)
+    try:
+        x = np.asarray(x, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise EvaluationError(f"{name}={shown(x)}: {name} must be numbers, one per episode") from None
     if x.ndim != 1:
         raise EvaluationError(f"{name} must be 1-d (one value per episode); got shape {x.shape}")
     if not np.isfinite(x).all():
@@ -57,12 +61,16 @@ def _check(x: np.ndarray, name: str) -> np.ndarray:
     return x
 
 
+def _z(z) -> float:
+    return need_number(z, "z", "a confidence interval", low=0.0, error=EvaluationError)
+
+
 def mean_ci(x, z: float = Z95) -> Estimate:
     """Mean of ``x`` (n,) with a normal-approximation interval mean ± z·sd/√n (sd with ddof=1).
 
     n = 0 gives NaNs; n = 1 a zero-width interval. Raises EvaluationError on non-finite or non-1-d input.
     """
-    x = _check(x, "x")
+    x, z = _check(x, "x"), _z(z)
     n = x.size
     if n == 0:
         return Estimate(float("nan"), float("nan"), float("nan"), 0)
@@ -76,7 +84,7 @@ def ratio_ci(num, den, z: float = Z95) -> Estimate:
 
     se(R) = sqrt(Σ (num_i − R·den_i)² / (n (n−1))) / mean(den). NaN when Σden = 0.
     """
-    num, den = _check(num, "num"), _check(den, "den")
+    num, den, z = _check(num, "num"), _check(den, "den"), _z(z)
     if num.shape != den.shape:
         raise EvaluationError(f"num {num.shape} and den {den.shape} must have the same shape")
     n = num.size
@@ -96,7 +104,7 @@ def mean_ratio_ci(a, b, z: float = Z95) -> Estimate:
     se(R) = sqrt(var(a) / n_a + R² var(b) / n_b) / |mean(b)| (sample variances; 0 for a sample of one).
     NaN when mean(b) = 0. Use :func:`ratio_ci` for paired per-episode ratios of totals instead.
     """
-    a, b = _check(a, "a"), _check(b, "b")
+    a, b, z = _check(a, "a"), _check(b, "b"), _z(z)
     n = min(a.size, b.size)
     if n == 0 or b.mean() == 0:
         return Estimate(float("nan"), float("nan"), float("nan"), n)

@@ -5,6 +5,7 @@ mode), and compare their models with baselines and oracles on the same episodes
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -13,6 +14,15 @@ from bundlerl.evaluation.compare import EvalConfig, compare, named_policies, wri
 from bundlerl.evaluation.metrics import COMPLEMENT_THRESHOLD
 from bundlerl.evaluation.stats import EvaluationError
 from bundlerl.experiment.run_dir import MODEL_CHOICES, RunDir
+from bundlerl.utils.args import (
+    need_callable,
+    need_int,
+    need_names,
+    need_number,
+    need_optional_bool,
+    need_path,
+    shown,
+)
 
 __all__ = ["evaluate_runs"]
 
@@ -23,11 +33,15 @@ def evaluate_runs(run_dirs: Sequence[str | Path], *, baselines: Sequence[str] = 
                   preset=None, episodes: int = _DEFAULT.episodes, seed: int = _DEFAULT.seed,
                   which: str = MODEL_CHOICES[0], complement_threshold: float = COMPLEMENT_THRESHOLD,
                   out: str | Path | None = None, progress: bool | None = None,
-                  log: Callable[[str], None] = print) -> dict[str, Any]:
+                  log: Callable[[str], None] = print, tuned_weights: str | Path | None = None,
+                  tuned_budget=None) -> dict[str, Any]:
     """Evaluate runs, baselines and oracles on the same episodes; write results.md/.json/.png into ``out``.
 
     :param run_dirs: folders made by ``bundlerl train`` (all of one world and action mode).
-    :param baselines: names from ``bundlerl.agents.baselines.BASELINES``.
+    :param baselines: names from ``bundlerl.agents.tuned_linear.OBSERVABLE_POLICIES`` (hand-set baselines and
+        ``tuned-linear``).
+    :param tuned_weights: tuned-linear's weights JSON; None: its cached fit for the world, or a fit now with
+        ``tuned_budget`` (a ``bundlerl.evaluation.tuning.CEMBudget``; None: the recorded 12 x 24 x 200).
     :param oracles: names from ``bundlerl.agents.oracles.ORACLES`` (or without their ``oracle-`` prefix).
     :param preset: the world (preset name or EnvConfig); default and only choice with runs: the runs' own world
         (stored in their run directories). Required without runs.
@@ -37,11 +51,31 @@ def evaluate_runs(run_dirs: Sequence[str | Path], *, baselines: Sequence[str] = 
     thread is much faster on the shared 2-core machine).
     :returns: ``{"table": {name: {metric: Estimate}}, "markdown": str, "out": Path}``.
     :raises BundlerlError: unknown names, runs of different worlds / action modes, a ``preset`` that is not the
-        runs' world, no world, nothing to evaluate (EvaluationError, PolicyError, RunDirError, ConfigError).
+        runs' world, no world, nothing to evaluate, an ``out`` that cannot be written (EvaluationError, PolicyError,
+        RunDirError, ConfigError, OutputPathError).
     """
+    from bundlerl.utils.paths import check_output_folder
     from bundlerl.utils.threads import torch_threads
 
-    policies = named_policies(baselines, oracles, seed)  # unknown names fail before anything runs
+    where = "evaluate_runs"
+    if isinstance(run_dirs, (str, os.PathLike)):
+        run_dirs = [run_dirs]
+    if not isinstance(run_dirs, (list, tuple)):
+        raise EvaluationError(f"{where}(run_dirs={shown(run_dirs)}): run_dirs must be a list of run directories")
+    run_dirs = [need_path(r, "run_dirs", where, what="a run directory", error=EvaluationError) for r in run_dirs]
+    baselines = need_names(baselines, "baselines", where, error=EvaluationError)
+    oracles = need_names(oracles, "oracles", where, error=EvaluationError)
+    need_int(seed, "seed", where, minimum=0, error=EvaluationError)
+    need_callable(log, "log", where, "a function of one str (e.g. print)", error=EvaluationError)
+    if not isinstance(which, str) or which not in MODEL_CHOICES:
+        raise EvaluationError(f"{where}(which={shown(which)}): which must be one of {', '.join(MODEL_CHOICES)}")
+    need_int(episodes, "episodes", where, minimum=1, error=EvaluationError)
+    need_number(complement_threshold, "complement_threshold", where, low=0.0, high=1.0, error=EvaluationError)
+    need_optional_bool(progress, "progress", where, error=EvaluationError)
+    if out is not None:
+        check_output_folder(out, "evaluate_runs(out=...)")  # before the rollouts, not after them
+    # unknown names fail before anything runs
+    policies = named_policies(baselines, oracles, seed, tuned_weights=tuned_weights, tuned_budget=tuned_budget, log=log)
     runs = [RunDir.open(r) for r in run_dirs]
     modes = {r.config()["train"].get("action_mode", "bundle") for r in runs}
     if len(modes) > 1:
@@ -66,10 +100,12 @@ def run_keys(runs: list[RunDir]) -> list[str]:
 
 
 def _short_names(runs: list[RunDir]) -> dict[str, str]:
-    """Chart names of runs (keyed by :func:`run_keys`): ``ppo (seed 0)`` from their config.yaml, numbered ``#1``,
+    """Chart names of runs (keyed by :func:`run_keys`): ``ppo (seed 0)`` (``ppo myopic (seed 0)`` for the myopic
+    control) from their config.yaml, numbered ``#1``,
     ``#2`` where two runs would share one (results.md lists which is which)."""
     keys = run_keys(runs)
-    base = [f"{r.algo} (seed {r.config()['train'].get('seed', '?')})" for r in runs]
+    base = [f"{r.algo}{' myopic' if r.config()['train'].get('myopic') else ''} (seed {r.config()['train'].get('seed', '?')})"
+            for r in runs]
     seen: dict[str, int] = {}
     out = {}
     for key, short in zip(keys, base):

@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from bundlerl.utils.args import need_path
 from bundlerl.utils.atomic import atomic_write, sweep_temporaries, write_text
 from bundlerl.utils.errors import BundlerlError
 
@@ -87,6 +88,9 @@ class RunDir:
     path: Path
     saved_timesteps: int | None = field(default=None, init=False, compare=False)
     """Timesteps of the last checkpoint this object saved (or a resumed run started from); None before."""
+
+    def __post_init__(self) -> None:
+        self.path = need_path(self.path, "path", "RunDir", what="a run directory", error=RunDirError)
 
     # ------------------------------------------------------------------ create / open
     @classmethod

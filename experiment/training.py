@@ -34,8 +34,11 @@ from bundlerl.agents.config import (
     load_algo_config,
 )
 from bundlerl.agents.policy import PolicyError, check_name
+from bundlerl.agents.tuned_linear import OBSERVABLE_POLICIES
 from bundlerl.env.observation import ACTION_MODES
 from bundlerl.evaluation.seeds import EVAL_SEED, FINAL_EVAL_SEED, Purpose, env_stream
+from bundlerl.utils.args import need_callable, need_instance, need_names, need_path
+from bundlerl.utils.config_io import check_field_types
 
 if TYPE_CHECKING:
     from bundlerl.env import EnvConfig
@@ -75,8 +78,13 @@ class TrainConfig:
     """Episodes of the final evaluation (best model and baselines, fresh episodes); 0 skips it."""
     checkpoint_freq: int = 0
     """Timesteps between checkpoints; 0 = same as eval_freq."""
+    myopic: bool = False
+    """The myopic control: the algorithm config's discount ``gamma`` set to 0, everything else (algorithm, network,
+    hyperparameters, timesteps) unchanged, so the learner maximises the immediate reward. Recorded in config.yaml
+    (``train.myopic`` and the algorithm's ``gamma: 0.0``); a ``hyperparams`` gamma other than 0 is an error."""
     baselines: tuple = BASELINES
-    """Observable baselines evaluated for comparison (names from ``bundlerl.agents.baselines.BASELINES``)."""
+    """Observable baselines evaluated for comparison (names from ``bundlerl.agents.tuned_linear.OBSERVABLE_POLICIES``:
+    the hand-set ones by default; ``tuned-linear`` uses its cached fit for the world, or fits it first)."""
     max_wall_s: float = 0.0
     """Stop training after this many seconds of this invocation's training wall time (0 = no limit); the
     benchmark's time budget. ``timesteps`` still caps the run."""
@@ -98,6 +106,8 @@ class TrainConfig:
         def bad(name: str, msg: str) -> AgentConfigError:
             return AgentConfigError(f"TrainConfig.{name}: {msg}")
 
+        check_field_types(self, AgentConfigError)  # None / a wrong type named, before the range checks
+
         if self.algo not in ALGOS:
             raise bad("algo", f"{self.algo!r}; use one of {ALGOS}")
         if self.action_mode not in ACTION_MODES:
@@ -117,13 +127,18 @@ class TrainConfig:
             raise bad("torch_threads", f"{self.torch_threads!r}; it must be an integer >= 1")
         if self.num_envs is not None and (not isinstance(self.num_envs, int) or self.num_envs < 1):
             raise bad("num_envs", f"{self.num_envs!r}; it must be an integer >= 1")
+        if not isinstance(self.myopic, bool):
+            raise bad("myopic", f"{self.myopic!r}; use true or false")
+        if self.myopic and self.hyperparams.get("gamma", 0) != 0:
+            raise bad("myopic", f"myopic sets gamma to 0, but hyperparams set gamma={self.hyperparams['gamma']!r}; "
+                                "drop one of them")
         for name in ("save_replay", "progress"):
             if not isinstance(getattr(self, name), bool) and not (name == "progress" and self.progress is None):
                 raise bad(name, f"{getattr(self, name)!r}; use true or false")
-        self.baselines = tuple(self.baselines)
+        self.baselines = need_names(self.baselines, "baselines", "TrainConfig", error=AgentConfigError)
         try:
             for b in self.baselines:
-                check_name(b, BASELINES, "baseline")
+                check_name(b, OBSERVABLE_POLICIES, "baseline")
         except PolicyError as exc:
             raise bad("baselines", str(exc)) from None
 
@@ -143,6 +158,8 @@ class TrainConfig:
         over: dict[str, Any] = dict(self.hyperparams)
         if self.num_envs is not None:
             over["num_envs"] = self.num_envs
+        if self.myopic:
+            over["gamma"] = 0.0
         if self.extractor is not None:
             over["network"] = {**dict(over.get("network") or {}), "extractor": self.extractor}
         return load_algo_config(self.algo, self.world_name, overrides=over)
@@ -222,12 +239,19 @@ def train(cfg: TrainConfig, out: str | Path = "runs", resume: str | Path | None 
     checkpoint and raises :class:`TrainingInterrupted` naming the command that continues the run.
 
     :raises AgentConfigError: invalid configuration.  :raises ConfigError: an unknown preset or bad world.
+    :raises OutputPathError: ``out`` cannot be written (checked first, before any work).
     :raises RunDirError: ``resume`` is not a run directory, holds no intact checkpoint, or a damaged config.yaml.
     :raises TrainingInterrupted: Ctrl-C.
     """
     from bundlerl.experiment import segment
+    from bundlerl.utils.paths import check_output_folder
     from bundlerl.utils.threads import torch_threads
 
+    need_instance(cfg, "cfg", "train", TrainConfig, "a bundlerl.experiment.TrainConfig", error=AgentConfigError)
+    need_callable(log, "log", "train", "a function of one str (e.g. print)", error=AgentConfigError)
+    need_path(resume, "resume", "train", optional=True, what="a run directory", error=AgentConfigError)
+    if resume is None:
+        check_output_folder(out, "train(out=...)")  # before the world and the model are built, not after
     t_start = time.perf_counter()
     # torch's thread count for this run only (restored on exit): setting it for the process is the CLI's job
     with torch_threads(cfg.torch_threads):

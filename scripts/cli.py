@@ -9,7 +9,13 @@ Errors: a bad flag value is refused while the command line is parsed (the argume
 :mod:`bundlerl.scripts.flags`): one line naming the flag, exit status 2, before any work starts. Bad input
 found later (:class:`bundlerl.utils.errors.BundlerlError`, a missing file) is the user's to
 fix too: one line on stderr and exit status 2 (``--debug`` shows the traceback too). Any other
-exception is a bug and propagates with its traceback. Ctrl-C is one line and exit status 130 (``bundlerl train``
+exception is a bug and propagates with its traceback. Checks that need several flags together (a world from
+``--preset`` + ``--env-set``, hyperparameters from ``--set``, what ``--resume`` keeps) run right after parsing, in the
+subcommand's ``check(args)``, still before any heavy import or work.
+
+The switches every command shares (``--debug``, ``--no-progress``) go before or after the subcommand name.
+``--no-progress`` turns every bar off, library stages included (the world build, encoding, fitting), by setting
+``BUNDLERL_PROGRESS=0`` for the command's duration (:mod:`bundlerl.utils.progress`). Ctrl-C is one line and exit status 130 (``bundlerl train``
 saves a checkpoint first and names the command that continues the run). A warning of bundlerl's own (a damaged
 file passed over, ...) is one line on stderr too.
 """
@@ -19,6 +25,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import importlib
+import os
 import sys
 import traceback
 import warnings
@@ -32,6 +39,8 @@ COMMANDS: tuple[str, ...] = (
     "evaluate",
     "quickstart",
     "complete_cmd",
+    "log_cmd",
+    "ope",
 )
 
 #: Exit status of a command stopped by bad input (argparse's own usage errors exit 2 too).
@@ -62,12 +71,24 @@ def build_parser() -> argparse.ArgumentParser:
     from bundlerl import __version__
 
     parser.add_argument("--version", action="version", version=f"bundlerl {__version__}")
-    parser.add_argument("--debug", action="store_true",
-                        help="on bad input, show the traceback after the one-line error (for bug reports)")
+    _add_shared_switches(parser, False)
     sub = parser.add_subparsers(dest="command", metavar="<command>")
     for name in COMMANDS:
         importlib.import_module(f"bundlerl.scripts.{name}").add_parser(sub)
+    for p in sub.choices.values():
+        # after the subcommand too: its default must not overwrite a switch given before it
+        _add_shared_switches(p, argparse.SUPPRESS)
     return parser
+
+
+def _add_shared_switches(p: argparse.ArgumentParser, default) -> None:
+    """``--debug`` and ``--no-progress``: on the top-level parser (``default`` False) and on every subcommand's
+    (``default`` SUPPRESS, so that ``bundlerl --debug train`` and ``bundlerl train --debug`` both set it)."""
+    p.add_argument("--debug", action="store_true", default=default,
+                   help="on bad input, show the traceback after the one-line error (for bug reports)")
+    p.add_argument("--no-progress", action="store_true", default=default,
+                   help="no progress bars in any stage (world build, encoding, fitting, training, evaluation); "
+                        "also: BUNDLERL_PROGRESS=0")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -82,7 +103,17 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 0
     try:
-        with _one_line_warnings(args.command):
+        with _one_line_warnings(args.command), _progress_off(args.no_progress):
+            check = getattr(args, "check", None)
+            if check is not None:  # the flags' joint checks: still parse time, before any work
+                try:
+                    check(args)
+                except BundlerlError as exc:
+                    if args.debug:
+                        traceback.print_exc()
+                    print(f"bundlerl {args.command}: error: {exc} (see 'bundlerl {args.command} --help')",
+                          file=sys.stderr)
+                    return EXIT_BAD_INPUT
             return int(args.func(args) or 0)
     except (BundlerlError, FileNotFoundError) as exc:
         if args.debug:
@@ -96,6 +127,25 @@ def main(argv: list[str] | None = None) -> int:
         print(f"bundlerl {args.command}: interrupted" + (f"; continue with: {resume}" if resume else
                                                           f" ({exc})" if str(exc) else ""), file=sys.stderr)
         return EXIT_INTERRUPTED
+
+
+@contextlib.contextmanager
+def _progress_off(off: bool):
+    """``BUNDLERL_PROGRESS=0`` while the command runs when ``off`` (every stage's bar reads it), restored after."""
+    from bundlerl.utils.progress import PROGRESS_ENV
+
+    if not off:
+        yield
+        return
+    before = os.environ.get(PROGRESS_ENV)
+    os.environ[PROGRESS_ENV] = "0"
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(PROGRESS_ENV, None)
+        else:
+            os.environ[PROGRESS_ENV] = before
 
 
 @contextlib.contextmanager

@@ -6,16 +6,18 @@ from __future__ import annotations
 
 import argparse
 
-from bundlerl.agents.baselines import BASELINES
 from bundlerl.agents.oracles import ORACLE_PREFIX, ORACLES, oracle_name
+from bundlerl.agents.tuned_linear import OBSERVABLE_POLICIES, TUNED_LINEAR
 from bundlerl.evaluation.compare import EvalConfig
 from bundlerl.experiment.run_dir import MODEL_CHOICES
 from bundlerl.scripts.flags import (
     RUN_DIR,
     SEED,
+    ExistingFile,
     Integer,
     Number,
     OutputFolder,
+    SearchBudget,
     add_world_flags,
     default_of,
     names_type,
@@ -44,6 +46,7 @@ examples:
   bundlerl evaluate runs/small__ppo__0__20260101-120000
   bundlerl evaluate runs/default__ppo__* runs/default__dqn__* --episodes 2000 --out results/
   bundlerl evaluate --preset small --baselines all --oracles all     # baselines and oracles only
+  bundlerl evaluate --preset default --baselines tuned-linear,complement-greedy --tuned-budget 4x12x100
 """
 
 
@@ -51,8 +54,16 @@ def add_parser(subparsers) -> None:
     p = subparsers.add_parser("evaluate", help=HELP, description=DESCRIPTION, epilog=EPILOG,
                               formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("runs", nargs="*", metavar="RUN_DIR", type=RUN_DIR, help="run directories made by 'bundlerl train'")
-    p.add_argument("--baselines", default="all", type=names_type(BASELINES, "baseline"),
-                   help=f"comma-separated baselines ({', '.join(BASELINES)}), 'all' or 'none' (default: all)")
+    p.add_argument("--baselines", default="all", type=names_type(OBSERVABLE_POLICIES, "baseline"),
+                   help=f"comma-separated observable baselines ({', '.join(OBSERVABLE_POLICIES)}), 'all' or 'none' "
+                        f"(default: all). {TUNED_LINEAR}: greedy on a linear score of every observable feature, "
+                        "weights from --tuned-weights, else from its cached fit for the world, else fitted now on "
+                        "training episodes with --tuned-budget (minutes; cached)")
+    p.add_argument("--tuned-weights", default=None, type=ExistingFile(),
+                   help=f"{TUNED_LINEAR}'s weights JSON (written by a fit; see docs) instead of the cached fit")
+    p.add_argument("--tuned-budget", default=None, type=SearchBudget(),
+                   help=f"{TUNED_LINEAR}'s cross-entropy search budget ROUNDSxCANDIDATESxEPISODES when it is fitted "
+                        "(default: the recorded 12x24x200)")
     short = ", ".join(o.removeprefix(ORACLE_PREFIX) for o in ORACLES)
     p.add_argument("--oracles", default="none", type=names_type(ORACLES, "oracle", oracle_name),
                    help=f"comma-separated oracles ({short}; also with the '{ORACLE_PREFIX}' prefix), 'all' or "
@@ -66,17 +77,23 @@ def add_parser(subparsers) -> None:
     p.add_argument("--complement-threshold", type=Number(0.0, 1.0), default=threshold,
                    help=f"a pair is a true complement when max(G[a,b], G[b,a]) >= this (default: {threshold})")
     p.add_argument("--out", default=None, type=OutputFolder(), help="output folder (default: evaluations/{preset}__{time})")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars (also: BUNDLERL_PROGRESS=0)")
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, check=check)
+
+
+def check(args) -> None:
+    """The world flags' joint check right after parsing (before any run is opened); stores ``args.world``."""
+    args.world = world_from_args(args)
 
 
 def run(args) -> int:
     from bundlerl.experiment.evaluate import evaluate_runs
 
+    if not hasattr(args, "world"):  # called without the command line's check
+        check(args)
     res = evaluate_runs(
-        args.runs, baselines=args.baselines, oracles=args.oracles, preset=world_from_args(args), episodes=args.episodes,
+        args.runs, baselines=args.baselines, oracles=args.oracles, preset=args.world, episodes=args.episodes,
         seed=args.seed, which=args.which, complement_threshold=args.complement_threshold, out=args.out,
-        progress=False if args.no_progress else None,
+        progress=False if args.no_progress else None, tuned_weights=args.tuned_weights, tuned_budget=args.tuned_budget,
     )
     print(res["markdown"])
     print(f"written: {res['out'] / 'results.md'}, {res['out'] / 'results.png'}")

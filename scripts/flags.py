@@ -9,12 +9,13 @@ is built for every command, ``--help`` included.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 __all__ = ["default_of", "names_type", "PRESET_NAMES", "add_world_flags", "world_from_args", "FlagType", "Integer",
-           "Number", "ExistingFile", "ExistingFolder", "OutputFolder", "Assignment", "SEED", "RUN_DIR"]
+           "Number", "ExistingFile", "ExistingFolder", "OutputFolder", "Assignment", "PolicySpec", "SEED", "RUN_DIR", "about"]
 
 
 def _preset_names() -> tuple[str, ...]:
@@ -81,52 +82,75 @@ class Number(FlagType):
 
 
 class ExistingFile(FlagType):
-    """The path of an existing file."""
+    """The path of an existing file; ``what`` says what it holds (the message of a missing one)."""
 
     __name__ = "file"
-    accepts = "the path of an existing file"
 
-    def __call__(self, text: str) -> str:
-        p = Path(text)
-        if not p.is_file():
-            raise self.bad(text, "is a folder, not a file" if p.is_dir() else "no such file")
-        return text
-
-
-class ExistingFolder(FlagType):
-    """The path of an existing folder holding ``needs`` (file names)."""
-
-    __name__ = "folder"
-
-    def __init__(self, needs: Sequence[str] = (), what: str = "folder"):
-        self.needs, self.what = tuple(needs), what
+    def __init__(self, what: str = "file"):
+        self.what = what
         self.accepts = f"the path of an existing {what}"
 
     def __call__(self, text: str) -> str:
         p = Path(text)
+        if not p.is_file():
+            raise self.bad(text, f"{'is a folder, not a file' if p.is_dir() else 'no such file'}; expected a {self.what}")
+        return text
+
+
+class SearchBudget(FlagType):
+    """A cross-entropy search budget ``ROUNDSxCANDIDATESxEPISODES`` (``bundlerl.evaluation.tuning.CEMBudget.parse``)."""
+
+    __name__ = "budget"
+    accepts = "ROUNDSxCANDIDATESxEPISODES with each >= 1, e.g. 12x24x200"
+    bad_examples = ("12x24", "0x24x200", "axbxc", "")
+    """Values a test expects refused (tests/test_cli_flags.py)."""
+
+    def __call__(self, text: str):
+        from bundlerl.evaluation.stats import EvaluationError
+        from bundlerl.evaluation.tuning import CEMBudget
+
+        try:
+            return CEMBudget.parse(text)
+        except EvaluationError:
+            raise self.bad(text, f"use {self.accepts}") from None
+
+
+class ExistingFolder(FlagType):
+    """The path of an existing folder holding the files ``needs``; ``holding`` says in words what such a folder
+    holds (default: the ``needs``), for the message of a path that is missing, a file, or lacks them."""
+
+    __name__ = "folder"
+
+    def __init__(self, needs: Sequence[str] = (), what: str = "folder", holding: str = ""):
+        self.needs, self.what = tuple(needs), what
+        self.holding = holding or ", ".join(self.needs)
+        self.accepts = f"the path of an existing {what}" + (f" (with {self.holding})" if self.holding else "")
+
+    def __call__(self, text: str) -> str:
+        p = Path(text)
+        expected = f"expected a {self.what}" + (f" with {self.holding}" if self.holding else "")
         if not p.is_dir():
-            raise self.bad(text, "is a file, not a folder" if p.exists() else "no such folder")
+            raise self.bad(text, f"{'is a file, not a folder' if p.exists() else 'no such folder'}; {expected}")
         missing = [n for n in self.needs if not (p / n).is_file()]
         if missing:
-            raise self.bad(text, f"no {', '.join(missing)} in it: not a {self.what}")
+            raise self.bad(text, f"no {', '.join(missing)} in this folder; {expected}")
         return text
 
 
 class OutputFolder(FlagType):
-    """A folder to write into: an existing folder, or one that can be made (no file in the way)."""
+    """A folder to write into: an existing writable folder, or one that can be made there (no file in the way, the
+    first existing parent writable: :func:`bundlerl.utils.paths.check_output_folder`)."""
 
     __name__ = "folder"
     accepts = "a folder to write into"
 
     def __call__(self, text: str) -> str:
-        if not str(text).strip():
-            raise self.bad(text, "empty; use " + self.accepts)
-        p = Path(text)
-        for q in (p, *p.parents):
-            if q.exists():
-                if not q.is_dir():
-                    raise self.bad(text, f"{'it' if q == p else q} is a file; use {self.accepts}")
-                break
+        from bundlerl.utils.paths import OutputPathError, check_output_folder
+
+        try:
+            check_output_folder(text, "the folder")
+        except OutputPathError as exc:
+            raise self.bad(text, str(exc).replace(f"the folder {text!r}: ", "").replace("the folder: ", "")) from None
         return text
 
 
@@ -164,11 +188,53 @@ class Assignment(FlagType):
         return text
 
 
+class PolicySpec(FlagType):
+    """A policy of ``bundlerl.experiment.policy_spec``: an observable baseline or ``tuned-linear`` by name, a
+    tuned-linear weights ``.json`` file or a run directory, optionally followed by ``:greedy``."""
+
+    __name__ = "policy"
+    accepts = "a baseline name, tuned-linear, a tuned-linear weights .json or a run directory (+ ':greedy')"
+    bad_examples = ("psychic", "", "no/such/run:greedy")
+    """Values a test expects refused (tests/test_cli_flags.py)."""
+
+    def __call__(self, text: str) -> str:
+        from bundlerl.agents.tuned_linear import OBSERVABLE_POLICIES
+
+        name = str(text).strip().removesuffix(":greedy")
+        p = Path(name)
+        if name in OBSERVABLE_POLICIES or (p.suffix == ".json" and p.is_file()) or (p / "config.yaml").is_file():
+            return str(text).strip()
+        raise self.bad(text, f"neither a baseline ({', '.join(OBSERVABLE_POLICIES)}), a weights .json nor a run "
+                             f"directory; use {self.accepts}")
+
+
 SEED = Integer(0)
 """Seeds are integers >= 0 (numpy's SeedSequence takes no negative entropy)."""
 
+INSTACART_FILES = ("products.csv, aisles.csv, departments.csv, orders.csv and order_products.csv (or Kaggle's "
+                   "order_products__prior.csv / order_products__train.csv)")
+"""What an Instacart folder holds, in words (bundlerl.sim_data.loaders.load_instacart)."""
+
 RUN_DIR = ExistingFolder(("config.yaml",), "run directory made by 'bundlerl train'")
 """A run directory: an existing folder with a config.yaml."""
+
+
+@contextlib.contextmanager
+def about(flag: str):
+    """A BundlerlError raised inside names ``flag`` as argparse's own errors do (``argument --set: ...``): the value
+    checks that need several flags together (a command's ``check(args)``) read like the per-flag ones."""
+    from bundlerl.utils.errors import BundlerlError
+
+    try:
+        yield
+    except BundlerlError as exc:
+        if str(exc).startswith("argument "):
+            raise
+        try:
+            named = type(exc)(f"argument {flag}: {exc}")
+        except TypeError:  # a subclass with another constructor
+            named = BundlerlError(f"argument {flag}: {exc}")
+        raise named from None
 
 
 def _env_fields() -> set[str]:
@@ -217,7 +283,7 @@ def add_world_flags(p: argparse.ArgumentParser, default_note: str) -> None:
     g = p.add_mutually_exclusive_group()
     g.add_argument("--preset", choices=PRESET_NAMES, default=None,
                    help=f"env preset ({default_note}); 'instacart' needs --instacart-dir")
-    g.add_argument("--env-config", metavar="FILE", default=None, type=ExistingFile(),
+    g.add_argument("--env-config", metavar="FILE", default=None, type=ExistingFile("YAML file of EnvConfig fields"),
                    help="the world from a YAML file of EnvConfig fields (as EnvConfig.to_dict writes them); missing "
                         "fields take EnvConfig's defaults")
     p.add_argument("--env-set", metavar="FIELD=VALUE", action="append", default=[],
@@ -225,7 +291,7 @@ def add_world_flags(p: argparse.ArgumentParser, default_note: str) -> None:
                    help="override a field of the world's EnvConfig, e.g. --env-set horizon=30 --env-set "
                         "shopper.tau_c=2.5 (repeatable; applied to --preset / --env-config)")
     p.add_argument("--instacart-dir", metavar="DIR", default=None,
-                   type=ExistingFolder(("products.csv",), "folder of the Instacart CSVs"),
+                   type=ExistingFolder(("products.csv",), "folder of the Instacart CSVs", INSTACART_FILES),
                    help="folder of the Instacart CSVs (products.csv, orders.csv, ...) for --preset instacart "
                         "(implies it; default: $BUNDLERL_INSTACART)")
 
@@ -244,21 +310,25 @@ def world_from_args(args, default: str | None = None):
 
     if args.env_config is not None:
         if args.instacart_dir is not None:
-            raise ConfigError("--instacart-dir goes with --preset instacart; with --env-config set instacart_path "
-                              "in the file or with --env-set instacart_path=DIR")
-        config = load_env_config(args.env_config)
+            raise ConfigError("argument --instacart-dir: goes with --preset instacart; with --env-config set "
+                              "instacart_path in the file or with --env-set instacart_path=DIR")
+        with about("--env-config"):
+            config = load_env_config(args.env_config)
     else:
         name = args.preset or ("instacart" if args.instacart_dir is not None else default)
         if name is None:
             if args.env_set:
-                raise ConfigError("--env-set changes a world: give it one with --preset or --env-config")
+                raise ConfigError("argument --env-set: it changes a world: give it one with --preset or --env-config")
             return None
         if args.instacart_dir is not None and name != "instacart":
-            raise ConfigError(f"--instacart-dir goes with --preset instacart, not --preset {name}")
+            raise ConfigError(f"argument --instacart-dir: goes with --preset instacart, not --preset {name}")
         if name == "instacart" and args.instacart_dir is None and not os.environ.get("BUNDLERL_INSTACART"):
-            raise ConfigError("--preset instacart reads the Instacart CSVs (products.csv, orders.csv, ...): pass their "
+            raise ConfigError(f"argument --preset: instacart reads the Instacart CSVs ({INSTACART_FILES}): pass their "
                               "folder with --instacart-dir DIR (or set BUNDLERL_INSTACART)")
         # absolute: the run directory stores the path, and its evaluation may start elsewhere
         folder = {} if args.instacart_dir is None else {"instacart_path": str(Path(args.instacart_dir).resolve())}
         config = get_config(name, **folder)
-    return env_config_overrides(config, args.env_set) if args.env_set else config
+    if not args.env_set:
+        return config
+    with about("--env-set"):
+        return env_config_overrides(config, args.env_set)

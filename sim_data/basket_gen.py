@@ -28,6 +28,8 @@ import numpy as np
 from bundlerl.sim_data.baskets import BasketError, Baskets
 from bundlerl.sim_data.catalog import Catalog
 from bundlerl.sim_data.personas import Personas
+from bundlerl.utils.args import need_instance
+from bundlerl.utils.config_io import check_field_types
 
 __all__ = ["BasketConfig", "generate_baskets"]
 
@@ -63,6 +65,7 @@ class BasketConfig:
     """Baskets processed at once (bounds memory at about chunk_size x C x 8 bytes x a few), >= 1."""
 
     def __post_init__(self) -> None:
+        check_field_types(self, BasketError)  # None / a wrong type named, before the range checks
         if not self.mean_basket_size >= 1:
             raise BasketError(f"BasketConfig.mean_basket_size={self.mean_basket_size}; it must be >= 1")
         for name in ("max_basket_size", "price_candidates", "chunk_size"):
@@ -104,6 +107,10 @@ def generate_baskets(
     Raises ValueError for a missing rng, n_baskets < 1, or personas whose needs do not match the
     catalogue's categories.
     """
+    need_instance(catalog, "catalog", "generate_baskets", Catalog, "a Catalog", error=BasketError)
+    need_instance(personas, "personas", "generate_baskets", Personas, "Personas (sample_personas)", error=BasketError)
+    need_instance(config, "config", "generate_baskets", BasketConfig, "a BasketConfig", optional=True,
+                  error=BasketError)
     cfg = config if config is not None else BasketConfig()
     if rng is None or not isinstance(rng, np.random.Generator):
         raise BasketError("generate_baskets needs rng=numpy.random.Generator (e.g. np.random.default_rng(seed))")

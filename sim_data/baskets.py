@@ -10,6 +10,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
+from bundlerl.utils.args import need_array, need_int
 from bundlerl.utils.errors import BundlerlError
 
 
@@ -39,14 +40,11 @@ class Baskets:
     """(B,) str external basket ids (e.g. Instacart order_id), or None."""
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "indptr", np.asarray(self.indptr, dtype=np.int64))
-        object.__setattr__(self, "items", np.asarray(self.items, dtype=np.int32))
-        if self.user is not None:
-            object.__setattr__(self, "user", np.asarray(self.user, dtype=np.int64))
-        if self.order_number is not None:
-            object.__setattr__(self, "order_number", np.asarray(self.order_number, dtype=np.int32))
-        if self.basket_ids is not None:
-            object.__setattr__(self, "basket_ids", np.asarray(self.basket_ids, dtype=object))
+        need_int(self.n_items, "n_items", "Baskets", minimum=0, error=BasketError)
+        for name, dtype in (("indptr", np.int64), ("items", np.int32), ("user", np.int64), ("order_number", np.int32),
+                            ("basket_ids", object)):
+            object.__setattr__(self, name, need_array(getattr(self, name), name, "Baskets", dtype, ndim=1,
+                                                      optional=name not in ("indptr", "items"), error=BasketError))
         self.validate()
 
     def validate(self) -> None:
@@ -62,7 +60,7 @@ class Baskets:
         if bad.size:
             b = int(np.searchsorted(p, bad[0], side="right") - 1)
             raise BasketError(
-                f"basket {b} holds item position {self.items[bad[0]]}, outside [0, {self.n_items}); "
+                f"basket {b} holds item position {self.items[bad[0]]}, outside [0, n_items={self.n_items}); "
                 "map external ids with Catalog.index_of first"
             )
         B = len(self)

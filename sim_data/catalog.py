@@ -19,6 +19,7 @@ from typing import Sequence
 
 import numpy as np
 
+from bundlerl.utils.args import need_array, need_sequence
 from bundlerl.utils.errors import BundlerlError
 
 
@@ -34,7 +35,7 @@ class UnknownItemError(CatalogError, KeyError):
 
 
 def _as_str_array(values: Sequence[str], name: str) -> np.ndarray:
-    arr = np.asarray(list(values), dtype=object)
+    arr = np.asarray(need_sequence(values, name, "Catalog", "a list of str", error=CatalogError), dtype=object)
     for i, v in enumerate(arr):
         if not isinstance(v, str):
             raise CatalogError(f"{name}[{i}] is {type(v).__name__} {v!r}; every {name} must be a string")
@@ -89,14 +90,12 @@ class Catalog:
         set_("brand", _as_str_array(self.brand, "brand"))
         set_("category_names", _as_str_array(self.category_names, "category_names"))
         set_("department_names", _as_str_array(self.department_names, "department_names"))
-        set_("category", np.asarray(self.category, dtype=np.int32))
-        set_("category_department", np.asarray(self.category_department, dtype=np.int32))
-        set_("price", np.asarray(self.price, dtype=np.float32))
-        set_("popularity", np.asarray(self.popularity, dtype=np.float32))
-        if self.embeddings is not None:
-            set_("embeddings", np.ascontiguousarray(self.embeddings, dtype=np.float32))
-        if self.complement_graph is not None:
-            set_("complement_graph", np.asarray(self.complement_graph, dtype=np.float32))
+        for name, dtype, ndim in (("category", np.int32, 1), ("category_department", np.int32, 1),
+                                  ("price", np.float32, 1), ("popularity", np.float32, 1),
+                                  ("embeddings", np.float32, 2), ("complement_graph", np.float32, 2)):
+            arr = need_array(getattr(self, name), name, "Catalog", dtype, ndim=ndim,
+                             optional=name in ("embeddings", "complement_graph"), error=CatalogError)
+            set_(name, None if arr is None else np.ascontiguousarray(arr))
         self.validate()
 
     # ------------------------------------------------------------------ validation

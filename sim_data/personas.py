@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from bundlerl.utils.args import need_array, need_sequence
 from bundlerl.utils.errors import BundlerlError
 
 
@@ -34,11 +35,12 @@ class Personas:
     """(N,) float32 > 0, β in SIMULATOR.md (truth)."""
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "texts", np.asarray(list(self.texts), dtype=object))
-        object.__setattr__(self, "interests", np.asarray(self.interests, dtype=np.int32))
-        object.__setattr__(self, "needs", np.asarray(self.needs, dtype=np.float32))
-        object.__setattr__(self, "budget", np.asarray(self.budget, dtype=np.float32))
-        object.__setattr__(self, "price_sensitivity", np.asarray(self.price_sensitivity, dtype=np.float32))
+        texts = need_sequence(self.texts, "texts", "Personas", "a list of profile texts (str)", error=PersonaError)
+        object.__setattr__(self, "texts", np.asarray(texts, dtype=object))
+        for name, dtype, ndim in (("interests", np.int32, 2), ("needs", np.float32, 2), ("budget", np.float32, 1),
+                                  ("price_sensitivity", np.float32, 1)):
+            object.__setattr__(self, name, need_array(getattr(self, name), name, "Personas", dtype, ndim=ndim,
+                                                      error=PersonaError))
         N = len(self.texts)
         if self.needs.ndim != 2 or self.needs.shape[0] != N:
             raise PersonaError(f"needs has shape {self.needs.shape}; expected ({N}, C)")

@@ -22,8 +22,10 @@ import numpy as np
 
 from bundlerl.sim_data.catalog import Catalog
 from bundlerl.sim_data.personas import PersonaError, Personas
+from bundlerl.utils.args import need_instance, shown
+from bundlerl.utils.config_io import check_field_types
 
-__all__ = ["PersonaConfig", "sample_personas", "BUDGET_PHRASES", "STYLE_WORDS"]
+__all__ = ["PersonaConfig", "sample_personas", "interest_range", "BUDGET_PHRASES", "STYLE_WORDS"]
 
 #: Budget phrases by tier (0 = low budget / high sensitivity, 1 = mid, 2 = high budget).
 BUDGET_PHRASES: tuple[tuple[str, ...], ...] = (
@@ -74,6 +76,7 @@ class PersonaConfig:
     """Chance that the budget phrase comes from a neighbouring tier instead of the true one, in [0, 1]."""
 
     def __post_init__(self) -> None:
+        check_field_types(self, PersonaError)  # None / a wrong type named, before the range checks
         if not isinstance(self.interests_per_persona, (int, np.integer)) or self.interests_per_persona < 1:
             raise PersonaError(f"PersonaConfig.interests_per_persona={self.interests_per_persona!r}; give an integer >= 1")
         for name in ("complement_interest_prob", "same_department_prob", "budget_word_noise"):
@@ -86,7 +89,11 @@ class PersonaConfig:
                 f"{self.complement_interest_prob + self.same_department_prob:.3f}; they must sum to <= 1"
             )
         for name in ("need_high", "need_low"):
-            lo, hi = getattr(self, name)
+            pair = getattr(self, name)
+            if (not isinstance(pair, (tuple, list)) or len(pair) != 2
+                    or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in pair)):
+                raise PersonaError(f"PersonaConfig.{name}={shown(pair)}; give a pair (low, high) of numbers in [0, 1]")
+            lo, hi = pair
             if not 0.0 <= lo <= hi <= 1.0:
                 raise PersonaError(f"PersonaConfig.{name}=({lo}, {hi}); need 0 <= low <= high <= 1")
         for name in ("budget_scale", "budget_log_sigma", "price_sensitivity_log_sigma"):
@@ -114,6 +121,12 @@ def _join(*parts) -> np.ndarray:
     return out
 
 
+def interest_range(catalog: Catalog) -> tuple[int, int]:
+    """(lowest, highest) ``interests_per_persona`` that ``catalog`` can serve: 1 and the number of categories it has
+    at least one item in (a persona's interests are distinct categories with something to buy)."""
+    return 1, int(np.count_nonzero(np.bincount(catalog.category, minlength=catalog.n_categories)))
+
+
 def sample_personas(
     catalog: Catalog,
     n: int = 1000,
@@ -128,8 +141,12 @@ def sample_personas(
     :param config: :class:`PersonaConfig` (default ``PersonaConfig()``).
     Returns Personas with texts (n,), interests (n, k) int32 distinct per row, needs (n, C) float32,
     budget (n,) float32 > 0, price_sensitivity (n,) float32 > 0.
-    Raises ValueError for n < 1, a missing rng, or k larger than the number of sellable categories.
+    Raises PersonaError (a BundlerlError) for n < 1, a missing rng, or k outside :func:`interest_range` (the message
+    gives the range).
     """
+    need_instance(catalog, "catalog", "sample_personas", Catalog, "a Catalog", error=PersonaError)
+    need_instance(config, "config", "sample_personas", PersonaConfig, "a PersonaConfig", optional=True,
+                  error=PersonaError)
     cfg = config if config is not None else PersonaConfig()
     if rng is None or not isinstance(rng, np.random.Generator):
         raise PersonaError("sample_personas needs rng=numpy.random.Generator (e.g. np.random.default_rng(seed))")
@@ -139,10 +156,10 @@ def sample_personas(
     counts = np.bincount(catalog.category, minlength=C)
     pop = np.bincount(catalog.category, weights=catalog.popularity.astype(np.float64), minlength=C)
     sellable = counts > 0
-    if sellable.sum() < k:
-        raise PersonaError(
-            f"interests_per_persona={k} but the catalogue sells in only {int(sellable.sum())} categories; lower it"
-        )
+    lo, hi = interest_range(catalog)
+    if not lo <= k <= hi:
+        raise PersonaError(f"PersonaConfig.interests_per_persona={k} but the catalogue sells in only {hi} "
+                           f"categories; give an integer in [{lo}, {hi}]")
     # base weight of a category: how much the catalogue sells there (square-rooted so that the
     # head does not swallow everything), zero where there is nothing to buy
     base = np.where(sellable, np.sqrt(pop / max(pop.sum(), 1e-12)) + 1e-3, 0.0)

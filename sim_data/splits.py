@@ -40,6 +40,7 @@ __all__ = [
     "steam_splits",
     "instacart_split",
     "groceries_split",
+    "last_order_split",
 ]
 
 #: The spawn-key tag of split streams (distinct from the env's purposes 1-6 in ``bundlerl.evaluation.seeds``).
@@ -187,3 +188,31 @@ def groceries_split(baskets: Baskets) -> RankingSplit:
     """The Groceries protocol: baskets 80/20 with :data:`GROCERIES_SEED`, held-out baskets of >= 2 items as bundles,
     pool = its items (all 169)."""
     return holdout_split(baskets, 0.2, GROCERIES_SEED, min_items=2, name="groceries")
+
+
+def last_order_split(orders: Baskets, min_orders: int = 2, name: str = "last order") -> RankingSplit:
+    """The next-basket protocol: each user with at least ``min_orders`` orders has the last of them (largest
+    ``order_number``) held out; training = every other order (other users' included). Deterministic (no draw).
+    Pool = every catalogue item. ``heldout.user`` says whose order each held-out basket is.
+
+    :raises BasketError: baskets without users and order numbers (``orders.csv`` not loaded), ``min_orders`` < 2,
+        or no user with enough orders.
+    """
+    _check(orders)
+    if orders.user is None or orders.order_number is None:
+        raise BasketError("a last-order split needs each order's user and order_number (load orders.csv with the "
+                          "baskets)")
+    if min_orders < 2:
+        raise BasketError(f"min_orders={min_orders}; a user needs an earlier order to learn from and a last one")
+    user, num = orders.user, orders.order_number
+    known = user >= 0
+    order = np.lexsort((num, user))  # by user, then order number: each user's last order ends its run
+    last = np.zeros(len(orders), bool)
+    run_end = np.r_[user[order][1:] != user[order][:-1], True]
+    last[order[run_end]] = True
+    _, inv = np.unique(user, return_inverse=True)
+    n_orders = np.bincount(inv.reshape(-1))[inv.reshape(-1)]  # orders of each order's user
+    test = last & known & (n_orders >= min_orders)
+    if not test.any():
+        raise BasketError(f"no user has {min_orders} or more orders: nothing to hold out")
+    return RankingSplit(name, orders.subset(~test), orders.subset(test), np.ones(orders.n_items, bool))

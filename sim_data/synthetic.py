@@ -20,6 +20,8 @@ import numpy as np
 
 from bundlerl.sim_data.catalog import Catalog, CatalogError
 from bundlerl.sim_data.taxonomy import Taxonomy, load_taxonomy
+from bundlerl.utils.args import need_array, need_instance
+from bundlerl.utils.config_io import check_field_types
 
 if TYPE_CHECKING:  # pragma: no cover
     from bundlerl.encoders.base import TextEncoder
@@ -53,6 +55,7 @@ class CatalogConfig:
     """Catalogue name (recorded in manifests)."""
 
     def __post_init__(self) -> None:
+        check_field_types(self, CatalogError)  # None / a wrong type named, before the range checks
         if not isinstance(self.n_items, (int, np.integer)) or self.n_items < 1:
             raise CatalogError(f"CatalogConfig.n_items={self.n_items!r}; give an integer >= 1")
         if not isinstance(self.seed, (int, np.integer)) or self.seed < 0:
@@ -113,8 +116,9 @@ def generate_catalog(config: CatalogConfig | None = None, taxonomy: Taxonomy | N
     taxonomy's (C, C) G. No embeddings (encode ``catalog.item_texts()`` and use ``with_embeddings``).
     """
     cfg = config if config is not None else CatalogConfig()
-    if not isinstance(cfg, CatalogConfig):
-        raise TypeError(f"config must be a CatalogConfig, got {type(cfg).__name__}")
+    need_instance(cfg, "config", "generate_catalog", CatalogConfig, "a CatalogConfig", error=CatalogError)
+    need_instance(taxonomy, "taxonomy", "generate_catalog", Taxonomy, "a Taxonomy (load_taxonomy)", optional=True,
+                  error=CatalogError)
     tax = taxonomy if taxonomy is not None else load_taxonomy()
     rng = np.random.default_rng(cfg.seed)
     n, C = int(cfg.n_items), tax.n_categories
@@ -241,6 +245,10 @@ def category_centroid_accuracy(
         (honest for small categories); items alone in their category are then skipped.
     Raises CatalogError when embeddings do not match the catalogue or no item can be scored.
     """
+    need_instance(catalog, "catalog", "category_centroid_accuracy", Catalog, "a Catalog", error=CatalogError)
+    if not isinstance(leave_one_out, (bool, np.bool_)):
+        raise CatalogError(f"category_centroid_accuracy(leave_one_out={leave_one_out!r}): leave_one_out must be True "
+                           "or False")
     E = embeddings if embeddings is not None else catalog.embeddings
     if E is None:
         if encoder is None:
@@ -248,7 +256,7 @@ def category_centroid_accuracy(
 
             encoder = default_encoder()
         E = encoder.encode(catalog.item_texts())
-    E = np.asarray(E, dtype=np.float64)
+    E = need_array(E, "embeddings", "category_centroid_accuracy", np.float64, error=CatalogError)
     if E.ndim != 2 or E.shape[0] != catalog.n_items:
         raise CatalogError(f"embeddings have shape {E.shape}; expected ({catalog.n_items}, d)")
     cat = catalog.category.astype(np.int64)

@@ -3,9 +3,20 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
+from pathlib import Path
 
 import pytest
 from hypothesis import settings
+
+# The suite's own system temp dir (TMPDIR, inherited by the commands it runs): whatever a test, a library or a
+# command leaves in the temp dir shows there, and fails the run (pytest_sessionfinish); pytest's own tmp_path
+# folders live in it too, and it is removed after a passing run.
+_SYSTEM_TMP = tempfile.gettempdir()
+SUITE_TMP = Path(tempfile.mkdtemp(prefix="bundlerl-suite-"))
+os.environ["TMPDIR"] = str(SUITE_TMP)
+tempfile.tempdir = None  # recomputed from TMPDIR on next use
 
 # Hypothesis runs derandomized with no example database by default, so every run of the suite (CI's included)
 # tries the same examples and no result depends on what an earlier run stored. HYPOTHESIS_PROFILE=explore
@@ -33,9 +44,15 @@ ROOMS = ("env", "agents", "scripts", "encoders", "sim_data", "candidates", "eval
          "serving")
 
 
+def _temp_leftovers() -> list[str]:
+    """What the suite left in its temp dir besides pytest's own folders (``pytest-of-<user>``)."""
+    return sorted(p.name for p in SUITE_TMP.iterdir() if not p.name.startswith("pytest-of-"))
+
+
 def pytest_sessionfinish(session, exitstatus):
     """Fail the run if any room was ever imported as a top-level module (``import env`` instead of
-    ``import bundlerl.env``): the repository root must never shadow the installed namespace."""
+    ``import bundlerl.env``): the repository root must never shadow the installed namespace; or if anything was left
+    in the system temp dir (the suite's own, :data:`SUITE_TMP`), which is removed after a passing run."""
     import sys
 
     loaded = sorted(name for name in sys.modules if name.split(".")[0] in ROOMS)
@@ -43,3 +60,14 @@ def pytest_sessionfinish(session, exitstatus):
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
         print(f"\nERROR: top-level modules loaded during the suite: {loaded}; import them as bundlerl.<room>",
               file=sys.stderr)
+    left = _temp_leftovers() if SUITE_TMP.is_dir() else []
+    if left:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        print(f"\nERROR: the suite left {len(left)} entries in the system temp dir ({SUITE_TMP}): {left[:10]}; "
+              "every file belongs in a test's tmp_path or a run directory (SB3-* folders: a model learning without "
+              "a logger, see bundlerl.agents.sb3.quiet_logger)", file=sys.stderr)
+    if session.exitstatus == 0:
+        shutil.rmtree(SUITE_TMP, ignore_errors=True)
+    else:
+        print(f"\n(the suite's temp dir is kept for a look: {SUITE_TMP})", file=sys.stderr)
+    os.environ["TMPDIR"] = _SYSTEM_TMP

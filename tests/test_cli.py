@@ -11,6 +11,7 @@ from _cli import run_cli
 
 from bundlerl.agents.baselines import BASELINES
 from bundlerl.agents.oracles import ORACLES
+from bundlerl.agents.tuned_linear import OBSERVABLE_POLICIES
 from bundlerl.scripts import cli
 from bundlerl.utils.errors import BundlerlError
 
@@ -34,7 +35,7 @@ def test_a_missing_run_directory_is_bad_input(tmp_path):
     assert out.returncode == 2 and "argument RUN_DIR" in out.stderr and "no such folder" in out.stderr
     assert "Traceback" not in out.stderr
     out = run_cli("evaluate", str(tmp_path), timeout=60)  # a folder, but no run directory
-    assert out.returncode == 2 and "no config.yaml in it: not a run directory" in out.stderr
+    assert out.returncode == 2 and "no config.yaml in this folder; expected a run directory" in out.stderr
 
 
 @pytest.mark.parametrize("exc", [RuntimeError("boom"), KeyError("boom"), ValueError("boom"), TypeError("boom")])
@@ -68,15 +69,18 @@ def _parse(*argv):
 
 
 def test_name_flags_take_the_registries():
-    assert _parse().baselines == list(BASELINES) and _parse().oracles == []
+    assert _parse().baselines == list(OBSERVABLE_POLICIES) and _parse().oracles == []
+    assert set(BASELINES) < set(OBSERVABLE_POLICIES) and "tuned-linear" in OBSERVABLE_POLICIES
     args = _parse("--baselines", "none", "--oracles", "all")
     assert args.baselines == [] and args.oracles == list(ORACLES)
     short = ",".join(o.removeprefix("oracle-") for o in ORACLES)
     assert _parse("--oracles", short).oracles == list(ORACLES)  # short forms name the same oracles
     assert _parse("--baselines", ",".join(BASELINES)).baselines == list(BASELINES)
+    budget = _parse("--tuned-budget", "2x4x8").tuned_budget
+    assert (budget.rounds, budget.candidates, budget.episodes) == (2, 4, 8)
 
 
-@pytest.mark.parametrize("flag, value, listed", [("--baselines", "psychic", BASELINES),
+@pytest.mark.parametrize("flag, value, listed", [("--baselines", "psychic", OBSERVABLE_POLICIES),
                                                  ("--oracles", "oracle-psychic", ORACLES)])
 def test_an_unknown_name_is_a_usage_error_listing_the_valid_ones(capsys, flag, value, listed):
     with pytest.raises(SystemExit) as exit_:
@@ -89,7 +93,7 @@ def test_an_unknown_name_is_a_usage_error_listing_the_valid_ones(capsys, flag, v
 def test_evaluate_runs_rejects_unknown_names_listing_the_registry(tmp_path):
     from bundlerl.experiment.evaluate import evaluate_runs
 
-    for kw, listed in (({"oracles": ["psychic"]}, ORACLES), ({"baselines": ["psychic"]}, BASELINES)):
+    for kw, listed in (({"oracles": ["psychic"]}, ORACLES), ({"baselines": ["psychic"]}, OBSERVABLE_POLICIES)):
         with pytest.raises(BundlerlError, match="unknown") as err:
             evaluate_runs([], preset="small", out=tmp_path, **kw)
         assert all(name in str(err.value) for name in listed)
@@ -108,7 +112,8 @@ def test_every_registered_name_works_in_evaluate_runs(tmp_path):
 
 
 def test_every_registered_name_works_in_the_cli(tmp_path):
+    """All baselines (tuned-linear fitted with a tiny budget, or its cached fit) and oracles."""
     out = run_cli("evaluate", "--preset", "small", "--baselines", "all", "--oracles", "all", "--episodes", "3",
-                  "--out", str(tmp_path), "--no-progress", timeout=300)
+                  "--tuned-budget", "1x2x3", "--out", str(tmp_path), "--no-progress", timeout=300)
     assert out.returncode == 0, out.stderr[-3000:]
-    assert list(json.loads((tmp_path / "results.json").read_text())) == [*BASELINES, *ORACLES]
+    assert list(json.loads((tmp_path / "results.json").read_text())) == [*OBSERVABLE_POLICIES, *ORACLES]

@@ -395,7 +395,10 @@ def test_vec_env_trains_with_maskable_ppo_and_exposes_masks():
     assert is_masking_supported(v)
     masks = get_action_masks(v)
     assert masks.shape == (4, SMALL.K) and masks.dtype == bool
+    from bundlerl.agents.sb3 import quiet_logger
+
     model = MaskablePPO("MultiInputPolicy", v, n_steps=8, batch_size=16, n_epochs=1, seed=0, device="cpu")
+    model.set_logger(quiet_logger())  # SB3's default logger would leave an SB3-<date> folder in the temp dir
     model.learn(total_timesteps=32)
     obs = v.reset()
     actions, _ = model.predict(obs, deterministic=True, action_masks=v.action_masks())

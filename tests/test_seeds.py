@@ -121,10 +121,14 @@ def test_no_command_replays_another_purposes_shoppers(monkeypatch, tmp_path):
     rec.run("resume", ["train", "--resume", str(run), "--timesteps", "128", "--no-progress"])
     rec.run("evaluate", ["evaluate", str(run), "--baselines", "random,complement-greedy", "--episodes", "8",
                          "--out", str(tmp_path / "ev"), "--no-progress"])  # --seed 0: the default, as train's
+    import bundlerl.evaluation.tuning as tuning
+
+    monkeypatch.setattr(tuning, "cache_root", lambda: tmp_path / "cache")  # tuned-linear is fitted, not read
     rec.run("quickstart", ["quickstart", "--preset", "small", "--timesteps", "64", "--episodes", "8",
-                           "--out", str(tmp_path / "qs")])
+                           "--tuned-budget", "1x2x4", "--out", str(tmp_path / "qs")])
     labels = {"train:train", "train:periodic", "train:final", "resume:train", "resume:periodic", "resume:final",
-              "evaluate:evaluate", "quickstart:train", "quickstart:periodic", "quickstart:evaluate"}
+              "evaluate:evaluate", "quickstart:train", "quickstart:periodic", "quickstart:evaluate",
+              "quickstart:other"}  # other: quickstart's fit of tuned-linear
     assert labels <= set(rec.rows) and all(rec.keys[label] for label in labels), (set(rec.rows), dict(rec.keys))
     kind = lambda label: label.split(":")[1]  # noqa: E731
     for a, b in itertools.combinations(sorted(labels), 2):
@@ -139,3 +143,4 @@ def test_no_command_replays_another_purposes_shoppers(monkeypatch, tmp_path):
     assert spawn["train:train"] == {(Purpose.TRAIN, 0)} and spawn["resume:train"] == {(Purpose.TRAIN, 64)}
     assert spawn["train:periodic"] == spawn["resume:periodic"] == {(Purpose.PERIODIC_EVAL, 0)}
     assert spawn["train:final"] == {(Purpose.FINAL_EVAL, 0)} and spawn["evaluate:evaluate"] == {(Purpose.EVALUATE, 0)}
+    assert spawn["quickstart:other"] == {(Purpose.TUNE, 0)}  # the fit plays its own training streams only

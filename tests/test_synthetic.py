@@ -89,7 +89,7 @@ def test_config_validation():
                 dict(model_code_prob=1.5), dict(id_prefix=" ")):
         with pytest.raises(ValueError):
             CatalogConfig(**bad)
-    with pytest.raises(TypeError):
+    with pytest.raises(CatalogError, match=r"generate_catalog\(config=\{'n_items': 5\}\): config must be a CatalogConfig"):
         generate_catalog({"n_items": 5})
 
 

@@ -10,7 +10,6 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 from _agents_fake_env import fake_vec_env
-from stable_baselines3.common.logger import configure
 
 from bundlerl.evaluation.stats import mean_ci
 from bundlerl.experiment.callbacks import (
@@ -26,12 +25,12 @@ from bundlerl.experiment.run_dir import EVAL_COLUMNS, RunDir
 @pytest.fixture(scope="module")
 def model():
     from bundlerl.agents.config import load_algo_config
-    from bundlerl.agents.sb3 import make_model
+    from bundlerl.agents.sb3 import make_model, quiet_logger
 
     cfg = load_algo_config("ppo", "small", overrides={"num_envs": 4, "n_steps": 8, "batch_size": 16,
                                                        "network": {"hidden": 8, "context_dim": 4, "net_arch": [8]}})
     m = make_model("ppo", fake_vec_env(4), cfg, seed=0)
-    m.set_logger(configure(None, []))
+    m.set_logger(quiet_logger())  # SB3's configure(None, ...) would make an SB3-<date> folder in the temp dir
     return m
 
 

@@ -56,8 +56,13 @@ def test_a_run_on_an_in_process_world_is_evaluated_and_resumed_by_a_new_process(
     assert all(0 < m["length"]["mean"] <= TINY.horizon for m in res.values())  # episodes of TINY, not of small
     assert "Evaluation on 'tiny'" in (ev / "results.md").read_text()
 
-    out = run_cli("train", "--resume", str(tiny_run), "--timesteps", "128", "--no-progress", timeout=300)
+    system_tmp = tmp_path / "system-tmp"  # the command's temp dir: a run logs only inside its run directory
+    system_tmp.mkdir()
+    out = run_cli("train", "--resume", str(tiny_run), "--timesteps", "128", "--no-progress", timeout=300,
+                  env={"TMPDIR": str(system_tmp)})
     assert out.returncode == 0, out.stderr[-3000:]
+    assert list(system_tmp.iterdir()) == []
+    assert "it/s" not in out.stderr and "%|" not in out.stderr  # --no-progress: no bar in any stage
     assert RunDir.open(tiny_run).latest_checkpoint()["timesteps"] == 128
     assert "building env 'tiny'" in out.stdout
 
@@ -126,11 +131,11 @@ def test_world_flags(tmp_path, monkeypatch):
     assert Path(ic.instacart_path).is_absolute()
     with pytest.raises(ConfigError, match="--instacart-dir DIR"):
         _world("--preset", "instacart")
-    with pytest.raises(ConfigError, match="--instacart-dir goes with --preset instacart"):
+    with pytest.raises(ConfigError, match="--instacart-dir: goes with --preset instacart"):
         _world("--preset", "small", "--instacart-dir", str(folder))
     with pytest.raises(ConfigError, match="horizon"):
         _world("--preset", "small", "--env-set", "horizon=soon")
-    with pytest.raises(ConfigError, match="--env-set changes a world"):
+    with pytest.raises(ConfigError, match="--env-set: it changes a world"):
         _world("--env-set", "horizon=4")
     with pytest.raises(SystemExit):  # argparse: not allowed with
         _world("--preset", "small", "--env-config", str(tmp_path / "w.yaml"))

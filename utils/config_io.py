@@ -14,9 +14,13 @@ Types understood (annotations as strings, ``from __future__ import annotations``
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Any, Callable, Mapping
 
-__all__ = ["annotations_of", "coerce", "from_mapping", "nested_config", "plain", "parse_assignment", "value_from_text"]
+import numpy as np
+
+__all__ = ["annotations_of", "coerce", "from_mapping", "nested_config", "plain", "parse_assignment", "value_from_text",
+           "check_field_types"]
 
 _SCALARS = ("str", "int", "float", "bool", "dict")
 
@@ -139,3 +143,34 @@ def value_from_text(where: str, annotation: str, text: str, error: Callable[[str
     except yaml.YAMLError as err:
         raise error(f"{where}: cannot read {text!r} as {_a(base)} ({err.__class__.__name__})") from None
     return coerce(where, annotation, value, error)
+
+
+def check_field_types(config, error: Callable[[str], Exception], owner: str | None = None) -> None:
+    """Each field of the dataclass instance ``config`` annotated ``int`` / ``float`` / ``bool`` / ``str`` (or
+    ``X | None``) holds such a value: numpy scalars count, a bool is no number, a float is not NaN. Called first
+    in a config's ``__post_init__``, so that None, a wrong type or an array is ``error("Owner.field=...; it
+    needs ...")`` naming the field, before range checks that would fail on it with a bare TypeError. Other
+    annotations (nested configs, tuples, mappings) are the config's own to check.
+    """
+    owner = owner or type(config).__name__
+    for name, annotation in annotations_of(type(config)).items():
+        base, optional = _split(annotation)
+        if base not in ("int", "float", "bool", "str"):
+            continue
+        v = getattr(config, name)
+        if v is None:
+            if optional:
+                continue
+            raise error(f"{owner}.{name}=None; it needs {_a(base)}")
+        number = isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, (bool, np.bool_))
+        if base == "int":
+            ok = number and isinstance(v, (int, np.integer))
+        elif base == "float":
+            ok = number and not math.isnan(v)
+        elif base == "bool":
+            ok = isinstance(v, (bool, np.bool_))
+        else:
+            ok = isinstance(v, str)
+        if not ok:
+            shown = f"an array of shape {v.shape}" if isinstance(v, np.ndarray) else repr(v)
+            raise error(f"{owner}.{name}={shown}; it needs {_a(base + (' or None' if optional else ''))}")

@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 
+from bundlerl.utils.config_io import check_field_types
 from bundlerl.utils.errors import BundlerlError
 
 __all__ = ["ComplementConfig", "ComplementError"]
@@ -82,6 +83,7 @@ class ComplementConfig:
     """L2 penalty on the standardised blend weights (>= 0)."""
 
     def __post_init__(self) -> None:
+        check_field_types(self, ComplementError)  # None / a wrong type named, before the range checks
         pos = ("alpha", "category_alpha", "kappa", "beta", "lr", "max_residual")
         for name in pos:
             v = getattr(self, name)

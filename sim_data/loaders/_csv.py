@@ -16,6 +16,7 @@ from typing import Sequence
 
 import numpy as np
 
+from bundlerl.utils.args import need_array, need_sequence, shown
 from bundlerl.utils.errors import BundlerlError
 
 __all__ = ["LoaderError", "Table", "open_text", "csv_rows", "read_table", "hash_normal", "impute_prices"]
@@ -206,6 +207,15 @@ PRICE_BASE, PRICE_SIGMA_CAT, PRICE_SIGMA_ITEM, PRICE_FLOOR = 3.5, 0.5, 0.35, 0.4
 
 def impute_prices(item_ids: Sequence[str], category: np.ndarray, category_names: Sequence[str]) -> np.ndarray:
     """(n,) float32 prices by the rule above (per-category lognormal median, per-item hashed spread)."""
+    item_ids = need_sequence(item_ids, "item_ids", "impute_prices", "a list of item ids (str)", error=LoaderError)
+    category_names = need_sequence(category_names, "category_names", "impute_prices", "a list of category names (str)",
+                                   error=LoaderError)
+    if not all(isinstance(v, str) for v in [*item_ids, *category_names]):
+        raise LoaderError("impute_prices(item_ids=..., category_names=...): item_ids and category_names must be str")
+    category = need_array(category, "category", "impute_prices", np.int64, ndim=1, error=LoaderError)
+    if category.shape != (len(item_ids),) or ((category < 0) | (category >= len(category_names))).any():
+        raise LoaderError(f"impute_prices(category={shown(category)}): category must hold one position in "
+                          f"[0, {len(category_names)}) per item ({len(item_ids)} items)")
     median = PRICE_BASE * np.exp(PRICE_SIGMA_CAT * hash_normal(list(category_names), "bundlerl-category-price"))
     spread = np.exp(PRICE_SIGMA_ITEM * hash_normal(list(item_ids), "bundlerl-item-price"))
     return np.maximum(np.round(median[np.asarray(category)] * spread, 2), PRICE_FLOOR).astype(np.float32)

@@ -8,7 +8,8 @@ import numpy as np
 
 from bundlerl.sim_data.baskets import Baskets
 from bundlerl.sim_data.catalog import Catalog
-from bundlerl.sim_data.loaders._csv import impute_prices, read_table
+from bundlerl.sim_data.loaders._csv import LoaderError, impute_prices, read_table
+from bundlerl.utils.args import need_instance, need_path, need_str
 
 __all__ = ["load_items_csv", "load_baskets_csv", "load_bundles_csv"]
 
@@ -27,7 +28,8 @@ def load_items_csv(path: str | Path, *, name: str | None = None) -> Catalog:
         category, a duplicate id, a bad price (blank, non-numeric, NaN, inf, <= 0), a bad popularity,
         or a category listed under two departments.
     """
-    path = Path(path)
+    path = need_path(path, "path", "load_items_csv", what="the items CSV file", error=LoaderError)
+    need_str(name, "name", "load_items_csv", optional=True, error=LoaderError)
     t = read_table(path, ["item_id", "title", "category"], ["price", "description", "department", "brand", "popularity"])
     ids = t.strings("item_id", nonempty=True, what="item_id")
     t.unique_ids("item_id", ids)
@@ -133,6 +135,8 @@ def load_baskets_csv(path: str | Path, catalog: Catalog, *, skip_unknown: bool =
     :raises LoaderError: naming file, line and column for a missing column, an empty cell, or (unless
         ``skip_unknown``) an item_id that is not in ``catalog``.
     """
+    path = need_path(path, "path", "load_baskets_csv", what="the baskets CSV file", error=LoaderError)
+    need_instance(catalog, "catalog", "load_baskets_csv", Catalog, "a Catalog (load_items_csv)", error=LoaderError)
     return _grouped(path, catalog, "basket_id", skip_unknown, stats)
 
 
@@ -143,4 +147,6 @@ def load_bundles_csv(path: str | Path, catalog: Catalog, *, skip_unknown: bool =
     Same contract as :func:`load_baskets_csv` with ``bundle_id`` in place of ``basket_id``;
     ``basket_ids`` holds the bundle ids (``stats["dropped_empty"]``: bundles left empty).
     """
+    path = need_path(path, "path", "load_bundles_csv", what="the bundles CSV file", error=LoaderError)
+    need_instance(catalog, "catalog", "load_bundles_csv", Catalog, "a Catalog (load_items_csv)", error=LoaderError)
     return _grouped(path, catalog, "bundle_id", skip_unknown, stats)

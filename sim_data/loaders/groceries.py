@@ -9,6 +9,7 @@ import numpy as np
 from bundlerl.sim_data.baskets import Baskets
 from bundlerl.sim_data.catalog import Catalog
 from bundlerl.sim_data.loaders._csv import LoaderError, csv_rows, impute_prices, open_text
+from bundlerl.utils.args import need_path
 
 __all__ = ["load_groceries"]
 
@@ -27,7 +28,7 @@ def load_groceries(path: str | Path) -> tuple[Catalog, Baskets]:
 
     :raises LoaderError: the file is missing or empty, or a line (named) has no item or an empty item name.
     """
-    path = Path(path)
+    path = need_path(path, "path", "load_groceries", what="the Groceries CSV file", error=LoaderError)
     rows: list[list[str]] = []
     lines: list[str] = []
     fh = open_text(path, "give the transactions file (one basket of item names per line)")

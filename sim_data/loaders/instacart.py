@@ -17,8 +17,33 @@ from bundlerl.sim_data.loaders._csv import (
     impute_prices,
     read_table,
 )
+from bundlerl.utils.args import need_int, need_path
 
-__all__ = ["load_instacart", "load_instacart_orders"]
+__all__ = ["load_instacart", "load_instacart_orders", "ORDER_PRODUCTS", "KAGGLE_ORDER_PRODUCTS", "order_products_files"]
+
+ORDER_PRODUCTS = "order_products.csv"
+"""The order lines file of an Instacart-format folder (one file)."""
+
+KAGGLE_ORDER_PRODUCTS = ("order_products__prior.csv", "order_products__train.csv")
+"""Kaggle's own names for the order lines, split in two disjoint sets of orders; read when ``order_products.csv`` is
+absent (both when both are there, concatenated, prior first)."""
+
+
+def order_products_files(folder: str | Path) -> list[Path]:
+    """The order-line files :func:`load_instacart` reads in ``folder``: ``order_products.csv`` when present, else
+    those of :data:`KAGGLE_ORDER_PRODUCTS` that are present (prior, then train).
+
+    :raises LoaderError: none of them is there (the message names all three and what to do).
+    """
+    folder = Path(folder)
+    if (folder / ORDER_PRODUCTS).is_file():
+        return [folder / ORDER_PRODUCTS]
+    found = [folder / name for name in KAGGLE_ORDER_PRODUCTS if (folder / name).is_file()]
+    if not found:
+        raise LoaderError(f"{folder}: no order lines: neither {ORDER_PRODUCTS} nor Kaggle's "
+                          f"{' / '.join(KAGGLE_ORDER_PRODUCTS)}; put the order lines (order_id, product_id, "
+                          "add_to_cart_order) in one of them")
+    return found
 
 
 def _id_table(folder: Path, file: str, id_col: str, name_col: str) -> tuple[Table, np.ndarray, list[str]]:
@@ -39,17 +64,33 @@ def _positions(t: Table, column: str, values: np.ndarray, known: np.ndarray, wha
     return pos
 
 
-def _no_repeats(to: Table, oid: np.ndarray, item: np.ndarray, src: np.ndarray, n: int, opid: np.ndarray,
-                oid_raw: np.ndarray) -> None:
-    """Raise naming the line of the first product repeated in one order (``oid`` / ``item`` the kept lines in
-    order, ``src`` their rows in the file)."""
-    pair = oid * (np.int64(n) + 1) + item
-    srt = np.argsort(pair, kind="stable")
-    dup = np.flatnonzero(pair[srt][1:] == pair[srt][:-1])
-    if dup.size:
-        r = int(src[srt[dup[0] + 1]])
-        raise to.error(r, "product_id", f"product {int(opid[r])} appears twice in order {int(oid_raw[r])}",
-                       "keep one line per (order_id, product_id)")
+class _OrderLines:
+    """The order lines of a folder (``order_products.csv``, else Kaggle's prior / train files, concatenated):
+    ``oid``, ``opid``, ``rank`` per line, and the file and line each row came from (for errors)."""
+
+    def __init__(self, folder: Path):
+        self.tables = [read_table(path, ["order_id", "product_id", "add_to_cart_order"])
+                       for path in order_products_files(folder)]
+        cols = [[t.ints(c) for c in ("order_id", "product_id", "add_to_cart_order")] for t in self.tables]
+        self.oid, self.opid, self.rank = (np.concatenate([c[i] for c in cols]) for i in range(3))
+        self.starts = np.cumsum([0] + [c[0].size for c in cols])  # row offset of each file in the concatenation
+
+    def error(self, row: int, column: str, problem: str, fix: str) -> LoaderError:
+        """The loader error of concatenated row ``row``, naming its own file and line."""
+        f = int(np.searchsorted(self.starts, row, side="right")) - 1
+        return self.tables[f].error(row - int(self.starts[f]), column, problem, fix)
+
+    def no_repeats(self, oid: np.ndarray, item: np.ndarray, src: np.ndarray, n: int) -> None:
+        """Raise naming the line of the first product repeated in one order (``oid`` / ``item`` the kept lines in
+        order, ``src`` their rows in the concatenation)."""
+        pair = oid * (np.int64(n) + 1) + item
+        srt = np.argsort(pair, kind="stable")
+        dup = np.flatnonzero(pair[srt][1:] == pair[srt][:-1])
+        if dup.size:
+            r = int(src[srt[dup[0] + 1]])
+            raise self.error(r, "product_id", f"product {int(self.opid[r])} appears twice in order {int(self.oid[r])}",
+                             "keep one line per (order_id, product_id)"
+                             + (" (an order in both order_products files?)" if len(self.tables) > 1 else ""))
 
 
 def _users(folder: Path, order_ids: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None]:
@@ -89,20 +130,20 @@ def load_instacart_orders(folder: str | Path, catalog: Catalog, *, skip_unknown:
         repeated in one order, or (unless ``skip_unknown``) a product the catalogue lacks.
     """
     folder = Path(folder)
-    to = read_table(folder / "order_products.csv", ["order_id", "product_id", "add_to_cart_order"])
-    oid, opid, rank = to.ints("order_id"), to.ints("product_id"), to.ints("add_to_cart_order")
+    lines = _OrderLines(folder)
+    oid, opid, rank = lines.oid, lines.opid, lines.rank
     lookup = catalog._id_lookup()
     item = np.fromiter((lookup.get(str(p), -1) for p in opid.tolist()), dtype=np.int64, count=opid.size)
     unknown = item < 0
     if unknown.any() and not skip_unknown:
         r = int(np.flatnonzero(unknown)[0])
-        raise to.error(r, "product_id", f"product {int(opid[r])} is not in catalogue {catalog.name!r} "
+        raise lines.error(r, "product_id", f"product {int(opid[r])} is not in catalogue {catalog.name!r} "
                        f"({catalog.n_items} items)", "load the matching catalogue, or pass skip_unknown=True to skip such lines")
     all_orders = np.unique(oid)
     order = np.lexsort((rank, oid))
     order = order[~unknown[order]]
     oid_k, item_k = oid[order], item[order]
-    _no_repeats(to, oid_k, item_k, order, catalog.n_items, opid, oid)
+    lines.no_repeats(oid_k, item_k, order, catalog.n_items)
     order_ids, starts = np.unique(oid_k, return_index=True)
     bad_ids = np.unique(opid[unknown])
     report = {"rows": int(oid.size), "skipped_rows": int(unknown.sum()), "unknown_items": int(bad_ids.size),
@@ -113,7 +154,8 @@ def load_instacart_orders(folder: str | Path, catalog: Catalog, *, skip_unknown:
     if unknown.any():
         import warnings
 
-        warnings.warn(f"{to.path}: skipped {report['skipped_rows']} line(s) naming {bad_ids.size} product(s) not in "
+        where = " + ".join(str(t.path) for t in lines.tables)
+        warnings.warn(f"{where}: skipped {report['skipped_rows']} line(s) naming {bad_ids.size} product(s) not in "
                       f"catalogue {catalog.name!r}; {report['dropped_empty']} order(s) left empty were dropped",
                       RuntimeWarning, stacklevel=2)
     user, order_number = _users(folder, order_ids)
@@ -126,7 +168,8 @@ def load_instacart(folder: str | Path, *, min_orders: int = 0) -> tuple[Catalog,
 
     Files: ``products.csv`` (product_id, product_name, aisle_id, department_id), ``aisles.csv``
     (aisle_id, aisle), ``departments.csv`` (department_id, department), ``order_products.csv``
-    (order_id, product_id, add_to_cart_order) and, optionally, ``orders.csv`` (order_id, user_id,
+    (order_id, product_id, add_to_cart_order; or, as Kaggle names them, ``order_products__prior.csv`` and / or
+    ``order_products__train.csv``, read together: :func:`order_products_files`) and, optionally, ``orders.csv`` (order_id, user_id,
     order_number; other columns ignored).
 
     Catalogue: one item per product in ``products.csv`` order; ``item_ids`` = product_id as text;
@@ -152,10 +195,12 @@ def load_instacart(folder: str | Path, *, min_orders: int = 0) -> tuple[Catalog,
         a non-integer id, a duplicate id, an empty name, a product in an undefined aisle or
         department, an order line naming an unknown product, or a product repeated in one order.
     """
-    folder = Path(folder)
+    folder = need_path(folder, "folder", "load_instacart", what="the Instacart folder", error=LoaderError)
+    need_int(min_orders, "min_orders", "load_instacart", minimum=0, error=LoaderError)
     if not folder.is_dir():
-        raise LoaderError(f"{folder}: not a folder; point at the folder holding products.csv, aisles.csv, "
-                          "departments.csv and order_products.csv")
+        raise LoaderError(f"{folder}: not a folder ({'nothing at that path' if not folder.exists() else 'a file'}); point at "
+                          "the folder holding products.csv, aisles.csv, departments.csv, orders.csv and "
+                          "order_products.csv (or Kaggle's order_products__prior.csv / order_products__train.csv)")
     if min_orders < 0:
         raise LoaderError(f"min_orders={min_orders}; give 0 (keep all products) or a positive count")
     ta, aisle_ids, aisle_names = _id_table(folder, "aisles.csv", "aisle_id", "aisle")
@@ -176,14 +221,17 @@ def load_instacart(folder: str | Path, *, min_orders: int = 0) -> tuple[Catalog,
     np.add.at(votes, (cat, dept), 1)
     cat_dept = votes.argmax(axis=1)  # all-zero rows (aisles without products) → department 0
 
-    to = read_table(folder / "order_products.csv", ["order_id", "product_id", "add_to_cart_order"])
-    oid_raw, opid, rank = to.ints("order_id"), to.ints("product_id"), to.ints("add_to_cart_order")
     p_order = np.argsort(pid, kind="stable")
-    item = p_order[_positions(to, "product_id", opid, pid[p_order], "product_id",
-                              "add the product to products.csv or drop the order line")]
+    lines = _OrderLines(folder)
+    oid_raw, opid, rank = lines.oid, lines.opid, lines.rank
+    item = np.empty(opid.size, dtype=np.int64)
+    for f, t in enumerate(lines.tables):  # each file's unknown product is reported at its own line
+        rows = slice(int(lines.starts[f]), int(lines.starts[f + 1]))
+        item[rows] = p_order[_positions(t, "product_id", opid[rows], pid[p_order], "product_id",
+                                        "add the product to products.csv or drop the order line")]
     order = np.lexsort((rank, oid_raw))
     oid, item = oid_raw[order], item[order]
-    _no_repeats(to, oid, item, order, pid.size, opid, oid_raw)
+    lines.no_repeats(oid, item, order, pid.size)
 
     n = pid.size
     popularity = np.bincount(item, minlength=n)

@@ -10,6 +10,7 @@ import numpy as np
 from bundlerl.sim_data.baskets import Baskets
 from bundlerl.sim_data.catalog import Catalog
 from bundlerl.sim_data.loaders._csv import LoaderError, read_table
+from bundlerl.utils.args import need_path
 
 __all__ = ["load_steam_bundles"]
 
@@ -40,7 +41,7 @@ def load_steam_bundles(folder: str | Path) -> tuple[Catalog, Baskets, np.ndarray
         bundle_items.csv that bundles.csv lacks, a duplicate bundle in bundles.csv, or a bad
         bundle_final_price.
     """
-    folder = Path(folder)
+    folder = need_path(folder, "folder", "load_steam_bundles", what="the Steam bundles folder", error=LoaderError)
     ti = read_table(folder / "bundle_items.csv", ["bundle_id", "item_id", "item_name", "genre", "discounted_price"])
     tb = read_table(folder / "bundles.csv", ["bundle_id", "bundle_final_price"])
     b_ids = tb.strings("bundle_id", nonempty=True, what="bundle_id")

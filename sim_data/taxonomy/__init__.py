@@ -25,6 +25,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from bundlerl.utils.args import MissingPathError, need_path, need_sequence
 from bundlerl.utils.errors import BundlerlError
 
 __all__ = ["Taxonomy", "CategorySpec", "TaxonomyError", "load_taxonomy", "BUILTIN_PATH"]
@@ -88,6 +89,9 @@ class Taxonomy:
 
     # ------------------------------------------------------------------ validation
     def _validate(self) -> None:
+        for name, what in (("departments", "a tuple of department names"), ("categories", "a tuple of CategorySpec"),
+                           ("complements", "a tuple of (a, b, strength) edges")):
+            need_sequence(getattr(self, name), name, "Taxonomy", what, error=TaxonomyError)
         if not self.departments:
             raise TaxonomyError("taxonomy has no departments; give at least one")
         if len(set(self.departments)) != len(self.departments):
@@ -247,7 +251,9 @@ def load_taxonomy(path: str | os.PathLike | None = None) -> Taxonomy:
 
     Raises FileNotFoundError for a missing file and TaxonomyError for invalid content.
     """
-    p = Path(path) if path is not None else BUILTIN_PATH
+    p = (need_path(path, "path", "load_taxonomy", what="a taxonomy JSON file", error=TaxonomyError)
+         if path is not None else BUILTIN_PATH)
     if not p.is_file():
-        raise FileNotFoundError(f"taxonomy file {p} not found; omit the path to use the built-in taxonomy")
+        raise MissingPathError(f"load_taxonomy(path={str(p)!r}): no such file; expected a taxonomy JSON file (as "
+                               "the built-in general_store.json), or omit the path to use the built-in taxonomy")
     return _load_cached(str(p.resolve()), p.stat().st_mtime)

@@ -1,0 +1,240 @@
+"""Reading logs of :mod:`bundlerl.evaluation.logs.schema`, part by part, with every row checked.
+
+:meth:`LogDataset.open` checks each part file's columns, types and metadata (schema version, array sizes, observation
+spec, the same in every part); :meth:`LogDataset.parts` then yields one part at a time as numpy arrays (memory: one
+part, whatever the log's size) after checking its rows: actions in range, distributions that are finite, >= 0 and
+sum to 1, a propensity > 0 that equals the distribution's mass on the logged action, each context's steps 0, 1, 2, ...
+in row order within one part, the row's spec version. Every problem is a :class:`LogError` naming file, row, column.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from bundlerl.evaluation.logs.schema import (
+    COLUMNS,
+    LOG_JSON,
+    LOG_SCHEMA_VERSION,
+    META_KEY,
+    PART_GLOB,
+    TRUTH_DIR,
+    Dims,
+    LogError,
+    log_schema,
+    truth_schema,
+)
+
+__all__ = ["LogDataset", "LogPart", "column_numpy", "PROB_ATOL"]
+
+PROB_ATOL = 1e-6
+"""How far a logged distribution's sum may be from 1, and its ``pscore`` from ``action_prob[action]``."""
+
+
+def column_numpy(col: "pa.ChunkedArray | pa.Array", tail: tuple = ()) -> np.ndarray:
+    """A column as a numpy array (n, *tail): fixed-size lists are flattened and reshaped; nulls become False / NaN."""
+    arr = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+    if pa.types.is_fixed_size_list(arr.type):
+        flat = arr.flatten().to_numpy(zero_copy_only=False)
+        return flat.reshape(len(arr), *tail) if tail else flat.reshape(len(arr), -1)
+    if arr.null_count:
+        arr = arr.fill_null(False) if pa.types.is_boolean(arr.type) else arr.cast(pa.float64()).fill_null(np.nan)
+    return arr.to_numpy(zero_copy_only=False)
+
+
+def _shapes(d: Dims) -> dict[str, tuple]:
+    return {"profile": (d.P,), "history": (d.P,), "session": (d.S,), "candidates": (d.K, d.F),
+            "action_mask": (d.K,), "item_ids": (d.K, d.M), "action_prob": (d.K,), "bought_items": (d.M,),
+            "expected_reward": (d.K,)}
+
+
+@dataclass
+class LogPart:
+    """One part file read as numpy: ``columns`` name -> (n, ...) array (blocks reshaped: candidates (n, K, F),
+    item_ids (n, K, M)); ``truth`` (n, K) expected rewards when asked for; ``path`` the file."""
+
+    path: Path
+    columns: dict
+    truth: np.ndarray | None = None
+
+    @property
+    def n(self) -> int:
+        return len(next(iter(self.columns.values())))
+
+    def observation(self) -> dict[str, np.ndarray]:
+        """The logged observations as the batched dict a :class:`bundlerl.agents.policy.Policy` takes (float32)."""
+        from bundlerl.env.observation import CANDIDATES_KEY, HISTORY_KEY, MASK_KEY, PROFILE_KEY, SESSION_KEY
+
+        c = self.columns
+        return {PROFILE_KEY: c["profile"], HISTORY_KEY: c["history"], SESSION_KEY: c["session"],
+                CANDIDATES_KEY: c["candidates"], MASK_KEY: c["action_mask"].astype(np.float32)}
+
+
+class LogDataset:
+    """A log folder, opened and checked (see the module docstring). Use :meth:`open`."""
+
+    def __init__(self, folder: Path, parts: list[Path], dims: Dims, obs_spec: dict, n_rows: int, info: dict):
+        self.folder, self.part_paths, self.dims, self.obs_spec, self.n_rows, self.info = (
+            folder, parts, dims, obs_spec, n_rows, info)
+
+    @property
+    def spec_version(self) -> int:
+        return int(self.obs_spec.get("version", -1))
+
+    @property
+    def has_truth(self) -> bool:
+        return all((self.folder / TRUTH_DIR / p.name).is_file() for p in self.part_paths)
+
+    @classmethod
+    def open(cls, folder: str | Path, expect_spec: dict | None = None) -> "LogDataset":
+        """Open the log in ``folder`` and check every part's header.
+
+        :param expect_spec: the observation spec of the policies to evaluate
+            (``bundlerl.env.observation.observation_spec``); a log of another spec raises.
+        :raises LogError: no such folder, no part files, a part with missing columns or wrong types, parts that
+            disagree, another schema version or observation spec.
+        """
+        folder = Path(folder)
+        if not folder.is_dir():
+            raise LogError(f"{folder}: no such log folder; write one with 'bundlerl log ... --out {folder}'")
+        parts = sorted(folder.glob(PART_GLOB))
+        if not parts:
+            raise LogError(f"{folder}: no {PART_GLOB} files in it: not a bundlerl log")
+        first = None
+        n_rows = 0
+        for p in parts:
+            meta, rows = _check_header(p, "log")
+            if first is None:
+                first = meta
+            elif (meta["dims"], meta["obs_spec"]) != (first["dims"], first["obs_spec"]):
+                raise LogError(f"{p}: its sizes / observation spec ({meta['dims']}, version "
+                               f"{meta['obs_spec'].get('version')}) differ from {parts[0].name}'s ({first['dims']}, "
+                               f"version {first['obs_spec'].get('version')}): one log holds one observation spec; "
+                               "write the other to its own folder")
+            n_rows += rows
+        if expect_spec is not None and first["obs_spec"] != expect_spec:
+            got, want = first["obs_spec"], expect_spec
+            diff = [k for k in sorted(set(got) | set(want)) if got.get(k) != want.get(k)]
+            raise LogError(f"{parts[0]}: observation spec version {got.get('version')} ({', '.join(f'{k}={got.get(k)}' for k in diff)}) "
+                           f"does not match the policy's, version {want.get('version')} "
+                           f"({', '.join(f'{k}={want.get(k)}' for k in diff)}): evaluate policies on logs of their own "
+                           "observation spec")
+        info = {}
+        if (folder / LOG_JSON).is_file():
+            try:
+                info = json.loads((folder / LOG_JSON).read_text(encoding="utf-8"))
+            except (ValueError, UnicodeDecodeError) as exc:
+                raise LogError(f"{folder / LOG_JSON}: not JSON ({exc}); delete it (it only describes the log)") from None
+        return cls(folder, parts, Dims(**first["dims"]), first["obs_spec"], n_rows, info)
+
+    def parts(self, columns: Sequence[str] | None = None, *, truth: bool = False) -> Iterator[LogPart]:
+        """Each part in order, its rows checked (see the module docstring); ``columns`` limits what is read (the
+        checked columns are always read). ``truth`` also reads the ground-truth part (LogError if missing)."""
+        need = {"context_id", "step", "spec_version", "action", "action_prob", "pscore"}
+        cols = list(COLUMNS) if columns is None else [c for c in COLUMNS if c in set(columns) | need]
+        for c in set(columns or ()) - set(COLUMNS):
+            raise LogError(f"{self.folder}: no column {c!r} in the log schema; columns: {', '.join(COLUMNS)}")
+        shapes = _shapes(self.dims)
+        for p in self.part_paths:
+            table = pq.read_table(p, columns=cols)
+            data = {c: column_numpy(table.column(c), shapes.get(c, ())) for c in cols}
+            _check_rows(p, data, self.dims, self.spec_version)
+            er = None
+            if truth:
+                tp = self.folder / TRUTH_DIR / p.name
+                if not tp.is_file():
+                    raise LogError(f"{tp}: no ground truth for {p.name} (logs of real traffic have none; simulated "
+                                   "logs get it from 'bundlerl log')")
+                _check_header(tp, "truth", self.dims)
+                t = pq.read_table(tp)
+                if t.num_rows != len(data["step"]) or not np.array_equal(column_numpy(t.column("step")), data["step"]):
+                    raise LogError(f"{tp}: its rows do not match {p.name}'s (count or steps differ); regenerate the log")
+                er = column_numpy(t.column("expected_reward"), (self.dims.K,))
+            yield LogPart(p, data, er)
+
+
+def _check_header(path: Path, kind: str, dims: Dims | None = None) -> tuple[dict, int]:
+    """(metadata, row count) of a part file after checking its columns and types against the schema."""
+    try:
+        pf = pq.ParquetFile(path)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise LogError(f"{path}: not a readable Parquet file ({exc}); delete or regenerate it") from None
+    schema = pf.schema_arrow
+    raw = (schema.metadata or {}).get(META_KEY)
+    if raw is None:
+        raise LogError(f"{path}: no {META_KEY.decode()!r} metadata: not written by bundlerl's log writer")
+    try:
+        meta = json.loads(raw)
+        d = Dims(**meta["dims"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise LogError(f"{path}: damaged {META_KEY.decode()!r} metadata ({exc}); regenerate the log") from None
+    if meta.get("schema_version") != LOG_SCHEMA_VERSION:
+        raise LogError(f"{path}: log schema version {meta.get('schema_version')}; this bundlerl reads version "
+                       f"{LOG_SCHEMA_VERSION}: regenerate the log with this version")
+    if dims is not None and d != dims:
+        raise LogError(f"{path}: sizes {d} differ from the log's {dims}")
+    want = (log_schema if kind == "log" else truth_schema)(d, meta.get("obs_spec", {}))
+    have = {f.name: f.type for f in schema}
+    for f in want:
+        if f.name not in have:
+            raise LogError(f"{path}: column {f.name!r} is missing (the schema, version {LOG_SCHEMA_VERSION}, has "
+                           f"{', '.join(want.names)})")
+        if have[f.name] != f.type:
+            raise LogError(f"{path}: column {f.name!r} has type {have[f.name]}; the schema says {f.type}")
+    return meta, pf.metadata.num_rows
+
+
+def _fail(path: Path, row: int, column: str, what: str) -> LogError:
+    return LogError(f"{path}: row {row}, column {column!r}: {what}")
+
+
+def _check_rows(path: Path, c: dict, d: Dims, spec_version: int) -> None:
+    """Row-level checks of one part (see the module docstring); raises LogError at the first bad row."""
+    n = len(c["step"])
+    if n == 0:
+        return
+    bad = np.flatnonzero(c["spec_version"] != spec_version)
+    if bad.size:
+        raise _fail(path, int(bad[0]), "spec_version", f"observation spec version {int(c['spec_version'][bad[0]])}, "
+                    f"the file's metadata says {spec_version}: one part holds one observation spec")
+    a = c["action"]
+    bad = np.flatnonzero((a < 0) | (a >= d.K))
+    if bad.size:
+        raise _fail(path, int(bad[0]), "action", f"action {int(a[bad[0]])} is outside [0, K={d.K})")
+    p = c["action_prob"]
+    bad = np.flatnonzero(~np.isfinite(p).all(axis=1) | (p < 0).any(axis=1))
+    if bad.size:
+        raise _fail(path, int(bad[0]), "action_prob", f"probabilities {p[bad[0]].tolist()} are not all finite and >= 0")
+    s = p.sum(axis=1)
+    bad = np.flatnonzero(np.abs(s - 1.0) > PROB_ATOL)
+    if bad.size:
+        raise _fail(path, int(bad[0]), "action_prob", f"the logging policy's distribution sums to {s[bad[0]]:.8g}, "
+                    "not 1: log the full normalised distribution over the K candidates")
+    ps = c["pscore"]
+    bad = np.flatnonzero(~(ps > 0))
+    if bad.size:
+        raise _fail(path, int(bad[0]), "pscore", f"propensity {ps[bad[0]]} of the logged action: it must be > 0 (an "
+                    "action the logging policy could not take; log with exploration, e.g. --epsilon or --floor)")
+    chosen = p[np.arange(n), a]
+    bad = np.flatnonzero(np.abs(ps - chosen) > PROB_ATOL)
+    if bad.size:
+        r = int(bad[0])
+        raise _fail(path, r, "pscore", f"propensity {ps[r]:.8g} differs from action_prob[action={int(a[r])}] = "
+                    f"{chosen[r]:.8g}")
+    # steps: per context 0, 1, 2, ... in row order (stable sort keeps row order within a context)
+    ctx, step = c["context_id"], c["step"]
+    order = np.argsort(ctx, kind="stable")
+    cs, ss = ctx[order], step[order]
+    first = np.r_[True, cs[1:] != cs[:-1]]
+    expect = np.where(first, 0, np.r_[0, ss[:-1] + 1])
+    bad = np.flatnonzero(ss != expect)
+    if bad.size:
+        r = int(order[bad[0]])
+        raise _fail(path, r, "step", f"context {int(ctx[r])} has step {int(step[r])} where step {int(expect[bad[0]])} "
+                    "was expected: a context's rows must be in step order 0, 1, 2, ... within one part file")

@@ -1,0 +1,82 @@
+"""Reports of an off-policy evaluation: a markdown table (estimator x policy, value and bootstrap interval, effective
+sample sizes, unsupported share) and a PNG of the estimates side by side (``bundlerl ope``)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from bundlerl.evaluation.ope.estimators import DECISION_ESTIMATORS, TRAJECTORY_ESTIMATORS
+from bundlerl.evaluation.ope.evaluate import OPEResult
+from bundlerl.evaluation.report import pyplot, save_figure
+
+__all__ = ["ope_markdown", "ope_chart", "write_ope_report"]
+
+_GROUPS = (("per decision: mean reward per decision", [c.name for c in DECISION_ESTIMATORS]),
+           ("per trajectory: mean episode return", [c.name for c in TRAJECTORY_ESTIMATORS]))
+
+
+def _cell(e, digits: int) -> str:
+    if not np.isfinite(e.value):
+        return "n/a"
+    ci = f" [{e.low:.{digits}f}, {e.high:.{digits}f}]" if np.isfinite(e.low) else ""
+    return f"{e.value:.{digits}f}{ci}"
+
+
+def ope_markdown(results: Sequence[OPEResult], digits: int = 3) -> str:
+    """A markdown table: a row per estimator (value [95% bootstrap interval]) and per diagnostic, a column per policy."""
+    head = "| estimator | " + " | ".join(r.policy for r in results) + " |"
+    lines = [head, "|" + "---|" * (len(results) + 1)]
+    for _, names in _GROUPS:
+        for name in names:
+            lines.append(f"| {name} | " + " | ".join(_cell(r.estimates[name], digits) for r in results) + " |")
+    lines.append("| ESS (decisions) | " + " | ".join(f"{r.ess_decisions:,.0f} of {r.n_decisions:,}"
+                                                   for r in results) + " |")
+    lines.append("| ESS (episodes) | " + " | ".join(f"{r.ess_episodes:,.1f} of {r.n_episodes:,}"
+                                                  for r in results) + " |")
+    lines.append("| unsupported share | " + " | ".join(f"{r.unsupported_share:.2%}" for r in results) + " |")
+    if any(r.truth is not None for r in results):
+        lines.append("| ground truth per decision (simulator) | " + " | ".join(
+            "n/a" if r.truth is None else f"{r.truth:.{digits}f}" for r in results) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def ope_chart(results: Sequence[OPEResult], path: str | Path, title: str = "") -> None:
+    """Two panels (per decision, per trajectory): each estimator's value and interval, the policies side by side."""
+    plt = pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
+    width = 0.8 / max(len(results), 1)
+    colors = plt.get_cmap("tab10")
+    for ax, (label, names) in zip(axes, _GROUPS):
+        x = np.arange(len(names))
+        for j, r in enumerate(results):
+            est = [r.estimates[n] for n in names]
+            v = np.array([e.value for e in est])
+            lo = np.array([e.value - e.low if np.isfinite(e.low) else 0.0 for e in est])
+            hi = np.array([e.high - e.value if np.isfinite(e.high) else 0.0 for e in est])
+            ax.bar(x + (j - (len(results) - 1) / 2) * width, np.nan_to_num(v), width, yerr=[lo, hi], capsize=2,
+                   color=colors(j % 10), label=r.policy)
+        ax.set_xticks(x, names, rotation=20)
+        ax.set_title(label, fontsize=10)
+        ax.grid(axis="y", alpha=0.3)
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=min(len(results), 5), fontsize=8, frameon=False)
+    fig.suptitle(title or "off-policy estimates (95% bootstrap intervals)")
+    fig.tight_layout(rect=(0, 0.08, 1, 1))
+    save_figure(fig, path)
+
+
+def write_ope_report(results: Sequence[OPEResult], out: str | Path, title: str = "") -> dict[str, Path]:
+    """``ope.md``, ``ope.json`` and ``ope.png`` in ``out`` (written atomically); returns their paths."""
+    from bundlerl.utils.atomic import write_text
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {"md": out / "ope.md", "json": out / "ope.json", "png": out / "ope.png"}
+    write_text(paths["md"], (f"# {title}\n\n" if title else "") + ope_markdown(results))
+    write_text(paths["json"], json.dumps([r.to_dict() for r in results], indent=2) + "\n")
+    ope_chart(results, paths["png"], title)
+    return paths

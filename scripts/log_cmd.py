@@ -1,0 +1,83 @@
+"""``bundlerl log``: log an exploring policy's decisions on simulated shoppers, for off-policy evaluation.
+
+Argument parsing only: the work is ``bundlerl.evaluation.logs.collect.collect_logs``."""
+
+from __future__ import annotations
+
+import argparse
+
+from bundlerl.agents.baselines import BASELINES
+from bundlerl.scripts.flags import (
+    SEED,
+    Integer,
+    Number,
+    OutputFolder,
+    PolicySpec,
+    add_world_flags,
+    world_from_args,
+)
+
+HELP = "log an exploring policy on simulated shoppers (Parquet, with propensities) for 'bundlerl ope'"
+
+DESCRIPTION = """\
+Play --episodes episodes of simulated shoppers (the 'logging' seed stream: never the shoppers of
+training or evaluation) with the policy, its actions sampled from its distribution, and write every
+decision to --out as Parquet part files in the versioned log schema (bundlerl.evaluation.logs.schema):
+the full observation, the candidates' item ids, the chosen action, the logging policy's whole
+distribution and propensity, click, items bought, revenue, reward, terminated / truncated.
+The simulator's ground truth (the expected reward of every candidate under the shopper's true
+hidden state) goes to --out/truth/, for validating estimators only.
+
+Exploration (off-policy estimators need every action a target may take to have a propensity > 0):
+  --epsilon E      with probability E a uniform valid candidate, else the policy's best
+  --temperature T  softmax over the policy's scores / T (its log-probabilities when it has no scores)
+  --floor P        mix the result with P uniform over the valid candidates
+"""
+
+EPILOG = """\
+examples:
+  bundlerl log --policy complement-greedy --epsilon 0.3 --preset default --episodes 2000 --out logs/cg-eps
+  bundlerl log --policy runs/default__ppo__0__20260101-120000 --floor 0.05 --episodes 1000 --out logs/ppo
+  bundlerl log --policy tuned-linear --temperature 0.5 --floor 0.05 --episodes 2000 --out logs/tl-soft
+"""
+
+
+def add_parser(subparsers) -> None:
+    p = subparsers.add_parser("log", help=HELP, description=DESCRIPTION, epilog=EPILOG,
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--policy", required=True, metavar="NAME|RUN_DIR", type=PolicySpec(),
+                   help=f"the logging policy: a baseline ({', '.join(BASELINES)}), tuned-linear (its cached fit, else "
+                        "fitted now: minutes), a tuned-linear weights .json, or a run directory")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--epsilon", type=Number(0.0, 1.0), default=None, help="epsilon-greedy exploration, in [0, 1]")
+    g.add_argument("--temperature", type=Number(1e-6, 1e6), default=None, help="softmax temperature, > 0")
+    p.add_argument("--floor", type=Number(0.0, 1.0), default=None,
+                   help="share of uniform over the valid candidates mixed in (a propensity floor), in [0, 1]")
+    add_world_flags(p, "default: a run's own world, else 'default'")
+    p.add_argument("--episodes", type=Integer(1), required=True, help="episodes to log")
+    p.add_argument("--seed", type=SEED, default=0, help="seed of the logging stream (default: 0)")
+    p.add_argument("--num-envs", type=Integer(1), default=256, help="sessions stepped together (default: 256)")
+    p.add_argument("--rows-per-part", type=Integer(1), default=50_000,
+                   help="decisions per Parquet part file (default: 50,000)")
+    p.add_argument("--no-truth", action="store_true", help="do not write the simulator's ground truth")
+    p.add_argument("--out", required=True, type=OutputFolder(), help="log folder to write (must hold no log yet)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar (also: BUNDLERL_PROGRESS=0)")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from bundlerl.agents.exploration import exploring
+    from bundlerl.evaluation.logs.collect import collect_logs
+    from bundlerl.experiment.policy_spec import load_policy, policy_world
+    from bundlerl.utils.threads import torch_threads
+
+    world = world_from_args(args) or policy_world(args.policy) or "default"
+    with torch_threads(1):
+        policy = exploring(load_policy(args.policy, seed=args.seed, world=world), epsilon=args.epsilon,
+                           temperature=args.temperature, floor=args.floor)
+        info = collect_logs(policy, world, args.episodes, args.out, seed=args.seed, num_envs=args.num_envs,
+                            truth=not args.no_truth, rows_per_part=args.rows_per_part,
+                            progress=False if args.no_progress else None)
+    print(f"logged {info['rows']:,} decisions of {info['episodes']:,} episodes ({info['policy']}, {info['preset']}, "
+          f"{info['stream']}) in {info['parts']} part(s) to {args.out} ({info['seconds']:.1f} s)")
+    return 0

@@ -1,0 +1,184 @@
+"""The log schema: written atomically by the writer, read back exactly, and every kind of damage named by the loader
+(file, row, column); collection from the simulator with ground truth and exploring loggers."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from _log_data import DIMS, rows, write
+from hypothesis import given
+from hypothesis import strategies as st
+
+from bundlerl.agents.baselines import ComplementGreedyPolicy, RandomPolicy
+from bundlerl.agents.exploration import EpsilonGreedy, PropensityFloor, Softmax, exploring, uniform_valid
+from bundlerl.agents.policy import PolicyError
+from bundlerl.env.observation import observation_spec
+from bundlerl.evaluation.logs import LogDataset, LogError, collect_logs
+
+
+def test_round_trip(tmp_path):
+    data = rows()
+    write(tmp_path, data, truth=True)
+    ds = LogDataset.open(tmp_path)
+    assert ds.dims == DIMS and ds.n_rows == 12 and ds.has_truth
+    (part,) = list(ds.parts(truth=True))
+    for k in ("context_id", "step", "action", "reward", "pscore"):
+        np.testing.assert_allclose(part.columns[k], data[k])
+    np.testing.assert_allclose(part.columns["candidates"], data["candidates"].astype(np.float32))
+    assert part.columns["item_ids"].shape == (12, DIMS.K, DIMS.M)
+    assert part.observation()["candidates"].shape == (12, DIMS.K, DIMS.F)
+    assert part.truth.shape == (12, DIMS.K)
+
+
+def test_parts_append_and_no_temporaries(tmp_path):
+    write(tmp_path)
+    write(tmp_path)  # a second writer appends part 1
+    assert sorted(p.name for p in tmp_path.iterdir() if p.is_file()) == ["part-000000.parquet", "part-000001.parquet"]
+    assert LogDataset.open(tmp_path).n_rows == 24
+
+
+def _damage(tmp_path, **changes):
+    data = rows()
+    for k, v in changes.items():
+        data[k] = v(data) if callable(v) else v
+    return write(tmp_path, data)
+
+
+@pytest.mark.parametrize("change, column, words", [
+    ({"action_prob": lambda d: d["action_prob"] * 0.9}, "action_prob", "sums to"),
+    ({"pscore": lambda d: np.where(np.arange(12) == 5, 0.0, d["pscore"])}, "pscore", "must be > 0"),
+    ({"pscore": lambda d: d["pscore"] * 0.5}, "pscore", "differs from action_prob"),
+    ({"step": lambda d: np.where(np.arange(12) == 4, 2, d["step"])}, "step", "step order"),
+    ({"spec_version": lambda d: np.where(np.arange(12) == 3, 99, d["spec_version"])}, "spec_version", "version 99"),
+    ({"action": lambda d: np.where(np.arange(12) == 2, 7, d["action"])}, "action", "outside"),
+])
+def test_loader_names_file_row_and_column(tmp_path, change, column, words):
+    _damage(tmp_path, **change)
+    with pytest.raises(LogError, match=rf"part-000000\.parquet: row \d+, column '{column}'.*{words}"):
+        list(LogDataset.open(tmp_path).parts())
+
+
+def test_zero_propensity_row_is_named(tmp_path):
+    data = rows()
+    data["action_prob"] = np.tile([1.0, 0.0, 0.0], (12, 1))
+    data["action"] = np.where(np.arange(12) == 6, 1, 0)
+    data["pscore"] = data["action_prob"][np.arange(12), data["action"]]
+    write(tmp_path, data)
+    with pytest.raises(LogError, match="row 6, column 'pscore'.*propensity 0.0"):
+        list(LogDataset.open(tmp_path).parts())
+
+
+def test_missing_column_and_wrong_type(tmp_path):
+    write(tmp_path)
+    f = tmp_path / "part-000000.parquet"
+    t = pq.read_table(f)
+    pq.write_table(t.drop_columns(["pscore"]).replace_schema_metadata(t.schema.metadata), f)
+    with pytest.raises(LogError, match="column 'pscore' is missing"):
+        LogDataset.open(tmp_path)
+    t2 = t.set_column(t.schema.get_field_index("reward"), "reward", t.column("reward").cast(pa.float32()))
+    pq.write_table(t2.replace_schema_metadata(t.schema.metadata), f)
+    with pytest.raises(LogError, match="column 'reward' has type float"):
+        LogDataset.open(tmp_path)
+
+
+def test_spec_mismatch_and_not_a_log(tmp_path):
+    write(tmp_path)
+    other = observation_spec(DIMS.P, DIMS.K + 1, DIMS.F)
+    with pytest.raises(LogError, match=r"version 1 \(K=3\) does not match the policy.s, version 1 \(K=4\)"):
+        LogDataset.open(tmp_path, expect_spec=other)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(LogError, match="no part-"):
+        LogDataset.open(tmp_path / "empty")
+    pq.write_table(pa.table({"x": [1]}), tmp_path / "part-000009.parquet")
+    with pytest.raises(LogError, match="part-000009.parquet: no 'bundlerl.log' metadata"):
+        LogDataset.open(tmp_path)
+
+
+def test_writer_refuses_bad_shapes(tmp_path):
+    data = rows()
+    data["candidates"] = data["candidates"][:, :2]
+    with pytest.raises(LogError, match="'candidates' has shape"):
+        write(tmp_path, data)
+    data = rows()
+    del data["reward"]
+    with pytest.raises(LogError, match="miss column 'reward'"):
+        write(tmp_path, data)
+
+
+# ------------------------------------------------------------------ exploration wrappers
+_masks = st.lists(st.lists(st.booleans(), min_size=4, max_size=4), min_size=1, max_size=6)
+
+
+def _obs(mask, seed=0):
+    m = np.asarray(mask, np.float32)
+    feats = np.random.default_rng(seed).uniform(0, 1, (m.shape[0], 4, 9)).astype(np.float32)
+    return {"candidates": feats * m[..., None], "action_mask": m}
+
+
+@given(_masks, st.floats(0, 1), st.floats(0.05, 5), st.floats(0, 1))
+def test_exploration_distributions(mask, eps, temp, floor):
+    obs = _obs(mask)
+    base = ComplementGreedyPolicy()
+    valid = np.asarray(mask)
+    has = valid.any(axis=1)
+    for pol in (EpsilonGreedy(base, eps), Softmax(base, temp), PropensityFloor(Softmax(base, temp), floor)):
+        p = pol.action_probabilities(obs)
+        np.testing.assert_allclose(p.sum(axis=1), 1.0, atol=1e-9)
+        assert (p[has] >= 0).all() and (p[has][~valid[has]] == 0).all()
+    p = EpsilonGreedy(base, eps).action_probabilities(obs)
+    assert (p[has][valid[has]] >= eps / valid.sum(axis=1)[has].repeat(valid.sum(axis=1)[has]) - 1e-12).all()
+    p = PropensityFloor(base, floor).action_probabilities(obs)
+    u = uniform_valid(obs["action_mask"])
+    assert (p >= floor * u - 1e-12).all()
+
+
+def test_softmax_uses_scores_and_exploring_rules():
+    obs = _obs([[1, 1, 1, 0]])
+    base = ComplementGreedyPolicy()
+    s = base.scores(obs)[0, :3]
+    p = Softmax(base, 0.5).action_probabilities(obs)[0]
+    np.testing.assert_allclose(p[:3], np.exp(s / 0.5) / np.exp(s / 0.5).sum())
+    with pytest.raises(PolicyError, match="not both"):
+        exploring(base, epsilon=0.1, temperature=1.0)
+    with pytest.raises(PolicyError, match="epsilon"):
+        exploring(base, epsilon=1.5)
+    assert exploring(base, temperature=1.0, floor=0.05).name == "complement-greedy+softmax1+floor0.05"
+
+
+# ------------------------------------------------------------------ collection from the simulator
+def test_collect_small(tmp_path):
+    pol = exploring(ComplementGreedyPolicy(), epsilon=0.3)
+    info = collect_logs(pol, "small", 40, tmp_path / "log", seed=3, num_envs=16, rows_per_part=100, progress=False)
+    ds = LogDataset.open(tmp_path / "log")
+    assert ds.info["episodes"] == 40 and ds.n_rows == info["rows"] and len(ds.part_paths) == info["parts"] >= 2
+    ctx = []
+    for part in ds.parts(truth=True):
+        c = part.columns
+        ctx.append(np.unique(c["context_id"]))
+        assert (c["pscore"] >= 0.3 / 8 - 1e-9).all()
+        er = part.truth
+        assert np.isnan(er[~c["action_mask"]]).all() and np.isfinite(er[c["action_mask"]]).all()
+        ended = c["terminated"] | c["truncated"]
+        last = np.r_[c["context_id"][1:] != c["context_id"][:-1], True]
+        np.testing.assert_array_equal(ended, last)  # each context ends exactly at its last row
+    ctx = np.concatenate(ctx)
+    assert np.array_equal(np.sort(ctx), np.arange(40))  # whole episodes, none split across parts
+    with pytest.raises(LogError, match="already holds a log"):
+        collect_logs(pol, "small", 2, tmp_path / "log", progress=False)
+
+
+def test_random_logger_propensities(tmp_path):
+    collect_logs(RandomPolicy(np.random.default_rng(0)), "small", 8, tmp_path, truth=False, progress=False)
+    (part,) = list(LogDataset.open(tmp_path).parts())
+    m = part.columns["action_mask"]
+    np.testing.assert_allclose(part.columns["pscore"], 1.0 / m.sum(axis=1))
+
+
+def test_parts_are_cut_at_context_boundaries(tmp_path):
+    data = rows(n_episodes=10, length=3)
+    write(tmp_path, data, truth=True, rows_per_part=7)  # 7 rows -> cut after 9 (3 whole episodes)
+    ds = LogDataset.open(tmp_path)
+    sizes = [p.n for p in ds.parts(truth=True)]
+    assert sizes == [9, 9, 9, 3]

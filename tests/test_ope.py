@@ -1,0 +1,258 @@
+"""Off-policy estimators: known answers (target == logger gives the logged mean; a two-armed bandit with known
+rewards), property tests of every formula against a direct loop, and the streaming evaluator on real Parquet logs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from _log_data import rows, write
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from bundlerl.agents.baselines import RandomPolicy
+from bundlerl.agents.exploration import Greedy
+from bundlerl.agents.policy import Policy
+from bundlerl.evaluation.ope.estimators import (
+    IPS,
+    PDIS,
+    SNIPS,
+    DirectMethod,
+    DoublyRobust,
+    OPEError,
+    SelfNormalizedDR,
+    SwitchDR,
+    TrajectoryDR,
+    WeightedDR,
+    WeightedPDIS,
+    decision_ess,
+    decision_terms,
+    trajectory_ess,
+)
+from bundlerl.evaluation.ope.evaluate import OPEConfig, off_policy_evaluate
+from bundlerl.evaluation.ope.reward_model import returns_to_go
+
+ALL_DECISION = (DirectMethod(), IPS(), SNIPS(), DoublyRobust(), SelfNormalizedDR(), SwitchDR())
+
+
+def _bandit(n, K=3, seed=0):
+    """A logged bandit: random logger distributions (> 0), sampled actions, rewards, a target and a q."""
+    rng = np.random.default_rng(seed)
+    pb = rng.dirichlet(np.ones(K), n) * 0.9 + 0.1 / K
+    a = np.array([rng.choice(K, p=p) for p in pb])
+    pe = rng.dirichlet(np.ones(K), n)
+    r = rng.random(n)
+    q = rng.random((n, K))
+    return r, a, pb[np.arange(n), a], pe, q, pb
+
+
+# ------------------------------------------------------------------ known answers
+def test_target_equal_to_logger_gives_the_logged_mean():
+    r, a, ps, _, q, pb = _bandit(500)
+    for est in (IPS(), SNIPS()):
+        assert est.estimate_policy_value(r, a, ps, pb) == pytest.approx(r.mean(), rel=1e-12)
+    ep = np.repeat(np.arange(100), 5)
+    ratio = np.ones(500)
+    for est in (PDIS(), WeightedPDIS()):
+        assert est.estimate_policy_value(ep, ratio, r) == pytest.approx(r.sum() / 100, rel=1e-12)
+    # DR / SNDR with weights 1: mean r + mean (v - q_a), v the expectation of q_a under the logger
+    v = (pb * q).sum(axis=1)
+    dr = DoublyRobust().estimate_policy_value(r, a, ps, pb, q)
+    assert dr == pytest.approx(r.mean() + (v - q[np.arange(500), a]).mean(), rel=1e-12)
+
+
+def test_two_armed_bandit_with_known_rewards():
+    rng = np.random.default_rng(1)
+    n, means = 20_000, np.array([0.3, 0.7])
+    pb = np.tile([0.8, 0.2], (n, 1))  # the logger mostly shows the worse arm
+    a = (rng.random(n) < 0.2).astype(int)
+    r = (rng.random(n) < means[a]).astype(float)
+    target = np.tile([0.0, 1.0], (n, 1))  # deterministic: always arm 1, true value 0.7
+    q_true = np.tile(means, (n, 1))
+    ps = pb[np.arange(n), a]
+    for est in ALL_DECISION:
+        q = q_true if est.uses_model else None
+        v = est.estimate_policy_value(r, a, ps, target, q)
+        assert abs(v - 0.7) < 0.03, (est.name, v)
+    assert DirectMethod().estimate_policy_value(r, a, ps, target, q_true) == pytest.approx(0.7)
+    # a stochastic target 50/50: value 0.5
+    half = np.full((n, 2), 0.5)
+    assert abs(IPS().estimate_policy_value(r, a, ps, half) - 0.5) < 0.03
+    # the ESS of the deterministic target is about the share of logged arm-1 decisions, 20% of n
+    s = dict(zip(("n", "w", "w2"), decision_terms(r, a, ps, target).sum(axis=0)[:3]))
+    assert decision_ess(s) == pytest.approx(0.2 * n, rel=0.05)
+
+
+def test_model_estimators_need_q_and_inputs_are_checked():
+    r, a, ps, pe, q, _ = _bandit(10)
+    with pytest.raises(OPEError, match="needs q_hat"):
+        DoublyRobust().estimate_policy_value(r, a, ps, pe)
+    with pytest.raises(OPEError, match="pscore must be > 0"):
+        IPS().estimate_policy_value(r, a, np.zeros(10), pe)
+    with pytest.raises(OPEError, match="action_dist"):
+        IPS().estimate_policy_value(r, a, ps, pe[:5])
+    with pytest.raises(OPEError, match="clip"):
+        IPS(clip=0.0)
+
+
+# ------------------------------------------------------------------ property tests of each formula
+_sizes = st.integers(1, 40)
+_seeds = st.integers(0, 10_000)
+
+
+@given(_sizes, _seeds, st.floats(0.5, 20))
+def test_decision_formulas(n, seed, clip):
+    r, a, ps, pe, q, _ = _bandit(n, seed=seed)
+    i = np.arange(n)
+    w = np.minimum(pe[i, a] / ps, clip)
+    v = (pe * q).sum(axis=1)
+    res = w * (r - q[i, a])
+    assert IPS(clip=clip).estimate_policy_value(r, a, ps, pe) == pytest.approx((w * r).mean())
+    assert SNIPS(clip=clip).estimate_policy_value(r, a, ps, pe) == pytest.approx((w * r).sum() / w.sum())
+    assert DirectMethod().estimate_policy_value(r, a, ps, pe, q) == pytest.approx(v.mean())
+    assert DoublyRobust(clip=clip).estimate_policy_value(r, a, ps, pe, q) == pytest.approx((v + res).mean())
+    assert SelfNormalizedDR(clip=clip).estimate_policy_value(r, a, ps, pe, q) == pytest.approx(
+        v.mean() + res.sum() / w.sum())
+    tau = float(np.median(w))
+    assert SwitchDR(clip=clip, tau=tau).estimate_policy_value(r, a, ps, pe, q) == pytest.approx(
+        (v + np.where(w <= tau, res, 0)).mean())
+    # limits: q = 0 turns DR into IPS and SNDR into SNIPS; Switch-DR is DR at tau = inf, DM at tau below every weight
+    z = np.zeros_like(q)
+    assert DoublyRobust(clip=clip).estimate_policy_value(r, a, ps, pe, z) == pytest.approx(
+        IPS(clip=clip).estimate_policy_value(r, a, ps, pe))
+    assert SelfNormalizedDR(clip=clip).estimate_policy_value(r, a, ps, pe, z) == pytest.approx(
+        SNIPS(clip=clip).estimate_policy_value(r, a, ps, pe))
+    assert SwitchDR(clip=clip, tau=np.inf).estimate_policy_value(r, a, ps, pe, q) == pytest.approx(
+        DoublyRobust(clip=clip).estimate_policy_value(r, a, ps, pe, q))
+    assert SwitchDR(tau=0.0).estimate_policy_value(r, a, ps, pe + 1e-9, q) == pytest.approx(v.mean(), abs=1e-6)
+    s = dict(zip(("n", "w", "w2"), decision_terms(r, a, ps, pe, clip=clip).sum(axis=0)[:3]))
+    assert 1 - 1e-9 <= decision_ess(s) <= n + 1e-9 or s["w2"] == 0
+
+
+def _episodes(lengths, seed):
+    rng = np.random.default_rng(seed)
+    ep = np.repeat(np.arange(len(lengths)), lengths)
+    n = ep.size
+    return ep, rng.uniform(0.2, 3.0, n), rng.random(n), rng.random(n), rng.random(n)
+
+
+def _loop_values(ep, ratio, r, q, v, gamma, clip=np.inf):
+    """The per-trajectory estimators written as plain loops over padded episodes (absorbing after the end)."""
+    E, H = ep.max() + 1, np.bincount(ep).max()
+    R, Q, V = (np.zeros((E, H)) for _ in range(3))
+    rho = np.zeros((E, H))
+    for i in range(E):
+        idx = np.flatnonzero(ep == i)
+        cum = 1.0
+        for t, j in enumerate(idx):
+            cum *= ratio[j]
+            rho[i, t] = min(cum, clip)
+            R[i, t], Q[i, t], V[i, t] = r[j], q[j], v[j]
+        rho[i, len(idx):] = rho[i, len(idx) - 1]  # absorbed: the weight stays, rewards and models are 0
+    prev = np.concatenate([np.ones((E, 1)), rho[:, :-1]], axis=1)
+    g = gamma ** np.arange(H)
+    W, Wp = rho.sum(0), prev.sum(0)
+    return {
+        "PDIS": (g * (rho * R).sum(0)).sum() / E,
+        "WPDIS": (g * (rho * R).sum(0) / W).sum(),
+        "DR-traj": (g * (rho * (R - Q) + prev * V).sum(0)).sum() / E,
+        "WDR-traj": (g * ((rho * (R - Q)).sum(0) / W + (prev * V).sum(0) / Wp)).sum(),
+    }
+
+
+@settings(max_examples=60)
+@given(st.lists(st.integers(1, 6), min_size=1, max_size=12), _seeds, st.floats(0.5, 1.0), st.floats(1.0, 50.0))
+def test_trajectory_formulas_match_loops(lengths, seed, gamma, clip):
+    ep, ratio, r, q, v = _episodes(lengths, seed)
+    want = _loop_values(ep, ratio, r, q, v, gamma, clip)
+    for cls in (PDIS, WeightedPDIS, TrajectoryDR, WeightedDR):
+        got = cls(gamma=gamma, clip=clip).estimate_policy_value(ep, ratio, r, q, v)
+        assert got == pytest.approx(want[cls.name], rel=1e-9, abs=1e-12), cls.name
+
+
+@given(_sizes, _seeds)
+def test_one_step_episodes_reduce_to_the_bandit_estimators(n, seed):
+    r, a, ps, pe, q, _ = _bandit(n, seed=seed)
+    i = np.arange(n)
+    ratio, qa, v = pe[i, a] / ps, q[i, a], (pe * q).sum(axis=1)
+    ep = np.arange(n)
+    pairs = ((PDIS(), IPS()), (WeightedPDIS(), SNIPS()), (TrajectoryDR(), DoublyRobust()),
+             (WeightedDR(), SelfNormalizedDR()))
+    for traj, dec in pairs:
+        assert traj.estimate_policy_value(ep, ratio, r, qa, v) == pytest.approx(
+            dec.estimate_policy_value(r, a, ps, pe, q)), traj.name
+
+
+@given(st.lists(st.floats(0.01, 100), min_size=1, max_size=50))
+def test_ess_bounds(weights):
+    w = np.asarray(weights)
+    ess = trajectory_ess(w.sum(), (w ** 2).sum())
+    assert 1 - 1e-9 <= ess <= w.size + 1e-9
+    assert trajectory_ess(w.size * 2.0, w.size * 4.0) == pytest.approx(w.size)
+
+
+def test_returns_to_go():
+    ep = np.array([0, 0, 0, 1, 1])
+    r = np.array([1.0, 2.0, 3.0, 4.0, 5.0])
+    np.testing.assert_allclose(returns_to_go(ep, r, 1.0), [6, 5, 3, 9, 5])
+    np.testing.assert_allclose(returns_to_go(ep, r, 0.5), [1 + 1 + 0.75, 2 + 1.5, 3, 4 + 2.5, 5])
+
+
+# ------------------------------------------------------------------ the streaming evaluator on Parquet logs
+class _Fixed(Policy):
+    """A fixed distribution over K for every decision (a test target)."""
+
+    def __init__(self, p, name="fixed"):
+        self.p, self.name = np.asarray(p, float), name
+
+    def action_probabilities(self, obs):
+        return np.tile(self.p, (len(obs["action_mask"]), 1))
+
+
+def _log(folder, n_episodes=200, length=4, rows_per_part=10_000, seed=0):
+    data = rows(n_episodes, length, seed)
+    data["reward"] = (data["action"] == 2) * 1.0 + 0.1 * data["reward"]  # action 2 pays
+    return write(folder, data, rows_per_part=rows_per_part), data
+
+
+def test_streaming_matches_in_memory_and_parts(tmp_path):
+    _, data = _log(tmp_path / "one")
+    _log(tmp_path / "many", rows_per_part=100)  # same rows, 8 parts
+    targets = {"uniform": _Fixed(np.full(3, 1 / 3)), "arm2": _Fixed([0.1, 0.1, 0.8])}
+    cfg = OPEConfig(n_boot=50, max_fit_rows=1000)
+    one = off_policy_evaluate(tmp_path / "one", targets, cfg)
+    many = off_policy_evaluate(tmp_path / "many", targets, cfg)
+    for a, b in zip(one, many):
+        for k in ("IPS", "SNIPS", "PDIS", "WPDIS"):
+            assert a.estimates[k].value == pytest.approx(b.estimates[k].value, rel=1e-9)
+    r, a, ps = data["reward"], data["action"], data["pscore"]
+    uni, arm2 = one
+    assert uni.estimates["IPS"].value == pytest.approx(r.mean())  # the target is the logger
+    assert uni.estimates["PDIS"].value == pytest.approx(r.sum() / 200)
+    assert arm2.estimates["IPS"].value == pytest.approx(IPS().estimate_policy_value(r, a, ps, np.tile(
+        [0.1, 0.1, 0.8], (len(r), 1))))
+    for res in one:
+        for k, e in res.estimates.items():
+            assert e.low <= e.value <= e.high, (res.policy, k)
+        assert res.unsupported_share == 0 and 0 < res.ess_decisions <= res.n_decisions
+
+
+def test_unsupported_mass_raises_or_is_reported(tmp_path):
+    data = rows(50, 2)
+    data["action_prob"] = np.tile([0.5, 0.5, 0.0], (100, 1))
+    data["action"] = data["action"] % 2
+    data["pscore"] = np.full(100, 0.5)
+    write(tmp_path, data)
+    target = {"arm2": _Fixed([0.0, 0.5, 0.5])}
+    with pytest.raises(OPEError, match="arm2 puts 50.0% of its mass.*allow_unsupported"):
+        off_policy_evaluate(tmp_path, target, OPEConfig(n_boot=10))
+    (res,) = off_policy_evaluate(tmp_path, target, OPEConfig(n_boot=10, allow_unsupported=True))
+    assert res.unsupported_share == pytest.approx(0.5)
+
+
+def test_deterministic_targets_and_truth(tmp_path):
+    write(tmp_path, rows(30, 3), truth=True)
+    targets = {"random": RandomPolicy(np.random.default_rng(0)), "greedy": Greedy(_Fixed([0.2, 0.5, 0.3]))}
+    res = off_policy_evaluate(tmp_path, targets, OPEConfig(n_boot=10, truth=True))
+    assert [r.truth for r in res] == [0.0, 0.0]  # the synthetic truth is all zeros
+    assert res[1].ess_decisions < res[0].ess_decisions
+    assert res[0].n_decisions == 90 and res[0].n_episodes == 30
