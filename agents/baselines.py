@@ -9,7 +9,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from bundlerl.agents.policy import Observation, Policy, PolicyError, batch_size_of, check_name, greedy_probabilities
+from bundlerl.agents.policy import (
+    Observation,
+    Policy,
+    PolicyError,
+    batch_size_of,
+    check_name,
+    greedy_probabilities,
+    uniform_valid,
+)
 from bundlerl.candidates.features import CANDIDATE_FEATURES, COL
 from bundlerl.env.observation import CANDIDATES_KEY, MASK_KEY
 from bundlerl.utils.args import shown
@@ -50,9 +58,7 @@ class RandomPolicy(Policy):
 
     def action_probabilities(self, obs: Observation) -> np.ndarray:
         _, mask = candidate_features(obs)
-        m = mask.astype(np.float64)
-        cnt = m.sum(axis=1, keepdims=True)
-        return np.where(cnt > 0, m / np.maximum(cnt, 1), 1.0 / m.shape[1])
+        return uniform_valid(mask)
 
     def act(self, obs, *, deterministic: bool = True, rng: np.random.Generator | None = None):
         return super().act(obs, deterministic=False, rng=rng if rng is not None else self.rng)

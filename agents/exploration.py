@@ -15,17 +15,17 @@ from __future__ import annotations
 
 import numpy as np
 
-from bundlerl.agents.policy import Observation, Policy, PolicyError, check_probabilities, greedy_probabilities
+from bundlerl.agents.policy import (
+    Observation,
+    Policy,
+    PolicyError,
+    check_probabilities,
+    greedy_probabilities,
+    uniform_valid,
+)
 from bundlerl.env.observation import MASK_KEY
 
-__all__ = ["EpsilonGreedy", "Softmax", "PropensityFloor", "Greedy", "uniform_valid", "exploring"]
-
-
-def uniform_valid(mask: np.ndarray) -> np.ndarray:
-    """(N, K) uniform over the valid candidates of ``mask`` (uniform over all K in a row without any)."""
-    valid = np.asarray(mask) > 0
-    valid = np.where(valid.any(axis=1, keepdims=True), valid, True).astype(np.float64)
-    return valid / valid.sum(axis=1, keepdims=True)
+__all__ = ["EpsilonGreedy", "Softmax", "PropensityFloor", "Greedy", "exploring"]
 
 
 def _unit(value: float, name: str, low_open: bool = False) -> float:

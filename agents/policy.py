@@ -124,6 +124,14 @@ def check_probabilities(probs: np.ndarray, obs: Observation, name: str = "policy
     return p
 
 
+def uniform_valid(mask: np.ndarray) -> np.ndarray:
+    """(N, K) float64 uniform over the valid candidates of ``mask`` (uniform over all K in a row without any, the
+    protocol's rule for such rows)."""
+    valid = np.asarray(mask) > 0
+    valid = np.where(valid.any(axis=1, keepdims=True), valid, True).astype(np.float64)
+    return valid / valid.sum(axis=1, keepdims=True)
+
+
 def greedy_probabilities(scores: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """(N, K) one-hot on the highest-scoring valid action (ties -> lowest index).
 

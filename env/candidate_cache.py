@@ -24,7 +24,21 @@ from bundlerl.candidates.builder import inner_products_by_index
 from bundlerl.candidates.features import COL
 from bundlerl.env.rows import Row, RowTable
 
-__all__ = ["CandidateCache"]
+__all__ = ["CandidateCache", "build_pools"]
+
+
+def build_pools(builder, log, rows: np.ndarray, price_cap: np.ndarray | None = None):
+    """The :class:`~bundlerl.candidates.types.CandidateSet` of ``rows`` of an event log, built fresh: the one call of
+    the builder on a user's recommender-side state (profile vector, history vector when the row has clicked, bought
+    items in purchase order (the last ones seed cross-sell), shown items), shared by the env's rebuilds and
+    serving (``bundlerl.serving.recommender``).
+
+    :param builder: a ``BundleBuilder``. :param log: an ``EventLog``. :param rows: (n,) int rows of the log.
+    :param price_cap: None or (n,) max discounted bundle price per row (inf = none).
+    """
+    hist = log.history_vectors(rows) if log.has_hist[rows].any() else None
+    # the logs are -1 padded, in event order (bought in purchase order: the last ones seed cross-sell)
+    return builder.build(log.profile_vec[rows], hist, log.bought_log[rows], log.shown_log[rows], price_cap)
 
 
 class CandidateCache(RowTable):
@@ -61,9 +75,7 @@ class CandidateCache(RowTable):
         """Rebuild the pools of ``rows`` from the event log (profile, history, bought and shown items)."""
         if rows.size == 0:
             return
-        hist = log.history_vectors(rows) if log.has_hist[rows].any() else None
-        # the logs are -1 padded, in event order (bought in purchase order: the last ones seed cross-sell)
-        cs = self.builder.build(log.profile_vec[rows], hist, log.bought_log[rows], log.shown_log[rows], None)
+        cs = build_pools(self.builder, log, rows)
         self.set(rows, cs.items, cs.mask, cs.features)
 
     def due(self, rr: np.ndarray, click: np.ndarray, n_bought: np.ndarray, done: np.ndarray) -> np.ndarray:

@@ -10,13 +10,27 @@ queries are built from this log alone: it holds no simulator truth (docs/SIMULAT
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from bundlerl.encoders.user_vectors import add_clicked, history_vectors, projected_history
 from bundlerl.env.observation import session_features
 from bundlerl.env.rows import Row, RowTable
 
-__all__ = ["EventLog"]
+__all__ = ["EventLog", "LoggedStep"]
+
+
+@dataclass(frozen=True)
+class LoggedStep:
+    """One shown bundle and the user's answer to it, as a caller outside the env knows it (serving: the events of
+    one impression). ``shown`` holds every item of the bundle, ``bought`` those bought (a subset of ``shown``),
+    ``revenue`` the money paid for them (catalogue currency units), ``click`` whether the bundle was clicked."""
+
+    shown: tuple[int, ...]
+    click: bool
+    bought: tuple[int, ...] = ()
+    revenue: float = 0.0
 
 
 def _append(log: np.ndarray, count: np.ndarray, rows: np.ndarray, items: np.ndarray) -> None:
@@ -30,6 +44,16 @@ def _append(log: np.ndarray, count: np.ndarray, rows: np.ndarray, items: np.ndar
     ok = pos < log.shape[1]
     log[r[ok], pos[ok]] = it[ok]
     np.add.at(count, r, 1)
+
+
+@dataclass(frozen=True)
+class _Answer:
+    """The fields of a shopper's Response that :meth:`EventLog.record` reads, for :meth:`EventLog.replay`."""
+
+    click: np.ndarray
+    bought: np.ndarray
+    n_bought: np.ndarray
+    revenue: np.ndarray
 
 
 class EventLog(RowTable):
@@ -103,6 +127,22 @@ class EventLog(RowTable):
             add_clicked(self.hist_proj, cr, cb, proj_z)
             self.has_hist[cr] = True
             self.history_obs[cr] = projected_history(self.hist_sum[cr], self.hist_proj[cr])
+
+    def replay(self, row: int, steps, emb_z: np.ndarray, proj_z: np.ndarray) -> None:
+        """Record ``steps`` (a sequence of :class:`LoggedStep`, oldest first) for ``row`` through :meth:`record`,
+        step by step: the env's own bookkeeping applied to a history told from outside (serving's request events).
+
+        :param emb_z, proj_z: as for :meth:`record`. Items are catalogue positions (checked by the caller).
+        """
+        rr = np.array([row], dtype=np.int64)
+        for st in steps:
+            width = max(1, len(st.shown))
+            bundle = np.full((1, width), -1, dtype=np.int64)
+            bundle[0, :len(st.shown)] = st.shown
+            bought = np.isin(bundle, np.asarray(st.bought, dtype=np.int64)) & (bundle >= 0)
+            resp = _Answer(click=np.array([bool(st.click)]), bought=bought,
+                           n_bought=bought.sum(axis=1).astype(np.int32), revenue=np.array([st.revenue], np.float64))
+            self.record(rr, bundle, resp, emb_z, proj_z)
 
     def history_vectors(self, rows: np.ndarray | None = None) -> np.ndarray:
         """(n, d) float32 clicked-items history vectors of ``rows`` (all when None); zero rows before a click."""

@@ -31,7 +31,7 @@ from gymnasium import spaces
 
 __all__ = [
     "SPEC_VERSION", "observation_spec", "ACTION_MODES", "PROFILE_KEY", "HISTORY_KEY", "SESSION_KEY", "CANDIDATES_KEY", "MASK_KEY", "OBS_KEYS",
-    "SESSION_FEATURES", "observation_space", "session_features",
+    "SESSION_FEATURES", "observation_space", "session_features", "project", "build_observation",
 ]
 
 ACTION_MODES = ("bundle", "compose")
@@ -154,3 +154,35 @@ def session_features(
 def project(vecs: np.ndarray, projection: np.ndarray) -> np.ndarray:
     """(N, P) float32 = vecs (N, d) @ projection (d, P), clipped to [-1, 1] against rounding."""
     return np.clip(vecs @ projection, -1.0, 1.0).astype(np.float32, copy=False)
+
+
+def build_observation(log, candidates: np.ndarray, mask: np.ndarray, partial_len: np.ndarray, *, horizon: int,
+                      K_max: int, mean_price: float) -> dict[str, np.ndarray]:
+    """The observation dict (:data:`OBS_KEYS`, each (N, ...) float32) of the N rows of a recommender-side event log.
+
+    The one assembly of an observation, shared by the env (``SessionBatch.observe``) and serving
+    (``bundlerl.serving.recommender``): ``profile`` and ``history`` are the log's projected vectors, ``session`` its
+    counters (:meth:`bundlerl.env.event_log.EventLog.session_features`, clipped to the space's [0, 1] so a served
+    session longer than the horizon stays inside the space; a no-op in the env, where t <= horizon),
+    ``candidates`` the (N, K, F) features with the two relevance columns clipped to their declared [-1, 1] (a mean
+    cosine of unit float32 vectors can exceed 1 by an ulp), ``action_mask`` the (N, K) mask as 0/1.
+
+    :param log: an ``EventLog`` of N rows. :param candidates: (N, K, F) float32, copied. :param mask: (N, K) bool.
+    :param partial_len: (N,) items of each row's partial bundle (compose mode; zeros in bundle mode).
+    """
+    from bundlerl.candidates.features import COL
+
+    sess = log.session_features(partial_len, horizon=horizon, K_max=K_max, mean_price=mean_price)
+    spent = SESSION_FEATURES.index("log_spent")
+    capped = np.clip(sess, 0.0, 1.0)
+    capped[:, spent] = sess[:, spent]
+    cand = np.array(candidates, dtype=np.float32)
+    rel = [COL.rel_profile, COL.rel_history]
+    cand[..., rel] = np.clip(cand[..., rel], -1.0, 1.0)
+    return {
+        PROFILE_KEY: log.profile_obs.copy(),
+        HISTORY_KEY: log.history_obs.copy(),
+        SESSION_KEY: capped,
+        CANDIDATES_KEY: cand,
+        MASK_KEY: np.asarray(mask).astype(np.float32),
+    }

@@ -34,7 +34,7 @@ from bundlerl.env.candidate_cache import CandidateCache
 from bundlerl.env.compose import ComposeAdapter, bundle_features_of
 from bundlerl.env.config import EnvConfig
 from bundlerl.env.event_log import EventLog
-from bundlerl.env.observation import ACTION_MODES, CANDIDATES_KEY, HISTORY_KEY, MASK_KEY, PROFILE_KEY, SESSION_KEY
+from bundlerl.env.observation import ACTION_MODES, build_observation
 from bundlerl.env.reward import penalised, reward
 from bundlerl.env.rows import Row, RowTable
 from bundlerl.env.user_streams import UserStreams, splitmix64
@@ -206,24 +206,13 @@ class SessionBatch(RowTable):
     def observe(self, rows: np.ndarray | None = None) -> dict[str, np.ndarray]:
         """The batched observation (dict of (N, ...) float32 arrays; ``rows`` of it when given), recommender side
         only."""
-        log = self.log
-        sess = log.session_features(self.compose.partial_len, horizon=self.config.horizon, K_max=self.K_max,
-                                    mean_price=self.world.mean_price)
         mask = self.action_masks()
         if self.mode == "bundle":
-            cand = self.pool.cand_feat.copy()
+            cand = self.pool.cand_feat
         else:
-            cand = self.compose.features(self.pool.cand_items, mask, log, self.world, self._emb)
-        # a mean cosine of unit float32 vectors can exceed 1 by an ulp: keep relevance inside its declared [-1, 1]
-        rel = [COL.rel_profile, COL.rel_history]
-        cand[..., rel] = np.clip(cand[..., rel], -1.0, 1.0)
-        obs = {
-            PROFILE_KEY: log.profile_obs.copy(),
-            HISTORY_KEY: log.history_obs.copy(),
-            SESSION_KEY: sess,
-            CANDIDATES_KEY: cand,
-            MASK_KEY: mask.astype(np.float32),
-        }
+            cand = self.compose.features(self.pool.cand_items, mask, self.log, self.world, self._emb)
+        obs = build_observation(self.log, cand, mask, self.compose.partial_len, horizon=self.config.horizon,
+                                K_max=self.K_max, mean_price=self.world.mean_price)
         if rows is not None:
             obs = {k: v[rows] for k, v in obs.items()}
         return obs

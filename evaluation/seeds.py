@@ -28,6 +28,8 @@ purpose             seed (entropy)              segment                       us
 ``TUNE``            the fit's seed              the search round (0, 1, ...)  the cross-entropy fit of ``tuned-linear``
                                                                               (``bundlerl.evaluation.tuning``): training
                                                                               episodes of a control, never evaluated on
+``SERVING``         ``bundlerl serve --seed``   the worker's process id       the live service's exploration draws and
+                                                                              impression ids (not an env stream)
 ==================  ==========================  ============================  ===========================================
 """
 
@@ -50,6 +52,7 @@ class Purpose(IntEnum):
     LOGGING = 5
     ACTIONS = 6
     TUNE = 7
+    SERVING = 8
 
 
 EVAL_SEED = 0

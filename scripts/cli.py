@@ -39,6 +39,8 @@ COMMANDS: tuple[str, ...] = (
     "evaluate",
     "quickstart",
     "complete_cmd",
+    "export_cmd",
+    "serve_cmd",
     "log_cmd",
     "ope",
 )
@@ -84,11 +86,15 @@ def build_parser() -> argparse.ArgumentParser:
 def _add_shared_switches(p: argparse.ArgumentParser, default) -> None:
     """``--debug`` and ``--no-progress``: on the top-level parser (``default`` False) and on every subcommand's
     (``default`` SUPPRESS, so that ``bundlerl --debug train`` and ``bundlerl train --debug`` both set it)."""
-    p.add_argument("--debug", action="store_true", default=default,
-                   help="on bad input, show the traceback after the one-line error (for bug reports)")
-    p.add_argument("--no-progress", action="store_true", default=default,
-                   help="no progress bars in any stage (world build, encoding, fitting, training, evaluation); "
-                        "also: BUNDLERL_PROGRESS=0")
+    helps = {"--debug": "on bad input, show the traceback after the one-line error (for bug reports)",
+             "--no-progress": "no progress bars in any stage (world build, encoding, fitting, training, evaluation); "
+                              "also: BUNDLERL_PROGRESS=0"}
+    for flag, text in helps.items():
+        own = p._option_string_actions.get(flag)
+        if own is not None:  # a command that declares the switch itself: its default must not overwrite it either
+            own.default = default
+        else:
+            p.add_argument(flag, action="store_true", default=default, help=text)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -43,21 +43,46 @@ class FlagType:
         return argparse.ArgumentTypeError(f"{text!r}: {why or 'use ' + self.accepts}")
 
 
+class Host(FlagType):
+    """An address to listen on: an IPv4 / IPv6 address or a host name (letters, digits, '-', '.')."""
+
+    __name__ = "host"
+    accepts = "an IP address (127.0.0.1, ::1, 0.0.0.0) or a host name (localhost)"
+    bad_examples = ("", "local host", "127.0.0.1:8000", "-bad", "a..b")
+
+    def __call__(self, text: str) -> str:
+        import ipaddress
+        import re
+
+        t = str(text)
+        try:
+            ipaddress.ip_address(t)
+            return t
+        except ValueError:
+            pass
+        label = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+        if not re.fullmatch(rf"{label}(?:\.{label})*", t):
+            raise self.bad(text)
+        return t
+
+
 class Integer(FlagType):
-    """An integer >= ``minimum``."""
+    """An integer >= ``minimum`` (and <= ``maximum`` when given)."""
 
     __name__ = "integer"
 
-    def __init__(self, minimum: int):
+    def __init__(self, minimum: int, maximum: int | None = None):
         self.minimum = int(minimum)
-        self.accepts = f"an integer >= {self.minimum:,}"
+        self.maximum = None if maximum is None else int(maximum)
+        self.accepts = (f"an integer >= {self.minimum:,}" if maximum is None
+                        else f"an integer in [{self.minimum:,}, {self.maximum:,}]")
 
     def __call__(self, text: str) -> int:
         try:
             value = int(str(text).replace("_", ""), 10)
         except ValueError:
             raise self.bad(text, f"not an integer; use {self.accepts}") from None
-        if value < self.minimum:
+        if value < self.minimum or (self.maximum is not None and value > self.maximum):
             raise self.bad(text, f"use {self.accepts}")
         return value
 

@@ -61,7 +61,6 @@ def add_parser(subparsers) -> None:
                    help="decisions per Parquet part file (default: 50,000)")
     p.add_argument("--no-truth", action="store_true", help="do not write the simulator's ground truth")
     p.add_argument("--out", required=True, type=OutputFolder(), help="log folder to write (must hold no log yet)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar (also: BUNDLERL_PROGRESS=0)")
     p.set_defaults(func=run)
 
 

@@ -54,7 +54,6 @@ def add_parser(subparsers) -> None:
                    help="also rank each decision's logged candidates by each policy and report precision / recall / "
                         "NDCG / hit rate @K against the items bought in the session (works on logs of real traffic)")
     p.add_argument("--out", default=None, type=OutputFolder(), help="output folder (default: LOGS/ope)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar (also: BUNDLERL_PROGRESS=0)")
     p.set_defaults(func=run)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,33 @@ from hypothesis import settings
 # command leaves in the temp dir shows there, and fails the run (pytest_sessionfinish); pytest's own tmp_path
 # folders live in it too, and it is removed after a passing run.
 _SYSTEM_TMP = tempfile.gettempdir()
-SUITE_TMP = Path(tempfile.mkdtemp(prefix="bundlerl-suite-"))
+_PREFIX = "bundlerl-suite-"
+
+
+def _sweep_dead_suites() -> None:
+    """Remove the temp dirs of suites whose process is gone (killed, or kept after a failure for a look): the name
+    carries the owner's pid, so a suite running beside this one keeps its own."""
+    for d in Path(_SYSTEM_TMP).glob(_PREFIX + "*"):
+        pid = d.name[len(_PREFIX):].split("-")[0]
+        if pid.isdigit():
+            try:
+                os.kill(int(pid), 0)
+                continue  # alive
+            except ProcessLookupError:
+                pass
+            except OSError:  # alive, another user's
+                continue
+        else:  # named without its pid (an older conftest): gone once it is older than any suite runs
+            try:
+                if time.time() - d.stat().st_mtime < 3 * 3600:
+                    continue
+            except OSError:
+                continue
+        shutil.rmtree(d, ignore_errors=True)
+
+
+_sweep_dead_suites()
+SUITE_TMP = Path(tempfile.mkdtemp(prefix=f"{_PREFIX}{os.getpid()}-"))
 os.environ["TMPDIR"] = str(SUITE_TMP)
 tempfile.tempdir = None  # recomputed from TMPDIR on next use
 
@@ -71,3 +98,16 @@ def pytest_sessionfinish(session, exitstatus):
     else:
         print(f"\n(the suite's temp dir is kept for a look: {SUITE_TMP})", file=sys.stderr)
     os.environ["TMPDIR"] = _SYSTEM_TMP
+
+
+@pytest.fixture(scope="session")
+def served_model(tmp_path_factory):
+    """An exported model folder (untrained PPO on the real small world, ONNX) shared by the serving tests; tests
+    that write to it (item store, journals) copy it first."""
+    from _serving import small_run_dir
+
+    from bundlerl.serving.export import export_model
+
+    tmp = tmp_path_factory.mktemp("served")
+    run = small_run_dir(tmp / "runs", "ppo")
+    return export_model(tmp / "model", run_dir=run, progress=False)

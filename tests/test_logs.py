@@ -12,8 +12,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from bundlerl.agents.baselines import ComplementGreedyPolicy, RandomPolicy
-from bundlerl.agents.exploration import EpsilonGreedy, PropensityFloor, Softmax, exploring, uniform_valid
-from bundlerl.agents.policy import PolicyError
+from bundlerl.agents.exploration import EpsilonGreedy, PropensityFloor, Softmax, exploring
+from bundlerl.agents.policy import PolicyError, uniform_valid
 from bundlerl.env.observation import observation_spec
 from bundlerl.evaluation.logs import LogDataset, LogError, collect_logs
 

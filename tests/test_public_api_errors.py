@@ -165,6 +165,7 @@ def _valid(name: str, kit: _Kit) -> dict:
         "Catalog": lambda: _fields(kit.items_catalog),
         "Baskets": lambda: _fields(w().baskets),
         "load_instacart": lambda: {"folder": FIX / "instacart"},
+        "load_instacart_orders": lambda: {"folder": FIX / "instacart", "catalog": _instacart_catalog()},
         "load_items_csv": lambda: {"path": FIX / "items.csv"},
         "load_baskets_csv": lambda: {"path": FIX / "baskets.csv", "catalog": kit.items_catalog},
         "load_bundles_csv": lambda: {"path": FIX / "bundles.csv", "catalog": kit.items_catalog},
@@ -226,6 +227,12 @@ def _valid(name: str, kit: _Kit) -> dict:
            for p in inspect.signature(obj).parameters.values()):
         return {}
     pytest.fail(f"{name}: give its valid arguments in _valid")
+
+
+def _instacart_catalog():
+    from bundlerl.sim_data.loaders import load_instacart
+
+    return load_instacart(FIX / "instacart")[0]
 
 
 def _baseline():

@@ -19,7 +19,8 @@ import numpy as np
 from bundlerl.utils.args import need_array, need_sequence, shown
 from bundlerl.utils.errors import BundlerlError
 
-__all__ = ["LoaderError", "Table", "open_text", "csv_rows", "read_table", "hash_normal", "impute_prices"]
+__all__ = ["LoaderError", "Table", "open_text", "csv_rows", "read_table", "hash_normal", "impute_prices",
+           "check_skip_options"]
 
 
 class LoaderError(BundlerlError):
@@ -203,6 +204,14 @@ def hash_normal(keys: Sequence[str], salt: str) -> np.ndarray:
 #: p_i = m_c · exp(SIGMA_ITEM · z(item id)), rounded to cents and floored at FLOOR, where z(·) is
 #: :func:`hash_normal` of the name / id. Deterministic, finite, > 0, and independent of row order.
 PRICE_BASE, PRICE_SIGMA_CAT, PRICE_SIGMA_ITEM, PRICE_FLOOR = 3.5, 0.5, 0.35, 0.49
+
+
+def check_skip_options(skip_unknown, stats, where: str) -> None:
+    """The loaders' ``skip_unknown`` (True or False) and ``stats`` (a dict to fill, or None); else LoaderError."""
+    if not isinstance(skip_unknown, (bool, np.bool_)):
+        raise LoaderError(f"{where}(skip_unknown={shown(skip_unknown)}): skip_unknown must be True or False")
+    if stats is not None and not isinstance(stats, dict):
+        raise LoaderError(f"{where}(stats={shown(stats)}): stats must be a dict to fill, or None")
 
 
 def impute_prices(item_ids: Sequence[str], category: np.ndarray, category_names: Sequence[str]) -> np.ndarray:

@@ -8,7 +8,7 @@ import numpy as np
 
 from bundlerl.sim_data.baskets import Baskets
 from bundlerl.sim_data.catalog import Catalog
-from bundlerl.sim_data.loaders._csv import LoaderError, impute_prices, read_table
+from bundlerl.sim_data.loaders._csv import LoaderError, check_skip_options, impute_prices, read_table
 from bundlerl.utils.args import need_instance, need_path, need_str
 
 __all__ = ["load_items_csv", "load_baskets_csv", "load_bundles_csv"]
@@ -137,6 +137,7 @@ def load_baskets_csv(path: str | Path, catalog: Catalog, *, skip_unknown: bool =
     """
     path = need_path(path, "path", "load_baskets_csv", what="the baskets CSV file", error=LoaderError)
     need_instance(catalog, "catalog", "load_baskets_csv", Catalog, "a Catalog (load_items_csv)", error=LoaderError)
+    check_skip_options(skip_unknown, stats, "load_baskets_csv")
     return _grouped(path, catalog, "basket_id", skip_unknown, stats)
 
 
@@ -149,4 +150,5 @@ def load_bundles_csv(path: str | Path, catalog: Catalog, *, skip_unknown: bool =
     """
     path = need_path(path, "path", "load_bundles_csv", what="the bundles CSV file", error=LoaderError)
     need_instance(catalog, "catalog", "load_bundles_csv", Catalog, "a Catalog (load_items_csv)", error=LoaderError)
+    check_skip_options(skip_unknown, stats, "load_bundles_csv")
     return _grouped(path, catalog, "bundle_id", skip_unknown, stats)

@@ -14,10 +14,11 @@ from bundlerl.sim_data.loaders._csv import (
     PRICE_SIGMA_ITEM,
     LoaderError,
     Table,
+    check_skip_options,
     impute_prices,
     read_table,
 )
-from bundlerl.utils.args import need_int, need_path
+from bundlerl.utils.args import need_instance, need_int, need_path
 
 __all__ = ["load_instacart", "load_instacart_orders", "ORDER_PRODUCTS", "KAGGLE_ORDER_PRODUCTS", "order_products_files"]
 
@@ -129,7 +130,9 @@ def load_instacart_orders(folder: str | Path, catalog: Catalog, *, skip_unknown:
     :raises LoaderError: naming file, line and column for a missing file or column, a non-integer id, a product
         repeated in one order, or (unless ``skip_unknown``) a product the catalogue lacks.
     """
-    folder = Path(folder)
+    folder = need_path(folder, "folder", "load_instacart_orders", what="an Instacart-format folder", error=LoaderError)
+    need_instance(catalog, "catalog", "load_instacart_orders", Catalog, "a Catalog", error=LoaderError)
+    check_skip_options(skip_unknown, stats, "load_instacart_orders")
     lines = _OrderLines(folder)
     oid, opid, rank = lines.oid, lines.opid, lines.rank
     lookup = catalog._id_lookup()
