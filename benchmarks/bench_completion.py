@@ -51,6 +51,14 @@ def load(name: str):
     return catalog.with_embeddings(E), baskets, sp
 
 
+def splits_of(name: str, baskets) -> list:
+    """The protocol's splits of a dataset (``bundlerl.sim_data.splits``)."""
+    from bundlerl.sim_data import splits
+
+    return {"steam": splits.steam_splits, "instacart": lambda b: [splits.instacart_split(b)],
+            "groceries": lambda b: [splits.groceries_split(b)]}[name](baskets)
+
+
 def old_complete_bundle_rows(catalog, train, E, seed: int):
     """Score rows of the old ``complete_bundle`` (complementarity model + BuilderConfig defaults): its ranked list
     gets descending scores, the rest -inf."""
@@ -83,6 +91,8 @@ def run_dataset(name: str, args) -> dict:
     per = {}  # method -> {"recall": [...], "ndcg": [...], "seen": [...]}
     reports = []
     fit_s = []
+    if args.max_splits:
+        sp = sp[: args.max_splits]
     for k, split in enumerate(sp):
         q = split.queries()
         if args.max_queries and len(q) > args.max_queries:
@@ -101,6 +111,7 @@ def run_dataset(name: str, args) -> dict:
             d = per.setdefault(m, {"recall": [], "ndcg": [], "seen": []})
             d["recall"].append(res["recall"]), d["ndcg"].append(res["ndcg"]), d["seen"].append(q.seen)
     out = {"dataset": name, "items": catalog.n_items, "baskets": len(baskets), "splits": len(sp),
+           "splits_of": len(splits_of(name, baskets)),
            "fit_seconds": [round(x, 1) for x in fit_s], "methods": {}, "reports": reports}
     for m, d in per.items():
         rec, nd, seen = (np.concatenate(d[x]) for x in ("recall", "ndcg", "seen"))
@@ -118,7 +129,8 @@ def print_dataset(out: dict) -> None:
     def fmt(e):
         return Estimate(e["mean"], e["low"], e["high"], e["n"]).format(3)
 
-    print(f"\n## {out['dataset']}: {out['items']} items, {out['baskets']} bundles/baskets, {out['splits']} split(s), "
+    print(f"\n## {out['dataset']}: {out['items']} items, {out['baskets']} bundles/baskets, {out['splits']} of "
+          f"{out['splits_of']} split(s), "
           f"{out['seconds']}s (fits {out['fit_seconds']} s)")
     print("| method | Recall@10 overall | seen | unseen | NDCG@10 overall | seen | unseen |")
     print("|---|---|---|---|---|---|---|")
@@ -209,6 +221,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--datasets", default="steam,instacart,groceries")
     ap.add_argument("--skip-old", action="store_true")
     ap.add_argument("--max-queries", type=int, default=0, help="subsample queries per split (0 = all)")
+    ap.add_argument("--max-splits", type=int, default=0, help="only the first N splits of each dataset (0 = all)")
     ap.add_argument("--auc", action="store_true", help="Instacart pair AUC of the learned score")
     ap.add_argument("--fit-cost", action="store_true")
     ap.add_argument("--repeats", type=int, default=1)
