@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from bundlerl.utils.config_io import check_field_types
+from bundlerl.utils.config_io import check_field_types, from_mapping
 from bundlerl.utils.errors import BundlerlError
 
 __all__ = ["ComplementConfig", "ComplementError"]
@@ -117,8 +117,4 @@ class ComplementConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "ComplementConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = set(d) - known
-        if unknown:
-            raise ComplementError(f"unknown ComplementConfig fields {sorted(unknown)}; known: {sorted(known)}")
-        return cls(**d)
+        return cls(**from_mapping(cls, d, "ComplementConfig", ComplementError))

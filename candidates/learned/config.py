@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from bundlerl.utils.config_io import from_mapping
 from bundlerl.utils.errors import BundlerlError
 
 __all__ = ["CompletionConfig", "CompletionError"]
@@ -82,8 +83,4 @@ class CompletionConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "CompletionConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = set(d) - known
-        if unknown:
-            raise CompletionError(f"unknown CompletionConfig fields {sorted(unknown)}; known: {sorted(known)}")
-        return cls(**{k: (tuple(v) if k == "c_grid" else v) for k, v in d.items()})
+        return cls(**from_mapping(cls, d, "CompletionConfig", CompletionError, convert={"c_grid": tuple}))
