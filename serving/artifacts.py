@@ -152,7 +152,12 @@ def load_artifacts(folder: str | os.PathLike, *, check_encoder: bool = True) -> 
         projection = np.load(fh, allow_pickle=False)
     if catalog.embeddings is None or catalog.embeddings.shape[1] != projection.shape[0]:
         raise ModelFolderError(f"{folder}: the catalogue's embeddings and projection.npy disagree; export again")
-    builder = BundleBuilder(catalog, index, comp, config.builder_config())
+    builder_model = comp
+    if (folder / "completion.npz").is_file():  # as the env: the builder completes with the learned completion
+        from bundlerl.candidates.learned import CompletionModel
+
+        builder_model = CompletionModel.load(folder / "completion.npz", catalog.embeddings)
+    builder = BundleBuilder(catalog, index, builder_model, config.builder_config())
     policy = _policy(folder, policy_spec)
     return ModelArtifacts(folder, manifest, config, catalog, comp, index, builder, projection, policy, mean_price,
                           catalog.n_items)

@@ -7,6 +7,7 @@ Layout of ``MODEL_DIR`` (every file listed with its SHA-256 in ``manifest.json``
     catalog/              the observable catalogue (ids, titles, prices, categories, popularity, embeddings):
                           ``bundlerl.sim_data.io.save_catalog``'s folder of arrays (never the simulator's truth)
     complementarity.npz   the estimated complementarity model's tables and text factors (``ComplementModel.save``)
+    completion.npz        the learned bundle completion the env's builder uses (``CompletionModel.save``; arrays + JSON)
     index.faiss(.json)    the FAISS item index and its sidecar (``bundlerl.candidates.index_file``)
     projection.npy        (d, P) float32: the observation's projection of embeddings
     policy.onnx           the policy (``bundlerl.agents.onnx_policy``); absent for a baseline, named in the manifest
@@ -95,6 +96,8 @@ def export_model(out: str | os.PathLike, *, run_dir: str | os.PathLike | None = 
     _prepare(out, overwrite)
     save_catalog(world.observable_catalog, out / "catalog")
     world.comp_model.save(out / "complementarity.npz")
+    if getattr(world, "completion", None) is not None:  # the env's builder completes bundles with it (issue 16)
+        world.completion.save(out / "completion.npz")
     world.index.save(out / "index.faiss")
     with open(out / "projection.npy", "wb") as fh:
         np.save(fh, np.ascontiguousarray(world.projection, np.float32), allow_pickle=False)
