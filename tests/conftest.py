@@ -73,7 +73,12 @@ ROOMS = ("env", "agents", "scripts", "encoders", "sim_data", "candidates", "eval
 
 def _temp_leftovers() -> list[str]:
     """What the suite left in its temp dir besides pytest's own folders (``pytest-of-<user>``)."""
-    return sorted(p.name for p in SUITE_TMP.iterdir() if not p.name.startswith("pytest-of-"))
+    return sorted(p.name for p in SUITE_TMP.iterdir() if not p.name.startswith("pytest-of-") and p.name not in LIBRARY_TEMP)
+
+
+#: Files that libraries (not bundlerl) write to the temp dir by design: onnxruntime records a telemetry session id in
+#: ``$TMPDIR/.ses`` (51 bytes) on its first session of a process tree.
+LIBRARY_TEMP = frozenset({".ses"})
 
 
 def pytest_sessionfinish(session, exitstatus):
