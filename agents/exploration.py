@@ -21,6 +21,7 @@ from bundlerl.agents.policy import (
     PolicyError,
     check_probabilities,
     greedy_probabilities,
+    masked_softmax,
     uniform_valid,
 )
 from bundlerl.env.observation import MASK_KEY
@@ -82,11 +83,7 @@ class Softmax(_Wrapper):
         else:
             with np.errstate(divide="ignore"):
                 s = np.log(self._base_probs(obs))
-        s = np.where(mask, s / self.temperature, -np.inf)
-        top = np.max(s, axis=1, keepdims=True)
-        e = np.where(mask, np.exp(s - np.where(np.isfinite(top), top, 0.0)), 0.0)
-        tot = e.sum(axis=1, keepdims=True)
-        return np.where(tot > 0, e / np.where(tot > 0, tot, 1.0), uniform_valid(mask))
+        return masked_softmax(s / self.temperature, mask)
 
 
 class PropensityFloor(_Wrapper):

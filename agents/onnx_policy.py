@@ -25,10 +25,17 @@ from pathlib import Path
 
 import numpy as np
 
-from bundlerl.agents.policy import Observation, Policy, PolicyError, batch_size_of, greedy_probabilities
+from bundlerl.agents.policy import (
+    Observation,
+    Policy,
+    PolicyError,
+    batch_size_of,
+    greedy_probabilities,
+    masked_softmax,
+)
 from bundlerl.env.observation import MASK_KEY, OBS_KEYS
 
-__all__ = ["OUTPUT_KINDS", "export_onnx", "OnnxPolicy", "masked_softmax"]
+__all__ = ["OUTPUT_KINDS", "export_onnx", "OnnxPolicy"]
 
 OUTPUT_KINDS = ("logits", "q")
 """What the graph's one output holds: PPO logits or DQN Q-values."""
@@ -78,19 +85,6 @@ def export_onnx(model, path: str | os.PathLike) -> str:
         th.onnx.export(graph, example, str(tmp), input_names=list(OBS_KEYS), output_names=["scores"],
                        dynamic_axes=axes, dynamo=False, opset_version=17)
     return kind
-
-
-def masked_softmax(logits: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """(N, K) float64 softmax of ``logits`` over the valid (``mask`` true) entries, 0 elsewhere; rows with no
-    valid entry are uniform over all K, rows whose valid mass underflows are uniform over the valid ones."""
-    valid = np.asarray(mask) > 0
-    valid = np.where(valid.any(axis=1, keepdims=True), valid, True)
-    z = np.where(valid, np.asarray(logits, np.float64), -np.inf)
-    z = z - z.max(axis=1, keepdims=True)
-    e = np.where(valid, np.exp(z), 0.0)
-    tot = e.sum(axis=1, keepdims=True)
-    uniform = valid / valid.sum(axis=1, keepdims=True)
-    return np.where(tot > 1e-12, e / np.maximum(tot, 1e-300), uniform)
 
 
 class OnnxPolicy(Policy):

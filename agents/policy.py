@@ -148,3 +148,16 @@ def greedy_probabilities(scores: np.ndarray, mask: np.ndarray) -> np.ndarray:
     out[np.arange(len(out))[has_valid], scores[has_valid].argmax(axis=1)] = 1.0
     out[~has_valid] = 1.0 / scores.shape[1]
     return out
+
+
+def masked_softmax(logits: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """(N, K) float64 softmax of ``logits`` over the valid (``mask`` true) entries, 0 elsewhere; rows with no
+    valid entry are uniform over all K, rows whose valid mass underflows are uniform over the valid ones."""
+    valid = np.asarray(mask) > 0
+    valid = np.where(valid.any(axis=1, keepdims=True), valid, True)
+    z = np.where(valid, np.asarray(logits, np.float64), -np.inf)
+    z = z - z.max(axis=1, keepdims=True)
+    e = np.where(valid, np.exp(z), 0.0)
+    tot = e.sum(axis=1, keepdims=True)
+    uniform = valid / valid.sum(axis=1, keepdims=True)
+    return np.where(tot > 1e-12, e / np.maximum(tot, 1e-300), uniform)
