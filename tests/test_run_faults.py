@@ -193,9 +193,14 @@ def test_a_real_sigint_to_bundlerl_train(tmp_path):
     """SIGINT (what Ctrl-C sends) to the real CLI training on the small preset: exit 130, no traceback, a checkpoint
     and the command that continues."""
     env = dict(os.environ, PYTHONUNBUFFERED="1", BUNDLERL_PROGRESS="0")
+    argv = ["bundlerl", "train", "--preset", "small", "--timesteps", "10000000", "--eval-freq", "512",
+            "--eval-episodes", "8", "--out", str(tmp_path)]
+    # Python keeps SIGINT ignored when it starts with it ignored, which it does under any background job of a
+    # non-interactive shell (CI scripts, `cmd &`): the child restores Ctrl-C's handler, as a terminal user has it.
+    child = ("import runpy, signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+             f"sys.argv = {argv!r}; runpy.run_module('bundlerl.scripts.cli', run_name='__main__')")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "bundlerl.scripts.cli", "train", "--preset", "small", "--timesteps", "10000000",
-         "--eval-freq", "512", "--eval-episodes", "8", "--out", str(tmp_path)],
+        [sys.executable, "-c", child],
         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     lines = []
     deadline = time.monotonic() + 240
