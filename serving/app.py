@@ -34,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 from fastapi import Depends, FastAPI, HTTPException, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from fastapi.security import APIKeyHeader
 
 from bundlerl.serving.exploration import Exploration
@@ -161,9 +161,14 @@ def _to_request(body: RecommendIn, K: int, where: str) -> UserRequest:
         exploration=Exploration(x.epsilon, x.temperature, x.floor))
 
 
-def _answer(rec) -> dict:
-    return {"impression_id": rec.impression_id, "model_version": rec.model_version,
-            "bundles": rec.bundles}
+def _answer(rec) -> RecommendOut:
+    return RecommendOut(impression_id=rec.impression_id, model_version=rec.model_version, bundles=rec.bundles)
+
+
+def _json(model) -> Response:
+    """A pydantic response model as a JSON response, serialised once by pydantic-core: returning a Response makes
+    FastAPI skip its own validate-then-serialise pass over the ``response_model`` (which still documents it)."""
+    return Response(model.model_dump_json(), media_type="application/json")
 
 
 def _impression_record(rec, req: UserRequest, salt: bytes) -> dict:
@@ -173,10 +178,10 @@ def _impression_record(rec, req: UserRequest, salt: bytes) -> dict:
     return {"type": "impression", "impression_id": rec.impression_id, "time": time.time(),
             "user": salted_hash(req.user_id, salt), "model_version": rec.model_version, "k": req.k,
             "shown": [b.candidate for b in rec.bundles], "action": rec.action,
-            "action_prob": rec.probabilities.tolist(), "pscore": rec.propensity,
-            "profile": o["profile"].tolist(), "history": o["history"].tolist(), "session": o["session"].tolist(),
-            "candidates": o["candidates"].tolist(), "action_mask": o["action_mask"].tolist(),
-            "item_ids": np.asarray(rec.candidates).tolist()}
+            "action_prob": rec.probabilities, "pscore": rec.propensity,
+            "profile": o["profile"], "history": o["history"], "session": o["session"],
+            "candidates": o["candidates"], "action_mask": o["action_mask"],
+            "item_ids": np.asarray(rec.candidates)}  # numpy arrays: the journal writes them (orjson)
 
 
 def create_app(model_dir: str | os.PathLike, *, log_dir: str | os.PathLike | None = None, seed: int = 0,
@@ -203,7 +208,9 @@ def create_app(model_dir: str | os.PathLike, *, log_dir: str | os.PathLike | Non
     app.add_middleware(_BodyLimit, limit=max_body)
     key_header = APIKeyHeader(name="X-API-Key", auto_error=False)
 
-    def state() -> ServerState:
+    async def state() -> ServerState:
+        # async: FastAPI runs a plain-def dependency on its thread pool, a thread hop per request for a check that
+        # takes microseconds
         s = holder.get("s")
         if s is None:
             raise HTTPException(503, "the model is loading; retry shortly")
@@ -211,7 +218,7 @@ def create_app(model_dir: str | os.PathLike, *, log_dir: str | os.PathLike | Non
             s.refresh()
         return s
 
-    def writer(key: str | None = Depends(key_header)) -> None:
+    async def writer(key: str | None = Depends(key_header)) -> None:
         want = os.environ.get(API_KEY_ENV)
         if not key:
             raise HTTPException(401, "this endpoint writes: send the header X-API-Key")
@@ -228,7 +235,7 @@ def create_app(model_dir: str | os.PathLike, *, log_dir: str | os.PathLike | Non
         with s.lock:
             rec = s.rec.recommend(req)
             s.journal.append(_impression_record(rec, req, s.salt))
-        return _answer(rec)
+        return _json(_answer(rec))
 
     @app.post("/v1/recommend/batch", response_model=BatchOut, responses=_ERRORS)
     async def recommend_batch(body: BatchIn, s: ServerState = Depends(state)):
@@ -237,7 +244,7 @@ def create_app(model_dir: str | os.PathLike, *, log_dir: str | os.PathLike | Non
             recs = s.rec.recommend_batch(reqs)
             for rec, req in zip(recs, reqs):
                 s.journal.append(_impression_record(rec, req, s.salt))
-        return {"results": [_answer(r) for r in recs]}
+        return _json(BatchOut(results=[_answer(r) for r in recs]))
 
     @app.post("/v1/feedback", response_model=Ack, responses=_WRITE_ERRORS, dependencies=[Depends(writer)])
     async def feedback(body: FeedbackIn, s: ServerState = Depends(state)):
