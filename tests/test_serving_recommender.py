@@ -156,6 +156,34 @@ def test_recommend_answers_with_ranked_bundles_reasons_and_propensities(rec):
         assert b.price == pytest.approx(sum(it.price for it in b.items) * (1 - b.discount), abs=0.02)
 
 
+def test_a_batch_is_answered_as_its_requests_one_by_one(rec):
+    """What the service's dynamic batching relies on: recommend_batch of N requests (mixed: events with purchases,
+    exploration settings, exclusions, caps, no text) gives each request what it gets alone, draws included."""
+    from bundlerl.serving.recommender import Recommender
+
+    ids = rec.art.catalog.item_ids
+    reqs = [UserRequest(profile_text="trail running and hiking gear", k=4,
+                        events=(Event(ids[5], "view", 1), Event(ids[9], "view", 1), Event(ids[5], "purchase", 1),
+                                Event(ids[12], "view", 2), Event(ids[12], "click", 2))),
+            UserRequest(k=3),
+            UserRequest(profile_text="fountain pens and notebooks", k=2, exploration=Exploration(epsilon=0.3)),
+            UserRequest(profile_text="fountain pens and notebooks", k=8, price_cap=30.0, exclude=(str(ids[3]),)),
+            UserRequest(profile_text="coffee", events=(Event(ids[7], "purchase", 4),),
+                        exploration=Exploration(temperature=2.0, floor=0.05)),
+            UserRequest(profile_text="coffee", exploration=Exploration(epsilon=0.3))]
+    one = Recommender(rec.art, seed=11, encoder=rec.encoder)
+    many = Recommender(rec.art, seed=11, encoder=rec.encoder)
+    alone = [one.recommend(r) for r in reqs]
+    together = many.recommend_batch(reqs)
+    for a, b in zip(alone, together):
+        np.testing.assert_array_equal(a.candidates, b.candidates)
+        np.testing.assert_allclose(a.probabilities, b.probabilities, atol=1e-6)
+        assert a.action == b.action
+        assert [(x.candidate, x.reason, [it.id for it in x.items]) for x in a.bundles] == \
+            [(x.candidate, x.reason, [it.id for it in x.items]) for x in b.bundles]
+        assert a.impression_id.split("-")[2] == b.impression_id.split("-")[2]  # the same draw of the id's bits
+
+
 def test_new_users_exclusions_and_price_caps(rec):
     ids = rec.art.catalog.item_ids
     anon = rec.recommend(UserRequest(k=3))
