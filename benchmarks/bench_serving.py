@@ -4,11 +4,13 @@ Request bodies are replayed from simulated sessions of the model's world: distin
 user id), 0-20 events each (the shown bundles, clicks and purchases of random-policy sessions, truncated at a
 uniform draw), the user's profile text; a share (``--new-text``, default 20%) are new users whose profile text was
 never seen before (a persona text with a unique suffix) and no events. No response cache (every body differs).
-A load generator in this process (asyncio + httpx; its CPU use is reported) sends ``--requests`` bodies per figure
-at concurrency 1 (p50 / p99 latency) and 32 (throughput), for 1 and 2 workers; requests with new text are reported
-apart. Memory: the workers' RSS before and after each figure. Where the time goes: the same bodies answered in
-this process by a :class:`~bundlerl.serving.recommender.Recommender` (its stage timers) and validated by the
-request schema, against the HTTP latency.
+A load generator in this process (a raw-socket HTTP/1.1 keep-alive client on asyncio/uvloop; its CPU use is
+reported) sends ``--requests`` bodies per figure at concurrency 1 (p50 / p99 latency) and 32 (throughput), for 1 and
+2 workers; requests with new text are reported apart. Each figure also reports the server's CPU ms per request (its
+processes' CPU time over the requests: what the targets depend on, whatever else the shared machine runs), the load
+average over it, and the workers' RSS before and after. Where the time goes: the same bodies answered in this
+process by a :class:`~bundlerl.serving.recommender.Recommender` (its stage timers, CPU ms per request), one at a time
+and in batches of 32 (the server's dynamic batching), and validated by the request schema.
 
     python benchmarks/bench_serving.py --model MODEL_DIR                  # export one first (bundlerl export)
     python benchmarks/bench_serving.py --model MODEL_DIR --requests 2000  # a quick look
@@ -207,31 +209,39 @@ def figure(url, proc, bodies, new, concurrency) -> dict:
 
 
 def breakdown(model_dir: Path, bodies: list[bytes], new: np.ndarray, n: int = 2000) -> dict:
-    """Mean ms per request of each stage, in process (no HTTP), for requests with known text (the encoder's memo
-    warmed by a first pass, as a running server's is) and with new text apart: schema validation, then the
-    recommender's stages (``Recommender.last_timings``)."""
+    """Where the time goes, in process (no HTTP): per request, the CPU ms (``time.process_time``) and the mean wall ms
+    of each stage (schema validation, then ``Recommender.last_timings``: encoding, user state, candidates, policy,
+    ranking with reasons), answered one at a time (``batch_1``: what a worker does at concurrency 1; known and new
+    text apart) and in batches of 32 of the mix as it arrives (``batch_32``: what dynamic batching does under load).
+    Known texts are warm in the encoder's memo (a running server has seen them); new texts are fresh in each part
+    (``bodies[:n]`` one at a time, ``bodies[n:2n]`` in batches)."""
     from bundlerl.serving.app import _to_request
     from bundlerl.serving.recommender import Recommender
     from bundlerl.serving.schemas import RecommendIn
 
     rec = Recommender.load(model_dir)
     K = rec.art.config.K
-    reqs = [_to_request(RecommendIn.model_validate_json(b), K, "") for b in bodies[:n]]
-    rec.encode(sorted({r.profile_text for r, nw in zip(reqs, new) if r.profile_text and not nw}))
-    out = {}
-    for name, sel in (("known", ~new[:n]), ("new_text", new[:n])):
+    rec.encode(sorted({str(json.loads(b).get("profile_text")) for b, nw in zip(bodies[:2 * n], new) if not nw}))
+    rec.recommend(_to_request(RecommendIn.model_validate_json(bodies[0]), K, ""))  # first-call costs
+
+    def run(part: list[bytes], batch: int) -> dict:
         sums: dict[str, float] = {}
-        for b in (b for b, s in zip(bodies[:n], sel) if s):
+        c0 = time.process_time()
+        for lo in range(0, len(part), batch):
             t0 = time.perf_counter()
-            req = _to_request(RecommendIn.model_validate_json(b), K, "")
+            reqs = [_to_request(RecommendIn.model_validate_json(b), K, "") for b in part[lo:lo + batch]]
             sums["validation"] = sums.get("validation", 0.0) + time.perf_counter() - t0
-            t0 = time.perf_counter()
-            rec.recommend(req)
-            sums["total_recommend"] = sums.get("total_recommend", 0.0) + time.perf_counter() - t0
+            rec.recommend_batch(reqs)
             for k, v in rec.last_timings.items():
                 sums[k] = sums.get(k, 0.0) + v
-        out[name] = {k: v / max(int(sel.sum()), 1) * 1e3 for k, v in sums.items()}
-    return out
+        cpu = time.process_time() - c0
+        return {"cpu_ms": cpu / len(part) * 1e3, "n": len(part),
+                **{f"{k}_ms": v / len(part) * 1e3 for k, v in sums.items()}}
+
+    one, many = bodies[:n], bodies[n:2 * n]
+    return {"batch_1": {"known": run([b for b, s in zip(one, new[:n]) if not s], 1),
+                        "new_text": run([b for b, s in zip(one, new[:n]) if s], 1)},
+            "batch_32": {"mix": run(many, 32)}}
 
 
 def main(argv=None) -> None:
@@ -241,6 +251,8 @@ def main(argv=None) -> None:
     ap.add_argument("--new-text", type=float, default=0.2, help="share of new users with unseen profile text")
     ap.add_argument("--workers", default="1,2")
     ap.add_argument("--concurrency", default="1,32")
+    ap.add_argument("--max-batch", type=int, default=None,
+                    help="the server's --max-batch (default: its own; 1 turns dynamic batching off)")
     ap.add_argument("--out", type=Path, default=None, help="write the figures as JSON here")
     args = ap.parse_args(argv)
 
@@ -255,13 +267,16 @@ def main(argv=None) -> None:
     print(f"{len(bodies):,} bodies from simulated sessions in {time.perf_counter() - t0:.1f} s "
           f"({new.mean():.0%} new text; mean {np.mean([len(json.loads(b).get('events', [])) for b in bodies]):.1f} "
           f"events)", flush=True)
-    results = {"breakdown_ms": breakdown(model, bodies, new), "figures": [], "load_average": os.getloadavg()}
-    for name, stages in results["breakdown_ms"].items():
-        print(f"where the time goes, {name} (in process, mean ms/request):",
-              {k: round(v, 3) for k, v in stages.items()}, flush=True)
+    results = {"breakdown_ms": breakdown(model, bodies, new, n=min(2000, len(bodies) // 2)), "figures": [],
+               "load_average": os.getloadavg()}
+    for batch, parts in results["breakdown_ms"].items():
+        for name, stages in parts.items():
+            print(f"where the time goes, {batch}, {name} (in process, per request):",
+                  {k: round(v, 3) for k, v in stages.items()}, flush=True)
     start = 0
     for w in (int(x) for x in args.workers.split(",")):
-        with server(model, workers=w, log_dir=tmp / f"logs-{w}") as (url, proc):
+        extra = () if args.max_batch is None else ("--max-batch", str(args.max_batch))
+        with server(model, workers=w, log_dir=tmp / f"logs-{w}", extra=extra) as (url, proc):
             for c in (int(x) for x in args.concurrency.split(",")):
                 part = slice(start, start + args.requests)
                 start += args.requests

@@ -13,8 +13,8 @@ Endpoints (OpenAPI at ``/openapi.json``, docs at ``/docs``):
 
 Writes (feedback, items) need the header ``X-API-Key`` equal to ``$BUNDLERL_API_KEY`` (401 without the header,
 403 with a wrong key or when the server has no key configured); reads are open. A user's history comes only from
-the request, so any worker answers any request; before each request a worker reloads the item store if another
-worker moved its version.
+the request, so any worker answers any request; before each request (each batch of recommendations) a worker
+reloads the item store if another worker moved its version.
 
 Bad input is a 4xx whose ``detail`` says what is wrong, never a 5xx: bodies over ``max_body`` bytes 413 (checked
 while reading, whatever Content-Length says), malformed JSON and out-of-schema fields 422 (the schema's bounds,
@@ -255,6 +255,13 @@ def create_app(model_dir: str | os.PathLike, *, log_dir: str | os.PathLike | Non
     app.add_middleware(_BodyLimit, limit=max_body)
     key_header = APIKeyHeader(name="X-API-Key", auto_error=False)
 
+    async def loaded() -> ServerState:
+        """The worker's state once loaded (no item-store check: the batch that answers does it, once per batch)."""
+        s = holder.get("s")
+        if s is None:
+            raise HTTPException(503, "the model is loading; retry shortly")
+        return s
+
     async def state() -> ServerState:
         # async: FastAPI runs a plain-def dependency on its thread pool, a thread hop per request for a check that
         # takes microseconds
@@ -278,12 +285,12 @@ def create_app(model_dir: str | os.PathLike, *, log_dir: str | os.PathLike | Non
         return JSONResponse({"detail": str(exc)}, status_code=422)
 
     @app.post("/v1/recommend", response_model=RecommendOut, responses=_ERRORS)
-    async def recommend(body: RecommendIn, s: ServerState = Depends(state)):
+    async def recommend(body: RecommendIn, s: ServerState = Depends(loaded)):
         rec = await s.batcher.submit(_to_request(body, s.rec.art.config.K, ""))  # batched with concurrent ones
         return _json(_answer(rec))
 
     @app.post("/v1/recommend/batch", response_model=BatchOut, responses=_ERRORS)
-    async def recommend_batch(body: BatchIn, s: ServerState = Depends(state)):
+    async def recommend_batch(body: BatchIn, s: ServerState = Depends(loaded)):
         reqs = [_to_request(b, s.rec.art.config.K, f"requests[{i}].") for i, b in enumerate(body.requests)]
         recs = await s.batcher.call(s.answer_batch, reqs)
         return _json(BatchOut(results=[_answer(r) for r in recs]))
