@@ -77,6 +77,8 @@ class Recommender:
                                                                                       int(stream))))
         self._encoder = encoder
         self._memo: OrderedDict[str, np.ndarray] = OrderedDict()
+        #: profile-text vectors kept (the encoder's cost is per distinct text)
+        self.memo_size = _TEXT_MEMO
         #: key signing impression ids (``bundlerl.serving.impressions``); None: unsigned ids
         self.id_key: bytes | None = None
         self.last_timings: dict[str, float] = {}
@@ -123,24 +125,32 @@ class Recommender:
         return self._encoder
 
     def encode(self, texts: list[str], *, memo: bool = True) -> np.ndarray:
-        """(n, d) float32 unit vectors of ``texts``, memoised per process by text (``memo``; new items pass False).
+        """(n, d) float32 unit vectors of ``texts``, memoised per process by text (``memo``; new items pass False):
+        the last ``memo_size`` distinct texts used (least recently used evicted first; a batch's own texts are
+        answered before anything is evicted, whatever the batch's size).
 
-        The encoder runs on one torch thread: a worker answers one request at a time, and on a busy machine two
-        threads fighting for the cores made one sentence 10x slower (BENCHMARKS.md, Serving)."""
+        The encoder runs on one thread: a worker computes one batch at a time, and on a busy machine two threads
+        fighting for the cores made one sentence 10x slower (BENCHMARKS.md, Serving)."""
         from bundlerl.utils.threads import torch_threads
 
+        d = self.art.catalog.embeddings.shape[1]
         if not memo:
             with torch_threads(1):
-                return np.asarray(self.encoder.encode(list(texts)), dtype=np.float32)
-        todo = list(dict.fromkeys(t for t in texts if t not in self._memo))
+                return np.asarray(self.encoder.encode(list(texts)), dtype=np.float32).reshape(-1, d)
+        if not texts:
+            return np.zeros((0, d), np.float32)
+        have = {t: self._memo[t] for t in dict.fromkeys(texts) if t in self._memo}
+        for t in have:
+            self._memo.move_to_end(t)  # recently used: evicted last
+        todo = [t for t in dict.fromkeys(texts) if t not in have]
         if todo:
             with torch_threads(1):
                 vecs = np.asarray(self.encoder.encode(todo), dtype=np.float32)
-            for t, v in zip(todo, vecs):
-                self._memo[t] = v
-                if len(self._memo) > _TEXT_MEMO:
-                    self._memo.popitem(last=False)
-        return np.stack([self._memo[t] for t in texts]) if texts else np.zeros((0, self.art.catalog.embeddings.shape[1]))
+            have.update(zip(todo, vecs))
+            self._memo.update(zip(todo, vecs))
+            while len(self._memo) > self.memo_size:
+                self._memo.popitem(last=False)
+        return np.stack([have[t] for t in texts])
 
     # ------------------------------------------------------------------ the shared code path
     def user_log(self, requests: list[UserRequest]) -> tuple[EventLog, list[list]]:
