@@ -239,8 +239,8 @@ def breakdown(model_dir: Path, bodies: list[bytes], new: np.ndarray, n: int = 20
                 **{f"{k}_ms": v / len(part) * 1e3 for k, v in sums.items()}}
 
     one, many = bodies[:n], bodies[n:2 * n]
-    return {"batch_1": {"known": run([b for b, s in zip(one, new[:n]) if not s], 1),
-                        "new_text": run([b for b, s in zip(one, new[:n]) if s], 1)},
+    parts = {"known": [b for b, s in zip(one, new[:n]) if not s], "new_text": [b for b, s in zip(one, new[:n]) if s]}
+    return {"batch_1": {name: run(part, 1) for name, part in parts.items() if part},
             "batch_32": {"mix": run(many, 32)}}
 
 
