@@ -233,7 +233,7 @@ def main(argv=None) -> None:
     p.add_argument("--truth-episodes", type=int, default=10_000)
     p.add_argument("--mean-length", type=float, default=8.0, help="decisions per episode, to size the logs")
     p.add_argument("--temperature", type=float, default=0.5, help="softmax temperature of the tuned-linear logger")
-    p.add_argument("--tuned-budget", default="4x16x100", help="tuned-linear's CEM budget (recorded: 12x24x200)")
+    p.add_argument("--tuned-budget", default="12x24x200", help="tuned-linear's CEM budget (default: the recorded one)")
     p.add_argument("--ppo"), p.add_argument("--dqn"), p.add_argument("--myopic")
     p.add_argument("--seed", type=int, default=0, help="logging stream seed")
     p.add_argument("--no-logging", action="store_true", help="use only the finished logs in --out")
