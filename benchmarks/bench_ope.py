@@ -152,6 +152,8 @@ def validate(args) -> None:
                     print(f"logged {folder.name}: {info['rows']:,} decisions, {info['parts']} parts, "
                           f"{time.perf_counter() - t:.0f} s", flush=True)
                 folders.append((folder, LogDataset.open(folder).part_paths[:-1]))  # the last part may be short
+            if args.log_only:
+                continue
             small = [(f, [p]) for f, parts in folders for p in parts][: args.repeats]
             large = [(f, parts[i * args.large_parts:(i + 1) * args.large_parts]) for f, parts in folders
                      for i in range(len(parts) // args.large_parts)][: args.large_repeats]
@@ -239,6 +241,7 @@ def main(argv=None) -> None:
     p.add_argument("--no-logging", action="store_true", help="use only the finished logs in --out")
     p.add_argument("--extra-logs", type=int, default=0,
                    help="more logs per logger (logging seeds --seed + 1, ...), each of --large-parts + 1 parts")
+    p.add_argument("--log-only", action="store_true", help="write the logs, estimate nothing")
     p.add_argument("--scale", type=int, default=0, help="also the scale run on this many decisions")
     p.add_argument("--scale-only", action="store_true")
     p.add_argument("--out", default="bench-ope")

@@ -97,3 +97,17 @@ def test_percentile_estimate_ignores_undefined_replicates():
     assert e.low == pytest.approx(0.1) and e.high == pytest.approx(1.9) and e.n == 5
     assert np.isnan(percentile_estimate(np.nan, np.ones(5), 0.95, 1).low)
     assert np.isnan(percentile_estimate(1.0, np.array([1.0, np.nan]), 0.95, 1).high)
+
+
+def test_report_says_what_the_intervals_cover_and_warns_on_low_episode_ess():
+    from bundlerl.evaluation.ope.evaluate import ESTIMATOR_NAMES, OPEResult
+    from bundlerl.evaluation.ope.report import ope_markdown
+    from bundlerl.evaluation.stats import Estimate
+
+    est = {k: Estimate(1.0, 0.9, 1.1, 10) for k in ESTIMATOR_NAMES}
+    ok = OPEResult("near", est, 100, 1000, 50.0, 200.0, 0.0)
+    far = OPEResult("far", est, 100, 1000, 5.0, 3.0, 0.0, interval="population")
+    text = ope_markdown([ok, far])
+    assert "the value on the logged contexts / the value on the traffic they came from" in text
+    assert "Per-trajectory estimates of far rest on an episode-weight ESS under 1%" in text
+    assert "estimates of near" not in text and "under 1%" not in ope_markdown([ok])

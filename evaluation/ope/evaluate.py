@@ -105,13 +105,15 @@ class OPEResult:
     unsupported_share: float
     truth: float | None = None
     """Per-decision ground truth (mean expected reward of the target on the logged decisions), when computed."""
+    interval: str = INTERVALS[0]
+    """What the per-decision intervals cover (``bundlerl.evaluation.ope.intervals.INTERVALS``)."""
     extra: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return {"policy": self.policy, "estimates": {k: v.to_dict() for k, v in self.estimates.items()},
                 "n_decisions": self.n_decisions, "n_episodes": self.n_episodes,
                 "ess_decisions": self.ess_decisions, "ess_episodes": self.ess_episodes,
-                "unsupported_share": self.unsupported_share, "truth": self.truth}
+                "unsupported_share": self.unsupported_share, "truth": self.truth, "interval": self.interval}
 
 
 class _Acc:
@@ -261,4 +263,4 @@ def _result(name: str, s: _Acc, cfg: OPEConfig, n_rows: int) -> OPEResult:
         estimates[est.name] = percentile_estimate(est.value(s.t, s.n_ep), reps, cfg.level, int(s.n_ep))
     n = max(full["n"], 1.0)
     return OPEResult(name, estimates, int(full["n"]), int(s.n_ep), decision_ess(full), trajectory_ess(s.e1, s.e2),
-                     float(s.d[-1] / n), float(s.truth / n) if cfg.truth else None)
+                     float(s.d[-1] / n), float(s.truth / n) if cfg.truth else None, cfg.interval)
