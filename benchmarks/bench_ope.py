@@ -95,26 +95,46 @@ def run_repeat(folder: Path, parts: list[Path], pols, seed: int):
 
 
 def summarise(rows: list[dict], traj_truth: dict[str, float]) -> str:
+    """The estimator x target table (mean relative error / coverage), then the issue's pooled figures."""
     from bundlerl.evaluation.ope.estimators import DECISION_ESTIMATORS
     from bundlerl.evaluation.ope.evaluate import ESTIMATOR_NAMES
+    from bundlerl.evaluation.ope.report import LOW_EPISODE_ESS
+    from bundlerl.evaluation.stats import mean_ci
 
     per_decision = {c.name for c in DECISION_ESTIMATORS}
     names = list(dict.fromkeys(r["policy"] for r in rows))
     head = "| target | " + " | ".join(ESTIMATOR_NAMES) + " | ESS episodes (mean) |"
     lines = [head, "|" + "---|" * (len(ESTIMATOR_NAMES) + 2)]
+    err: dict = {}
+    cov: dict = {}
+    ess_share = {}
     for name in names:
         rs = [r for r in rows if r["policy"] == name]
         cells = []
         for est in ESTIMATOR_NAMES:
-            errs, cov = [], []
             for r in rs:
                 e = r["estimates"][est]
                 truth = r["truth"] if est in per_decision else traj_truth[name]
-                errs.append(abs(e["mean"] - truth) / abs(truth))
-                cov.append(e["low"] <= truth <= e["high"])
-            cells.append(f"{np.mean(errs):.1%} / {np.mean(cov):.0%}")
-        ess = np.mean([r["ess_episodes"] / r["n_episodes"] for r in rs])
-        lines.append(f"| {name} | " + " | ".join(cells) + f" | {ess:.2%} |")
+                err.setdefault((name, est), []).append(abs(e["mean"] - truth) / abs(truth))
+                cov.setdefault((name, est), []).append(e["low"] <= truth <= e["high"])
+            cells.append(f"{np.mean(err[name, est]):.1%} / {np.mean(cov[name, est]):.0%}")
+        ess_share[name] = float(np.mean([r["ess_episodes"] / r["n_episodes"] for r in rs]))
+        lines.append(f"| {name} | " + " | ".join(cells) + f" | {ess_share[name]:.2%} |")
+
+    def pooled(est, keep):
+        c = [x for n in names if keep(n) for x in cov[n, est]]
+        e = [np.mean(err[n, est]) for n in names if keep(n)]
+        if not c:
+            return "none"
+        ci = mean_ci(np.asarray(c, float))  # the coverage's own sampling error (targets share repeats: rough)
+        return (f"coverage {ci.value:.1%} [{ci.low:.1%}, {ci.high:.1%}] of {len(c)} intervals; mean relative error: worst "
+                f"target {max(e):.1%}, mean {np.mean(e):.1%}")
+
+    high = lambda n: ess_share[n] > LOW_EPISODE_ESS  # noqa: E731
+    lines += ["", f"- DR: {pooled('DR', lambda n: True)}", f"- SNDR: {pooled('SNDR', lambda n: True)}",
+              f"- WDR-traj, targets with episode ESS > {LOW_EPISODE_ESS:.0%} "
+              f"({', '.join(n for n in names if high(n)) or 'none'}): {pooled('WDR-traj', high)}",
+              f"- WDR-traj, the others: {pooled('WDR-traj', lambda n: not high(n))}"]
     return "\n".join(lines)
 
 

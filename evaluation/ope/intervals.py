@@ -14,8 +14,9 @@ percentile interval. What the replicates vary decides the estimand the interval 
   fitted model's value, a function of the contexts only) resampled around the full-log DM. For DR this is exactly the
   bootstrap of the importance-weighted residuals with the DM part held fixed; for IPS / SNIPS the model only centres
   the spread. The interval is then conservative by the spread of the model's error across contexts, not by the
-  spread of the values themselves (on the default simulator the latter made the population interval ~10x wider than
-  the estimator's real error against the logged-context truth for targets close to the logger: coverage 100%).
+  spread of the values themselves (on the default simulator the latter made the population interval up to 5x wider
+  than 1.96 x the estimator's real error against the logged-context truth for targets close to the logger: coverage
+  100%).
   DM's own interval stays the population one: given the contexts DM moves only with the model's fit, which no
   bootstrap that does not refit sees.
 
