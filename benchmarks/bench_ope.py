@@ -12,6 +12,10 @@ truth:
 
 Printed per logger and repeat size: mean relative error |estimate - truth| / |truth| and 95% CI coverage (the share
 of repeats whose bootstrap interval holds the truth) for every estimator x target, and the episode-weight ESS.
+Then the issue's pooled figures: DR / SNDR coverage over every target's intervals (with the coverage's own
+sampling interval), and weighted DR for the targets whose episode-weight ESS is above 1% of the episodes and for the
+others. Per-decision intervals cover the value on the logged contexts (``OPEConfig.interval``'s default), the
+estimand of the per-decision truth.
 
 Targets: random, complement-greedy, tuned-linear (greedy), and the trained runs given with ``--ppo`` / ``--dqn`` /
 ``--myopic`` (each deterministic, ``:greedy``, and stochastic: PPO's own distribution, DQN epsilon-greedy 0.1).
@@ -19,8 +23,10 @@ Targets: random, complement-greedy, tuned-linear (greedy), and the trained runs 
 Scale (``--scale N``): a log of N decisions (the validation logs' parts, repeated with fresh context ids when they are
 shorter), all estimators, three targets, streamed in a fresh process: wall time and peak RSS, next to the same at N/4.
 
-    python benchmarks/bench_ope.py --ppo RUN --dqn RUN --myopic RUN              # the recorded (reduced) run
-    python benchmarks/bench_ope.py --repeats 100 --large-repeats 20 --ppo ...   # the issue's full size (hours)
+    # the recorded run (100 repeats at 10k, 10 at 100k; ~1 hour on the shared 2-core VM, two loggers side by side)
+    python benchmarks/bench_ope.py --repeats 100 --large-repeats 10 --extra-logs 6 --ppo RUN --dqn RUN --myopic RUN
+    # the issue's full size (100 at 10k, 20 at 100k: 16 more logs of 11 parts each)
+    python benchmarks/bench_ope.py --repeats 100 --large-repeats 20 --extra-logs 16 --ppo RUN --dqn RUN --myopic RUN
     python benchmarks/bench_ope.py --scale 1000000 --scale-only --out DIR        # scale only
 """
 
@@ -127,7 +133,8 @@ def summarise(rows: list[dict], traj_truth: dict[str, float]) -> str:
         if not c:
             return "none"
         ci = mean_ci(np.asarray(c, float))  # the coverage's own sampling error (targets share repeats: rough)
-        return (f"coverage {ci.value:.1%} [{ci.low:.1%}, {ci.high:.1%}] of {len(c)} intervals; mean relative error: worst "
+        return (f"coverage {ci.value:.1%} [{max(ci.low, 0):.1%}, {min(ci.high, 1):.1%}] of {len(c)} intervals; mean "
+                f"relative error: worst "
                 f"target {max(e):.1%}, mean {np.mean(e):.1%}")
 
     high = lambda n: ess_share[n] > LOW_EPISODE_ESS  # noqa: E731
