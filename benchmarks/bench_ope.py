@@ -12,6 +12,10 @@ truth:
 
 Printed per logger and repeat size: mean relative error |estimate - truth| / |truth| and 95% CI coverage (the share
 of repeats whose bootstrap interval holds the truth) for every estimator x target, and the episode-weight ESS.
+Then the issue's pooled figures: DR / SNDR coverage over every target's intervals (with the coverage's own
+sampling interval), and weighted DR for the targets whose episode-weight ESS is above 1% of the episodes and for the
+others. Per-decision intervals cover the value on the logged contexts (``OPEConfig.interval``'s default), the
+estimand of the per-decision truth.
 
 Targets: random, complement-greedy, tuned-linear (greedy), and the trained runs given with ``--ppo`` / ``--dqn`` /
 ``--myopic`` (each deterministic, ``:greedy``, and stochastic: PPO's own distribution, DQN epsilon-greedy 0.1).
@@ -19,8 +23,10 @@ Targets: random, complement-greedy, tuned-linear (greedy), and the trained runs 
 Scale (``--scale N``): a log of N decisions (the validation logs' parts, repeated with fresh context ids when they are
 shorter), all estimators, three targets, streamed in a fresh process: wall time and peak RSS, next to the same at N/4.
 
-    python benchmarks/bench_ope.py --ppo RUN --dqn RUN --myopic RUN              # the recorded (reduced) run
-    python benchmarks/bench_ope.py --repeats 100 --large-repeats 20 --ppo ...   # the issue's full size (hours)
+    # the recorded run (100 repeats at 10k, 10 at 100k; ~1 hour on the shared 2-core VM, two loggers side by side)
+    python benchmarks/bench_ope.py --repeats 100 --large-repeats 10 --extra-logs 6 --ppo RUN --dqn RUN --myopic RUN
+    # the issue's full size (100 at 10k, 20 at 100k: 16 more logs of 11 parts each)
+    python benchmarks/bench_ope.py --repeats 100 --large-repeats 20 --extra-logs 16 --ppo RUN --dqn RUN --myopic RUN
     python benchmarks/bench_ope.py --scale 1000000 --scale-only --out DIR        # scale only
 """
 
@@ -95,26 +101,47 @@ def run_repeat(folder: Path, parts: list[Path], pols, seed: int):
 
 
 def summarise(rows: list[dict], traj_truth: dict[str, float]) -> str:
+    """The estimator x target table (mean relative error / coverage), then the issue's pooled figures."""
     from bundlerl.evaluation.ope.estimators import DECISION_ESTIMATORS
     from bundlerl.evaluation.ope.evaluate import ESTIMATOR_NAMES
+    from bundlerl.evaluation.ope.report import LOW_EPISODE_ESS
+    from bundlerl.evaluation.stats import mean_ci
 
     per_decision = {c.name for c in DECISION_ESTIMATORS}
     names = list(dict.fromkeys(r["policy"] for r in rows))
     head = "| target | " + " | ".join(ESTIMATOR_NAMES) + " | ESS episodes (mean) |"
     lines = [head, "|" + "---|" * (len(ESTIMATOR_NAMES) + 2)]
+    err: dict = {}
+    cov: dict = {}
+    ess_share = {}
     for name in names:
         rs = [r for r in rows if r["policy"] == name]
         cells = []
         for est in ESTIMATOR_NAMES:
-            errs, cov = [], []
             for r in rs:
                 e = r["estimates"][est]
                 truth = r["truth"] if est in per_decision else traj_truth[name]
-                errs.append(abs(e["mean"] - truth) / abs(truth))
-                cov.append(e["low"] <= truth <= e["high"])
-            cells.append(f"{np.mean(errs):.1%} / {np.mean(cov):.0%}")
-        ess = np.mean([r["ess_episodes"] / r["n_episodes"] for r in rs])
-        lines.append(f"| {name} | " + " | ".join(cells) + f" | {ess:.2%} |")
+                err.setdefault((name, est), []).append(abs(e["mean"] - truth) / abs(truth))
+                cov.setdefault((name, est), []).append(e["low"] <= truth <= e["high"])
+            cells.append(f"{np.mean(err[name, est]):.1%} / {np.mean(cov[name, est]):.0%}")
+        ess_share[name] = float(np.mean([r["ess_episodes"] / r["n_episodes"] for r in rs]))
+        lines.append(f"| {name} | " + " | ".join(cells) + f" | {ess_share[name]:.2%} |")
+
+    def pooled(est, keep):
+        c = [x for n in names if keep(n) for x in cov[n, est]]
+        e = [np.mean(err[n, est]) for n in names if keep(n)]
+        if not c:
+            return "none"
+        ci = mean_ci(np.asarray(c, float))  # the coverage's own sampling error (targets share repeats: rough)
+        return (f"coverage {ci.value:.1%} [{max(ci.low, 0):.1%}, {min(ci.high, 1):.1%}] of {len(c)} intervals; mean "
+                f"relative error: worst "
+                f"target {max(e):.1%}, mean {np.mean(e):.1%}")
+
+    high = lambda n: ess_share[n] > LOW_EPISODE_ESS  # noqa: E731
+    lines += ["", f"- DR: {pooled('DR', lambda n: True)}", f"- SNDR: {pooled('SNDR', lambda n: True)}",
+              f"- WDR-traj, targets with episode ESS > {LOW_EPISODE_ESS:.0%} "
+              f"({', '.join(n for n in names if high(n)) or 'none'}): {pooled('WDR-traj', high)}",
+              f"- WDR-traj, the others: {pooled('WDR-traj', lambda n: not high(n))}"]
     return "\n".join(lines)
 
 
@@ -152,6 +179,8 @@ def validate(args) -> None:
                     print(f"logged {folder.name}: {info['rows']:,} decisions, {info['parts']} parts, "
                           f"{time.perf_counter() - t:.0f} s", flush=True)
                 folders.append((folder, LogDataset.open(folder).part_paths[:-1]))  # the last part may be short
+            if args.log_only:
+                continue
             small = [(f, [p]) for f, parts in folders for p in parts][: args.repeats]
             large = [(f, parts[i * args.large_parts:(i + 1) * args.large_parts]) for f, parts in folders
                      for i in range(len(parts) // args.large_parts)][: args.large_repeats]
@@ -233,12 +262,13 @@ def main(argv=None) -> None:
     p.add_argument("--truth-episodes", type=int, default=10_000)
     p.add_argument("--mean-length", type=float, default=8.0, help="decisions per episode, to size the logs")
     p.add_argument("--temperature", type=float, default=0.5, help="softmax temperature of the tuned-linear logger")
-    p.add_argument("--tuned-budget", default="4x16x100", help="tuned-linear's CEM budget (recorded: 12x24x200)")
+    p.add_argument("--tuned-budget", default="12x24x200", help="tuned-linear's CEM budget (default: the recorded one)")
     p.add_argument("--ppo"), p.add_argument("--dqn"), p.add_argument("--myopic")
     p.add_argument("--seed", type=int, default=0, help="logging stream seed")
     p.add_argument("--no-logging", action="store_true", help="use only the finished logs in --out")
     p.add_argument("--extra-logs", type=int, default=0,
                    help="more logs per logger (logging seeds --seed + 1, ...), each of --large-parts + 1 parts")
+    p.add_argument("--log-only", action="store_true", help="write the logs, estimate nothing")
     p.add_argument("--scale", type=int, default=0, help="also the scale run on this many decisions")
     p.add_argument("--scale-only", action="store_true")
     p.add_argument("--out", default="bench-ope")

@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 
 from bundlerl.agents.baselines import BASELINES
+from bundlerl.evaluation.ope.intervals import INTERVALS
 from bundlerl.scripts.flags import SEED, ExistingFolder, Integer, Number, OutputFolder, PolicySpec
 
 HELP = "estimate policies' values from a log (IPS, DR, ... with bootstrap CIs; table + chart)"
@@ -15,7 +16,10 @@ DESCRIPTION = """\
 Off-policy evaluation: estimate what each --policy would earn from a log written by 'bundlerl log'
 (or by serving), without running it. Per decision (mean reward per decision): DM, IPS, SNIPS, DR,
 SNDR, Switch-DR; per trajectory (mean episode return): PDIS, weighted PDIS, DR, weighted DR.
-Intervals: 95% Poisson bootstrap over episodes. Also reported: effective sample sizes of the
+Intervals: 95% Poisson bootstrap over episodes; per decision they cover the policy's value on the
+logged contexts (--interval logged, the default) or on the traffic they came from (--interval
+population: wider, the contexts' own spread enters); per trajectory, the mean return of new
+episodes. Also reported: effective sample sizes of the
 importance weights, and the share of the policy's mass on candidates the logger never showed (an
 error unless --allow-unsupported). The log is streamed part by part: memory stays flat.
 
@@ -45,6 +49,9 @@ def add_parser(subparsers) -> None:
     p.add_argument("--tau", type=Number(0.0, 1e12), default=10.0, help="Switch-DR threshold (default: 10)")
     p.add_argument("--gamma", type=Number(0.0, 1.0), default=1.0, help="discount per trajectory (default: 1)")
     p.add_argument("--bootstrap", type=Integer(2), default=200, help="bootstrap replicates (default: 200)")
+    p.add_argument("--interval", choices=INTERVALS, default=INTERVALS[0],
+                   help="per-decision intervals for the value on the logged contexts, or on the traffic they were "
+                        f"drawn from (default: {INTERVALS[0]})")
     p.add_argument("--seed", type=SEED, default=0, help="seed of the bootstrap and the reward models (default: 0)")
     p.add_argument("--allow-unsupported", action="store_true",
                    help="estimate even where a policy puts mass on candidates the logger never showed (biased)")
@@ -77,6 +84,7 @@ def run(args) -> int:
             K, F = space["candidates"].shape
             LogDataset.open(args.logs, expect_spec=observation_spec(space["profile"].shape[0], K, F))
     config = OPEConfig(clip=float("inf") if args.clip is None else args.clip, tau=args.tau, gamma=args.gamma, n_boot=args.bootstrap, seed=args.seed,
+                       interval=args.interval,
                        allow_unsupported=args.allow_unsupported, truth=args.truth,
                        progress=False if args.no_progress else None)
     with torch_threads(1):

@@ -7,7 +7,9 @@ second computes, per part and target, the estimators' terms (``bundlerl.evaluati
 the full sums and to ``n_boot`` bootstrap replicates. The bootstrap is a Poisson bootstrap over episodes (contexts):
 each replicate weighs every episode by a Poisson(1) draw (Hanley & MacGibbon 2006; Chamandy et al. 2012), which
 resamples the episodes as units (a decision's neighbours in its episode are not independent of it) and needs no
-second pass; the interval is the replicates' percentile interval. The draws are shared by all targets.
+second pass; the interval is the replicates' percentile interval. The draws are shared by all targets. What the
+per-decision intervals cover (the value on the logged contexts, or on their distribution) is
+``bundlerl.evaluation.ope.intervals``'s choice.
 
 Ground truth, when the log has it and ``truth=True``: per decision, the mean over logged decisions of
 sum_a pi_e(a|x) E[r|x, a] (validation only; simulated logs).
@@ -35,6 +37,7 @@ from bundlerl.evaluation.ope.estimators import (
     trajectory_terms,
     unsupported_mass,
 )
+from bundlerl.evaluation.ope.intervals import INTERVALS, decision_replicates, percentile_estimate
 from bundlerl.evaluation.ope.reward_model import CrossFitModel, pair_features, returns_to_go
 from bundlerl.evaluation.stats import Estimate
 from bundlerl.utils.progress import progress_bar, progress_enabled
@@ -56,6 +59,9 @@ class OPEConfig:
     :param tau: Switch-DR's threshold on the weight.
     :param gamma: discount of the per-trajectory value (1: the undiscounted episode return, as ``evaluate`` reports).
     :param n_boot: bootstrap replicates. :param level: confidence level of the intervals.
+    :param interval: what the per-decision intervals cover: ``"logged"`` the target's value on the logged contexts
+        (the default; the per-decision ground truth's estimand), ``"population"`` its value on the distribution the
+        contexts came from (wider: the contexts' own spread enters). See ``bundlerl.evaluation.ope.intervals``.
     :param seed: seed of the bootstrap draws and the regressors.
     :param allow_unsupported: estimate even when a target puts mass on actions the logger never took (biased);
         otherwise that raises. The unsupported share is reported either way.
@@ -68,6 +74,7 @@ class OPEConfig:
     gamma: float = 1.0
     n_boot: int = 200
     level: float = 0.95
+    interval: str = INTERVALS[0]
     seed: int = 0
     allow_unsupported: bool = False
     max_fit_rows: int = 100_000
@@ -80,6 +87,8 @@ class OPEConfig:
             raise OPEError(f"clip={self.clip} must be > 0, tau={self.tau} >= 0 and gamma={self.gamma} in [0, 1]")
         if self.n_boot < 2 or not (0 < self.level < 1) or self.batch < 1:
             raise OPEError(f"n_boot={self.n_boot} must be >= 2, level={self.level} in (0, 1), batch >= 1")
+        if self.interval not in INTERVALS:
+            raise OPEError(f"interval={self.interval!r}; it must be one of {', '.join(INTERVALS)}")
 
 
 @dataclass
@@ -96,13 +105,15 @@ class OPEResult:
     unsupported_share: float
     truth: float | None = None
     """Per-decision ground truth (mean expected reward of the target on the logged decisions), when computed."""
+    interval: str = INTERVALS[0]
+    """What the per-decision intervals cover (``bundlerl.evaluation.ope.intervals.INTERVALS``)."""
     extra: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return {"policy": self.policy, "estimates": {k: v.to_dict() for k, v in self.estimates.items()},
                 "n_decisions": self.n_decisions, "n_episodes": self.n_episodes,
                 "ess_decisions": self.ess_decisions, "ess_episodes": self.ess_episodes,
-                "unsupported_share": self.unsupported_share, "truth": self.truth}
+                "unsupported_share": self.unsupported_share, "truth": self.truth, "interval": self.interval}
 
 
 class _Acc:
@@ -240,25 +251,16 @@ def off_policy_evaluate(logs: "LogDataset | str", policies: Mapping[str, Policy]
 
 
 def _result(name: str, s: _Acc, cfg: OPEConfig, n_rows: int) -> OPEResult:
-    lo_q, hi_q = 100 * (1 - cfg.level) / 2, 100 * (1 + cfg.level) / 2
     full = dict(zip(DECISION_TERMS, s.d))
     estimates = {}
     for cls in DECISION_ESTIMATORS:
         est = cls(clip=cfg.clip, tau=cfg.tau) if cls is SwitchDR else cls(clip=cfg.clip)
-        reps = np.array([est.value(dict(zip(DECISION_TERMS, row))) for row in s.db])
-        estimates[est.name] = _estimate(est.value(full), reps, lo_q, hi_q, int(full["n"]))
+        reps = decision_replicates(est, s.d, s.db, cfg.interval)
+        estimates[est.name] = percentile_estimate(est.value(full), reps, cfg.level, int(full["n"]))
     for cls in TRAJECTORY_ESTIMATORS:
         est = cls(gamma=cfg.gamma, clip=cfg.clip)
         reps = np.array([est.value(s.tb[b], s.n_epb[b]) for b in range(s.B)])
-        estimates[est.name] = _estimate(est.value(s.t, s.n_ep), reps, lo_q, hi_q, int(s.n_ep))
+        estimates[est.name] = percentile_estimate(est.value(s.t, s.n_ep), reps, cfg.level, int(s.n_ep))
     n = max(full["n"], 1.0)
     return OPEResult(name, estimates, int(full["n"]), int(s.n_ep), decision_ess(full), trajectory_ess(s.e1, s.e2),
-                     float(s.d[-1] / n), float(s.truth / n) if cfg.truth else None)
-
-
-def _estimate(value: float, reps: np.ndarray, lo_q: float, hi_q: float, n: int) -> Estimate:
-    reps = reps[np.isfinite(reps)]
-    if not np.isfinite(value) or reps.size < 2:
-        return Estimate(value, float("nan"), float("nan"), n)
-    lo, hi = np.percentile(reps, [lo_q, hi_q])
-    return Estimate(float(value), float(lo), float(hi), n)
+                     float(s.d[-1] / n), float(s.truth / n) if cfg.truth else None, cfg.interval)
