@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import numpy as np
+import orjson  # at import, not per record: a server without it fails at start, not with a 500 per request
 
 from bundlerl.utils.errors import BundlerlError
 
@@ -76,8 +77,6 @@ def _line(record: dict[str, Any]) -> bytes:
     """One record as one JSON line (orjson: numpy arrays and scalars written as JSON numbers without a ``tolist``
     pass; several times faster than ``json.dumps`` on an impression's observation). Non-finite floats, which no
     record holds, would be written as ``null``."""
-    import orjson
-
     return orjson.dumps(record, option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_APPEND_NEWLINE)
 
 
