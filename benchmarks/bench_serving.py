@@ -4,11 +4,13 @@ Request bodies are replayed from simulated sessions of the model's world: distin
 user id), 0-20 events each (the shown bundles, clicks and purchases of random-policy sessions, truncated at a
 uniform draw), the user's profile text; a share (``--new-text``, default 20%) are new users whose profile text was
 never seen before (a persona text with a unique suffix) and no events. No response cache (every body differs).
-A load generator in this process (asyncio + httpx; its CPU use is reported) sends ``--requests`` bodies per figure
-at concurrency 1 (p50 / p99 latency) and 32 (throughput), for 1 and 2 workers; requests with new text are reported
-apart. Memory: the workers' RSS before and after each figure. Where the time goes: the same bodies answered in
-this process by a :class:`~bundlerl.serving.recommender.Recommender` (its stage timers) and validated by the
-request schema, against the HTTP latency.
+A load generator in this process (a raw-socket HTTP/1.1 keep-alive client on asyncio/uvloop; its CPU use is
+reported) sends ``--requests`` bodies per figure at concurrency 1 (p50 / p99 latency) and 32 (throughput), for 1 and
+2 workers; requests with new text are reported apart. Each figure also reports the server's CPU ms per request (its
+processes' CPU time over the requests: what the targets depend on, whatever else the shared machine runs), the load
+average over it, and the workers' RSS before and after. Where the time goes: the same bodies answered in this
+process by a :class:`~bundlerl.serving.recommender.Recommender` (its stage timers, CPU ms per request), one at a time
+and in batches of 32 (the server's dynamic batching), and validated by the request schema.
 
     python benchmarks/bench_serving.py --model MODEL_DIR                  # export one first (bundlerl export)
     python benchmarks/bench_serving.py --model MODEL_DIR --requests 2000  # a quick look
@@ -98,47 +100,107 @@ def _workers(proc) -> list[int]:
     return [proc.pid] + [int(p) for p in out.split()]
 
 
-async def _load(url: str, bodies: list[bytes], concurrency: int) -> tuple[np.ndarray, np.ndarray, float]:
-    """(per-request latency s, status codes, wall s) of sending every body with ``concurrency`` in flight."""
-    import httpx
+def _request_bytes(host: str, port: int, path: str, body: bytes) -> bytes:
+    return (f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n").encode() + body
 
+
+async def _load(url: str, bodies: list[bytes], concurrency: int) -> tuple[np.ndarray, np.ndarray, float]:
+    """(per-request latency s, status codes, wall s) of sending every body with ``concurrency`` in flight.
+
+    The load generator is a raw-socket HTTP/1.1 keep-alive client on asyncio (uvloop's loop when installed): one
+    connection per concurrent sender, requests pre-serialised, the response read by its Content-Length. httpx spent
+    more CPU per request than the server at a few hundred requests/s on this 2-core machine; this spends ~0.1 ms. A
+    connection error or a response without Content-Length counts as status -1 (an error of the figure), and the
+    sender reconnects."""
+    from urllib.parse import urlsplit
+
+    u = urlsplit(url)
+    host, port = u.hostname, u.port
+    reqs = [_request_bytes(host, port, "/v1/recommend", b) for b in bodies]
     lat = np.zeros(len(bodies))
     status = np.zeros(len(bodies), int)
     nxt = 0
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(base_url=url, timeout=60, limits=limits) as client:
-        async def worker():
-            nonlocal nxt
-            while nxt < len(bodies):
-                i = nxt
-                nxt += 1
-                t0 = time.perf_counter()
-                try:
-                    r = await client.post("/v1/recommend", content=bodies[i],
-                                          headers={"content-type": "application/json"})
-                    status[i] = r.status_code
-                except httpx.HTTPError:  # a reset or timed-out connection: an error of the figure, not a crash
-                    status[i] = -1
-                lat[i] = time.perf_counter() - t0
 
-        t0 = time.perf_counter()
-        await asyncio.gather(*[worker() for _ in range(concurrency)])
-        wall = time.perf_counter() - t0
+    async def sender():
+        nonlocal nxt
+        reader = writer = None
+        while nxt < len(reqs):
+            i = nxt
+            nxt += 1
+            t0 = time.perf_counter()
+            try:
+                if writer is None:
+                    reader, writer = await asyncio.open_connection(host, port)
+                writer.write(reqs[i])
+                head = await reader.readuntil(b"\r\n\r\n")
+                status[i] = int(head[9:12])
+                length = -1
+                for line in head.split(b"\r\n"):
+                    if line[:15].lower() == b"content-length:":
+                        length = int(line[15:])
+                if length < 0:
+                    raise ConnectionError("no Content-Length")
+                await reader.readexactly(length)
+            except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError):
+                status[i] = -1
+                if writer is not None:
+                    writer.close()
+                reader = writer = None
+            lat[i] = time.perf_counter() - t0
+        if writer is not None:
+            writer.close()
+
+    t0 = time.perf_counter()
+    await asyncio.gather(*[sender() for _ in range(concurrency)])
+    wall = time.perf_counter() - t0
     return lat, status, wall
 
 
+def _run(coro):
+    """Run ``coro`` on uvloop's event loop when installed (the cheaper client), else asyncio's."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(coro)
+    return uvloop.run(coro)
+
+
+def _cpu_s(pids: list[int]) -> float:
+    """User + system CPU seconds of ``pids`` so far (/proc/PID/stat), 0 for a process that is gone."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+        except (OSError, IndexError, ValueError):
+            pass
+    return total / tick
+
+
 def figure(url, proc, bodies, new, concurrency) -> dict:
-    rss0 = _rss_mb(_workers(proc))
+    """One figure: every body sent at ``concurrency``; latency percentiles apart for known and new text, throughput,
+    errors, the server's RSS before and after, the server's CPU ms per request (its processes' CPU time over the
+    requests: what the targets depend on, whatever else the machine runs), the client's CPU share and the load
+    average over the figure."""
+    pids = _workers(proc)
+    rss0 = _rss_mb(pids)
+    srv0 = _cpu_s(pids)
+    load0 = os.getloadavg()[0]
     cpu0 = time.process_time()
-    lat, status, wall = asyncio.run(_load(url, bodies, concurrency))
+    lat, status, wall = _run(_load(url, bodies, concurrency))
     cpu = time.process_time() - cpu0
-    rss1 = _rss_mb(_workers(proc))
+    srv = _cpu_s(pids) - srv0
+    rss1 = _rss_mb(pids)
     ok = status == 200
     res = {"concurrency": concurrency, "requests": len(bodies), "errors": int((~ok).sum()),
            "transport_errors": int((status == -1).sum()), "wall_s": wall,
-           "throughput_rps": len(bodies) / wall, "client_cpu_share": cpu / wall, "rss_mb_before": rss0,
-           "rss_mb_after": rss1}
-    for name, sel in (("known", ~new), ("new_text", new)):
+           "throughput_rps": len(bodies) / wall, "server_cpu_ms_per_request": srv / len(bodies) * 1e3,
+           "server_cpu_share": srv / wall, "client_cpu_ms_per_request": cpu / len(bodies) * 1e3,
+           "client_cpu_share": cpu / wall, "rss_mb_before": rss0, "rss_mb_after": rss1,
+           "load_average_1min": [load0, os.getloadavg()[0]]}
+    for name, sel in (("all", np.ones(len(new), bool)), ("known", ~new), ("new_text", new)):
         if sel.any():
             res[f"p50_ms_{name}"] = float(np.percentile(lat[sel], 50) * 1e3)
             res[f"p99_ms_{name}"] = float(np.percentile(lat[sel], 99) * 1e3)
@@ -147,31 +209,39 @@ def figure(url, proc, bodies, new, concurrency) -> dict:
 
 
 def breakdown(model_dir: Path, bodies: list[bytes], new: np.ndarray, n: int = 2000) -> dict:
-    """Mean ms per request of each stage, in process (no HTTP), for requests with known text (the encoder's memo
-    warmed by a first pass, as a running server's is) and with new text apart: schema validation, then the
-    recommender's stages (``Recommender.last_timings``)."""
+    """Where the time goes, in process (no HTTP): per request, the CPU ms (``time.process_time``) and the mean wall ms
+    of each stage (schema validation, then ``Recommender.last_timings``: encoding, user state, candidates, policy,
+    ranking with reasons), answered one at a time (``batch_1``: what a worker does at concurrency 1; known and new
+    text apart) and in batches of 32 of the mix as it arrives (``batch_32``: what dynamic batching does under load).
+    Known texts are warm in the encoder's memo (a running server has seen them); new texts are fresh in each part
+    (``bodies[:n]`` one at a time, ``bodies[n:2n]`` in batches)."""
     from bundlerl.serving.app import _to_request
     from bundlerl.serving.recommender import Recommender
     from bundlerl.serving.schemas import RecommendIn
 
     rec = Recommender.load(model_dir)
     K = rec.art.config.K
-    reqs = [_to_request(RecommendIn.model_validate_json(b), K, "") for b in bodies[:n]]
-    rec.encode(sorted({r.profile_text for r, nw in zip(reqs, new) if r.profile_text and not nw}))
-    out = {}
-    for name, sel in (("known", ~new[:n]), ("new_text", new[:n])):
+    rec.encode(sorted({str(json.loads(b).get("profile_text")) for b, nw in zip(bodies[:2 * n], new) if not nw}))
+    rec.recommend(_to_request(RecommendIn.model_validate_json(bodies[0]), K, ""))  # first-call costs
+
+    def run(part: list[bytes], batch: int) -> dict:
         sums: dict[str, float] = {}
-        for b in (b for b, s in zip(bodies[:n], sel) if s):
+        c0 = time.process_time()
+        for lo in range(0, len(part), batch):
             t0 = time.perf_counter()
-            req = _to_request(RecommendIn.model_validate_json(b), K, "")
+            reqs = [_to_request(RecommendIn.model_validate_json(b), K, "") for b in part[lo:lo + batch]]
             sums["validation"] = sums.get("validation", 0.0) + time.perf_counter() - t0
-            t0 = time.perf_counter()
-            rec.recommend(req)
-            sums["total_recommend"] = sums.get("total_recommend", 0.0) + time.perf_counter() - t0
+            rec.recommend_batch(reqs)
             for k, v in rec.last_timings.items():
                 sums[k] = sums.get(k, 0.0) + v
-        out[name] = {k: v / max(int(sel.sum()), 1) * 1e3 for k, v in sums.items()}
-    return out
+        cpu = time.process_time() - c0
+        return {"cpu_ms": cpu / len(part) * 1e3, "n": len(part),
+                **{f"{k}_ms": v / len(part) * 1e3 for k, v in sums.items()}}
+
+    one, many = bodies[:n], bodies[n:2 * n]
+    parts = {"known": [b for b, s in zip(one, new[:n]) if not s], "new_text": [b for b, s in zip(one, new[:n]) if s]}
+    return {"batch_1": {name: run(part, 1) for name, part in parts.items() if part},
+            "batch_32": {"mix": run(many, 32)}}
 
 
 def main(argv=None) -> None:
@@ -181,6 +251,8 @@ def main(argv=None) -> None:
     ap.add_argument("--new-text", type=float, default=0.2, help="share of new users with unseen profile text")
     ap.add_argument("--workers", default="1,2")
     ap.add_argument("--concurrency", default="1,32")
+    ap.add_argument("--max-batch", type=int, default=None,
+                    help="the server's --max-batch (default: its own; 1 turns dynamic batching off)")
     ap.add_argument("--out", type=Path, default=None, help="write the figures as JSON here")
     args = ap.parse_args(argv)
 
@@ -195,17 +267,20 @@ def main(argv=None) -> None:
     print(f"{len(bodies):,} bodies from simulated sessions in {time.perf_counter() - t0:.1f} s "
           f"({new.mean():.0%} new text; mean {np.mean([len(json.loads(b).get('events', [])) for b in bodies]):.1f} "
           f"events)", flush=True)
-    results = {"breakdown_ms": breakdown(model, bodies, new), "figures": [], "load_average": os.getloadavg()}
-    for name, stages in results["breakdown_ms"].items():
-        print(f"where the time goes, {name} (in process, mean ms/request):",
-              {k: round(v, 3) for k, v in stages.items()}, flush=True)
+    results = {"breakdown_ms": breakdown(model, bodies, new, n=min(2000, len(bodies) // 2)), "figures": [],
+               "load_average": os.getloadavg()}
+    for batch, parts in results["breakdown_ms"].items():
+        for name, stages in parts.items():
+            print(f"where the time goes, {batch}, {name} (in process, per request):",
+                  {k: round(v, 3) for k, v in stages.items()}, flush=True)
     start = 0
     for w in (int(x) for x in args.workers.split(",")):
-        with server(model, workers=w, log_dir=tmp / f"logs-{w}") as (url, proc):
+        extra = () if args.max_batch is None else ("--max-batch", str(args.max_batch))
+        with server(model, workers=w, log_dir=tmp / f"logs-{w}", extra=extra) as (url, proc):
             for c in (int(x) for x in args.concurrency.split(",")):
                 part = slice(start, start + args.requests)
                 start += args.requests
-                warm = asyncio.run(_load(url, bodies[part][:200], c))  # connections, first-call costs
+                warm = _run(_load(url, bodies[part][:200], c))  # connections, first-call costs
                 del warm
                 res = {"workers": w, **figure(url, proc, bodies[part], new[part], c)}
                 results["figures"].append(res)

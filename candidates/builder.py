@@ -53,6 +53,7 @@ from bundlerl.candidates.features import (
     prefix_pair_max_upper,
     prefix_pair_mean_upper,
     substitution,
+    upper_pairs,
 )
 from bundlerl.candidates.index import ItemIndex, inner_products_by_index
 from bundlerl.candidates.kernels import greedy_complete, mmr_select, selected_bundles
@@ -330,7 +331,7 @@ class BundleBuilder:
             f_relh = None
             f_relq = f_relp
         # both tables are symmetric: gather the K_max(K_max-1)/2 pairs u < v only (COMPS already holds both directions)
-        iu, iv = np.triu_indices(Km, 1)
+        iu, iv = upper_pairs(Km)
         pair_idx = (srcc * (C + 1) ** 2)[..., None] + codesc[..., iu] * (C + 1) + codesc[..., iv]
         mean_comp = prefix_pair_mean_upper(np.take(self._COMPS_flat, pair_idx), Km)  # mean of both directions
         max_sub = prefix_pair_max_upper(np.take(self._SUBX_flat, pair_idx), Km)

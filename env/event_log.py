@@ -48,7 +48,7 @@ def _append(log: np.ndarray, count: np.ndarray, rows: np.ndarray, items: np.ndar
 
 @dataclass(frozen=True)
 class _Answer:
-    """The fields of a shopper's Response that :meth:`EventLog.record` reads, for :meth:`EventLog.replay`."""
+    """The fields of a shopper's Response that :meth:`EventLog.record` reads, for :meth:`EventLog.replay_rows`."""
 
     click: np.ndarray
     bought: np.ndarray
@@ -128,21 +128,31 @@ class EventLog(RowTable):
             self.has_hist[cr] = True
             self.history_obs[cr] = projected_history(self.hist_sum[cr], self.hist_proj[cr])
 
-    def replay(self, row: int, steps, emb_z: np.ndarray, proj_z: np.ndarray) -> None:
-        """Record ``steps`` (a sequence of :class:`LoggedStep`, oldest first) for ``row`` through :meth:`record`,
-        step by step: the env's own bookkeeping applied to a history told from outside (serving's request events).
+    def replay_rows(self, rows: np.ndarray, steps, emb_z: np.ndarray, proj_z: np.ndarray) -> None:
+        """Record each row's ``steps`` (``steps[i]``: a sequence of :class:`LoggedStep` of ``rows[i]``, oldest first)
+        through :meth:`record`, step by step: the env's own bookkeeping applied to histories told from outside
+        (serving's request events). Step t of every row that has one is one :meth:`record` call over those rows (rows
+        are distinct, as in the env's steps), so a batch of users costs as many calls as its longest history.
 
-        :param emb_z, proj_z: as for :meth:`record`. Items are catalogue positions (checked by the caller).
+        :param rows: (n,) distinct int rows. :param emb_z, proj_z: as for :meth:`record`. Items are catalogue
+            positions (checked by the caller).
         """
-        rr = np.array([row], dtype=np.int64)
-        for st in steps:
-            width = max(1, len(st.shown))
-            bundle = np.full((1, width), -1, dtype=np.int64)
-            bundle[0, :len(st.shown)] = st.shown
-            bought = np.isin(bundle, np.asarray(st.bought, dtype=np.int64)) & (bundle >= 0)
-            resp = _Answer(click=np.array([bool(st.click)]), bought=bought,
-                           n_bought=bought.sum(axis=1).astype(np.int32), revenue=np.array([st.revenue], np.float64))
-            self.record(rr, bundle, resp, emb_z, proj_z)
+        rows = np.asarray(rows, dtype=np.int64)
+        lengths = np.array([len(s) for s in steps], dtype=np.int64)
+        for t in range(int(lengths.max(initial=0))):
+            idx = np.flatnonzero(lengths > t)
+            now = [steps[i][t] for i in idx]
+            width = max(1, max(len(st.shown) for st in now))
+            bundle = np.full((idx.size, width), -1, dtype=np.int64)
+            bought = np.zeros((idx.size, width), dtype=bool)
+            for r, st in enumerate(now):
+                bundle[r, :len(st.shown)] = st.shown
+                if st.bought:
+                    bought[r, :len(st.shown)] = np.isin(st.shown, st.bought)
+            resp = _Answer(click=np.array([bool(st.click) for st in now]), bought=bought,
+                           n_bought=bought.sum(axis=1).astype(np.int32),
+                           revenue=np.array([st.revenue for st in now], np.float64))
+            self.record(rows[idx], bundle, resp, emb_z, proj_z)
 
     def history_vectors(self, rows: np.ndarray | None = None) -> np.ndarray:
         """(n, d) float32 clicked-items history vectors of ``rows`` (all when None); zero rows before a click."""

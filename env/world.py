@@ -156,7 +156,7 @@ def build_world(preset: "str | EnvConfig", *, progress: bool | None = None) -> W
     with _LOCK:
         world = _WORLDS.get(key)
         if world is not None:
-            return world
+            return world if world.config == config else _with_config(world, config)
         raw = load_raw(config, key)
         n_stages = (raw is None) + 4 + (config.source == "instacart")
         stages = _Stages(config.name, n_stages, progress_enabled(progress, default=raw is None))
@@ -167,6 +167,16 @@ def build_world(preset: "str | EnvConfig", *, progress: bool | None = None) -> W
             stages.bar.close()
         _WORLDS[key] = world
         return world
+
+
+def _with_config(world: World, config: EnvConfig) -> World:
+    """``world`` under ``config``, a config of the same world key: the key leaves out what the world's parts do not
+    depend on (horizon, reward, shopper parameters, ...), so the parts are shared, but ``World.config`` is the one
+    asked for (callers read the horizon from it)."""
+    out = dataclasses.replace(world, config=config)
+    if "_initial_pools" in world.__dict__:  # built from the builder, which the key covers
+        out.__dict__["_initial_pools"] = world.__dict__["_initial_pools"]
+    return out
 
 
 def _build(config: EnvConfig, key: str, raw, progress: bool | None, stages: _Stages) -> World:

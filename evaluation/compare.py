@@ -156,8 +156,10 @@ def compare(policies: Mapping[str, Any], world, config: EvalConfig | None = None
         table[name] = summarize(res, catalog_world, config.complement_threshold)
         labels[name] = policy_label(name, res.uses_simulator_truth)
         kinds[name] = "oracle" if res.uses_simulator_truth else "baseline" if name in OBSERVABLE_POLICIES else "trained"
-    return Comparison(table=table, labels=labels, world=env.name, config=config, kinds=kinds,
-                      short_names={n: (short_names or {}).get(n, _short(n, kinds[n])) for n in table})
+    shorts = {n: (short_names or {}).get(n, _short(n, kinds[n])) for n in table}
+    # a run's folder name alone does not say which row is the myopic control: tables lead with the short name
+    labels |= {n: f"{shorts[n]}: {labels[n]}" for n in table if kinds[n] == "trained" and shorts[n] != n}
+    return Comparison(table=table, labels=labels, world=env.name, config=config, kinds=kinds, short_names=shorts)
 
 
 def _short(name: str, kind: str) -> str:

@@ -27,7 +27,7 @@ examples:
 
 
 def add_parser(subparsers) -> None:
-    from bundlerl.serving.app import MAX_BODY
+    from bundlerl.serving.app import MAX_BATCH, MAX_BODY
 
     p = subparsers.add_parser("serve", help=HELP, description=DESCRIPTION, epilog=EPILOG,
                               formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -42,6 +42,9 @@ def add_parser(subparsers) -> None:
                    help="fsync each journal record before answering (survives power loss; ~1 ms per request)")
     p.add_argument("--max-body", type=Integer(1024), default=MAX_BODY,
                    help=f"request size limit in bytes (default: {MAX_BODY})")
+    p.add_argument("--max-batch", type=Integer(1, 1024), default=MAX_BATCH,
+                   help="largest dynamic batch of concurrent /v1/recommend requests a worker answers in one call "
+                        f"(default: {MAX_BATCH}; 1: one at a time)")
     p.set_defaults(func=run)
 
 
@@ -56,7 +59,7 @@ def run(args) -> int:
     os.environ.update(BUNDLERL_SERVE_MODEL=str(os.path.abspath(args.model)),
                       BUNDLERL_SERVE_LOGS=str(os.path.abspath(args.log_dir)) if args.log_dir else "",
                       BUNDLERL_SERVE_SEED=str(args.seed), BUNDLERL_SERVE_FSYNC="1" if args.fsync else "0",
-                      BUNDLERL_SERVE_MAX_BODY=str(args.max_body))
+                      BUNDLERL_SERVE_MAX_BODY=str(args.max_body), BUNDLERL_SERVE_MAX_BATCH=str(args.max_batch))
     uvicorn.run("bundlerl.serving.app:app_from_env", factory=True, host=args.host, port=args.port,
                 workers=args.workers, log_level="warning", access_log=False)
     return 0

@@ -82,12 +82,17 @@ class ModelArtifacts:
         :mod:`bundlerl.serving.item_store`); ``self`` when there are none."""
         if items is None or len(items) == 0:
             return self
-        from bundlerl.serving.item_store import extend_parts
-
-        catalog, comp, index = extend_parts(self, items)
         from bundlerl.candidates.builder import BundleBuilder
+        from bundlerl.serving.item_store import ProxyComplements, extend_parts
 
-        builder = BundleBuilder(catalog, index, comp, self.config.builder_config())
+        catalog, proxy, index = extend_parts(self, items)
+
+        def proxied(model):
+            return ProxyComplements(model.base if isinstance(model, ProxyComplements) else model, proxy)
+
+        # the builder keeps completing with its own model (the learned completion when there is one), proxied
+        comp = proxied(self.comp)
+        builder = BundleBuilder(catalog, index, proxied(self.builder.comp), self.config.builder_config())
         return ModelArtifacts(self.folder, self.manifest, self.config, catalog, comp, index, builder,
                               self.projection, self.policy, self.mean_price, self.n_base_items)
 

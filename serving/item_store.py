@@ -14,7 +14,11 @@ survives a restart. The base model's files are never modified.
 Cold items in the model (:func:`extend_parts`): appended to the catalogue (popularity 0) and to a fresh copy of the
 FAISS index (retrievable at once), and given the complementarity of a **proxy**: their nearest base item by
 embedding (in their category when one is given). Their complement lists and pair scores are the proxy's
-(:class:`ProxyComplements`), until the complementarity model is refitted with baskets holding them.
+(:class:`ProxyComplements`), until the models are refitted with baskets holding them; a cold item and its proxy
+score 0 with each other (the proxy is its nearest text neighbour: a likely substitute, not a complement). Both the
+complementarity model (reasons) and the builder's own model (the learned completion when the model folder has one,
+as in the env) are proxied, so base items keep exactly the complement lists and pair scores they had: adding items
+changes no existing user's candidates except where a cold item is retrieved.
 """
 
 from __future__ import annotations
@@ -153,8 +157,9 @@ class ProxyComplements:
 
 
 def extend_parts(art, batch: ItemBatch):
-    """(catalogue, complementarity, index) of ``art`` (ModelArtifacts) extended with ``batch``'s cold items (see the
-    module docstring). :raises ItemStoreError: an item id already in the catalogue or an unknown category."""
+    """(catalogue, proxy, index) of ``art`` (ModelArtifacts) extended with ``batch``'s cold items (see the module
+    docstring): ``proxy`` (n0 + m,) int64 is each item's proxy (base items their own), for :class:`ProxyComplements`.
+    :raises ItemStoreError: an item id already in the catalogue or an unknown category."""
     from bundlerl.candidates.index import ItemIndex
 
     base = art.catalog
@@ -185,6 +190,4 @@ def extend_parts(art, batch: ItemBatch):
     )
     index = ItemIndex.load(art.folder / "index.faiss")
     index.add(batch.embeddings)
-    comp = ProxyComplements(art.comp if not isinstance(art.comp, ProxyComplements) else art.comp.base,
-                            np.concatenate([np.arange(n0), proxy]))
-    return cat, comp, index
+    return cat, np.concatenate([np.arange(n0), proxy]).astype(np.int64), index

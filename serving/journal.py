@@ -72,6 +72,15 @@ def salted_hash(user_id: str | None, salt: bytes) -> str | None:
     return hashlib.sha256(salt + b"\0" + user_id.encode("utf-8")).hexdigest()[:32]
 
 
+def _line(record: dict[str, Any]) -> bytes:
+    """One record as one JSON line (orjson: numpy arrays and scalars written as JSON numbers without a ``tolist``
+    pass; several times faster than ``json.dumps`` on an impression's observation). Non-finite floats, which no
+    record holds, would be written as ``null``."""
+    import orjson
+
+    return orjson.dumps(record, option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_APPEND_NEWLINE)
+
+
 class Journal:
     """One process's append-only journal in ``log_dir`` (see the module docstring)."""
 
@@ -84,8 +93,7 @@ class Journal:
 
     def append(self, record: dict[str, Any]) -> None:
         """Append one record as one line with one write (then fsync when asked); returns once it is in the file."""
-        line = (json.dumps(record, separators=(",", ":"), allow_nan=False) + "\n").encode("utf-8")
-        view = memoryview(line)
+        view = memoryview(_line(record))
         while view:  # os.write may write less than asked (signals, pipes): finish the line
             n = os.write(self.fd, view)
             view = view[n:]

@@ -27,7 +27,7 @@ from bundlerl.env.candidate_cache import build_pools
 from bundlerl.env.event_log import EventLog
 from bundlerl.env.observation import build_observation, project
 from bundlerl.serving.exploration import exploring_probabilities, ranked_slots
-from bundlerl.serving.reasons import reasons_for
+from bundlerl.serving.reasons import purchase_comp, reason_seeds, reasons_for
 from bundlerl.serving.schemas import BundleOut
 from bundlerl.serving.user_state import UnknownItemError, UserRequest, to_steps
 
@@ -38,7 +38,7 @@ _TEXT_MEMO = 4096  # profile vectors kept per process (the encoder's cost is per
 
 @dataclass
 class Recommendation:
-    """The answer to one request, and what the impression log records (:mod:`bundlerl.serving.impressions`).
+    """The answer to one request, and what the impression journal records (:mod:`bundlerl.serving.journal`).
 
     ``observation`` holds the user's observation row (each array without the batch axis), ``probabilities`` the
     exploring distribution over the K candidates, ``policy_probabilities`` the policy's own, ``action`` the
@@ -77,6 +77,10 @@ class Recommender:
                                                                                       int(stream))))
         self._encoder = encoder
         self._memo: OrderedDict[str, np.ndarray] = OrderedDict()
+        #: profile-text vectors kept (the encoder's cost is per distinct text)
+        self.memo_size = _TEXT_MEMO
+        #: key signing impression ids (``bundlerl.serving.impressions``); None: unsigned ids
+        self.id_key: bytes | None = None
         self.last_timings: dict[str, float] = {}
 
     @classmethod
@@ -93,38 +97,60 @@ class Recommender:
         return cls(art, seed=seed, stream=stream)
 
     def _impression_id(self) -> str:
-        """A new impression id: the stream, the time in ns and 64 bits of the exploration generator (unique across
-        workers, restarts and concurrent requests)."""
-        return f"{self.stream:x}-{time.time_ns():x}-{int(self.rng.integers(0, 2**63)):016x}"
+        """A new impression id (:mod:`bundlerl.serving.impressions`: the stream, the time in ns and 64 bits of the
+        exploration generator, unique across workers, restarts and concurrent requests), signed with
+        :attr:`id_key` when set (the service sets it)."""
+        from bundlerl.serving.impressions import new_impression_id
+
+        return new_impression_id(self.stream, time.time_ns(), self.rng, self.id_key)
 
     # ------------------------------------------------------------------ text
     @property
     def encoder(self):
+        """The text encoder: the model's SentenceEncoder run by onnxruntime on one thread
+        (:class:`~bundlerl.encoders.onnx_sentence.OnnxSentenceEncoder`: same vectors, half the CPU), or the
+        SentenceEncoder itself for a model whose pipeline it does not export."""
         if self._encoder is None:
             from bundlerl.encoders import SentenceEncoder
+            from bundlerl.encoders.base import EncoderError
+            from bundlerl.encoders.onnx_sentence import OnnxSentenceEncoder
 
-            self._encoder = SentenceEncoder(self.art.manifest["encoder"]["name"])
+            base = SentenceEncoder(self.art.manifest["encoder"]["name"])
+            try:
+                onnx = OnnxSentenceEncoder(base)
+                onnx.encode(["load and check the exported graph"])
+                self._encoder = onnx
+            except EncoderError:
+                self._encoder = base
         return self._encoder
 
     def encode(self, texts: list[str], *, memo: bool = True) -> np.ndarray:
-        """(n, d) float32 unit vectors of ``texts``, memoised per process by text (``memo``; new items pass False).
+        """(n, d) float32 unit vectors of ``texts``, memoised per process by text (``memo``; new items pass False):
+        the last ``memo_size`` distinct texts used (least recently used evicted first; a batch's own texts are
+        answered before anything is evicted, whatever the batch's size).
 
-        The encoder runs on one torch thread: a worker answers one request at a time, and on a busy machine two
-        threads fighting for the cores made one sentence 10x slower (BENCHMARKS.md, Serving)."""
+        The encoder runs on one thread: a worker computes one batch at a time, and on a busy machine two threads
+        fighting for the cores made one sentence 10x slower (BENCHMARKS.md, Serving)."""
         from bundlerl.utils.threads import torch_threads
 
+        d = self.art.catalog.embeddings.shape[1]
         if not memo:
             with torch_threads(1):
-                return np.asarray(self.encoder.encode(list(texts)), dtype=np.float32)
-        todo = list(dict.fromkeys(t for t in texts if t not in self._memo))
+                return np.asarray(self.encoder.encode(list(texts)), dtype=np.float32).reshape(-1, d)
+        if not texts:
+            return np.zeros((0, d), np.float32)
+        have = {t: self._memo[t] for t in dict.fromkeys(texts) if t in self._memo}
+        for t in have:
+            self._memo.move_to_end(t)  # recently used: evicted last
+        todo = [t for t in dict.fromkeys(texts) if t not in have]
         if todo:
             with torch_threads(1):
                 vecs = np.asarray(self.encoder.encode(todo), dtype=np.float32)
-            for t, v in zip(todo, vecs):
-                self._memo[t] = v
-                if len(self._memo) > _TEXT_MEMO:
-                    self._memo.popitem(last=False)
-        return np.stack([self._memo[t] for t in texts]) if texts else np.zeros((0, self.art.catalog.embeddings.shape[1]))
+            have.update(zip(todo, vecs))
+            self._memo.update(zip(todo, vecs))
+            while len(self._memo) > self.memo_size:
+                self._memo.popitem(last=False)
+        return np.stack([have[t] for t in texts])
 
     # ------------------------------------------------------------------ the shared code path
     def user_log(self, requests: list[UserRequest]) -> tuple[EventLog, list[list]]:
@@ -148,8 +174,7 @@ class Recommender:
             profile[has_text] = vecs
         rows = np.arange(n)
         log.start(rows, np.full(n, -1), profile, project(profile, art.projection))
-        for i, st in enumerate(steps):
-            log.replay(i, st, art.emb_z, art.proj_z)
+        log.replay_rows(rows, steps, art.emb_z, art.proj_z)
         self.last_timings.update(encode=t1 - t0, user_state=time.perf_counter() - t1)
         return log, steps
 
@@ -180,6 +205,23 @@ class Recommender:
         return obs, items, mask, log, steps
 
     # ------------------------------------------------------------------ answers
+    def _exploring(self, obs, policy_p: np.ndarray, requests: list[UserRequest]) -> np.ndarray:
+        """(N, K) exploring distribution of each request: the policy's own rows where a request has no settings,
+        else one wrapped call per distinct setting over its requests' rows."""
+        out = policy_p
+        groups: dict[tuple, list[int]] = {}
+        for i, r in enumerate(requests):
+            key = tuple(sorted(r.exploration.settings().items()))
+            if key:
+                groups.setdefault(key, []).append(i)
+        if groups:
+            out = policy_p.copy()
+        for rows in groups.values():
+            x = requests[rows[0]].exploration
+            sub = {k: v[rows] for k, v in obs.items()}
+            out[rows] = exploring_probabilities(self.art.policy, sub, policy_p[rows], x)
+        return out
+
     def recommend(self, request: UserRequest) -> Recommendation:
         """The ranked bundles for one request (see :meth:`recommend_batch`)."""
         return self.recommend_batch([request])[0]
@@ -195,21 +237,26 @@ class Recommender:
         t0 = time.perf_counter()
         policy_p = art.policy.action_probabilities(obs)
         t1 = time.perf_counter()
-        out = []
+        probs = self._exploring(obs, policy_p, requests)
         disc = art.builder.disc
         price = art.catalog.price
+        # draws first, in request order (each request's slot draw, then its id: as when answered one at a time)
+        chosen, ids = [], []
         for i, r in enumerate(requests):
-            row = {key: v[i:i + 1] for key, v in obs.items()}
-            p = exploring_probabilities(art.policy, row, policy_p[i:i + 1], r.exploration)[0]
-            slots = ranked_slots(p, mask[i], int(r.k), self.rng)
-            chosen = slots[slots >= 0]
+            slots = ranked_slots(probs[i], mask[i], int(r.k), self.rng)
+            chosen.append(slots[slots >= 0])
+            ids.append(self._impression_id())
+        bought = [[it for s in st for it in s.bought] for st in steps]
+        comp = purchase_comp(art, [reason_seeds(b) for b in bought], [items[i][c] for i, c in enumerate(chosen)])
+        out = []
+        for i, r in enumerate(requests):
+            p, ch = probs[i], chosen[i]
             clicked = [it for s in steps[i] if s.click for it in s.shown]
-            bought = [it for s in steps[i] for it in s.bought]
-            reasons = reasons_for(art, items[i][chosen], obs["candidates"][i][chosen],
-                                  profile_vec=log.profile_vec[i], has_text=bool(r.profile_text), clicked=clicked,
-                                  bought=bought)
+            reasons = reasons_for(art, items[i][ch], obs["candidates"][i][ch], profile_vec=log.profile_vec[i],
+                                  has_text=bool(r.profile_text), clicked=clicked, bought=bought[i],
+                                  comp_all=comp[i])
             bundles = []
-            for c, (reason, scores) in zip(chosen.tolist(), reasons):
+            for c, (reason, scores) in zip(ch.tolist(), reasons):
                 members = items[i, c][items[i, c] >= 0]
                 d = float(disc[members.size])
                 bundles.append(BundleOut(
@@ -217,9 +264,9 @@ class Recommender:
                             "price": round(float(price[m]), 2)} for m in members.tolist()],
                     price=round(float(price[members].sum()) * (1 - d), 2), discount=d, score=float(policy_p[i, c]),
                     propensity=float(p[c]), reason=reason, scores=scores, candidate=int(c)))
-            action = int(chosen[0]) if chosen.size else -1
+            action = int(ch[0]) if ch.size else -1
             out.append(Recommendation(
-                impression_id=self._impression_id(), bundles=bundles, model_version=art.version,
+                impression_id=ids[i], bundles=bundles, model_version=art.version,
                 observation={k: v[i] for k, v in obs.items()}, probabilities=p, policy_probabilities=policy_p[i],
                 action=action, propensity=float(p[action]) if action >= 0 else 0.0, candidates=items[i]))
         self.last_timings.update(policy=t1 - t0, ranking=time.perf_counter() - t1)

@@ -9,7 +9,7 @@ named at that timestamp (first mention order, duplicates once); it was clicked w
 a purchase (the simulated shopper buys only from a bundle it clicked; a click adds the whole bundle to the history
 vector, as in the env); ``bought`` are its purchased items and ``revenue`` the sum of their prices (the event's
 ``price`` when given, e.g. the discounted price paid; else the catalogue price). The event log then replays the
-steps with the env's own bookkeeping (:meth:`EventLog.replay`).
+steps with the env's own bookkeeping (:meth:`EventLog.replay_rows`).
 """
 
 from __future__ import annotations

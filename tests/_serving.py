@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -84,12 +85,14 @@ def server(model_dir: Path, *, workers: int = 1, log_dir: Path | None = None, ex
     cmd = [sys.executable, "-m", "bundlerl.scripts.cli", "serve", str(model_dir), "--port", str(port),
            "--workers", str(workers), *(("--log-dir", str(log_dir)) if log_dir else ()), *extra]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    tail = _drain(proc)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + timeout
         while True:
             if proc.poll() is not None:
-                raise RuntimeError(f"server exited {proc.returncode}: {proc.stdout.read().decode()[-3000:]}")
+                time.sleep(0.5)  # the drain thread reads what is left
+                raise RuntimeError(f"server exited {proc.returncode}: {bytes(tail).decode(errors='replace')[-3000:]}")
             try:
                 if httpx.get(url + "/readyz", timeout=2).status_code == 200:
                     break
@@ -101,6 +104,23 @@ def server(model_dir: Path, *, workers: int = 1, log_dir: Path | None = None, ex
         yield url, proc
     finally:
         stop(proc)
+
+
+def _drain(proc, keep: int = 64 * 1024) -> bytearray:
+    """Read the server's output on a daemon thread for as long as it runs, keeping its last ``keep`` bytes (returned,
+    filled in place): an undrained pipe fills after 64 kB of log lines and then blocks the server mid-request."""
+    tail = bytearray()
+
+    def run():
+        try:
+            for chunk in iter(lambda: proc.stdout.read1(4096), b""):
+                tail.extend(chunk)
+                del tail[:-keep]
+        except (OSError, ValueError):  # closed by stop()
+            pass
+
+    threading.Thread(target=run, daemon=True).start()
+    return tail
 
 
 def stop(proc, sig=signal.SIGTERM) -> None:

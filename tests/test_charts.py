@@ -51,7 +51,7 @@ def test_the_chart_is_a_readable_grid(n_policies):
 
 def test_runs_get_short_names_in_the_chart(tmp_path, monkeypatch):
     """evaluate_runs names runs 'algo (seed s)' in the chart (their folder's time when two would share one) and
-    lists the names in results.md; the table keeps the run directories' names."""
+    lists the names in results.md; the table's rows lead with the short name, then the run directory's."""
     import _agents_fake_env as fake
     from _train_fakes import patch_training, tiny_cfg
 
@@ -72,7 +72,7 @@ def test_runs_get_short_names_in_the_chart(tmp_path, monkeypatch):
     res = evaluate_runs(runs[2:], baselines=["random"], episodes=4, out=tmp_path / "ev", progress=False,
                         log=lambda m: None)
     md = (tmp_path / "ev" / "results.md").read_text()
-    assert f"- dqn (seed 3): {runs[2].name}" in md and f"| {runs[2].name} |" in res["markdown"]
+    assert f"- dqn (seed 3): {runs[2].name}" in md and f"| dqn (seed 3): {runs[2].name} |" in res["markdown"]
 
 
 def test_help_texts_promise_only_what_was_measured_and_what_exists():

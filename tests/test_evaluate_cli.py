@@ -113,19 +113,22 @@ def test_evaluate_runs_writes_table_json_and_chart(tmp_path, monkeypatch):
     monkeypatch.setattr(tr, "_eval_policy", lambda pol, cfg, n, seed: _stand_in_eval(fake, pol, n, seed))
     monkeypatch.setattr(bundlerl.env.vec_env, "BundleRecVecEnv", fake.FakeBundleVecEnv)
     monkeypatch.setattr(bundlerl.env.world, "build_world", lambda preset: fake.fake_world())
-    run = tr.train(tr.TrainConfig(algo="dqn", preset="small", timesteps=32, num_envs=4, eval_freq=32, eval_episodes=4,
-                                  final_episodes=0, progress=False,
-                                  hyperparams={"learning_starts": 8, "batch_size": 8, "buffer_size": 100,
-                                               "network": {"hidden": 8, "context_dim": 4, "net_arch": [8]}}),
-                   out=tmp_path / "runs", log=lambda m: None).run_dir
-    res = evaluate_runs([run], baselines=["random", "relevance-greedy"], episodes=12, seed=3, out=tmp_path / "ev",
-                        progress=False, log=lambda m: None)
-    assert list(res["table"]) == [run.name, "random", "relevance-greedy"]
+    run, twin = (tr.train(tr.TrainConfig(algo="dqn", preset="small", timesteps=32, num_envs=4, eval_freq=32,
+                                         eval_episodes=4, final_episodes=0, progress=False, myopic=myopic,
+                                         hyperparams={"learning_starts": 8, "batch_size": 8, "buffer_size": 100,
+                                                      "network": {"hidden": 8, "context_dim": 4, "net_arch": [8]}}),
+                          out=tmp_path / "runs" / str(myopic), log=lambda m: None).run_dir for myopic in (False, True))
+    res = evaluate_runs([run, twin], baselines=["random", "relevance-greedy"], episodes=12, seed=3,
+                        out=tmp_path / "ev", progress=False, log=lambda m: None)
+    assert len(res["table"]) == 4 and list(res["table"])[2:] == ["random", "relevance-greedy"]
     for est in res["table"].values():
         assert est["return"].n == 12 and 1.0 <= est["bundle_size"].value <= 3.0
         assert 0.0 <= est["complement_share"].value <= 1.0 and 0.0 <= est["diversity"].value <= 2.0
     md = (tmp_path / "ev" / "results.md").read_text()
-    assert md.count("\n| ") == 4 and "true-complement share" in md
+    assert md.count("\n| ") == 5 and "true-complement share" in md
+    rows = [line.split(" | ")[0] for line in md.splitlines() if line.startswith("| ")]
+    # the runs' rows say which one is the myopic control, then name the run's folder
+    assert rows[1].endswith(f"dqn (seed 0): {run.name}") and rows[2].endswith(f"dqn myopic (seed 0): {twin.name}")
     assert (tmp_path / "ev" / "results.png").read_bytes()[:8] == PNG_MAGIC
     js = json.loads((tmp_path / "ev" / "results.json").read_text())
     assert js["random"]["return"]["n"] == 12

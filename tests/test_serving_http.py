@@ -64,6 +64,29 @@ def test_recommend_batch_feedback_and_reads(live):
     assert out["impression_id"] in text and '"feedback"' in text and "alice" not in text
 
 
+def test_feedback_for_an_impression_no_worker_issued_is_a_404(live):
+    """Concurrent requests (batched in the workers) each get their own signed impression id; feedback on any of them
+    is accepted by whichever worker takes it, and an unknown, mistyped or forged id is a 404 saying so."""
+    url, _ = live
+    from concurrent.futures import ThreadPoolExecutor
+
+    def ask(n):
+        return C.post(f"{url}/v1/recommend", json={"user_id": f"u{n}", "profile_text": "camping", "k": 2})
+
+    with ThreadPoolExecutor(12) as pool:
+        answers = list(pool.map(ask, range(24)))
+    assert all(r.status_code == 200 for r in answers), [r.text for r in answers if r.status_code != 200][:1]
+    ids = [r.json()["impression_id"] for r in answers]
+    assert len(set(ids)) == 24
+    for iid in ids[:6]:
+        assert C.post(f"{url}/v1/feedback", json={"impression_id": iid, "click": False}, headers=W).status_code == 200
+    good = ids[0]
+    forged = good[:-1] + ("0" if good[-1] != "0" else "1")
+    for bad in ("0123-abc", forged, good.rsplit("-", 1)[0]):
+        r = C.post(f"{url}/v1/feedback", json={"impression_id": bad, "click": True}, headers=W)
+        assert r.status_code == 404 and "was not issued by this service" in r.json()["detail"], r.text
+
+
 @pytest.mark.parametrize("body, status, says", [
     ('{"k": 9}', 422, "at most K=8"),
     ('{"k": 0}', 422, "greater than or equal to 1"),

@@ -156,6 +156,52 @@ def test_recommend_answers_with_ranked_bundles_reasons_and_propensities(rec):
         assert b.price == pytest.approx(sum(it.price for it in b.items) * (1 - b.discount), abs=0.02)
 
 
+def test_a_batch_is_answered_as_its_requests_one_by_one(rec):
+    """What the service's dynamic batching relies on: recommend_batch of N requests (mixed: events with purchases,
+    exploration settings, exclusions, caps, no text) gives each request what it gets alone, draws included."""
+    from bundlerl.serving.recommender import Recommender
+
+    ids = rec.art.catalog.item_ids
+    reqs = [UserRequest(profile_text="trail running and hiking gear", k=4,
+                        events=(Event(ids[5], "view", 1), Event(ids[9], "view", 1), Event(ids[5], "purchase", 1),
+                                Event(ids[12], "view", 2), Event(ids[12], "click", 2))),
+            UserRequest(k=3),
+            UserRequest(profile_text="fountain pens and notebooks", k=2, exploration=Exploration(epsilon=0.3)),
+            UserRequest(profile_text="fountain pens and notebooks", k=8, price_cap=30.0, exclude=(str(ids[3]),)),
+            UserRequest(profile_text="coffee", events=(Event(ids[7], "purchase", 4),),
+                        exploration=Exploration(temperature=2.0, floor=0.05)),
+            UserRequest(profile_text="coffee", exploration=Exploration(epsilon=0.3))]
+    one = Recommender(rec.art, seed=11, encoder=rec.encoder)
+    many = Recommender(rec.art, seed=11, encoder=rec.encoder)
+    alone = [one.recommend(r) for r in reqs]
+    together = many.recommend_batch(reqs)
+    for a, b in zip(alone, together):
+        np.testing.assert_array_equal(a.candidates, b.candidates)
+        np.testing.assert_allclose(a.probabilities, b.probabilities, atol=1e-6)
+        assert a.action == b.action
+        assert [(x.candidate, x.reason, [it.id for it in x.items]) for x in a.bundles] == \
+            [(x.candidate, x.reason, [it.id for it in x.items]) for x in b.bundles]
+        assert a.impression_id.split("-")[2] == b.impression_id.split("-")[2]  # the same draw of the id's bits
+
+
+def test_a_batch_with_more_texts_than_the_memo_holds(rec):
+    """The profile-text memo never evicts a text its own batch still needs (a batch of 32 with new texts once raised
+    KeyError when the memo was full), and keeps the most recently used texts."""
+    from bundlerl.serving.recommender import Recommender
+
+    r = Recommender(rec.art, encoder=rec.encoder)
+    r.memo_size = 2
+    texts = ["camping", "fountain pens", "coffee beans", "camping", "yoga mats"]
+    got = r.encode(texts)
+    np.testing.assert_allclose(got, rec.encoder.encode(texts), atol=1e-5)
+    assert list(r._memo) == ["coffee beans", "yoga mats"]
+    r.encode(["coffee beans"])  # used: now the most recent
+    r.encode(["tents"])
+    assert list(r._memo) == ["coffee beans", "tents"]
+    out = r.recommend_batch([UserRequest(profile_text=t) for t in texts])
+    assert len(out) == len(texts) and all(o.bundles for o in out)
+
+
 def test_new_users_exclusions_and_price_caps(rec):
     ids = rec.art.catalog.item_ids
     anon = rec.recommend(UserRequest(k=3))
@@ -189,3 +235,19 @@ def test_cold_start_items_are_retrievable_and_survive_a_reload(tmp_path, served_
     assert "NEW-1" in {it.id for b in r.bundles for it in b.items}
     r = rec2.recommend(UserRequest(events=(Event("NEW-1", "purchase", 1),)))  # usable in events too
     assert r.bundles
+    # the cold item borrows its proxy's (nearest base item's) complements, in the builder's own model (the learned
+    # completion here, as in the env) and in the complementarity model; base items keep theirs exactly
+    from bundlerl.candidates.learned import CompletionModel
+
+    old, new = rec.art, rec2.art
+    n0 = old.catalog.n_items
+    assert isinstance(old.builder.comp, CompletionModel) and isinstance(new.builder.comp.base, CompletionModel)
+    proxy = int(new.comp.proxy[n0])
+    assert old.catalog.category[proxy] == new.catalog.category[n0]
+    np.testing.assert_array_equal(new.builder.comp.top_items[n0], old.builder.comp.top_items[proxy])
+    np.testing.assert_array_equal(new.builder.LIST[:n0], old.builder.LIST)
+    np.testing.assert_array_equal(new.builder.COMPS[:n0], old.builder.COMPS)
+    j = np.arange(0, n0, 7)
+    np.testing.assert_allclose(new.comp.score(np.full(j.size, n0), j),
+                               np.where(j == proxy, 0.0, old.comp.score(np.full(j.size, proxy), j)), atol=1e-7)
+    assert new.comp.score([n0], [proxy])[0] == 0.0 == new.builder.comp.score([proxy], [n0])[0]

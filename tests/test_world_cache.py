@@ -184,6 +184,23 @@ def test_unchanged_inputs_rebuild_nothing_and_hash_nothing_once_memoised(tmp_pat
     assert hashed == ["products.csv"]
 
 
+@pytest.mark.parametrize("order", ["asked first", "asked after the others"])
+def test_configs_of_one_world_each_get_their_own_config(tmp_path, order):
+    """Configs that differ only where the world key does not look (horizon, reward, name) share the world's parts
+    but each gets a World whose ``config`` is its own, whichever was built first (a test that built a horizon-6 copy
+    of 'small' once gave every later ``build_world('small')`` its horizon)."""
+    base = _config(_folder(tmp_path))
+    variants = [base.replace(horizon=base.horizon + 3), base.replace(reward="revenue"), base.replace(name="other")]
+    asked = [base, *variants] if order == "asked first" else [*variants, base]
+    worlds = [build_world(c) for c in asked]
+    assert len({c.world_key() for c in asked}) == 1
+    for c, w in zip(asked, worlds):
+        assert w.config == c and w.config.horizon == c.horizon and w.config.reward == c.reward
+        assert w.catalog is worlds[0].catalog and w.builder is worlds[0].builder
+    pools = worlds[0].initial_pools()
+    assert build_world(asked[-1]).initial_pools() is pools and build_world(asked[0]) is worlds[0]
+
+
 # ---------------------------------------------------------------------------------------- (b) damaged entries
 @pytest.fixture(scope="module")
 def reference(cache_root, tmp_path_factory):
