@@ -119,6 +119,18 @@ def run_dataset(name: str, args) -> dict:
             sub: {"recall": mean_ci(rec[mask]).to_dict(), "ndcg": mean_ci(nd[mask]).to_dict()}
             for sub, mask in (("overall", np.ones(rec.size, bool)), ("seen", seen), ("unseen", ~seen))
         }
+    # paired ratio (same queries) of the learned completion to the better baseline of each subset, delta-method CI
+    from bundlerl.evaluation.stats import ratio_ci
+
+    out["ratios"] = {}
+    for metric in ("recall", "ndcg"):
+        cat = {m: np.concatenate(per[m][metric]) for m in ("learned completion", "text cosine", "co-occurrence")}
+        seen = np.concatenate(per["learned completion"]["seen"])
+        for sub, mask in (("overall", np.ones(seen.size, bool)), ("seen", seen), ("unseen", ~seen)):
+            if not mask.any():
+                continue
+            best = max(("text cosine", "co-occurrence"), key=lambda m: cat[m][mask].mean())
+            out["ratios"][f"{metric} {sub}"] = {"vs": best, **ratio_ci(cat["learned completion"][mask], cat[best][mask]).to_dict()}
     out["seconds"] = round(time.perf_counter() - t0, 1)
     return out
 
@@ -147,8 +159,10 @@ def print_dataset(out: dict) -> None:
             need = 1.15 * best if sub == "overall" else best
             applies = sub != "unseen" or n_unseen >= 200
             verdict = "n/a (< 200 unseen seeds)" if not applies else ("MET" if got >= need - 1e-12 else "MISSED")
+            rc = out.get("ratios", {}).get(f"{metric} {sub}")
+            ci = f" (paired 95% CI [{rc['low']:.3f}, {rc['high']:.3f}])" if rc else ""
             print(f"target {metric} {sub}: learned {got:.3f} vs {'1.15 x ' if sub == 'overall' else ''}better baseline "
-                  f"{best:.3f} -> ratio {got / best if best > 0 else float('nan'):.2f}: {verdict}")
+                  f"{best:.3f} -> ratio {got / best if best > 0 else float('nan'):.3f}{ci}: {verdict}")
     for k, r in enumerate(out["reports"]):
         if k == 0 or len(out["reports"]) <= 1:
             print("fit report (split 1):", json.dumps({x: r[x] for x in ("validation", "regimes", "weights", "calibration")

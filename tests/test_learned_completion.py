@@ -261,3 +261,73 @@ def test_softmax_ranking_loss_gradient(seed):
     want = np.mean([-(np.log(np.exp(z[g == group]) / np.exp(z[g == group]).sum())[label[g == group]]).sum()
                     for g in range(4)]) + 0.15 * w @ w
     assert loss == pytest.approx(want)
+
+
+@given(st.lists(st.lists(st.integers(0, 7), min_size=1, max_size=6, unique=True), min_size=1, max_size=12))
+def test_partner_shares_match_the_definition(rows):
+    """``partner_shares``: each basket of m >= 2 items gives each of its ordered pairs 1 / (m - 1) (brute force);
+    an item's weighted row sums to the baskets of >= 2 items holding it (so shares sum to 1), and never exceeds
+    the plain count."""
+    from bundlerl.candidates.cooccurrence import PairCounts, partner_shares
+
+    b = Baskets.from_lists(rows, 8)
+    c = PairCounts.from_baskets(b)
+    w, mass = partner_shares(b, c)
+    want = np.zeros((8, 8))
+    for r in rows:
+        for x in r:
+            for y in r:
+                if x != y:
+                    want[x, y] += 1.0 / (len(r) - 1)
+    i, j = c.pairs()
+    np.testing.assert_allclose(w, want[i, j])
+    np.testing.assert_allclose(np.bincount(i, weights=w, minlength=8), mass)
+    np.testing.assert_array_equal(mass, [sum(1 for r in rows if len(r) >= 2 and x in r) for x in range(8)])
+    assert (w <= c.counts + 1e-12).all()
+
+
+def test_partner_and_small_basket_signals_and_their_round_trip(tmp_path):
+    """partner_share is w_sj / m_s in [0, 1] (each seed's shares over all partners sum to 1); log_partner_share ranks
+    pairs never bought together by the candidate's share of partner slots; the bundle-sized-basket signals count only
+    baskets of <= max_query_items items and are 0 when every basket is that small; all survive save / load."""
+    catalog, small = _cooccurrence_world(B=300)
+    rng = np.random.default_rng(5)
+    big = [rng.choice(catalog.n_items, 15, replace=False) for _ in range(40)]
+    baskets = Baskets.from_lists([small.basket(k) for k in range(len(small))] + big, catalog.n_items)
+    cfg = CompletionConfig(**{**FAST.to_dict(), "max_query_items": 6})
+    m = fit_completion(catalog, baskets, catalog.embeddings, np.random.default_rng(0), cfg, cache_dir=tmp_path)
+    s = np.repeat(np.arange(catalog.n_items), catalog.n_items)
+    j = np.tile(np.arange(catalog.n_items), catalog.n_items)
+    F = m.signals.features(s, j)
+    share = F[:, SF.partner_share].reshape(catalog.n_items, -1)
+    assert (share >= 0).all() and (share <= 1 + 1e-12).all()
+    np.testing.assert_allclose(share.sum(1)[m.signals.partner_mass > 0], 1.0)
+    small_n = sum(1 for r in big if len(r) <= 6) + len(small)
+    assert m.signals.small_counts.n_baskets == small_n
+    pair_in_big_only = (F[:, SF.log1p_count] > 0) & (F[:, SF.log1p_small_count] == 0)
+    assert pair_in_big_only.any()  # pairs of the 15-item baskets only count in log1p_count
+    never = F[:, SF.log1p_count] == 0
+    q = m.signals.partner_mass[j[never]]
+    lps = F[never, SF.log_partner_share]
+    same_seed = s[never] == s[never][0]
+    assert (np.diff(lps[same_seed][np.argsort(q[same_seed], kind="stable")]) >= -1e-12).all()
+    m2 = CompletionModel.load(m.cache_path, catalog.embeddings)
+    np.testing.assert_array_equal(m2.signals.features(s[:500], j[:500]), F[:500])
+    m0 = fit_completion(catalog, small, catalog.embeddings, np.random.default_rng(0), FAST, cache_dir=tmp_path)
+    F0 = m0.signals.features(s[:500], j[:500])
+    assert (F0[:, [SF.log1p_small_count, SF.log1p_small_popularity]] == 0).all()  # every bundle <= 10 items
+
+
+def test_fit_is_a_smooth_function_of_the_embeddings():
+    """Embeddings moved by float32 rounding (1e-7 relative) move the fitted scores by far less than the 2e-6 the golden
+    snapshots' stress test shifts the builder's completion by: the ranking fit runs L-BFGS to convergence (with
+    scipy's default tolerances its stopping point moved the small world's scores by up to 6e-6)."""
+    catalog, baskets = _cooccurrence_world(B=400)
+    E = catalog.embeddings
+    E2 = E * (1 + 1e-7 * np.random.default_rng(1).standard_normal(E.shape)).astype(np.float32)
+    E2 = (E2 / np.linalg.norm(E2, axis=1, keepdims=True)).astype(np.float32)
+    a = fit_completion(catalog, baskets, E, np.random.default_rng(0), FAST, use_cache=False)
+    b = fit_completion(catalog.with_embeddings(E2), baskets, E2, np.random.default_rng(0), FAST, use_cache=False)
+    assert [r["chosen"] for r in a.report["regimes"]] == [r["chosen"] for r in b.report["regimes"]]
+    i, j = np.nonzero(np.ones((catalog.n_items, catalog.n_items), bool))
+    assert np.abs(a.score(i, j) - b.score(i, j)).max() < 1e-6

@@ -31,6 +31,9 @@ class CompletionConfig:
     """Head of the complementarity model's top list taken as candidates (when a model is given). >= 0."""
     alpha: float = 1.0
     """Prior strength of the shrunk PMI ``log((n_ij + alpha) / (E_ij + alpha))`` (pseudo expected counts). > 0."""
+    partner_alpha: float = 1.0
+    """Prior strength (pseudo partner slots) shrinking ``log_partner_share`` toward the candidate's share of all
+    partner slots (``bundlerl.candidates.learned.signals``). > 0."""
     category_alpha: float = 5.0
     """Prior strength shrinking the category lift toward 1. > 0."""
     max_user_items: int = 300
@@ -39,8 +42,13 @@ class CompletionConfig:
     """Rank of the PPMI embeddings (0 = no ``ppmi_cos`` signal). >= 0."""
     validation_fraction: float = 0.2
     """Share of the given bundles / baskets held out to fit the weights on (signals from the rest). In (0, 0.5]."""
-    max_queries: int = 3000
+    max_queries: int = 6000
     """Validation queries (seed item, its bundle's other items) sampled to fit on. >= 10."""
+    max_query_items: int = 10
+    """Validation bundles / baskets of more than this many items give no fitting queries (0 = no limit): the
+    completion completes bundles of a few items (the env shows bundles of <= K_max items; Instacart's held-out
+    orders hold 2-6), and queries from 40-item weekly shops taught the weights the wrong thing (Instacart: Recall@10
+    0.147 fitted on every basket, 0.170 on baskets of <= 6 items; benchmarks/HISTORY.md). >= 0."""
     min_queries: int = 40
     """A regime (seen / unseen seed) with fewer validation queries holding a target among its candidates keeps its
     baseline weights (text cosine / co-occurrence). >= 2."""
@@ -57,7 +65,7 @@ class CompletionConfig:
 
     def __post_init__(self) -> None:
         ints = {"n_cooccurrence": 0, "n_text": 1, "n_popular": 0, "n_complements": 0, "svd_rank": 0, "max_user_items": 0,
-                "max_queries": 10, "min_queries": 2,
+                "max_queries": 10, "min_queries": 2, "max_query_items": 0,
                 "top_k": 1, "top_list_text_pool": 1}
         for name, lo in ints.items():
             v = getattr(self, name)
@@ -65,7 +73,7 @@ class CompletionConfig:
                 raise CompletionError(f"CompletionConfig.{name}={v!r}; it must be an int >= {lo}")
         if not (isinstance(self.top_list_scale, (int, float)) and 0.0 < self.top_list_scale <= 1.0):
             raise CompletionError(f"CompletionConfig.top_list_scale={self.top_list_scale!r}; it must be in (0, 1]")
-        for name in ("alpha", "category_alpha"):
+        for name in ("alpha", "category_alpha", "partner_alpha"):
             v = getattr(self, name)
             if not (isinstance(v, (int, float)) and np.isfinite(v) and v > 0):
                 raise CompletionError(f"CompletionConfig.{name}={v!r}; it must be a finite number > 0")

@@ -38,7 +38,7 @@ from bundlerl.utils.arrays import check_layout
 __all__ = ["CompletionModel", "FORMAT_VERSION", "UNSEEN", "SEEN", "baseline_weights", "baseline_rows", "embeddings_sha"]
 
 #: Bumped when the file layout or the meaning of a stored value changes (cached fits are then refit).
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 #: ``kappa`` of :meth:`CompletionModel.score` (``L / (L + kappa)``, as ``ComplementConfig.kappa``).
 KAPPA = 2.0
 #: Base rate used when the fit had no validation candidates to measure it on.
@@ -60,10 +60,14 @@ def baseline_weights() -> np.ndarray:
 
 
 def baseline_rows() -> dict[str, np.ndarray]:
-    """The two baselines as weight rows (each regime may pick either): ``"text cosine"`` and ``"co-occurrence count"``
-    (for a seed in no basket the latter ranks by popularity, as the co-occurrence baseline does)."""
+    """The simple rows each regime may pick instead of a fitted one: the two baselines, ``"text cosine"`` and
+    ``"co-occurrence count"`` (for a seed in no basket the latter ranks by popularity, as the co-occurrence baseline
+    does), and ``"partner share"`` (``log_partner_share`` alone: co-occurrence weighted toward small baskets, ties by
+    popularity; ``bundlerl.candidates.learned.signals``)."""
     w = baseline_weights()
-    return {"text cosine": w[UNSEEN].copy(), "co-occurrence count": w[SEEN].copy()}
+    share = np.zeros(len(SIGNALS))
+    share[SF.log_partner_share] = 1.0
+    return {"text cosine": w[UNSEEN].copy(), "co-occurrence count": w[SEEN].copy(), "partner share": share}
 
 
 def embeddings_sha(E: np.ndarray) -> str:
@@ -248,14 +252,20 @@ class CompletionModel:
             "weights": self.weights.tolist(), "calibration": self.calibration.tolist(), "report": self.report,
             "base_rate": self.base_rate,
             "n_items": self.n_items, "n_baskets": c.n_baskets, "n_users": uc.n_baskets, "alpha": self.signals.alpha,
+            "partner_alpha": self.signals.partner_alpha, "small_counts_are_counts": self.signals.small_counts is c,
+            "n_small": self.signals.small_counts.n_baskets,
             "user_counts_are_counts": uc is c,
             "embeddings_sha256": embeddings_sha(self.signals.embeddings),
         }
         arrays = dict(category=self.signals.category, log_price=self.signals.log_price, keys=c.keys, counts=c.counts,
                       item_counts=c.item_counts, cat_log_lift=self.signals.cat_log_lift, ppmi=self.signals.ppmi,
+                      partner=self.signals.partner, partner_mass=self.signals.partner_mass,
                       top_items=self.top_items, top_scores=self.top_scores)
         if uc is not c:
             arrays.update(ukeys=uc.keys, ucounts=uc.counts, uitem_counts=uc.item_counts)
+        sc = self.signals.small_counts
+        if sc is not c:
+            arrays.update(skeys=sc.keys, scounts=sc.counts, sitem_counts=sc.item_counts)
         if self.complements is not None:
             arrays["complements"] = self.complements
         with atomic_write(path) as tmp:
@@ -295,8 +305,10 @@ class CompletionModel:
         counts = PairCounts(a["keys"], a["counts"], a["item_counts"], int(meta["n_baskets"]), n)
         ucounts = counts if meta["user_counts_are_counts"] else PairCounts(a["ukeys"], a["ucounts"], a["uitem_counts"],
                                                                            int(meta["n_users"]), n)
+        scounts = counts if meta["small_counts_are_counts"] else PairCounts(a["skeys"], a["scounts"], a["sitem_counts"],
+                                                                            int(meta["n_small"]), n)
         signals = Signals(E, a["category"], a["log_price"], counts, a["cat_log_lift"], a["ppmi"], float(meta["alpha"]),
-                          ucounts)
+                          ucounts, a["partner"], a["partner_mass"], float(meta["partner_alpha"]), scounts)
         return cls(CompletionConfig.from_dict(meta["config"]), signals, np.asarray(meta["weights"]),
                    np.asarray(meta["calibration"]), meta["report"], a.get("complements"), a["top_items"], a["top_scores"],
                    float(meta["base_rate"]))
@@ -304,6 +316,7 @@ class CompletionModel:
 
 _LAYOUT = {"category": ("i8", ("n",)), "log_price": ("f8", ("n",)), "keys": ("i8", ("P",)), "counts": ("i4", ("P",)),
            "item_counts": ("i8", ("n",)), "cat_log_lift": ("f4", ("C", "C")), "ppmi": ("f4", ("n", "r")),
+           "partner": ("f8", ("P",)), "partner_mass": ("f8", ("n",)),
            "top_items": ("i4", ("n", "T")), "top_scores": ("f4", ("n", "T"))}
 
 
