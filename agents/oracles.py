@@ -99,13 +99,16 @@ class LookaheadOracle(_TruthPolicy):
     :param seed: seed of the oracle's rollout generator.
     :param base: the rollouts' base policy: None for the one-step oracle, else an observable Policy
         (name ``oracle-lookahead[<base name>]``).
+    :param blind_budget: ABLATION: the planner does not know the shopper's budget: in its copies of the
+        sessions (and its one-step values) the remaining budget is the personas' mean budget minus what this
+        session has spent, not the true one (name ``...~budget``); the env itself is untouched.
     :raises PolicyError: a count that is not an int >= 1; a base that is not an observable Policy.
     """
 
     name = "oracle-lookahead"
 
     def __init__(self, vec_env, n_rollouts: int = 8, depth: int = 5, top_m: int = 5, chunk: int = 64, seed: int = 0,
-                 base: Policy | None = None):
+                 base: Policy | None = None, blind_budget: bool = False):
         super().__init__(vec_env)
         for label, v in (("n_rollouts", n_rollouts), ("depth", depth), ("top_m", top_m), ("chunk", chunk)):
             if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
@@ -117,6 +120,9 @@ class LookaheadOracle(_TruthPolicy):
         self.base = base
         if base is not None:
             self.name = f"{type(self).name}[{getattr(base, 'name', type(base).__name__)}]"
+        self.blind_budget = bool(blind_budget)
+        if self.blind_budget:
+            self.name += "~budget"
         self.rng = np.random.default_rng([int(seed), 0x0AC1E])
 
     def scores(self, model, state, items):
@@ -134,9 +140,19 @@ class LookaheadOracle(_TruthPolicy):
             return np.argmax(np.where(mask, er, -np.inf), axis=1)
         return self.base.act(sim.observe(), deterministic=True)[0]
 
+    def _blind(self, state, users):
+        """``state`` (a copy) with the remaining budget a planner blind to it would assume (see ``blind_budget``)."""
+        core = self.venv.core
+        initial = core.world.personas.budget[core.log.persona[users]].astype(np.float64)
+        spent = initial - state.budget
+        state.budget = np.maximum(float(core.world.personas.budget.mean()) - spent, 0.0).astype(np.float32)
+        return state
+
     def _plan(self, model, state, users, items):
         """(n, K) scores of ``items`` (n, K, K_max; -1 = masked) for the env rows ``users``."""
         n, K, _ = items.shape
+        if self.blind_budget:
+            state = self._blind(state, users)
         now = self.venv.core.expected_reward(state, items)
         valid = (items >= 0).any(-1)
         M, R = min(self.top_m, K), self.n_rollouts
@@ -150,6 +166,8 @@ class LookaheadOracle(_TruthPolicy):
         sim = self.venv.core.fork(np.repeat(users, M * R))
         keys = self.rng.integers(0, 2**63, size=(n, 1, R), dtype=np.uint64)  # shared by the M candidates
         sim.keys = np.broadcast_to(keys, (n, M, R)).reshape(-1).copy()
+        if self.blind_budget:
+            sim.state.budget = np.repeat(state.budget, M * R)
         ret = np.zeros(n * M * R)
         pos = np.arange(n * M * R)  # original position of each row of sim (ended rows are dropped)
         actions = np.repeat(first.reshape(-1), R)

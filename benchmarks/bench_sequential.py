@@ -48,7 +48,8 @@ def _parse(argv=None):
     p.add_argument("--lookahead-episodes", type=int, default=None, help="episodes of the lookahead oracle (default: --episodes)")
     p.add_argument("--lookahead-bases", default="one-step,tuned-linear",
                    help="base policies of the lookahead oracle's rollouts, comma-separated: one-step (the one-step "
-                        "oracle) and/or tuned-linear (default: both)")
+                        "oracle) and/or tuned-linear (default: both); a '~budget' suffix (e.g. tuned-linear~budget) "
+                        "is the ablation whose planner does not know the shopper's budget")
     p.add_argument("--eval-seed", type=int, default=7, help="seed of the EVALUATE stream (default: 7)")
     p.add_argument("--tuned-budget", default="12x24x200", help="tuned-linear's search budget (default: 12x24x200)")
     p.add_argument("--no-train", action="store_true", help="only the controls and the oracles (no RL training)")
@@ -109,9 +110,13 @@ def run_world(config, args, out: Path, log=print) -> str:
     # policy improvement it earns at least what tuned-linear earns)
     la_n = args.lookahead_episodes or args.episodes
     for b in [b for b in args.lookahead_bases.split(",") if b]:
-        base = None if b == "one-step" else tuned_linear(config, budget=budget, progress=progress, log=lambda m: None)
-        name = LookaheadOracle.name if base is None else f"{LookaheadOracle.name}[{TUNED_LINEAR}]"
-        timed(name, "oracle", lambda base=base: ev(lambda v: LookaheadOracle(v, seed=args.eval_seed, base=base), la_n))
+        blind = b.endswith("~budget")  # ablation: the planner does not know the budget
+        base = None if b.removesuffix("~budget") == "one-step" else tuned_linear(config, budget=budget,
+                                                                                progress=progress, log=lambda m: None)
+        name = (LookaheadOracle.name if base is None else f"{LookaheadOracle.name}[{TUNED_LINEAR}]") + \
+            ("~budget" if blind else "")
+        timed(name, "oracle", lambda base=base, blind=blind: ev(
+            lambda v: LookaheadOracle(v, seed=args.eval_seed, base=base, blind_budget=blind), la_n))
     curves: dict[str, list] = {}
     pooled: dict[str, list] = {}
     if not args.no_train:

@@ -162,3 +162,22 @@ def test_lookahead_earns_at_least_its_base_policy_on_the_same_sessions():
                       SMALL, **kw)
         r = mean_ratio_ci(la.returns, own.returns)
         assert (r.low > 1.0) if strict else (r.high >= 1.0), (name, la.returns.mean(), own.returns.mean(), r)
+
+
+def test_budget_blind_lookahead_plans_with_the_mean_budget_and_leaves_the_env_alone(venv):
+    obs = venv.reset()
+    venv.step(OneStepOracle(venv).act(obs)[0])  # something spent in some rows
+    obs = venv.core.observe()
+    before = _snapshot(venv)
+    o = LookaheadOracle(venv, n_rollouts=2, depth=2, top_m=2, seed=1, base=_complement_greedy(), blind_budget=True)
+    assert o.name == "oracle-lookahead[complement-greedy]~budget" and o.uses_simulator_truth
+    a, _ = o.act(obs)
+    for k, v in _snapshot(venv).items():
+        np.testing.assert_array_equal(before[k], v, err_msg=k)
+    assert (obs[MASK_KEY][np.arange(len(a)), a] > 0).all()
+    users = np.arange(venv.num_envs)
+    blind = o._blind(venv.state.take(users), users)
+    personas = venv.core.world.personas.budget
+    spent = personas[venv.core.log.persona] - venv.state.budget
+    np.testing.assert_allclose(blind.budget, np.maximum(personas.mean() - spent, 0), rtol=1e-5, atol=1e-3)
+    np.testing.assert_array_equal(blind.theta, venv.state.theta)  # only the budget is hidden from the planner
