@@ -179,6 +179,9 @@ def run_world(config, args, out: Path, log=print) -> str:
                      f"({'met' if ok else 'NOT met'}: target >= 1.10, CI above 1); share of headroom closed "
                      f"{100 * share:.0f}%; learning curves (first -> final periodic evaluation): {rise or 'n/a'}")
     lines += ["- seconds: " + ", ".join(f"{k} {v:.0f}" for k, v in secs.items()), ""]
+    # per-episode returns and revenue of every policy, so runs split over processes can be combined
+    np.savez(out / f"episodes-{config.name}.npz", **{f"{n}|{w}": a for n, (r, v) in allr.items()
+                                                      for w, a in (("return", r), ("revenue", v))})
     return "\n".join(lines)
 
 
