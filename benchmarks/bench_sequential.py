@@ -4,14 +4,16 @@ Per world (``--presets``; a world nobody tuned on: ``--set n_items=...`` / ``cat
 
 1. the myopic controls and the references, on the same ``--episodes`` evaluation episodes (the ``EVALUATE`` stream of
    ``--eval-seed``): the hand-set baselines, ``tuned-linear`` (its cached fit at ``--tuned-budget``, else fitted
-   now on its own training streams), the one-step and lookahead oracles (they read simulator truth);
+   now on its own training streams), the one-step and lookahead oracles (they read simulator truth; the lookahead's
+   rollouts follow each of ``--lookahead-bases``: the one-step oracle and/or tuned-linear);
 2. per algorithm and training seed: the RL agent (its YAML discount) and its myopic twin (the same algorithm,
    network, hyper-parameters and timesteps with gamma = 0), trained for ``--timesteps`` on their TRAIN streams,
    their best models evaluated on the same episodes;
 3. the table: mean return and revenue per episode (95% CIs) for every policy; best myopic control = the best mean
    return among the hand-set baselines, tuned-linear and the myopic learners (each learner's seeds pooled);
    per RL algorithm (seeds pooled): ratio to the best myopic control with the 95% CI of a ratio of independent means
-   (``bundlerl.evaluation.stats.mean_ratio_ci``), the target (>= 1.10 and CI low > 1), the share of headroom
+   (``bundlerl.evaluation.stats.mean_ratio_ci``; "paired": the tighter CI over the common episodes,
+   ``ratio_ci``), the target (>= 1.10 and CI low > 1), the share of headroom
    closed ``(RL - best myopic) / (lookahead - best myopic)``, and the learning curve's rise (final periodic
    evaluation over the first, "CIs apart" when the intervals do not overlap); lookahead / best myopic (the
    first milestone, >= 1.25).
@@ -45,12 +47,27 @@ def _parse(argv=None):
     p.add_argument("--evals", type=int, default=10, help="periodic evaluations per run (default: 10)")
     p.add_argument("--episodes", type=int, default=2000, help="common evaluation episodes per policy (default: 2000)")
     p.add_argument("--lookahead-episodes", type=int, default=None, help="episodes of the lookahead oracle (default: --episodes)")
+    p.add_argument("--lookahead-bases", default="one-step,tuned-linear",
+                   help="base policies of the lookahead oracle's rollouts, comma-separated: one-step (the one-step "
+                        "oracle) and/or tuned-linear (default: both); a '~budget' suffix (e.g. tuned-linear~budget) "
+                        "is the ablation whose planner does not know the shopper's budget")
     p.add_argument("--eval-seed", type=int, default=7, help="seed of the EVALUATE stream (default: 7)")
     p.add_argument("--tuned-budget", default="12x24x200", help="tuned-linear's search budget (default: 12x24x200)")
     p.add_argument("--no-train", action="store_true", help="only the controls and the oracles (no RL training)")
     p.add_argument("--out", default="benchmarks/results/sequential", help="output folder")
     p.add_argument("--no-progress", action="store_true")
     return p.parse_args(argv)
+
+
+def _paired(a, b) -> str:
+    """' (paired [lo, hi])': the 95% CI of the ratio over common episodes (episode i of both samples is the same
+    shopper with the same response streams: common random numbers, ``evaluation.stats.ratio_ci``); '' otherwise."""
+    from bundlerl.evaluation.stats import ratio_ci
+
+    if len(a) != len(b):
+        return ""
+    e = ratio_ci(a, b)
+    return f" (paired [{e.low:.3f}, {e.high:.3f}])"
 
 
 def _ratio(a, b) -> "tuple[float, float, float]":
@@ -101,8 +118,17 @@ def run_world(config, args, out: Path, log=print) -> str:
         timed(b, "hand-set", lambda b=b: ev(make_baseline(b, np.random.default_rng(args.eval_seed))))
     timed(TUNED_LINEAR, "tuned", lambda: ev(tuned_linear(config, budget=budget, progress=progress, log=log)))
     timed(OneStepOracle.name, "oracle", lambda: ev(OneStepOracle))
-    timed(LookaheadOracle.name, "oracle",
-          lambda: ev(lambda v: LookaheadOracle(v, seed=args.eval_seed), args.lookahead_episodes or args.episodes))
+    # the lookahead oracle, its rollouts following the one-step oracle or tuned-linear (the stronger base: by
+    # policy improvement it earns at least what tuned-linear earns)
+    la_n = args.lookahead_episodes or args.episodes
+    for b in [b for b in args.lookahead_bases.split(",") if b]:
+        blind = b.endswith("~budget")  # ablation: the planner does not know the budget
+        base = None if b.removesuffix("~budget") == "one-step" else tuned_linear(config, budget=budget,
+                                                                                progress=progress, log=lambda m: None)
+        name = (LookaheadOracle.name if base is None else f"{LookaheadOracle.name}[{TUNED_LINEAR}]") + \
+            ("~budget" if blind else "")
+        timed(name, "oracle", lambda base=base, blind=blind: ev(
+            lambda v: LookaheadOracle(v, seed=args.eval_seed, base=base, blind_budget=blind), la_n))
     curves: dict[str, list] = {}
     pooled: dict[str, list] = {}
     if not args.no_train:
@@ -129,7 +155,9 @@ def run_world(config, args, out: Path, log=print) -> str:
     myopic_names = [n for n, k in kind.items() if k in ("hand-set", "tuned")] + [k for k in pool if k.endswith("myopic")]
     allr = {**returns, **pool}
     best = max(myopic_names, key=lambda n: allr[n][0].mean())
-    la = allr[LookaheadOracle.name][0]
+    lookaheads = [n for n in res if n.startswith(LookaheadOracle.name)]
+    la_best = max(lookaheads, key=lambda n: allr[n][0].mean()) if lookaheads else None
+    la = allr[la_best][0] if la_best else np.full(1, np.nan)
     bm = allr[best][0]
     lines = [f"### {config.name}" + (f" ({', '.join(args.set)})" if args.set else ""), "",
              f"{args.episodes} common evaluation episodes per policy (EVALUATE stream, seed {args.eval_seed}); "
@@ -143,11 +171,12 @@ def run_world(config, args, out: Path, log=print) -> str:
         m, rv = mean_ci(r), mean_ci(v)
         q = _ratio(r, bm)
         lines.append(f"| {n} | {k} | {m.value:.3f} [{m.low:.3f}, {m.high:.3f}] | {rv.value:.1f} [{rv.low:.1f}, "
-                     f"{rv.high:.1f}] | {q[0]:.3f} [{q[1]:.3f}, {q[2]:.3f}] |")
-    q = _ratio(la, bm)
-    lines += ["", f"- best myopic control: **{best}** ({bm.mean():.3f})",
-              f"- first milestone, lookahead oracle / best myopic: {q[0]:.3f} [{q[1]:.3f}, {q[2]:.3f}] "
-              f"({'met' if q[0] >= 1.25 else 'NOT met'}: target >= 1.25)"]
+                     f"{rv.high:.1f}] | {q[0]:.3f} [{q[1]:.3f}, {q[2]:.3f}]{_paired(r, bm)} |")
+    lines += ["", f"- best myopic control: **{best}** ({bm.mean():.3f})"]
+    for n in lookaheads:
+        q = _ratio(allr[n][0], bm)
+        lines.append(f"- first milestone, {n} / best myopic: {q[0]:.3f} [{q[1]:.3f}, {q[2]:.3f}]{_paired(allr[n][0], bm)} "
+                     f"({'met' if q[0] >= 1.25 else 'NOT met'}: target >= 1.25)")
     for label in pool:
         if label.endswith("myopic"):
             continue
@@ -162,6 +191,9 @@ def run_world(config, args, out: Path, log=print) -> str:
                      f"({'met' if ok else 'NOT met'}: target >= 1.10, CI above 1); share of headroom closed "
                      f"{100 * share:.0f}%; learning curves (first -> final periodic evaluation): {rise or 'n/a'}")
     lines += ["- seconds: " + ", ".join(f"{k} {v:.0f}" for k, v in secs.items()), ""]
+    # per-episode returns and revenue of every policy, so runs split over processes can be combined
+    np.savez(out / f"episodes-{config.name}.npz", **{f"{n}|{w}": a for n, (r, v) in allr.items()
+                                                      for w, a in (("return", r), ("revenue", v))})
     return "\n".join(lines)
 
 
