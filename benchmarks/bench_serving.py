@@ -208,7 +208,29 @@ def figure(url, proc, bodies, new, concurrency) -> dict:
     return res
 
 
-def breakdown(model_dir: Path, bodies: list[bytes], new: np.ndarray, n: int = 2000) -> dict:
+def fidelity(model_dir: Path, bodies: list[bytes], new: np.ndarray, precision: str, n: int = 300) -> dict:
+    """What ``precision``'s encoder costs in fidelity on ``n`` new profile texts, against the float32 encoder in the
+    same process: cosine of each vector to its float32 vector (mean, 1st percentile, min) and the share of each
+    text's top-10 catalogue neighbours (inner product with the catalogue embeddings) kept, and of its top 1."""
+    from bundlerl.encoders import SentenceEncoder
+    from bundlerl.encoders.onnx_sentence import OnnxSentenceEncoder
+    from bundlerl.serving.artifacts import load_artifacts
+
+    art = load_artifacts(model_dir)
+    base = SentenceEncoder(art.manifest["encoder"]["name"])
+    texts = sorted({str(json.loads(b)["profile_text"]) for b, nw in zip(bodies, new) if nw})[:n]
+    ref = OnnxSentenceEncoder(base).encode(texts)
+    got = OnnxSentenceEncoder(base, precision=precision).encode(texts)
+    cos = (ref * got).sum(axis=1)
+    cat = art.catalog.embeddings
+    top_ref, top_got = (np.argsort(-(v @ cat.T), axis=1)[:, :10] for v in (ref, got))
+    kept = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(top_ref, top_got)])
+    return {"precision": precision, "texts": len(texts), "cos_mean": float(cos.mean()),
+            "cos_p1": float(np.percentile(cos, 1)), "cos_min": float(cos.min()), "top10_kept": float(kept),
+            "top1_kept": float(np.mean(top_ref[:, 0] == top_got[:, 0]))}
+
+
+def breakdown(model_dir: Path, bodies: list[bytes], new: np.ndarray, n: int = 2000, precision: str = "fp32") -> dict:
     """Where the time goes, in process (no HTTP): per request, the CPU ms (``time.process_time``) and the mean wall ms
     of each stage (schema validation, then ``Recommender.last_timings``: encoding, user state, candidates, policy,
     ranking with reasons), answered one at a time (``batch_1``: what a worker does at concurrency 1; known and new
@@ -219,7 +241,7 @@ def breakdown(model_dir: Path, bodies: list[bytes], new: np.ndarray, n: int = 20
     from bundlerl.serving.recommender import Recommender
     from bundlerl.serving.schemas import RecommendIn
 
-    rec = Recommender.load(model_dir)
+    rec = Recommender.load(model_dir, encoder_precision=precision)
     K = rec.art.config.K
     rec.encode(sorted({str(json.loads(b).get("profile_text")) for b, nw in zip(bodies[:2 * n], new) if not nw}))
     rec.recommend(_to_request(RecommendIn.model_validate_json(bodies[0]), K, ""))  # first-call costs
@@ -253,6 +275,8 @@ def main(argv=None) -> None:
     ap.add_argument("--concurrency", default="1,32")
     ap.add_argument("--max-batch", type=int, default=None,
                     help="the server's --max-batch (default: its own; 1 turns dynamic batching off)")
+    ap.add_argument("--encoder-precision", choices=("fp32", "int8"), default="fp32",
+                    help="the server's --encoder-precision (default fp32); int8 also prints its fidelity to fp32")
     ap.add_argument("--out", type=Path, default=None, help="write the figures as JSON here")
     args = ap.parse_args(argv)
 
@@ -267,15 +291,21 @@ def main(argv=None) -> None:
     print(f"{len(bodies):,} bodies from simulated sessions in {time.perf_counter() - t0:.1f} s "
           f"({new.mean():.0%} new text; mean {np.mean([len(json.loads(b).get('events', [])) for b in bodies]):.1f} "
           f"events)", flush=True)
-    results = {"breakdown_ms": breakdown(model, bodies, new, n=min(2000, len(bodies) // 2)), "figures": [],
-               "load_average": os.getloadavg()}
+    results = {"breakdown_ms": breakdown(model, bodies, new, n=min(2000, len(bodies) // 2),
+                                         precision=args.encoder_precision),
+               "figures": [], "load_average": os.getloadavg()}
+    if args.encoder_precision != "fp32":
+        results["fidelity"] = fidelity(model, bodies, new, args.encoder_precision)
+        print("fidelity to the fp32 encoder (new profile texts):",
+              {k: (round(v, 4) if isinstance(v, float) else v) for k, v in results["fidelity"].items()}, flush=True)
     for batch, parts in results["breakdown_ms"].items():
         for name, stages in parts.items():
             print(f"where the time goes, {batch}, {name} (in process, per request):",
                   {k: round(v, 3) for k, v in stages.items()}, flush=True)
     start = 0
     for w in (int(x) for x in args.workers.split(",")):
-        extra = () if args.max_batch is None else ("--max-batch", str(args.max_batch))
+        extra = (("--encoder-precision", args.encoder_precision)
+                 + (() if args.max_batch is None else ("--max-batch", str(args.max_batch))))
         with server(model, workers=w, log_dir=tmp / f"logs-{w}", extra=extra) as (url, proc):
             for c in (int(x) for x in args.concurrency.split(",")):
                 part = slice(start, start + args.requests)

@@ -27,6 +27,7 @@ examples:
 
 
 def add_parser(subparsers) -> None:
+    from bundlerl.encoders.onnx_sentence import PRECISIONS
     from bundlerl.serving.app import MAX_BATCH, MAX_BODY
 
     p = subparsers.add_parser("serve", help=HELP, description=DESCRIPTION, epilog=EPILOG,
@@ -45,6 +46,10 @@ def add_parser(subparsers) -> None:
     p.add_argument("--max-batch", type=Integer(1, 1024), default=MAX_BATCH,
                    help="largest dynamic batch of concurrent /v1/recommend requests a worker answers in one call "
                         f"(default: {MAX_BATCH}; 1: one at a time)")
+    p.add_argument("--encoder-precision", choices=PRECISIONS, default="fp32",
+                   help="weights of the encoder of new profile texts and new items: fp32, the model's own vectors "
+                        "(default), or int8, about 3x less CPU per new text at cosine ~0.99 to them (BENCHMARKS.md, "
+                        "Serving)")
     p.set_defaults(func=run)
 
 
@@ -59,7 +64,8 @@ def run(args) -> int:
     os.environ.update(BUNDLERL_SERVE_MODEL=str(os.path.abspath(args.model)),
                       BUNDLERL_SERVE_LOGS=str(os.path.abspath(args.log_dir)) if args.log_dir else "",
                       BUNDLERL_SERVE_SEED=str(args.seed), BUNDLERL_SERVE_FSYNC="1" if args.fsync else "0",
-                      BUNDLERL_SERVE_MAX_BODY=str(args.max_body), BUNDLERL_SERVE_MAX_BATCH=str(args.max_batch))
+                      BUNDLERL_SERVE_MAX_BODY=str(args.max_body), BUNDLERL_SERVE_MAX_BATCH=str(args.max_batch),
+                      BUNDLERL_SERVE_ENCODER=args.encoder_precision)
     uvicorn.run("bundlerl.serving.app:app_from_env", factory=True, host=args.host, port=args.port,
                 workers=args.workers, log_level="warning", access_log=False)
     return 0

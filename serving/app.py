@@ -124,7 +124,8 @@ class ServingWarning(UserWarning):
 class ServerState:
     """One worker's model, journal and item-store version (see the module docstring)."""
 
-    def __init__(self, model_dir: Path, log_dir: Path, seed: int, fsync: bool, max_batch: int = MAX_BATCH):
+    def __init__(self, model_dir: Path, log_dir: Path, seed: int, fsync: bool, max_batch: int = MAX_BATCH,
+                 encoder_precision: str = "fp32"):
         from bundlerl.serving.artifacts import load_artifacts
         from bundlerl.serving.batching import MicroBatcher
         from bundlerl.serving.impressions import impression_key
@@ -138,7 +139,8 @@ class ServerState:
         self.journal_lock = threading.Lock()  # one record at a time into this worker's journal
         self.base = load_artifacts(model_dir)
         self.items_version = self.store.version()
-        self.rec = Recommender(self.base.with_items(self.store.read()), seed=seed, stream=os.getpid())
+        self.rec = Recommender(self.base.with_items(self.store.read()), seed=seed, stream=os.getpid(),
+                               encoder_precision=encoder_precision)
         self.rec.encode(["warm up the text encoder"], memo=False)  # loaded before /readyz says ready, not on a request
         self.journal = Journal(log_dir, fsync=fsync)
         self.salt = load_salt(log_dir)
@@ -231,9 +233,11 @@ def _impression_record(rec, req: UserRequest, salt: bytes) -> dict:
 
 
 def create_app(model_dir: str | os.PathLike, *, log_dir: str | os.PathLike | None = None, seed: int = 0,
-               fsync: bool = False, max_body: int = MAX_BODY, max_batch: int = MAX_BATCH) -> FastAPI:
+               fsync: bool = False, max_body: int = MAX_BODY, max_batch: int = MAX_BATCH,
+               encoder_precision: str = "fp32") -> FastAPI:
     """The FastAPI app serving the model folder ``model_dir``; journals go to ``log_dir`` (default
-    ``model_dir/logs``). The model loads at startup (``/readyz`` answers 503 until then).
+    ``model_dir/logs``). The model loads at startup (``/readyz`` answers 503 until then). ``encoder_precision``:
+    the new-text encoder's weights (``fp32`` or ``int8``, see :class:`~bundlerl.serving.recommender.Recommender`).
 
     :raises ModelFolderError: (at startup) a damaged or tampered model folder.
     """
@@ -245,7 +249,7 @@ def create_app(model_dir: str | os.PathLike, *, log_dir: str | os.PathLike | Non
 
     @asynccontextmanager
     async def lifespan(app):
-        holder["s"] = ServerState(model_dir, log_dir, seed, fsync, max_batch)
+        holder["s"] = ServerState(model_dir, log_dir, seed, fsync, max_batch, encoder_precision)
         yield
         holder["s"].batcher.close()
         holder["s"].journal.close()
@@ -364,7 +368,8 @@ def create_app(model_dir: str | os.PathLike, *, log_dir: str | os.PathLike | Non
         return {"version": art.version, "created": m["created"], "source": m["source"], "policy": m["policy"],
                 "K": art.config.K, "K_max": art.config.K_max, "n_items": int(art.catalog.n_items),
                 "n_cold_items": int(art.catalog.n_items - art.n_base_items), "item_store_version": s.items_version,
-                "observation": m["observation"], "encoder": m["encoder"], "worker": os.getpid()}
+                "observation": m["observation"], "worker": os.getpid(),
+                "encoder": m["encoder"] | {"precision": s.rec.encoder_precision, "identity_served": s.rec.encoder.identity}}
 
     return app
 
@@ -372,9 +377,10 @@ def create_app(model_dir: str | os.PathLike, *, log_dir: str | os.PathLike | Non
 def app_from_env() -> FastAPI:
     """The app of ``bundlerl serve``'s worker processes (uvicorn's factory), configured by the environment it sets:
     ``BUNDLERL_SERVE_MODEL``, ``BUNDLERL_SERVE_LOGS``, ``BUNDLERL_SERVE_SEED``, ``BUNDLERL_SERVE_FSYNC``,
-    ``BUNDLERL_SERVE_MAX_BODY``, ``BUNDLERL_SERVE_MAX_BATCH``."""
+    ``BUNDLERL_SERVE_MAX_BODY``, ``BUNDLERL_SERVE_MAX_BATCH``, ``BUNDLERL_SERVE_ENCODER`` (precision)."""
     env = os.environ
     return create_app(env["BUNDLERL_SERVE_MODEL"], log_dir=env.get("BUNDLERL_SERVE_LOGS") or None,
                       seed=int(env.get("BUNDLERL_SERVE_SEED", "0")), fsync=env.get("BUNDLERL_SERVE_FSYNC") == "1",
                       max_body=int(env.get("BUNDLERL_SERVE_MAX_BODY", str(MAX_BODY))),
-                      max_batch=int(env.get("BUNDLERL_SERVE_MAX_BATCH", str(MAX_BATCH))))
+                      max_batch=int(env.get("BUNDLERL_SERVE_MAX_BATCH", str(MAX_BATCH))),
+                      encoder_precision=env.get("BUNDLERL_SERVE_ENCODER", "fp32"))

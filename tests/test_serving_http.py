@@ -38,6 +38,7 @@ def live(tmp_path_factory, served_model):
 def test_recommend_batch_feedback_and_reads(live):
     url, folder = live
     m = C.get(f"{url}/v1/model").json()
+    assert m["encoder"]["precision"] == "fp32" and m["encoder"]["identity_served"].startswith("all-MiniLM-L6-v2@")
     assert m["n_items"] == 300 + m["n_cold_items"]  # the module's server is shared: other tests may add items first
     body = {"user_id": "alice", "profile_text": "camping and hiking", "k": 3,
             "events": [{"item_id": "SKU0000004", "kind": "view", "timestamp": 1},
