@@ -155,13 +155,17 @@ def validate(args) -> None:
     out.mkdir(parents=True, exist_ok=True)
     with torch_threads(1):
         pols, tl = targets(args, world)
-        truth = trajectory_truth(pols, world, args.truth_episodes, out / "trajectory_truth.json")
+        # --log-only: no truths (they are needed only to score estimates; one process computes them first)
+        truth = {} if args.log_only else trajectory_truth(pols, world, args.truth_episodes,
+                                                          out / "trajectory_truth.json")
         n_parts = max(args.repeats, args.large_repeats * args.large_parts) + 1  # + 1: the last part may be short
         report = [f"# bench_ope: preset {args.preset}, {args.steps:,}-step repeats x {args.repeats}, "
                   f"{args.steps * args.large_parts:,}-step repeats x {args.large_repeats}; trajectory truth from "
                   f"{args.truth_episodes:,} on-policy episodes; tuned-linear budget {args.tuned_budget}\n",
                   "cells: mean relative error / 95% CI coverage over repeats\n"]
         for lname, logger in loggers(tl, args.temperature).items():
+            if args.loggers and not any(lname.startswith(w) for w in args.loggers.split(",")):
+                continue
             # the log of --seed, then --extra-logs more of seeds --seed + 1, ... (other logging streams): their
             # parts (whole episodes, ~--steps decisions each) are the disjoint repeats
             folders = []
@@ -269,6 +273,8 @@ def main(argv=None) -> None:
     p.add_argument("--extra-logs", type=int, default=0,
                    help="more logs per logger (logging seeds --seed + 1, ...), each of --large-parts + 1 parts")
     p.add_argument("--log-only", action="store_true", help="write the logs, estimate nothing")
+    p.add_argument("--loggers", default="", help="comma-separated name prefixes of the loggers to run "
+                   "(cg, tl; default: both), e.g. one process per logger")
     p.add_argument("--scale", type=int, default=0, help="also the scale run on this many decisions")
     p.add_argument("--scale-only", action="store_true")
     p.add_argument("--out", default="bench-ope")

@@ -42,7 +42,7 @@ import numpy as np
 from bundlerl.evaluation.stats import EvaluationError
 
 __all__ = [
-    "OPEError", "DECISION_TERMS", "TRAJECTORY_TERMS", "decision_terms", "trajectory_terms", "importance_weights",
+    "OPEError", "DECISION_TERMS", "TRAJECTORY_TERMS", "decision_terms", "trajectory_terms", "cumulative_weights", "importance_weights",
     "unsupported_mass", "DirectMethod", "IPS", "SNIPS", "DoublyRobust", "SelfNormalizedDR", "SwitchDR", "PDIS",
     "WeightedPDIS", "TrajectoryDR", "WeightedDR", "DECISION_ESTIMATORS", "TRAJECTORY_ESTIMATORS", "decision_ess",
     "trajectory_ess",
@@ -228,6 +228,34 @@ TRAJECTORY_TERMS = ("A", "W", "Q", "V")
 sum rho_{t-1} v_t. With the episode count n and ``E1``, ``E2`` (sum of final weights and of their squares)."""
 
 
+def cumulative_weights(episode: np.ndarray, ratio: np.ndarray, *, clip: float = np.inf
+                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per row: the step index ``t`` (n,) int, the cumulative weight ``rho`` (n,) = min(prod_{s<=t} ratio_s, clip)
+    within its episode and ``rho_prev`` (n,), the same up to the step before (1 at an episode's first step).
+
+    :param episode: (n,) episode index of each decision; rows grouped by episode, in step order.
+    :param ratio: (n,) pi_e / pi_b of the logged actions (>= 0; a zero keeps the weight at zero from then on).
+    :raises OPEError: rows not grouped by episode.
+    """
+    ep = np.asarray(episode, np.int64)
+    n = ep.size
+    start = np.r_[True, ep[1:] != ep[:-1]] if n else np.zeros(0, bool)
+    if n and (np.diff(ep) < 0).any():
+        raise OPEError("trajectory rows must be grouped by episode, in step order")
+    idx = np.arange(n)
+    first = np.maximum.accumulate(np.where(start, idx, 0)) if n else idx  # each row's episode's first row
+    ratio = np.asarray(ratio, np.float64)
+    logr = np.log(np.maximum(ratio, 1e-300))
+    # cumulative products within each episode, in log space; a zero ratio keeps the weight at zero from then on
+    cs = np.cumsum(logr)
+    cum = cs - (cs - logr)[first]
+    zc = np.cumsum(ratio <= 0)
+    dead = (zc - (zc - (ratio <= 0))[first]) > 0
+    rho = np.where(dead, 0.0, np.minimum(np.exp(np.minimum(cum, 700.0)), clip))
+    rho_prev = np.where(start, 1.0, np.r_[1.0, rho[:-1]])
+    return idx - first, rho, rho_prev
+
+
 def trajectory_terms(episode: np.ndarray, ratio: np.ndarray, reward: np.ndarray, q: np.ndarray, v: np.ndarray,
                      horizon: int, *, clip: float = np.inf) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per-episode contributions for the trajectory estimators.
@@ -242,23 +270,10 @@ def trajectory_terms(episode: np.ndarray, ratio: np.ndarray, reward: np.ndarray,
     ep = np.asarray(episode, np.int64)
     n = ep.size
     E = int(ep.max()) + 1 if n else 0
-    start = np.r_[True, ep[1:] != ep[:-1]] if n else np.zeros(0, bool)
-    if n and (np.diff(ep) < 0).any():
-        raise OPEError("trajectory rows must be grouped by episode, in step order")
-    idx = np.arange(n)
-    first = np.maximum.accumulate(np.where(start, idx, 0)) if n else idx  # each row's episode's first row
-    t = idx - first
+    t, rho, rho_prev = cumulative_weights(ep, ratio, clip=clip)
     if n and t.max() >= horizon:
         raise OPEError(f"an episode has {int(t.max()) + 1} steps, more than horizon={horizon}")
-    ratio = np.asarray(ratio, np.float64)
-    logr = np.log(np.maximum(ratio, 1e-300))
-    # cumulative products within each episode, in log space; a zero ratio keeps the weight at zero from then on
-    cs = np.cumsum(logr)
-    cum = cs - (cs - logr)[first]
-    zc = np.cumsum(ratio <= 0)
-    dead = (zc - (zc - (ratio <= 0))[first]) > 0
-    rho = np.where(dead, 0.0, np.minimum(np.exp(np.minimum(cum, 700.0)), clip))
-    rho_prev = np.where(start, 1.0, np.r_[1.0, rho[:-1]])
+    start = t == 0
     terms = np.zeros((E, 4, horizon))
     np.add.at(terms[:, 0], (ep, t), rho * reward)
     np.add.at(terms[:, 1], (ep, t), rho)

@@ -30,6 +30,7 @@ from bundlerl.evaluation.ope.estimators import (
     TRAJECTORY_ESTIMATORS,
     OPEError,
     SwitchDR,
+    cumulative_weights,
     decision_ess,
     decision_terms,
     importance_weights,
@@ -37,12 +38,13 @@ from bundlerl.evaluation.ope.estimators import (
     trajectory_terms,
     unsupported_mass,
 )
+from bundlerl.evaluation.ope.fitted_q import RETURN_MODELS, FittedQ, fqe_stats, q_features
 from bundlerl.evaluation.ope.intervals import INTERVALS, decision_replicates, percentile_estimate
-from bundlerl.evaluation.ope.reward_model import CrossFitModel, pair_features, returns_to_go
+from bundlerl.evaluation.ope.reward_model import CrossFitModel, pair_dim, pair_features, returns_to_go
 from bundlerl.evaluation.stats import Estimate
 from bundlerl.utils.progress import progress_bar, progress_enabled
 
-__all__ = ["OPEConfig", "OPEResult", "off_policy_evaluate", "ESTIMATOR_NAMES"]
+__all__ = ["OPEConfig", "OPEResult", "off_policy_evaluate", "ESTIMATOR_NAMES", "RETURN_MODELS"]
 
 ESTIMATOR_NAMES = tuple(c.name for c in DECISION_ESTIMATORS + TRAJECTORY_ESTIMATORS)
 """Every estimator's name, per decision then per trajectory (table order)."""
@@ -65,6 +67,7 @@ class OPEConfig:
     :param seed: seed of the bootstrap draws and the regressors.
     :param allow_unsupported: estimate even when a target puts mass on actions the logger never took (biased);
         otherwise that raises. The unsupported share is reported either way.
+    :param return_model: the per-trajectory DR / WDR's return model, one of :data:`RETURN_MODELS`.
     :param max_fit_rows: decisions per fold the models fit on. :param truth: compute the per-decision ground truth
         (logs with ``truth/``). :param batch: observations per call of a target policy.
     """
@@ -75,6 +78,7 @@ class OPEConfig:
     n_boot: int = 200
     level: float = 0.95
     interval: str = INTERVALS[0]
+    return_model: str = RETURN_MODELS[0]
     seed: int = 0
     allow_unsupported: bool = False
     max_fit_rows: int = 100_000
@@ -89,6 +93,8 @@ class OPEConfig:
             raise OPEError(f"n_boot={self.n_boot} must be >= 2, level={self.level} in (0, 1), batch >= 1")
         if self.interval not in INTERVALS:
             raise OPEError(f"interval={self.interval!r}; it must be one of {', '.join(INTERVALS)}")
+        if self.return_model not in RETURN_MODELS:
+            raise OPEError(f"return_model={self.return_model!r}; it must be one of {', '.join(RETURN_MODELS)}")
 
 
 @dataclass
@@ -119,8 +125,9 @@ class OPEResult:
 class _Acc:
     """Full and bootstrap sums of one target."""
 
-    def __init__(self, B: int):
+    def __init__(self, B: int, fq: FittedQ | None = None):
         self.B = B
+        self.fq = fq
         self.d = np.zeros(len(DECISION_TERMS) + 1)  # + unsupported mass
         self.db = np.zeros((B, len(DECISION_TERMS) + 1))
         self.t = np.zeros((4, 1))
@@ -194,7 +201,8 @@ def off_policy_evaluate(logs: "LogDataset | str", policies: Mapping[str, Policy]
         if bar is not None:
             bar.n = n_parts
             bar.refresh()
-        acc = {name: _Acc(B) for name in policies}
+        fqe = cfg.return_model == "fqe"
+        acc = {name: _Acc(B, FittedQ(B, pair_dim(logs.dims) + 3) if fqe else None) for name in policies}
         rng = np.random.default_rng([cfg.seed, 0x0BE])
         K = logs.dims.K
         for part in logs.parts(_COLUMNS, truth=cfg.truth):
@@ -205,7 +213,10 @@ def off_policy_evaluate(logs: "LogDataset | str", policies: Mapping[str, Policy]
             Xall = pair_features(c["candidates"], c["session"], c["action_mask"])
             q_r = rm.predict(c["context_id"], Xall, K).reshape(n, K)
             q_g = gm.predict(c["context_id"], Xall, K).reshape(n, K)
+            phi = q_features(Xall.reshape(n, K, -1), q_g, q_r) if fqe else None
             del Xall
+            start = np.r_[True, ep[1:] != ep[:-1]]
+            fold = c["context_id"][start] % 2  # each episode's cross-fitting fold, as the regressors'
             truth = None
             if part.truth is not None:
                 order = np.lexsort((part.columns["step"], part.columns["context_id"]))
@@ -236,6 +247,9 @@ def off_policy_evaluate(logs: "LogDataset | str", policies: Mapping[str, Policy]
                 terms, final, _ = trajectory_terms(ep, ratio, r, q_g[np.arange(n), a], v, Hs, clip=cfg.clip)
                 s.t += terms.sum(axis=0)
                 s.tb += np.einsum("be,eth->bth", boot, terms)
+                if fqe:
+                    t, rho, rho_prev = cumulative_weights(ep, ratio, clip=cfg.clip)
+                    s.fq.add(fqe_stats(ep, t, phi, a, r, pe, rho, rho_prev, Hs, cfg.gamma), fold, boot)
                 s.n_ep += E
                 s.n_epb += boot.sum(axis=1)
                 s.e1 += final.sum()
@@ -257,10 +271,16 @@ def _result(name: str, s: _Acc, cfg: OPEConfig, n_rows: int) -> OPEResult:
         est = cls(clip=cfg.clip, tau=cfg.tau) if cls is SwitchDR else cls(clip=cfg.clip)
         reps = decision_replicates(est, s.d, s.db, cfg.interval)
         estimates[est.name] = percentile_estimate(est.value(full), reps, cfg.level, int(full["n"]))
+    t, tb = s.t, s.tb
+    if s.fq is not None:  # the fitted-Q rows replace the Monte-Carlo model's (DR-traj and WDR only use them)
+        Q, V = s.fq.terms(t.shape[1])
+        t, tb = t.copy(), tb.copy()
+        t[2], t[3] = Q[0], V[0]
+        tb[:, 2], tb[:, 3] = Q[1:], V[1:]
     for cls in TRAJECTORY_ESTIMATORS:
         est = cls(gamma=cfg.gamma, clip=cfg.clip)
-        reps = np.array([est.value(s.tb[b], s.n_epb[b]) for b in range(s.B)])
-        estimates[est.name] = percentile_estimate(est.value(s.t, s.n_ep), reps, cfg.level, int(s.n_ep))
+        reps = np.array([est.value(tb[b], s.n_epb[b]) for b in range(s.B)])
+        estimates[est.name] = percentile_estimate(est.value(t, s.n_ep), reps, cfg.level, int(s.n_ep))
     n = max(full["n"], 1.0)
     return OPEResult(name, estimates, int(full["n"]), int(s.n_ep), decision_ess(full), trajectory_ess(s.e1, s.e2),
                      float(s.d[-1] / n), float(s.truth / n) if cfg.truth else None, cfg.interval)
