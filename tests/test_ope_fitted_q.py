@@ -169,7 +169,7 @@ def test_evaluator_wdr_with_fitted_q_finds_a_known_value(tmp_path):
     data["reward"] = data["candidates"][np.arange(n_ep * L), data["action"], 0]
     write(tmp_path, data, rows_per_part=600)
     target = {"arm2": _Fixed([0.1, 0.1, 0.8])}
-    (fqe,) = off_policy_evaluate(tmp_path, target, OPEConfig(n_boot=50, max_fit_rows=2000))
+    (fqe,) = off_policy_evaluate(tmp_path, target, OPEConfig(n_boot=50, max_fit_rows=2000, return_model="fqe"))
     (mc,) = off_policy_evaluate(tmp_path, target, OPEConfig(n_boot=50, max_fit_rows=2000, return_model="mc"))
     for name in ("DR-traj", "WDR-traj"):
         e = fqe.estimates[name]
@@ -180,5 +180,5 @@ def test_evaluator_wdr_with_fitted_q_finds_a_known_value(tmp_path):
 
 
 def test_unknown_return_model_is_refused():
-    with pytest.raises(OPEError, match="return_model='lstd'; it must be one of fqe, mc"):
+    with pytest.raises(OPEError, match="return_model='lstd'; it must be one of mc, fqe"):
         OPEConfig(return_model="lstd")

@@ -311,6 +311,12 @@ class _Trajectory:
     def value(self, s: np.ndarray, n: float) -> float:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def gradient(self, s: np.ndarray, n: float) -> np.ndarray:  # pragma: no cover - abstract
+        """(4 H + 1,) d value / d (s flattened row-major, n): the linearisation behind the studentized interval
+        (``bundlerl.evaluation.ope.intervals``). Every estimator here is homogeneous of degree 0 in (s, n), so the
+        gradient is orthogonal to (s, n) (Euler) and per-episode influences g . x_i sum to zero."""
+        raise NotImplementedError
+
     def estimate_policy_value(self, episode, ratio, reward, q=None, v=None, horizon: int | None = None) -> float:
         """The estimate from in-memory arrays (shapes as in :func:`trajectory_terms`)."""
         n = np.asarray(reward).size
@@ -331,6 +337,13 @@ class PDIS(_Trajectory):
     def value(self, s, n):
         return float(_discount(s.shape[1], self.gamma) @ s[0] / n) if n else float("nan")
 
+    def gradient(self, s, n):
+        g = np.zeros_like(s, dtype=np.float64)
+        if not n:
+            return np.r_[g.ravel(), 0.0]
+        g[0] = _discount(s.shape[1], self.gamma) / n
+        return np.r_[g.ravel(), -self.value(s, n) / n]
+
 
 @dataclass(frozen=True)
 class WeightedPDIS(_Trajectory):
@@ -342,6 +355,15 @@ class WeightedPDIS(_Trajectory):
         return float(_discount(s.shape[1], self.gamma) @ np.divide(s[0], s[1], out=np.zeros_like(s[0]),
                                                                     where=s[1] > 0)) if n else float("nan")
 
+    def gradient(self, s, n):
+        d = _discount(s.shape[1], self.gamma)
+        g = np.zeros_like(s, dtype=np.float64)
+        W = s[1]
+        ok = W > 0
+        g[0, ok] = d[ok] / W[ok]
+        g[1, ok] = -d[ok] * s[0, ok] / W[ok] ** 2
+        return np.r_[g.ravel(), 0.0]
+
 
 @dataclass(frozen=True)
 class TrajectoryDR(_Trajectory):
@@ -352,6 +374,14 @@ class TrajectoryDR(_Trajectory):
 
     def value(self, s, n):
         return float(_discount(s.shape[1], self.gamma) @ (s[0] - s[2] + s[3]) / n) if n else float("nan")
+
+    def gradient(self, s, n):
+        g = np.zeros_like(s, dtype=np.float64)
+        if not n:
+            return np.r_[g.ravel(), 0.0]
+        d = _discount(s.shape[1], self.gamma) / n
+        g[0], g[2], g[3] = d, -d, d
+        return np.r_[g.ravel(), -self.value(s, n) / n]
 
 
 @dataclass(frozen=True)
@@ -368,6 +398,26 @@ class WeightedDR(_Trajectory):
         W_prev = np.r_[n, W[:-1]]
         div = lambda a, b: np.divide(a, b, out=np.zeros_like(a), where=b > 0)  # noqa: E731
         return float(_discount(s.shape[1], self.gamma) @ (div(s[0] - s[2], W) + div(s[3], W_prev)))
+
+    def gradient(self, s, n):
+        H = s.shape[1]
+        g = np.zeros_like(s, dtype=np.float64)
+        if not n:
+            return np.r_[g.ravel(), 0.0]
+        d = _discount(H, self.gamma)
+        W = s[1].astype(np.float64)
+        W_prev = np.r_[n, W[:-1]]
+        ok, okp = W > 0, W_prev > 0
+        g[0, ok] = d[ok] / W[ok]
+        g[2, ok] = -d[ok] / W[ok]
+        g[3, okp] = d[okp] / W_prev[okp]
+        # W_t is the normaliser of step t's residual and of step t + 1's model term
+        g[1, ok] = -d[ok] * (s[0, ok] - s[2, ok]) / W[ok] ** 2
+        nxt = np.zeros(H)
+        nxt[:-1] = np.where(okp[1:], d[1:] * s[3, 1:] / np.where(okp[1:], W_prev[1:], 1.0) ** 2, 0.0)
+        g[1] -= nxt
+        gn = -d[0] * s[3, 0] / n ** 2
+        return np.r_[g.ravel(), gn]
 
 
 def trajectory_ess(e1: float, e2: float) -> float:

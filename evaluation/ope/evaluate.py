@@ -39,7 +39,14 @@ from bundlerl.evaluation.ope.estimators import (
     unsupported_mass,
 )
 from bundlerl.evaluation.ope.fitted_q import RETURN_MODELS, FittedQ, fqe_stats, q_features
-from bundlerl.evaluation.ope.intervals import INTERVALS, decision_replicates, percentile_estimate
+from bundlerl.evaluation.ope.intervals import (
+    INTERVALS,
+    TRAJECTORY_INTERVALS,
+    EpisodeMoments,
+    decision_replicates,
+    percentile_estimate,
+    studentized_estimate,
+)
 from bundlerl.evaluation.ope.reward_model import CrossFitModel, pair_dim, pair_features, returns_to_go
 from bundlerl.evaluation.stats import Estimate
 from bundlerl.utils.progress import progress_bar, progress_enabled
@@ -67,6 +74,9 @@ class OPEConfig:
     :param seed: seed of the bootstrap draws and the regressors.
     :param allow_unsupported: estimate even when a target puts mass on actions the logger never took (biased);
         otherwise that raises. The unsupported share is reported either way.
+    :param trajectory_interval: form of the per-trajectory intervals, one of ``TRAJECTORY_INTERVALS``
+        (``bundlerl.evaluation.ope.intervals``): the studentized bootstrap (default) or the percentile one. The
+        fitted-Q return model's DR / WDR always get the percentile interval (their model moves per replicate).
     :param return_model: the per-trajectory DR / WDR's return model, one of :data:`RETURN_MODELS`.
     :param max_fit_rows: decisions per fold the models fit on. :param truth: compute the per-decision ground truth
         (logs with ``truth/``). :param batch: observations per call of a target policy.
@@ -78,6 +88,7 @@ class OPEConfig:
     n_boot: int = 200
     level: float = 0.95
     interval: str = INTERVALS[0]
+    trajectory_interval: str = TRAJECTORY_INTERVALS[0]
     return_model: str = RETURN_MODELS[0]
     seed: int = 0
     allow_unsupported: bool = False
@@ -93,6 +104,9 @@ class OPEConfig:
             raise OPEError(f"n_boot={self.n_boot} must be >= 2, level={self.level} in (0, 1), batch >= 1")
         if self.interval not in INTERVALS:
             raise OPEError(f"interval={self.interval!r}; it must be one of {', '.join(INTERVALS)}")
+        if self.trajectory_interval not in TRAJECTORY_INTERVALS:
+            raise OPEError(f"trajectory_interval={self.trajectory_interval!r}; it must be one of "
+                           f"{', '.join(TRAJECTORY_INTERVALS)}")
         if self.return_model not in RETURN_MODELS:
             raise OPEError(f"return_model={self.return_model!r}; it must be one of {', '.join(RETURN_MODELS)}")
 
@@ -114,12 +128,17 @@ class OPEResult:
     interval: str = INTERVALS[0]
     """What the per-decision intervals cover (``bundlerl.evaluation.ope.intervals.INTERVALS``)."""
     extra: dict = field(default_factory=dict)
+    """``"percentile"``: name -> Estimate, the per-trajectory estimators' percentile intervals when the reported ones
+    are studentized (same replicates; for comparison)."""
 
     def to_dict(self) -> dict:
-        return {"policy": self.policy, "estimates": {k: v.to_dict() for k, v in self.estimates.items()},
-                "n_decisions": self.n_decisions, "n_episodes": self.n_episodes,
-                "ess_decisions": self.ess_decisions, "ess_episodes": self.ess_episodes,
-                "unsupported_share": self.unsupported_share, "truth": self.truth, "interval": self.interval}
+        out = {"policy": self.policy, "estimates": {k: v.to_dict() for k, v in self.estimates.items()},
+               "n_decisions": self.n_decisions, "n_episodes": self.n_episodes,
+               "ess_decisions": self.ess_decisions, "ess_episodes": self.ess_episodes,
+               "unsupported_share": self.unsupported_share, "truth": self.truth, "interval": self.interval}
+        if self.extra.get("percentile"):
+            out["trajectory_percentile"] = {k: v.to_dict() for k, v in self.extra["percentile"].items()}
+        return out
 
 
 class _Acc:
@@ -128,6 +147,7 @@ class _Acc:
     def __init__(self, B: int, fq: FittedQ | None = None):
         self.B = B
         self.fq = fq
+        self.mom = EpisodeMoments(B)
         self.d = np.zeros(len(DECISION_TERMS) + 1)  # + unsupported mass
         self.db = np.zeros((B, len(DECISION_TERMS) + 1))
         self.t = np.zeros((4, 1))
@@ -247,6 +267,8 @@ def off_policy_evaluate(logs: "LogDataset | str", policies: Mapping[str, Policy]
                 terms, final, _ = trajectory_terms(ep, ratio, r, q_g[np.arange(n), a], v, Hs, clip=cfg.clip)
                 s.t += terms.sum(axis=0)
                 s.tb += np.einsum("be,eth->bth", boot, terms)
+                if cfg.trajectory_interval == "studentized":
+                    s.mom.add(terms, boot)
                 if fqe:
                     t, rho, rho_prev = cumulative_weights(ep, ratio, clip=cfg.clip)
                     s.fq.add(fqe_stats(ep, t, phi, a, r, pe, rho, rho_prev, Hs, cfg.gamma), fold, boot)
@@ -277,10 +299,19 @@ def _result(name: str, s: _Acc, cfg: OPEConfig, n_rows: int) -> OPEResult:
         t, tb = t.copy(), tb.copy()
         t[2], t[3] = Q[0], V[0]
         tb[:, 2], tb[:, 3] = Q[1:], V[1:]
+    percentile = {}
     for cls in TRAJECTORY_ESTIMATORS:
         est = cls(gamma=cfg.gamma, clip=cfg.clip)
         reps = np.array([est.value(tb[b], s.n_epb[b]) for b in range(s.B)])
-        estimates[est.name] = percentile_estimate(est.value(t, s.n_ep), reps, cfg.level, int(s.n_ep))
+        value = est.value(t, s.n_ep)
+        if cfg.trajectory_interval == "studentized" and not (est.uses_model and s.fq is not None):
+            se = s.mom.se(0, est.gradient(s.t, s.n_ep))
+            se_reps = np.array([s.mom.se(b + 1, est.gradient(s.tb[b], s.n_epb[b])) for b in range(s.B)])
+            estimates[est.name] = studentized_estimate(value, se, reps, se_reps, cfg.level, int(s.n_ep))
+            percentile[est.name] = percentile_estimate(value, reps, cfg.level, int(s.n_ep))
+        else:
+            estimates[est.name] = percentile_estimate(value, reps, cfg.level, int(s.n_ep))
     n = max(full["n"], 1.0)
     return OPEResult(name, estimates, int(full["n"]), int(s.n_ep), decision_ess(full), trajectory_ess(s.e1, s.e2),
-                     float(s.d[-1] / n), float(s.truth / n) if cfg.truth else None, cfg.interval)
+                     float(s.d[-1] / n), float(s.truth / n) if cfg.truth else None, cfg.interval,
+                     {"percentile": percentile} if percentile else {})
