@@ -123,6 +123,9 @@ def summarise(rows: list[dict], traj_truth: dict[str, float]) -> str:
                 truth = r["truth"] if est in per_decision else traj_truth[name]
                 err.setdefault((name, est), []).append(abs(e["mean"] - truth) / abs(truth))
                 cov.setdefault((name, est), []).append(e["low"] <= truth <= e["high"])
+                p = r.get("trajectory_percentile", {}).get(est)  # the percentile interval on the same replicates
+                if p is not None:
+                    cov.setdefault((name, est + ":percentile"), []).append(p["low"] <= truth <= p["high"])
             cells.append(f"{np.mean(err[name, est]):.1%} / {np.mean(cov[name, est]):.0%}")
         ess_share[name] = float(np.mean([r["ess_episodes"] / r["n_episodes"] for r in rs]))
         lines.append(f"| {name} | " + " | ".join(cells) + f" | {ess_share[name]:.2%} |")
@@ -133,15 +136,18 @@ def summarise(rows: list[dict], traj_truth: dict[str, float]) -> str:
         if not c:
             return "none"
         ci = mean_ci(np.asarray(c, float))  # the coverage's own sampling error (targets share repeats: rough)
-        return (f"coverage {ci.value:.1%} [{max(ci.low, 0):.1%}, {min(ci.high, 1):.1%}] of {len(c)} intervals; mean "
-                f"relative error: worst "
-                f"target {max(e):.1%}, mean {np.mean(e):.1%}")
+        pc = [x for n in names if keep(n) for x in cov.get((n, est + ":percentile"), [])]
+        alt = f" (percentile interval on the same replicates: {np.mean(pc):.1%})" if pc else ""
+        return (f"coverage {ci.value:.1%} [{max(ci.low, 0):.1%}, {min(ci.high, 1):.1%}] of {len(c)} intervals{alt}; "
+                f"mean relative error: worst target {max(e):.1%}, mean {np.mean(e):.1%}")
 
     high = lambda n: ess_share[n] > LOW_EPISODE_ESS  # noqa: E731
     lines += ["", f"- DR: {pooled('DR', lambda n: True)}", f"- SNDR: {pooled('SNDR', lambda n: True)}",
               f"- WDR-traj, targets with episode ESS > {LOW_EPISODE_ESS:.0%} "
               f"({', '.join(n for n in names if high(n)) or 'none'}): {pooled('WDR-traj', high)}",
-              f"- WDR-traj, the others: {pooled('WDR-traj', lambda n: not high(n))}"]
+              f"- WDR-traj, the others: {pooled('WDR-traj', lambda n: not high(n))}",
+              f"- WPDIS, all targets: {pooled('WPDIS', lambda n: True)}",
+              f"- DR-traj, all targets: {pooled('DR-traj', lambda n: True)}"]
     return "\n".join(lines)
 
 
@@ -155,9 +161,7 @@ def validate(args) -> None:
     out.mkdir(parents=True, exist_ok=True)
     with torch_threads(1):
         pols, tl = targets(args, world)
-        # --log-only: no truths (they are needed only to score estimates; one process computes them first)
-        truth = {} if args.log_only else trajectory_truth(pols, world, args.truth_episodes,
-                                                          out / "trajectory_truth.json")
+        truth = None  # computed (or read from its cache) only when the first results are summarised
         n_parts = max(args.repeats, args.large_repeats * args.large_parts) + 1  # + 1: the last part may be short
         report = [f"# bench_ope: preset {args.preset}, {args.steps:,}-step repeats x {args.repeats}, "
                   f"{args.steps * args.large_parts:,}-step repeats x {args.large_repeats}; trajectory truth from "
@@ -203,6 +207,8 @@ def validate(args) -> None:
                     print(f"  {lname} {size} repeat {i + 1}/{len(groups)} ({time.perf_counter() - t:.0f} s)",
                           flush=True)
                 rows = [r for r in rows if r["repeat"] < len(groups)]
+                if truth is None:
+                    truth = trajectory_truth(pols, world, args.truth_episodes, out / "trajectory_truth.json")
                 n_dec = np.mean([r["n_decisions"] for r in rows]) if rows else 0
                 report.append(f"\n## logger {lname}, {len(groups)} repeats of ~{n_dec:,.0f} decisions\n")
                 report.append(summarise(rows, truth))
