@@ -97,7 +97,7 @@ def run_repeat(folder: Path, parts: list[Path], pols, seed: int):
 
     full = LogDataset.open(folder)
     sub = LogDataset(full.folder, parts, full.dims, full.obs_spec, 0, full.info)
-    return off_policy_evaluate(sub, pols, OPEConfig(truth=True, seed=seed, progress=False))
+    return off_policy_evaluate(sub, pols, OPEConfig(truth=True, seed=seed, progress=False, keep_replicates=True))
 
 
 def summarise(rows: list[dict], traj_truth: dict[str, float]) -> str:

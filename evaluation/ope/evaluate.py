@@ -78,6 +78,8 @@ class OPEConfig:
         (``bundlerl.evaluation.ope.intervals``): the studentized bootstrap (default) or the percentile one. The
         fitted-Q return model's DR / WDR always get the percentile interval (their model moves per replicate).
     :param return_model: the per-trajectory DR / WDR's return model, one of :data:`RETURN_MODELS`.
+    :param keep_replicates: keep the per-trajectory estimators' bootstrap replicates and standard errors in
+        ``OPEResult.extra["replicates"]`` (for studying interval forms; bench_ope).
     :param max_fit_rows: decisions per fold the models fit on. :param truth: compute the per-decision ground truth
         (logs with ``truth/``). :param batch: observations per call of a target policy.
     """
@@ -92,6 +94,7 @@ class OPEConfig:
     return_model: str = RETURN_MODELS[0]
     seed: int = 0
     allow_unsupported: bool = False
+    keep_replicates: bool = False
     max_fit_rows: int = 100_000
     truth: bool = False
     batch: int = 8192
@@ -138,6 +141,8 @@ class OPEResult:
                "unsupported_share": self.unsupported_share, "truth": self.truth, "interval": self.interval}
         if self.extra.get("percentile"):
             out["trajectory_percentile"] = {k: v.to_dict() for k, v in self.extra["percentile"].items()}
+        if self.extra.get("replicates"):
+            out["trajectory_replicates"] = self.extra["replicates"]
         return out
 
 
@@ -299,7 +304,7 @@ def _result(name: str, s: _Acc, cfg: OPEConfig, n_rows: int) -> OPEResult:
         t, tb = t.copy(), tb.copy()
         t[2], t[3] = Q[0], V[0]
         tb[:, 2], tb[:, 3] = Q[1:], V[1:]
-    percentile = {}
+    percentile, kept = {}, {}
     for cls in TRAJECTORY_ESTIMATORS:
         est = cls(gamma=cfg.gamma, clip=cfg.clip)
         reps = np.array([est.value(tb[b], s.n_epb[b]) for b in range(s.B)])
@@ -309,9 +314,11 @@ def _result(name: str, s: _Acc, cfg: OPEConfig, n_rows: int) -> OPEResult:
             se_reps = np.array([s.mom.se(b + 1, est.gradient(s.tb[b], s.n_epb[b])) for b in range(s.B)])
             estimates[est.name] = studentized_estimate(value, se, reps, se_reps, cfg.level, int(s.n_ep))
             percentile[est.name] = percentile_estimate(value, reps, cfg.level, int(s.n_ep))
+            if cfg.keep_replicates:
+                kept[est.name] = {"reps": reps.tolist(), "se": se, "se_reps": se_reps.tolist()}
         else:
             estimates[est.name] = percentile_estimate(value, reps, cfg.level, int(s.n_ep))
     n = max(full["n"], 1.0)
     return OPEResult(name, estimates, int(full["n"]), int(s.n_ep), decision_ess(full), trajectory_ess(s.e1, s.e2),
                      float(s.d[-1] / n), float(s.truth / n) if cfg.truth else None, cfg.interval,
-                     {"percentile": percentile} if percentile else {})
+                     {k: v for k, v in (("percentile", percentile), ("replicates", kept)) if v})
