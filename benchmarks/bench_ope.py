@@ -193,6 +193,8 @@ def validate(args) -> None:
             large = [(f, parts[i * args.large_parts:(i + 1) * args.large_parts]) for f, parts in folders
                      for i in range(len(parts) // args.large_parts)][: args.large_repeats]
             for size, groups in (("small", small), ("large", large)):
+                if not groups:  # e.g. --repeats 0: one process per size
+                    continue
                 cache = out / f"results-{lname}-{size}.json"
                 rows = json.loads(cache.read_text()) if cache.is_file() else []
                 t = time.perf_counter()
