@@ -58,7 +58,7 @@ def add_parser(subparsers) -> None:
                         "each target's fitted-Q evaluation (linear LSTD-Q, refitted per bootstrap replicate) "
                         f"(default: {RETURN_MODELS[0]})")
     p.add_argument("--trajectory-interval", choices=TRAJECTORY_INTERVALS, default=TRAJECTORY_INTERVALS[0],
-                   help="per-trajectory intervals: studentized (bootstrap-t) or percentile bootstrap "
+                   help="per-trajectory intervals: studentized (bootstrap-t, equal-tailed or symmetric) or percentile "
                         f"(default: {TRAJECTORY_INTERVALS[0]})")
     p.add_argument("--seed", type=SEED, default=0, help="seed of the bootstrap and the reward models (default: 0)")
     p.add_argument("--allow-unsupported", action="store_true",

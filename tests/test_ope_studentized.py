@@ -118,3 +118,6 @@ def test_studentized_falls_back_to_percentile_without_a_spread():
     assert (e.low, e.high) == (p.low, p.high)
     e = studentized_estimate(2.0, 1.0, reps, np.array([1.0, 1.0, 1.0]), 0.95, 3)
     assert e.low < 2.0 < e.high
+    s = studentized_estimate(2.0, 1.0, np.array([1.0, 2.5, 4.0]), np.ones(3), 0.95, 3, symmetric=True)
+    assert s.high - 2.0 == pytest.approx(2.0 - s.low) and s.high - s.low == pytest.approx(2 * np.percentile(
+        [1.0, 0.5, 2.0], 95))

@@ -272,7 +272,7 @@ def off_policy_evaluate(logs: "LogDataset | str", policies: Mapping[str, Policy]
                 terms, final, _ = trajectory_terms(ep, ratio, r, q_g[np.arange(n), a], v, Hs, clip=cfg.clip)
                 s.t += terms.sum(axis=0)
                 s.tb += np.einsum("be,eth->bth", boot, terms)
-                if cfg.trajectory_interval == "studentized":
+                if cfg.trajectory_interval != "percentile":
                     s.mom.add(terms, boot)
                 if fqe:
                     t, rho, rho_prev = cumulative_weights(ep, ratio, clip=cfg.clip)
@@ -309,10 +309,11 @@ def _result(name: str, s: _Acc, cfg: OPEConfig, n_rows: int) -> OPEResult:
         est = cls(gamma=cfg.gamma, clip=cfg.clip)
         reps = np.array([est.value(tb[b], s.n_epb[b]) for b in range(s.B)])
         value = est.value(t, s.n_ep)
-        if cfg.trajectory_interval == "studentized" and not (est.uses_model and s.fq is not None):
+        if cfg.trajectory_interval != "percentile" and not (est.uses_model and s.fq is not None):
             se = s.mom.se(0, est.gradient(s.t, s.n_ep))
             se_reps = np.array([s.mom.se(b + 1, est.gradient(s.tb[b], s.n_epb[b])) for b in range(s.B)])
-            estimates[est.name] = studentized_estimate(value, se, reps, se_reps, cfg.level, int(s.n_ep))
+            estimates[est.name] = studentized_estimate(value, se, reps, se_reps, cfg.level, int(s.n_ep),
+                                                       symmetric=cfg.trajectory_interval == "symmetric")
             percentile[est.name] = percentile_estimate(value, reps, cfg.level, int(s.n_ep))
             if cfg.keep_replicates:
                 kept[est.name] = {"reps": reps.tolist(), "se": se, "se_reps": se_reps.tolist()}
