@@ -100,10 +100,25 @@ def run_repeat(folder: Path, parts: list[Path], pols, seed: int):
     return off_policy_evaluate(sub, pols, OPEConfig(truth=True, seed=seed, progress=False, keep_replicates=True))
 
 
+def _forms(value: float, kept: dict | None) -> dict:
+    """The per-trajectory interval forms (``bundlerl.evaluation.ope.intervals``) from kept replicates: name ->
+    (low, high); {} without replicates."""
+    from bundlerl.evaluation.ope.intervals import percentile_estimate, studentized_estimate
+
+    if not kept:
+        return {}
+    reps, se, ser = np.asarray(kept["reps"]), kept["se"], np.asarray(kept["se_reps"])
+    out = {"percentile": percentile_estimate(value, reps, 0.95, 1)}
+    out["studentized"] = studentized_estimate(value, se, reps, ser, 0.95, 1)
+    out["symmetric"] = studentized_estimate(value, se, reps, ser, 0.95, 1, symmetric=True)
+    return {k: (e.low, e.high) for k, e in out.items()}
+
+
 def summarise(rows: list[dict], traj_truth: dict[str, float]) -> str:
     """The estimator x target table (mean relative error / coverage), then the issue's pooled figures."""
     from bundlerl.evaluation.ope.estimators import DECISION_ESTIMATORS
     from bundlerl.evaluation.ope.evaluate import ESTIMATOR_NAMES
+    from bundlerl.evaluation.ope.intervals import TRAJECTORY_INTERVALS
     from bundlerl.evaluation.ope.report import LOW_EPISODE_ESS
     from bundlerl.evaluation.stats import mean_ci
 
@@ -122,10 +137,13 @@ def summarise(rows: list[dict], traj_truth: dict[str, float]) -> str:
                 e = r["estimates"][est]
                 truth = r["truth"] if est in per_decision else traj_truth[name]
                 err.setdefault((name, est), []).append(abs(e["mean"] - truth) / abs(truth))
-                cov.setdefault((name, est), []).append(e["low"] <= truth <= e["high"])
-                p = r.get("trajectory_percentile", {}).get(est)  # the percentile interval on the same replicates
-                if p is not None:
-                    cov.setdefault((name, est + ":percentile"), []).append(p["low"] <= truth <= p["high"])
+                forms = _forms(e["mean"], r.get("trajectory_replicates", {}).get(est))
+                # the reported interval: the current default form, from the kept replicates where a result was
+                # computed under another default (same estimate, replicates and standard errors)
+                lo, hi = forms.get(TRAJECTORY_INTERVALS[0], (e["low"], e["high"]))
+                cov.setdefault((name, est), []).append(lo <= truth <= hi)
+                for form, (lo, hi) in forms.items():
+                    cov.setdefault((name, f"{est}:{form}"), []).append(lo <= truth <= hi)
             cells.append(f"{np.mean(err[name, est]):.1%} / {np.mean(cov[name, est]):.0%}")
         ess_share[name] = float(np.mean([r["ess_episodes"] / r["n_episodes"] for r in rs]))
         lines.append(f"| {name} | " + " | ".join(cells) + f" | {ess_share[name]:.2%} |")
@@ -136,8 +154,12 @@ def summarise(rows: list[dict], traj_truth: dict[str, float]) -> str:
         if not c:
             return "none"
         ci = mean_ci(np.asarray(c, float))  # the coverage's own sampling error (targets share repeats: rough)
-        pc = [x for n in names if keep(n) for x in cov.get((n, est + ":percentile"), [])]
-        alt = f" (percentile interval on the same replicates: {np.mean(pc):.1%})" if pc else ""
+        alts = []
+        for form in ("percentile", "studentized", "symmetric"):
+            pc = [x for n in names if keep(n) for x in cov.get((n, f"{est}:{form}"), [])]
+            if pc:
+                alts.append(f"{form} {np.mean(pc):.1%}")
+        alt = f" (interval forms on the same replicates: {', '.join(alts)})" if alts else ""
         return (f"coverage {ci.value:.1%} [{max(ci.low, 0):.1%}, {min(ci.high, 1):.1%}] of {len(c)} intervals{alt}; "
                 f"mean relative error: worst target {max(e):.1%}, mean {np.mean(e):.1%}")
 

@@ -58,7 +58,8 @@ def add_parser(subparsers) -> None:
                         "each target's fitted-Q evaluation (linear LSTD-Q, refitted per bootstrap replicate) "
                         f"(default: {RETURN_MODELS[0]})")
     p.add_argument("--trajectory-interval", choices=TRAJECTORY_INTERVALS, default=TRAJECTORY_INTERVALS[0],
-                   help="per-trajectory intervals: studentized (bootstrap-t, equal-tailed or symmetric) or percentile "
+                   help="per-trajectory intervals: symmetric or equal-tailed studentized bootstrap (bootstrap-t), or "
+                        "percentile "
                         f"(default: {TRAJECTORY_INTERVALS[0]})")
     p.add_argument("--seed", type=SEED, default=0, help="seed of the bootstrap and the reward models (default: 0)")
     p.add_argument("--allow-unsupported", action="store_true",

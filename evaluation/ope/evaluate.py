@@ -75,7 +75,8 @@ class OPEConfig:
     :param allow_unsupported: estimate even when a target puts mass on actions the logger never took (biased);
         otherwise that raises. The unsupported share is reported either way.
     :param trajectory_interval: form of the per-trajectory intervals, one of ``TRAJECTORY_INTERVALS``
-        (``bundlerl.evaluation.ope.intervals``): the studentized bootstrap (default) or the percentile one. The
+        (``bundlerl.evaluation.ope.intervals``): the symmetric studentized bootstrap (default), the equal-tailed one,
+        or the percentile one. The
         fitted-Q return model's DR / WDR always get the percentile interval (their model moves per replicate).
     :param return_model: the per-trajectory DR / WDR's return model, one of :data:`RETURN_MODELS`.
     :param keep_replicates: keep the per-trajectory estimators' bootstrap replicates and standard errors in
