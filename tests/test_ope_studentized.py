@@ -87,6 +87,7 @@ def _heavy_log(rng, E=100, L=4, K=4, p=0.7):
 
 
 def test_studentized_intervals_cover_heavy_tailed_weights_better_than_percentile():
+    """Both bootstrap-t forms (equal-tailed and symmetric) hold the truth more often than the percentile interval."""
     rng = np.random.default_rng(0)
     B, truth, logs = 100, 4 * 0.7, 120
     hits = {}
@@ -103,12 +104,14 @@ def test_studentized_intervals_cover_heavy_tailed_weights_better_than_percentile
             se_reps = np.array([mom.se(b + 1, est.gradient(Sb[b], nb[b])) for b in range(B)])
             t = studentized_estimate(value, mom.se(0, est.gradient(S, E)), reps, se_reps, 0.95, E)
             p = percentile_estimate(value, reps, 0.95, E)
+            y = studentized_estimate(value, mom.se(0, est.gradient(S, E)), reps, se_reps, 0.95, E, symmetric=True)
+            hits.setdefault((est.name, "sym"), []).append(y.low <= truth <= y.high)
             hits.setdefault((est.name, "t"), []).append(t.low <= truth <= t.high)
             hits.setdefault((est.name, "pct"), []).append(p.low <= truth <= p.high)
     cov = {k: float(np.mean(v)) for k, v in hits.items()}
     for name in ("PDIS", "WPDIS"):
-        assert cov[name, "t"] > cov[name, "pct"], cov
-        assert cov[name, "t"] >= 0.84, cov
+        assert cov[name, "t"] > cov[name, "pct"] and cov[name, "sym"] > cov[name, "pct"], cov
+        assert min(cov[name, "t"], cov[name, "sym"]) >= 0.84, cov
 
 
 def test_studentized_falls_back_to_percentile_without_a_spread():
