@@ -8,7 +8,8 @@ the full sums and to ``n_boot`` bootstrap replicates (and, per trajectory, the e
 studentized intervals and, with ``return_model="fqe"``, each target's fitted-Q statistics). The bootstrap is a Poisson bootstrap over episodes (contexts):
 each replicate weighs every episode by a Poisson(1) draw (Hanley & MacGibbon 2006; Chamandy et al. 2012), which
 resamples the episodes as units (a decision's neighbours in its episode are not independent of it) and needs no
-second pass; the interval is the replicates' percentile interval. The draws are shared by all targets. What the
+second pass; per decision the interval is the replicates' percentile interval, per trajectory by default the
+symmetric bootstrap-t (``bundlerl.evaluation.ope.intervals``). The draws are shared by all targets. What the
 per-decision intervals cover (the value on the logged contexts, or on their distribution) is
 ``bundlerl.evaluation.ope.intervals``'s choice.
 
