@@ -5,8 +5,8 @@ Two passes over the log (``bundlerl.evaluation.logs.LogDataset``): the first fit
 return-to-go models (``bundlerl.evaluation.ope.reward_model``) on at most ``max_fit_rows`` decisions per fold; the
 second computes, per part and target, the estimators' terms (``bundlerl.evaluation.ope.estimators``) and adds them to
 the full sums and to ``n_boot`` bootstrap replicates (and, per trajectory, the episodes' second moments for the
-studentized intervals and, with ``return_model="fqe"``, each target's fitted-Q statistics). The bootstrap is a Poisson bootstrap over episodes (contexts):
-each replicate weighs every episode by a Poisson(1) draw (Hanley & MacGibbon 2006; Chamandy et al. 2012), which
+studentized intervals and, with ``return_model="fqe"``, each target's fitted-Q statistics). The bootstrap is a
+Poisson bootstrap over episodes (contexts): each replicate weighs every episode by a Poisson(1) draw (Hanley & MacGibbon 2006; Chamandy et al. 2012), which
 resamples the episodes as units (a decision's neighbours in its episode are not independent of it) and needs no
 second pass; per decision the interval is the replicates' percentile interval, per trajectory by default the
 symmetric bootstrap-t (``bundlerl.evaluation.ope.intervals``). The draws are shared by all targets. What the
