@@ -32,8 +32,7 @@ normal intervals did no better). Studentizing makes the pivot scale-free, so a r
 widens the interval instead of narrowing it. The equal-tailed bootstrap-t (``"studentized"``) follows the replicates'
 skew, which there points the wrong way (a replicate without the heavy episode is far below with a small standard
 error, so the interval stretches up while a log that caught a heavy episode errs up): on bench_ope's 10k repeats it
-covered ~8-12 points less than the percentile interval for weighted DR; the symmetric form covered within
-one interval of it or more (up to +6 points for weighted DR, +9 for DR).
+covered ~8-12 points less than the percentile interval for weighted DR; the symmetric form 2-5 points more (DR 5-9).
 """
 
 from __future__ import annotations
