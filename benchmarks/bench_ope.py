@@ -97,13 +97,28 @@ def run_repeat(folder: Path, parts: list[Path], pols, seed: int):
 
     full = LogDataset.open(folder)
     sub = LogDataset(full.folder, parts, full.dims, full.obs_spec, 0, full.info)
-    return off_policy_evaluate(sub, pols, OPEConfig(truth=True, seed=seed, progress=False))
+    return off_policy_evaluate(sub, pols, OPEConfig(truth=True, seed=seed, progress=False, keep_replicates=True))
+
+
+def _forms(value: float, kept: dict | None) -> dict:
+    """The per-trajectory interval forms (``bundlerl.evaluation.ope.intervals``) from kept replicates: name ->
+    (low, high); {} without replicates."""
+    from bundlerl.evaluation.ope.intervals import percentile_estimate, studentized_estimate
+
+    if not kept:
+        return {}
+    reps, se, ser = np.asarray(kept["reps"]), kept["se"], np.asarray(kept["se_reps"])
+    out = {"percentile": percentile_estimate(value, reps, 0.95, 1)}
+    out["studentized"] = studentized_estimate(value, se, reps, ser, 0.95, 1)
+    out["symmetric"] = studentized_estimate(value, se, reps, ser, 0.95, 1, symmetric=True)
+    return {k: (e.low, e.high) for k, e in out.items()}
 
 
 def summarise(rows: list[dict], traj_truth: dict[str, float]) -> str:
     """The estimator x target table (mean relative error / coverage), then the issue's pooled figures."""
     from bundlerl.evaluation.ope.estimators import DECISION_ESTIMATORS
     from bundlerl.evaluation.ope.evaluate import ESTIMATOR_NAMES
+    from bundlerl.evaluation.ope.intervals import TRAJECTORY_INTERVALS
     from bundlerl.evaluation.ope.report import LOW_EPISODE_ESS
     from bundlerl.evaluation.stats import mean_ci
 
@@ -122,7 +137,13 @@ def summarise(rows: list[dict], traj_truth: dict[str, float]) -> str:
                 e = r["estimates"][est]
                 truth = r["truth"] if est in per_decision else traj_truth[name]
                 err.setdefault((name, est), []).append(abs(e["mean"] - truth) / abs(truth))
-                cov.setdefault((name, est), []).append(e["low"] <= truth <= e["high"])
+                forms = _forms(e["mean"], r.get("trajectory_replicates", {}).get(est))
+                # the reported interval: the current default form, from the kept replicates where a result was
+                # computed under another default (same estimate, replicates and standard errors)
+                lo, hi = forms.get(TRAJECTORY_INTERVALS[0], (e["low"], e["high"]))
+                cov.setdefault((name, est), []).append(lo <= truth <= hi)
+                for form, (lo, hi) in forms.items():
+                    cov.setdefault((name, f"{est}:{form}"), []).append(lo <= truth <= hi)
             cells.append(f"{np.mean(err[name, est]):.1%} / {np.mean(cov[name, est]):.0%}")
         ess_share[name] = float(np.mean([r["ess_episodes"] / r["n_episodes"] for r in rs]))
         lines.append(f"| {name} | " + " | ".join(cells) + f" | {ess_share[name]:.2%} |")
@@ -133,15 +154,22 @@ def summarise(rows: list[dict], traj_truth: dict[str, float]) -> str:
         if not c:
             return "none"
         ci = mean_ci(np.asarray(c, float))  # the coverage's own sampling error (targets share repeats: rough)
-        return (f"coverage {ci.value:.1%} [{max(ci.low, 0):.1%}, {min(ci.high, 1):.1%}] of {len(c)} intervals; mean "
-                f"relative error: worst "
-                f"target {max(e):.1%}, mean {np.mean(e):.1%}")
+        alts = []
+        for form in ("percentile", "studentized", "symmetric"):
+            pc = [x for n in names if keep(n) for x in cov.get((n, f"{est}:{form}"), [])]
+            if pc:
+                alts.append(f"{form} {np.mean(pc):.1%}")
+        alt = f" (interval forms on the same replicates: {', '.join(alts)})" if alts else ""
+        return (f"coverage {ci.value:.1%} [{max(ci.low, 0):.1%}, {min(ci.high, 1):.1%}] of {len(c)} intervals{alt}; "
+                f"mean relative error: worst target {max(e):.1%}, mean {np.mean(e):.1%}")
 
     high = lambda n: ess_share[n] > LOW_EPISODE_ESS  # noqa: E731
     lines += ["", f"- DR: {pooled('DR', lambda n: True)}", f"- SNDR: {pooled('SNDR', lambda n: True)}",
               f"- WDR-traj, targets with episode ESS > {LOW_EPISODE_ESS:.0%} "
               f"({', '.join(n for n in names if high(n)) or 'none'}): {pooled('WDR-traj', high)}",
-              f"- WDR-traj, the others: {pooled('WDR-traj', lambda n: not high(n))}"]
+              f"- WDR-traj, the others: {pooled('WDR-traj', lambda n: not high(n))}",
+              f"- WPDIS, all targets: {pooled('WPDIS', lambda n: True)}",
+              f"- DR-traj, all targets: {pooled('DR-traj', lambda n: True)}"]
     return "\n".join(lines)
 
 
@@ -155,13 +183,15 @@ def validate(args) -> None:
     out.mkdir(parents=True, exist_ok=True)
     with torch_threads(1):
         pols, tl = targets(args, world)
-        truth = trajectory_truth(pols, world, args.truth_episodes, out / "trajectory_truth.json")
+        truth = None  # computed (or read from its cache) only when the first results are summarised
         n_parts = max(args.repeats, args.large_repeats * args.large_parts) + 1  # + 1: the last part may be short
         report = [f"# bench_ope: preset {args.preset}, {args.steps:,}-step repeats x {args.repeats}, "
                   f"{args.steps * args.large_parts:,}-step repeats x {args.large_repeats}; trajectory truth from "
                   f"{args.truth_episodes:,} on-policy episodes; tuned-linear budget {args.tuned_budget}\n",
                   "cells: mean relative error / 95% CI coverage over repeats\n"]
         for lname, logger in loggers(tl, args.temperature).items():
+            if args.loggers and not any(lname.startswith(w) for w in args.loggers.split(",")):
+                continue
             # the log of --seed, then --extra-logs more of seeds --seed + 1, ... (other logging streams): their
             # parts (whole episodes, ~--steps decisions each) are the disjoint repeats
             folders = []
@@ -185,6 +215,8 @@ def validate(args) -> None:
             large = [(f, parts[i * args.large_parts:(i + 1) * args.large_parts]) for f, parts in folders
                      for i in range(len(parts) // args.large_parts)][: args.large_repeats]
             for size, groups in (("small", small), ("large", large)):
+                if not groups:  # e.g. --repeats 0: one process per size
+                    continue
                 cache = out / f"results-{lname}-{size}.json"
                 rows = json.loads(cache.read_text()) if cache.is_file() else []
                 t = time.perf_counter()
@@ -199,6 +231,8 @@ def validate(args) -> None:
                     print(f"  {lname} {size} repeat {i + 1}/{len(groups)} ({time.perf_counter() - t:.0f} s)",
                           flush=True)
                 rows = [r for r in rows if r["repeat"] < len(groups)]
+                if truth is None:
+                    truth = trajectory_truth(pols, world, args.truth_episodes, out / "trajectory_truth.json")
                 n_dec = np.mean([r["n_decisions"] for r in rows]) if rows else 0
                 report.append(f"\n## logger {lname}, {len(groups)} repeats of ~{n_dec:,.0f} decisions\n")
                 report.append(summarise(rows, truth))
@@ -269,6 +303,8 @@ def main(argv=None) -> None:
     p.add_argument("--extra-logs", type=int, default=0,
                    help="more logs per logger (logging seeds --seed + 1, ...), each of --large-parts + 1 parts")
     p.add_argument("--log-only", action="store_true", help="write the logs, estimate nothing")
+    p.add_argument("--loggers", default="", help="comma-separated name prefixes of the loggers to run "
+                   "(cg, tl; default: both), e.g. one process per logger")
     p.add_argument("--scale", type=int, default=0, help="also the scale run on this many decisions")
     p.add_argument("--scale-only", action="store_true")
     p.add_argument("--out", default="bench-ope")

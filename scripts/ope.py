@@ -7,7 +7,8 @@ from __future__ import annotations
 import argparse
 
 from bundlerl.agents.baselines import BASELINES
-from bundlerl.evaluation.ope.intervals import INTERVALS
+from bundlerl.evaluation.ope.fitted_q import RETURN_MODELS
+from bundlerl.evaluation.ope.intervals import INTERVALS, TRAJECTORY_INTERVALS
 from bundlerl.scripts.flags import SEED, ExistingFolder, Integer, Number, OutputFolder, PolicySpec
 
 HELP = "estimate policies' values from a log (IPS, DR, ... with bootstrap CIs; table + chart)"
@@ -52,6 +53,14 @@ def add_parser(subparsers) -> None:
     p.add_argument("--interval", choices=INTERVALS, default=INTERVALS[0],
                    help="per-decision intervals for the value on the logged contexts, or on the traffic they were "
                         f"drawn from (default: {INTERVALS[0]})")
+    p.add_argument("--return-model", choices=RETURN_MODELS, default=RETURN_MODELS[0],
+                   help="return model of the per-trajectory DR / WDR: the logger's Monte-Carlo return regressor, or "
+                        "each target's fitted-Q evaluation (linear LSTD-Q, refitted per bootstrap replicate) "
+                        f"(default: {RETURN_MODELS[0]})")
+    p.add_argument("--trajectory-interval", choices=TRAJECTORY_INTERVALS, default=TRAJECTORY_INTERVALS[0],
+                   help="per-trajectory intervals: symmetric or equal-tailed studentized bootstrap (bootstrap-t), or "
+                        "percentile "
+                        f"(default: {TRAJECTORY_INTERVALS[0]})")
     p.add_argument("--seed", type=SEED, default=0, help="seed of the bootstrap and the reward models (default: 0)")
     p.add_argument("--allow-unsupported", action="store_true",
                    help="estimate even where a policy puts mass on candidates the logger never showed (biased)")
@@ -84,7 +93,8 @@ def run(args) -> int:
             K, F = space["candidates"].shape
             LogDataset.open(args.logs, expect_spec=observation_spec(space["profile"].shape[0], K, F))
     config = OPEConfig(clip=float("inf") if args.clip is None else args.clip, tau=args.tau, gamma=args.gamma, n_boot=args.bootstrap, seed=args.seed,
-                       interval=args.interval,
+                       interval=args.interval, return_model=args.return_model,
+                       trajectory_interval=args.trajectory_interval,
                        allow_unsupported=args.allow_unsupported, truth=args.truth,
                        progress=False if args.no_progress else None)
     with torch_threads(1):

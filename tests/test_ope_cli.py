@@ -17,13 +17,16 @@ def test_log_then_ope(tmp_path):
     info = json.loads((log / "log.json").read_text())
     assert info["policy"] == "complement-greedy+eps0.3" and info["stream"] == "logging stream, seed 0"
     r = run_cli("ope", "--logs", str(log), "--policy", "random", "--policy", "complement-greedy:greedy",
-                "--bootstrap", "20", "--truth", "--ranking-k", "3", "--out", str(tmp_path / "ope"), "--no-progress", timeout=300)
+                "--bootstrap", "20", "--truth", "--ranking-k", "3", "--return-model", "fqe", "--out", str(tmp_path / "ope"),
+                "--no-progress", timeout=300)
     assert r.returncode == 0, r.stderr
     assert "| WDR-traj |" in r.stdout and "complement-greedy:greedy" in r.stdout
     assert "ndcg@3" in r.stdout and (tmp_path / "ope" / "ranking.md").is_file()
     assert (tmp_path / "ope" / "ope.png").stat().st_size > 1000
     res = json.loads((tmp_path / "ope" / "ope.json").read_text())
     assert {x["policy"] for x in res} == {"random", "complement-greedy:greedy"}
+    # studentized per-trajectory intervals, the percentile ones kept for comparison (fitted-Q DR / WDR: percentile)
+    assert set(res[0]["trajectory_percentile"]) == {"PDIS", "WPDIS"}
 
 
 def test_bad_input_is_one_line(tmp_path):
@@ -37,6 +40,8 @@ def test_bad_input_is_one_line(tmp_path):
     (tmp_path / "empty").mkdir()
     r = run_cli("ope", "--logs", str(tmp_path / "empty"), "--policy", "random")
     assert r.returncode == 2 and "no part-*.parquet" in r.stderr
+    r = run_cli("ope", "--logs", str(tmp_path / "empty"), "--policy", "random", "--trajectory-interval", "bca")
+    assert r.returncode == 2 and "invalid choice: 'bca'" in r.stderr
 
 
 def test_policy_specs(tmp_path):

@@ -42,7 +42,7 @@ import numpy as np
 from bundlerl.evaluation.stats import EvaluationError
 
 __all__ = [
-    "OPEError", "DECISION_TERMS", "TRAJECTORY_TERMS", "decision_terms", "trajectory_terms", "importance_weights",
+    "OPEError", "DECISION_TERMS", "TRAJECTORY_TERMS", "decision_terms", "trajectory_terms", "cumulative_weights", "importance_weights",
     "unsupported_mass", "DirectMethod", "IPS", "SNIPS", "DoublyRobust", "SelfNormalizedDR", "SwitchDR", "PDIS",
     "WeightedPDIS", "TrajectoryDR", "WeightedDR", "DECISION_ESTIMATORS", "TRAJECTORY_ESTIMATORS", "decision_ess",
     "trajectory_ess",
@@ -228,6 +228,34 @@ TRAJECTORY_TERMS = ("A", "W", "Q", "V")
 sum rho_{t-1} v_t. With the episode count n and ``E1``, ``E2`` (sum of final weights and of their squares)."""
 
 
+def cumulative_weights(episode: np.ndarray, ratio: np.ndarray, *, clip: float = np.inf
+                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per row: the step index ``t`` (n,) int, the cumulative weight ``rho`` (n,) = min(prod_{s<=t} ratio_s, clip)
+    within its episode and ``rho_prev`` (n,), the same up to the step before (1 at an episode's first step).
+
+    :param episode: (n,) episode index of each decision; rows grouped by episode, in step order.
+    :param ratio: (n,) pi_e / pi_b of the logged actions (>= 0; a zero keeps the weight at zero from then on).
+    :raises OPEError: rows not grouped by episode.
+    """
+    ep = np.asarray(episode, np.int64)
+    n = ep.size
+    start = np.r_[True, ep[1:] != ep[:-1]] if n else np.zeros(0, bool)
+    if n and (np.diff(ep) < 0).any():
+        raise OPEError("trajectory rows must be grouped by episode, in step order")
+    idx = np.arange(n)
+    first = np.maximum.accumulate(np.where(start, idx, 0)) if n else idx  # each row's episode's first row
+    ratio = np.asarray(ratio, np.float64)
+    logr = np.log(np.maximum(ratio, 1e-300))
+    # cumulative products within each episode, in log space; a zero ratio keeps the weight at zero from then on
+    cs = np.cumsum(logr)
+    cum = cs - (cs - logr)[first]
+    zc = np.cumsum(ratio <= 0)
+    dead = (zc - (zc - (ratio <= 0))[first]) > 0
+    rho = np.where(dead, 0.0, np.minimum(np.exp(np.minimum(cum, 700.0)), clip))
+    rho_prev = np.where(start, 1.0, np.r_[1.0, rho[:-1]])
+    return idx - first, rho, rho_prev
+
+
 def trajectory_terms(episode: np.ndarray, ratio: np.ndarray, reward: np.ndarray, q: np.ndarray, v: np.ndarray,
                      horizon: int, *, clip: float = np.inf) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per-episode contributions for the trajectory estimators.
@@ -242,23 +270,10 @@ def trajectory_terms(episode: np.ndarray, ratio: np.ndarray, reward: np.ndarray,
     ep = np.asarray(episode, np.int64)
     n = ep.size
     E = int(ep.max()) + 1 if n else 0
-    start = np.r_[True, ep[1:] != ep[:-1]] if n else np.zeros(0, bool)
-    if n and (np.diff(ep) < 0).any():
-        raise OPEError("trajectory rows must be grouped by episode, in step order")
-    idx = np.arange(n)
-    first = np.maximum.accumulate(np.where(start, idx, 0)) if n else idx  # each row's episode's first row
-    t = idx - first
+    t, rho, rho_prev = cumulative_weights(ep, ratio, clip=clip)
     if n and t.max() >= horizon:
         raise OPEError(f"an episode has {int(t.max()) + 1} steps, more than horizon={horizon}")
-    ratio = np.asarray(ratio, np.float64)
-    logr = np.log(np.maximum(ratio, 1e-300))
-    # cumulative products within each episode, in log space; a zero ratio keeps the weight at zero from then on
-    cs = np.cumsum(logr)
-    cum = cs - (cs - logr)[first]
-    zc = np.cumsum(ratio <= 0)
-    dead = (zc - (zc - (ratio <= 0))[first]) > 0
-    rho = np.where(dead, 0.0, np.minimum(np.exp(np.minimum(cum, 700.0)), clip))
-    rho_prev = np.where(start, 1.0, np.r_[1.0, rho[:-1]])
+    start = t == 0
     terms = np.zeros((E, 4, horizon))
     np.add.at(terms[:, 0], (ep, t), rho * reward)
     np.add.at(terms[:, 1], (ep, t), rho)
@@ -296,6 +311,12 @@ class _Trajectory:
     def value(self, s: np.ndarray, n: float) -> float:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def gradient(self, s: np.ndarray, n: float) -> np.ndarray:  # pragma: no cover - abstract
+        """(4 H + 1,) d value / d (s flattened row-major, n): the linearisation behind the studentized interval
+        (``bundlerl.evaluation.ope.intervals``). Every estimator here is homogeneous of degree 0 in (s, n), so the
+        gradient is orthogonal to (s, n) (Euler) and per-episode influences g . x_i sum to zero."""
+        raise NotImplementedError
+
     def estimate_policy_value(self, episode, ratio, reward, q=None, v=None, horizon: int | None = None) -> float:
         """The estimate from in-memory arrays (shapes as in :func:`trajectory_terms`)."""
         n = np.asarray(reward).size
@@ -316,6 +337,13 @@ class PDIS(_Trajectory):
     def value(self, s, n):
         return float(_discount(s.shape[1], self.gamma) @ s[0] / n) if n else float("nan")
 
+    def gradient(self, s, n):
+        g = np.zeros_like(s, dtype=np.float64)
+        if not n:
+            return np.r_[g.ravel(), 0.0]
+        g[0] = _discount(s.shape[1], self.gamma) / n
+        return np.r_[g.ravel(), -self.value(s, n) / n]
+
 
 @dataclass(frozen=True)
 class WeightedPDIS(_Trajectory):
@@ -327,6 +355,15 @@ class WeightedPDIS(_Trajectory):
         return float(_discount(s.shape[1], self.gamma) @ np.divide(s[0], s[1], out=np.zeros_like(s[0]),
                                                                     where=s[1] > 0)) if n else float("nan")
 
+    def gradient(self, s, n):
+        d = _discount(s.shape[1], self.gamma)
+        g = np.zeros_like(s, dtype=np.float64)
+        W = s[1]
+        ok = W > 0
+        g[0, ok] = d[ok] / W[ok]
+        g[1, ok] = -d[ok] * s[0, ok] / W[ok] ** 2
+        return np.r_[g.ravel(), 0.0]
+
 
 @dataclass(frozen=True)
 class TrajectoryDR(_Trajectory):
@@ -337,6 +374,14 @@ class TrajectoryDR(_Trajectory):
 
     def value(self, s, n):
         return float(_discount(s.shape[1], self.gamma) @ (s[0] - s[2] + s[3]) / n) if n else float("nan")
+
+    def gradient(self, s, n):
+        g = np.zeros_like(s, dtype=np.float64)
+        if not n:
+            return np.r_[g.ravel(), 0.0]
+        d = _discount(s.shape[1], self.gamma) / n
+        g[0], g[2], g[3] = d, -d, d
+        return np.r_[g.ravel(), -self.value(s, n) / n]
 
 
 @dataclass(frozen=True)
@@ -353,6 +398,26 @@ class WeightedDR(_Trajectory):
         W_prev = np.r_[n, W[:-1]]
         div = lambda a, b: np.divide(a, b, out=np.zeros_like(a), where=b > 0)  # noqa: E731
         return float(_discount(s.shape[1], self.gamma) @ (div(s[0] - s[2], W) + div(s[3], W_prev)))
+
+    def gradient(self, s, n):
+        H = s.shape[1]
+        g = np.zeros_like(s, dtype=np.float64)
+        if not n:
+            return np.r_[g.ravel(), 0.0]
+        d = _discount(H, self.gamma)
+        W = s[1].astype(np.float64)
+        W_prev = np.r_[n, W[:-1]]
+        ok, okp = W > 0, W_prev > 0
+        g[0, ok] = d[ok] / W[ok]
+        g[2, ok] = -d[ok] / W[ok]
+        g[3, okp] = d[okp] / W_prev[okp]
+        # W_t is the normaliser of step t's residual and of step t + 1's model term
+        g[1, ok] = -d[ok] * (s[0, ok] - s[2, ok]) / W[ok] ** 2
+        nxt = np.zeros(H)
+        nxt[:-1] = np.where(okp[1:], d[1:] * s[3, 1:] / np.where(okp[1:], W_prev[1:], 1.0) ** 2, 0.0)
+        g[1] -= nxt
+        gn = -d[0] * s[3, 0] / n ** 2
+        return np.r_[g.ravel(), gn]
 
 
 def trajectory_ess(e1: float, e2: float) -> float:

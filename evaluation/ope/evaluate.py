@@ -4,10 +4,12 @@ size), with bootstrap confidence intervals, effective sample sizes and the unsup
 Two passes over the log (``bundlerl.evaluation.logs.LogDataset``): the first fits the cross-fitted reward and
 return-to-go models (``bundlerl.evaluation.ope.reward_model``) on at most ``max_fit_rows`` decisions per fold; the
 second computes, per part and target, the estimators' terms (``bundlerl.evaluation.ope.estimators``) and adds them to
-the full sums and to ``n_boot`` bootstrap replicates. The bootstrap is a Poisson bootstrap over episodes (contexts):
-each replicate weighs every episode by a Poisson(1) draw (Hanley & MacGibbon 2006; Chamandy et al. 2012), which
+the full sums and to ``n_boot`` bootstrap replicates (and, per trajectory, the episodes' second moments for the
+studentized intervals and, with ``return_model="fqe"``, each target's fitted-Q statistics). The bootstrap is a
+Poisson bootstrap over episodes (contexts): each replicate weighs every episode by a Poisson(1) draw (Hanley & MacGibbon 2006; Chamandy et al. 2012), which
 resamples the episodes as units (a decision's neighbours in its episode are not independent of it) and needs no
-second pass; the interval is the replicates' percentile interval. The draws are shared by all targets. What the
+second pass; per decision the interval is the replicates' percentile interval, per trajectory by default the
+symmetric bootstrap-t (``bundlerl.evaluation.ope.intervals``). The draws are shared by all targets. What the
 per-decision intervals cover (the value on the logged contexts, or on their distribution) is
 ``bundlerl.evaluation.ope.intervals``'s choice.
 
@@ -30,6 +32,7 @@ from bundlerl.evaluation.ope.estimators import (
     TRAJECTORY_ESTIMATORS,
     OPEError,
     SwitchDR,
+    cumulative_weights,
     decision_ess,
     decision_terms,
     importance_weights,
@@ -37,12 +40,20 @@ from bundlerl.evaluation.ope.estimators import (
     trajectory_terms,
     unsupported_mass,
 )
-from bundlerl.evaluation.ope.intervals import INTERVALS, decision_replicates, percentile_estimate
-from bundlerl.evaluation.ope.reward_model import CrossFitModel, pair_features, returns_to_go
+from bundlerl.evaluation.ope.fitted_q import RETURN_MODELS, FittedQ, fqe_stats, q_features
+from bundlerl.evaluation.ope.intervals import (
+    INTERVALS,
+    TRAJECTORY_INTERVALS,
+    EpisodeMoments,
+    decision_replicates,
+    percentile_estimate,
+    studentized_estimate,
+)
+from bundlerl.evaluation.ope.reward_model import CrossFitModel, pair_dim, pair_features, returns_to_go
 from bundlerl.evaluation.stats import Estimate
 from bundlerl.utils.progress import progress_bar, progress_enabled
 
-__all__ = ["OPEConfig", "OPEResult", "off_policy_evaluate", "ESTIMATOR_NAMES"]
+__all__ = ["OPEConfig", "OPEResult", "off_policy_evaluate", "ESTIMATOR_NAMES", "RETURN_MODELS"]
 
 ESTIMATOR_NAMES = tuple(c.name for c in DECISION_ESTIMATORS + TRAJECTORY_ESTIMATORS)
 """Every estimator's name, per decision then per trajectory (table order)."""
@@ -65,6 +76,13 @@ class OPEConfig:
     :param seed: seed of the bootstrap draws and the regressors.
     :param allow_unsupported: estimate even when a target puts mass on actions the logger never took (biased);
         otherwise that raises. The unsupported share is reported either way.
+    :param trajectory_interval: form of the per-trajectory intervals, one of ``TRAJECTORY_INTERVALS``
+        (``bundlerl.evaluation.ope.intervals``): the symmetric studentized bootstrap (default), the equal-tailed one,
+        or the percentile one. The fitted-Q return model's DR / WDR always get the percentile interval (their model
+        moves per replicate).
+    :param return_model: the per-trajectory DR / WDR's return model, one of :data:`RETURN_MODELS`.
+    :param keep_replicates: keep the per-trajectory estimators' bootstrap replicates and standard errors in
+        ``OPEResult.extra["replicates"]`` (for studying interval forms; bench_ope).
     :param max_fit_rows: decisions per fold the models fit on. :param truth: compute the per-decision ground truth
         (logs with ``truth/``). :param batch: observations per call of a target policy.
     """
@@ -75,8 +93,11 @@ class OPEConfig:
     n_boot: int = 200
     level: float = 0.95
     interval: str = INTERVALS[0]
+    trajectory_interval: str = TRAJECTORY_INTERVALS[0]
+    return_model: str = RETURN_MODELS[0]
     seed: int = 0
     allow_unsupported: bool = False
+    keep_replicates: bool = False
     max_fit_rows: int = 100_000
     truth: bool = False
     batch: int = 8192
@@ -89,6 +110,11 @@ class OPEConfig:
             raise OPEError(f"n_boot={self.n_boot} must be >= 2, level={self.level} in (0, 1), batch >= 1")
         if self.interval not in INTERVALS:
             raise OPEError(f"interval={self.interval!r}; it must be one of {', '.join(INTERVALS)}")
+        if self.trajectory_interval not in TRAJECTORY_INTERVALS:
+            raise OPEError(f"trajectory_interval={self.trajectory_interval!r}; it must be one of "
+                           f"{', '.join(TRAJECTORY_INTERVALS)}")
+        if self.return_model not in RETURN_MODELS:
+            raise OPEError(f"return_model={self.return_model!r}; it must be one of {', '.join(RETURN_MODELS)}")
 
 
 @dataclass
@@ -108,19 +134,28 @@ class OPEResult:
     interval: str = INTERVALS[0]
     """What the per-decision intervals cover (``bundlerl.evaluation.ope.intervals.INTERVALS``)."""
     extra: dict = field(default_factory=dict)
+    """``"percentile"``: name -> Estimate, the per-trajectory estimators' percentile intervals when the reported ones
+    are studentized (same replicates; for comparison)."""
 
     def to_dict(self) -> dict:
-        return {"policy": self.policy, "estimates": {k: v.to_dict() for k, v in self.estimates.items()},
-                "n_decisions": self.n_decisions, "n_episodes": self.n_episodes,
-                "ess_decisions": self.ess_decisions, "ess_episodes": self.ess_episodes,
-                "unsupported_share": self.unsupported_share, "truth": self.truth, "interval": self.interval}
+        out = {"policy": self.policy, "estimates": {k: v.to_dict() for k, v in self.estimates.items()},
+               "n_decisions": self.n_decisions, "n_episodes": self.n_episodes,
+               "ess_decisions": self.ess_decisions, "ess_episodes": self.ess_episodes,
+               "unsupported_share": self.unsupported_share, "truth": self.truth, "interval": self.interval}
+        if self.extra.get("percentile"):
+            out["trajectory_percentile"] = {k: v.to_dict() for k, v in self.extra["percentile"].items()}
+        if self.extra.get("replicates"):
+            out["trajectory_replicates"] = self.extra["replicates"]
+        return out
 
 
 class _Acc:
     """Full and bootstrap sums of one target."""
 
-    def __init__(self, B: int):
+    def __init__(self, B: int, fq: FittedQ | None = None):
         self.B = B
+        self.fq = fq
+        self.mom = EpisodeMoments(B)
         self.d = np.zeros(len(DECISION_TERMS) + 1)  # + unsupported mass
         self.db = np.zeros((B, len(DECISION_TERMS) + 1))
         self.t = np.zeros((4, 1))
@@ -194,7 +229,8 @@ def off_policy_evaluate(logs: "LogDataset | str", policies: Mapping[str, Policy]
         if bar is not None:
             bar.n = n_parts
             bar.refresh()
-        acc = {name: _Acc(B) for name in policies}
+        fqe = cfg.return_model == "fqe"
+        acc = {name: _Acc(B, FittedQ(B, pair_dim(logs.dims) + 3) if fqe else None) for name in policies}
         rng = np.random.default_rng([cfg.seed, 0x0BE])
         K = logs.dims.K
         for part in logs.parts(_COLUMNS, truth=cfg.truth):
@@ -205,7 +241,10 @@ def off_policy_evaluate(logs: "LogDataset | str", policies: Mapping[str, Policy]
             Xall = pair_features(c["candidates"], c["session"], c["action_mask"])
             q_r = rm.predict(c["context_id"], Xall, K).reshape(n, K)
             q_g = gm.predict(c["context_id"], Xall, K).reshape(n, K)
+            phi = q_features(Xall.reshape(n, K, -1), q_g, q_r) if fqe else None
             del Xall
+            start = np.r_[True, ep[1:] != ep[:-1]]
+            fold = c["context_id"][start] % 2  # each episode's cross-fitting fold, as the regressors'
             truth = None
             if part.truth is not None:
                 order = np.lexsort((part.columns["step"], part.columns["context_id"]))
@@ -236,6 +275,11 @@ def off_policy_evaluate(logs: "LogDataset | str", policies: Mapping[str, Policy]
                 terms, final, _ = trajectory_terms(ep, ratio, r, q_g[np.arange(n), a], v, Hs, clip=cfg.clip)
                 s.t += terms.sum(axis=0)
                 s.tb += np.einsum("be,eth->bth", boot, terms)
+                if cfg.trajectory_interval != "percentile":
+                    s.mom.add(terms, boot)
+                if fqe:
+                    t, rho, rho_prev = cumulative_weights(ep, ratio, clip=cfg.clip)
+                    s.fq.add(fqe_stats(ep, t, phi, a, r, pe, rho, rho_prev, Hs, cfg.gamma), fold, boot)
                 s.n_ep += E
                 s.n_epb += boot.sum(axis=1)
                 s.e1 += final.sum()
@@ -257,10 +301,28 @@ def _result(name: str, s: _Acc, cfg: OPEConfig, n_rows: int) -> OPEResult:
         est = cls(clip=cfg.clip, tau=cfg.tau) if cls is SwitchDR else cls(clip=cfg.clip)
         reps = decision_replicates(est, s.d, s.db, cfg.interval)
         estimates[est.name] = percentile_estimate(est.value(full), reps, cfg.level, int(full["n"]))
+    t, tb = s.t, s.tb
+    if s.fq is not None:  # the fitted-Q rows replace the Monte-Carlo model's (DR-traj and WDR only use them)
+        Q, V = s.fq.terms(t.shape[1])
+        t, tb = t.copy(), tb.copy()
+        t[2], t[3] = Q[0], V[0]
+        tb[:, 2], tb[:, 3] = Q[1:], V[1:]
+    percentile, kept = {}, {}
     for cls in TRAJECTORY_ESTIMATORS:
         est = cls(gamma=cfg.gamma, clip=cfg.clip)
-        reps = np.array([est.value(s.tb[b], s.n_epb[b]) for b in range(s.B)])
-        estimates[est.name] = percentile_estimate(est.value(s.t, s.n_ep), reps, cfg.level, int(s.n_ep))
+        reps = np.array([est.value(tb[b], s.n_epb[b]) for b in range(s.B)])
+        value = est.value(t, s.n_ep)
+        if cfg.trajectory_interval != "percentile" and not (est.uses_model and s.fq is not None):
+            se = s.mom.se(0, est.gradient(s.t, s.n_ep))
+            se_reps = np.array([s.mom.se(b + 1, est.gradient(s.tb[b], s.n_epb[b])) for b in range(s.B)])
+            estimates[est.name] = studentized_estimate(value, se, reps, se_reps, cfg.level, int(s.n_ep),
+                                                       symmetric=cfg.trajectory_interval == "symmetric")
+            percentile[est.name] = percentile_estimate(value, reps, cfg.level, int(s.n_ep))
+            if cfg.keep_replicates:
+                kept[est.name] = {"reps": reps.tolist(), "se": se, "se_reps": se_reps.tolist()}
+        else:
+            estimates[est.name] = percentile_estimate(value, reps, cfg.level, int(s.n_ep))
     n = max(full["n"], 1.0)
     return OPEResult(name, estimates, int(full["n"]), int(s.n_ep), decision_ess(full), trajectory_ess(s.e1, s.e2),
-                     float(s.d[-1] / n), float(s.truth / n) if cfg.truth else None, cfg.interval)
+                     float(s.d[-1] / n), float(s.truth / n) if cfg.truth else None, cfg.interval,
+                     {k: v for k, v in (("percentile", percentile), ("replicates", kept)) if v})

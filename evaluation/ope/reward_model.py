@@ -17,7 +17,12 @@ import numpy as np
 
 from bundlerl.evaluation.ope.estimators import OPEError
 
-__all__ = ["pair_features", "returns_to_go", "CrossFitModel"]
+__all__ = ["pair_features", "pair_dim", "returns_to_go", "CrossFitModel"]
+
+
+def pair_dim(dims) -> int:
+    """Columns of :func:`pair_features` for a log of ``dims`` (``bundlerl.evaluation.logs.schema.Dims``): F + S + 1."""
+    return int(dims.F) + int(dims.S) + 1
 
 
 def pair_features(candidates: np.ndarray, session: np.ndarray, mask: np.ndarray, action: np.ndarray | None = None
