@@ -2,7 +2,7 @@
 
 The score of candidate k of row n is ``phi[n, k] @ w``, where ``phi`` holds
 
-- the nine candidate features (``bundlerl.candidates.features.CANDIDATE_FEATURES``; they already summarise the
+- the ten candidate features (``bundlerl.candidates.features.CANDIDATE_FEATURES``; they already summarise the
   profile and history vectors as ``rel_profile`` / ``rel_history``), and
 - interactions ``candidate feature x session counter`` (``bundlerl.env.observation.SESSION_FEATURES``): a session
   counter alone is the same for every candidate of a row and cannot change a greedy choice, but its product with a
