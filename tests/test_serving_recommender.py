@@ -72,7 +72,7 @@ def test_same_user_state_gives_the_env_and_the_recommender_the_same_candidates_a
     # observation spec 2: the purchases' column is compared too (some row bought something)
     from bundlerl.candidates.features import COL
 
-    buyers = [r for r, i in enumerate(rows) if any(s[2] for s in hist[i])]
+    buyers = [r for r, i in enumerate(rows) if any(len(s[2]) for s in hist[i])]
     assert buyers and (obs["candidates"][buyers][..., COL.comp_bought] > 0).any()
 
 
