@@ -59,7 +59,8 @@ def feature_names(interactions: Sequence[str] = DEFAULT_INTERACTIONS) -> tuple[s
 
 
 def linear_features(obs: Observation, interactions: Sequence[str] = DEFAULT_INTERACTIONS) -> np.ndarray:
-    """(N, K, D) float64 features of :func:`feature_names` for a batched observation (D = 9 · (1 + interactions)).
+    """(N, K, D) float64 features of :func:`feature_names` for a batched observation (D = F · (1 + interactions), F =
+    len(CANDIDATE_FEATURES) = 10).
 
     :raises PolicyError: a malformed observation (no candidates, wrong shapes, no session block with interactions).
     """
