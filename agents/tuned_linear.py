@@ -2,7 +2,7 @@
 
 The score of candidate k of row n is ``phi[n, k] @ w``, where ``phi`` holds
 
-- the nine candidate features (``bundlerl.candidates.features.CANDIDATE_FEATURES``; they already summarise the
+- the ten candidate features (``bundlerl.candidates.features.CANDIDATE_FEATURES``; they already summarise the
   profile and history vectors as ``rel_profile`` / ``rel_history``), and
 - interactions ``candidate feature x session counter`` (``bundlerl.env.observation.SESSION_FEATURES``): a session
   counter alone is the same for every candidate of a row and cannot change a greedy choice, but its product with a
@@ -59,7 +59,8 @@ def feature_names(interactions: Sequence[str] = DEFAULT_INTERACTIONS) -> tuple[s
 
 
 def linear_features(obs: Observation, interactions: Sequence[str] = DEFAULT_INTERACTIONS) -> np.ndarray:
-    """(N, K, D) float64 features of :func:`feature_names` for a batched observation (D = 9 · (1 + interactions)).
+    """(N, K, D) float64 features of :func:`feature_names` for a batched observation (D = F · (1 + interactions), F =
+    len(CANDIDATE_FEATURES) = 10).
 
     :raises PolicyError: a malformed observation (no candidates, wrong shapes, no session block with interactions).
     """

@@ -1,7 +1,7 @@
 """The recommender side shared by the env and serving: the FAISS item index, the complementarity model and
 the bundle builder (K candidate bundles of 1..K_max items with features). Names load their modules lazily.
 
-Modules (each owns one thing): ``types`` (the CandidateSet contract), ``features`` (the nine candidate
+Modules (each owns one thing): ``types`` (the CandidateSet contract), ``features`` (the ten candidate
 features: names, columns, formulas), ``builder`` (BundleBuilder) with ``builder_config`` (its config,
 errors, input checks), ``kernels`` (its compiled loops) and ``completion`` (single-bundle completion);
 ``index`` (ItemIndex over FAISS) with ``index_config`` and ``index_file`` (its saved files); ``projection``

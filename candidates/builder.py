@@ -47,6 +47,7 @@ from bundlerl.candidates import completion
 from bundlerl.candidates.builder_config import BuilderConfig, BuilderError, ComplementModelLike, check_rows
 from bundlerl.candidates.features import (
     COL,
+    bought_complementarity,
     log_price,
     popularity_feature,
     prefix_mean,
@@ -241,7 +242,8 @@ class BundleBuilder:
         :returns: :class:`CandidateSet` with items (N, K, K_max) int32, sizes (N, K) int8, mask (N, K)
             bool (valid slots first), features (N, K, F) float32 in ``CANDIDATE_FEATURES`` order:
             rel_profile, rel_history in [-1, 1]; mean_comp, max_sub in [0, 1]; log_price real;
-            size in (0, 1]; popularity, novelty in [0, 1]; discount in [0, 1).
+            size in (0, 1]; popularity, novelty in [0, 1]; discount in [0, 1); comp_bought in [0, 1] (the
+            estimated complementarity of ``bought`` to the bundle: ``features.bought_complementarity``).
         Raises :class:`BuilderError` on wrong shapes, NaN/inf, non-unit rows or bad positions.
         Deterministic: the same inputs give the same output.
         """
@@ -349,7 +351,11 @@ class BundleBuilder:
         sel = mmr_select(base, slot_ids, Km, pen, n_cs, A * Km, K)
 
         scored = [x if x is None else x.reshape(N, M) for x in (f_relp, f_relh, mean_comp, max_sub)]
-        return picked_bundles(sel, slot_items, self.price, self.pop_feat, shown_set, *scored, self.disc[1 : Km + 1])
+        cs = picked_bundles(sel, slot_items, self.price, self.pop_feat, shown_set, *scored, self.disc[1 : Km + 1])
+        if bought_set.max_len:  # comp_bought: 0 until the user buys something
+            cs.features[..., COL.comp_bought] = np.where(
+                cs.mask, bought_complementarity(cs.items, bought_set.all_padded(), self.comp.score), 0.0)
+        return cs
 
     def _anchors(self, q: np.ndarray, cap: np.ndarray, bought: RaggedSet) -> tuple[np.ndarray, np.ndarray]:
         """(N, n_anchors) anchors and their validity: the first n_anchors of the ``pool_size``

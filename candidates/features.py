@@ -1,4 +1,4 @@
-"""The nine per-candidate features: their names and column order, and their formulas.
+"""The ten per-candidate features: their names and column order, and their formulas.
 
 Names and order: :class:`FeatureIndex` (its fields, in column order), :data:`COL` (the column of each,
 ``features[..., COL.log_price]``) and :data:`CANDIDATE_FEATURES` (the names as a tuple). Nothing else
@@ -6,7 +6,7 @@ spells a column number.
 
 Formulas: one function per feature ingredient (:func:`substitution`, :func:`popularity_feature`,
 :func:`discount_for_sizes`, :func:`log_price`, the pair aggregates :func:`mean_offdiag` /
-:func:`max_offdiag`), and two ways of evaluating them on bundles:
+:func:`max_offdiag`, :func:`bought_complementarity`), and two ways of evaluating them on bundles:
 
 - the bundle builder's (``bundlerl.candidates.builder``): bundles are prefixes of a completion, so
   item means and pair aggregates are running (prefix) values over each source's members,
@@ -17,7 +17,11 @@ Formulas: one function per feature ingredient (:func:`substitution`, :func:`popu
   accumulation); the env's compose mode uses it for the bundles its actions would lead to.
 
 ``tests/test_features.py`` checks that the two agree on the same bundles (to float32 rounding:
-~1e-7 on rel_profile, rel_history and mean_comp, exactly on the other six).
+~1e-7 on rel_profile, rel_history and mean_comp, exactly on the other seven).
+
+``comp_bought`` (observation spec 2) is the recommender's own estimate of how much this session's purchases make the
+bundle wanted: :func:`bought_complementarity`, from the estimated complementarity model and the purchases the
+recommender recorded (never the true graph). Both evaluations call that one function.
 """
 
 from __future__ import annotations
@@ -46,6 +50,7 @@ __all__ = [
     "prefix_pair_mean_upper",
     "prefix_pair_max_upper",
     "bundle_features",
+    "bought_complementarity",
 ]
 
 
@@ -65,6 +70,7 @@ class FeatureIndex(NamedTuple):
     popularity: int  # mean of the items' popularity_feature, in [0, 1]
     novelty: int  # share of the bundle's items not yet shown to this user this session, in [0, 1]
     discount: int  # bundle discount fraction for this size, in [0, 1)
+    comp_bought: int  # mean over the bundle's items of the best estimated comp(bought -> item) this session, in [0, 1]
 
 
 #: The column of each feature: ``features[..., COL.novelty]``.
@@ -138,6 +144,43 @@ def max_offdiag(pair: np.ndarray, valid: np.ndarray) -> np.ndarray:
     return np.where(_offdiag_pairs(valid), pair, -np.inf).max((-1, -2), initial=-np.inf).clip(min=0.0)
 
 
+def bought_complementarity(
+    items: np.ndarray, bought: np.ndarray, comp_score: Callable[[np.ndarray, np.ndarray], np.ndarray]
+) -> np.ndarray:
+    """The ``comp_bought`` feature: (N, J) float32, for each bundle the mean over its items i of
+    ``max_{s bought this session} comp(s -> i)`` (the estimated, directed complementarity); 0 for an empty bundle or a
+    user who has bought nothing.
+
+    Why the max over purchases: one anchor is enough to make a complement wanted (a camera makes a memory card wanted
+    whatever else was bought); why the mean over items: a bundle is as activated as its average member.
+
+    :param items: (N, J, K_max) int catalogue positions, -1 padded. :param bought: (N, B) int catalogue positions of
+        the items each user bought this session, -1 padded (any order, B >= 0).
+    :param comp_score: the complementarity model's ``score(i, j)``: (m,), (m,) -> (m,) in [0, 1].
+    """
+    items = np.asarray(items)
+    bought = np.asarray(bought)
+    N, J, Km = items.shape
+    out = np.zeros((N, J), np.float32)
+    has = (bought >= 0).any(axis=1) if bought.size else np.zeros(N, bool)
+    rows = np.flatnonzero(has & (items >= 0).any(axis=(1, 2)))
+    if rows.size == 0:
+        return out
+    b = bought[rows]
+    b = b[:, (b >= 0).any(axis=0)]  # drop all-padding columns
+    it = items[rows]
+    valid = it >= 0
+    pair = valid[..., None] & (b >= 0)[:, None, None, :]  # (n, J, Km, B)
+    src = np.broadcast_to(b[:, None, None, :], pair.shape)[pair]
+    dst = np.broadcast_to(it[..., None], pair.shape)[pair]
+    comp = np.zeros(pair.shape, np.float64)
+    comp[pair] = np.asarray(comp_score(src, dst), np.float64)
+    best = comp.max(axis=-1)  # (n, J, Km): 0 is the floor (scores are in [0, 1])
+    size = valid.sum(-1)
+    out[rows] = (np.where(valid, best, 0.0).sum(-1) / np.maximum(size, 1)).astype(np.float32)
+    return out
+
+
 # ---------------------------------------------------------------------- prefix forms (the builder's)
 @functools.lru_cache(maxsize=None)
 def upper_pairs(K: int) -> tuple[np.ndarray, np.ndarray]:
@@ -208,6 +251,7 @@ def bundle_features(
     profile: np.ndarray,
     history: np.ndarray,
     shown: np.ndarray,
+    bought: np.ndarray | None = None,
     embeddings: np.ndarray,
     category: np.ndarray,
     price: np.ndarray,
@@ -223,6 +267,7 @@ def bundle_features(
     :param bundles: (N, J, K_max) int catalogue positions, -1 padded (members need not come first).
     :param profile: (N, d) float32 unit profile vectors. :param history: (N, d) float32 history vectors
         (a zero row: no history, rel_history 0). :param shown: (N, n) bool items shown to each user (novelty).
+    :param bought: (N, B) int items each user bought this session, -1 padded (``comp_bought``); None: nothing bought.
     :param embeddings: (n, d) float32 unit item vectors. :param category: (n,) int item categories.
     :param price: (n,) item prices. :param popularity: (n,) :func:`popularity_feature` of the items.
     :param discount: (K_max + 1,) discount fraction by bundle size (``BuilderConfig.discount_table()``).
@@ -258,4 +303,6 @@ def bundle_features(
     f[..., COL.popularity] = mean_m(popularity[bc])
     f[..., COL.novelty] = mean_m(~shown[np.arange(N)[:, None, None], bc])
     f[..., COL.discount] = disc
+    if bought is not None:
+        f[..., COL.comp_bought] = bought_complementarity(bundles, bought, comp_score)
     return np.where((size > 0)[..., None], f, 0.0).astype(np.float32)

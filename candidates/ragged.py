@@ -71,6 +71,10 @@ class RaggedSet:
     def max_len(self) -> int:
         return int(self.lengths.max()) if self.lengths.size else 0
 
+    def all_padded(self) -> np.ndarray:
+        """(n_rows, longest row as given) int64: every item of each row (most recent first), -1 padded."""
+        return self.padded(int(self._raw_lengths.max()) if self._raw_lengths.size else 0)
+
     def contains(self, items: np.ndarray) -> np.ndarray:
         """Bool array shaped like ``items`` (n_rows, ...): True where ``items[r, ...]`` is in row r's set.
         Negative items (padding) are never contained."""

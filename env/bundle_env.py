@@ -55,8 +55,9 @@ class BundleRecEnv(gym.Env):
     in [-1, 1] (profile text embedding / clicked-items embedding, projected on the top-P principal
     directions of the item embeddings), ``session`` (10,) counters in [0, 1] (``SESSION_FEATURES``;
     log_spent up to log1p(max spend / mean price)),
-    ``candidates`` (K, 9) (``bundlerl.candidates.types.CANDIDATE_FEATURES``: relevance to profile and history,
-    estimated complementarity, substitution, log price, size, popularity, novelty, discount),
+    ``candidates`` (K, 10) (``bundlerl.candidates.types.CANDIDATE_FEATURES``: relevance to profile and history,
+    estimated complementarity, substitution, log price, size, popularity, novelty, discount, estimated
+    complementarity to this session's purchases),
     ``action_mask`` (K,) 0/1. In compose mode K is M + 1 and row j describes "partial + item j".
     The observation is computed from the recommender side only: it never reads the hidden taste,
     needs, budget, fatigue or the true complement graph.
@@ -106,6 +107,10 @@ class BundleRecEnv(gym.Env):
       rendering added later (no change to dynamics).
     - v0: the session errand added (``ShopperParams.sigma_intent``, ``intent_focus``; docs/SIMULATOR.md, User): each
       session is for one hidden interest category, revealed by clicks; off by default (no change to the presets).
+    - v0: observation spec 2: the candidate column ``comp_bought`` (the recommender's estimated complementarity of
+      the bundle to the items bought this session). Delayed-payoff complements added
+      (``ShopperParams.dormant_complements``, ``dormant_threshold``; docs/SIMULATOR.md, User): a complement's need
+      starts dormant until its anchor is bought; off by default.
     """
 
     metadata = {"render_modes": list(RENDER_MODES), "render_fps": RENDER_FPS}

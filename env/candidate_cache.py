@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 
 from bundlerl.candidates.builder import inner_products_by_index
-from bundlerl.candidates.features import COL
+from bundlerl.candidates.features import COL, bought_complementarity
 from bundlerl.env.rows import Row, RowTable
 
 __all__ = ["CandidateCache", "build_pools"]
@@ -101,6 +101,8 @@ class CandidateCache(RowTable):
 
         - novelty = (size - shown members) / size, the members looked up in the (N, n_items) shown matrix;
         - rel_history of clicked rows: mean cosine of the bundle's items to the new history vector;
+        - comp_bought of clicked rows (a purchase follows a click): ``features.bought_complementarity`` of the
+          bundle and the log's bought items;
         - bundles holding a bought item are masked out (never re-offered). Pools never hold an item bought
           before they were built, and masked bundles lose their items, so a bought member was bought this step.
         Same formulas as ``bundlerl.candidates.features``.
@@ -121,6 +123,9 @@ class CandidateCache(RowTable):
             # fused gather + dot: never materialises the (n, K, K_max, d) block of embeddings
             cos = inner_products_by_index(h, self.emb, items[sel].reshape(sel.size, -1)).reshape(items[sel].shape)
             feat[sel, :, COL.rel_history] = cos.sum(axis=2) / np.maximum(size[sel], 1)
+            bought = log.bought_log[rows[sel]]
+            feat[sel, :, COL.comp_bought] = np.where(
+                size[sel] > 0, bought_complementarity(items[sel], bought, self.builder.comp.score), 0.0)
         stale = (np.take(log.bought_items.reshape(-1), flat) & valid).any(axis=2)
         if stale.any():
             self.cand_mask[rows] = self.cand_mask[rows] & ~stale

@@ -106,7 +106,7 @@ def bundle_features_of(bundles: np.ndarray, log, world, embeddings: np.ndarray) 
 
     b = world.builder
     return bundle_features(
-        bundles, profile=log.profile_vec, history=log.history_vectors(), shown=log.shown_items,
+        bundles, profile=log.profile_vec, history=log.history_vectors(), shown=log.shown_items, bought=log.bought_log,
         embeddings=embeddings, category=b.category, price=b.price, popularity=b.pop_feat, discount=b.disc,
         comp_score=b.comp.score,
     )

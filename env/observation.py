@@ -13,6 +13,7 @@ key                shape         content
 ``session``        (S,)          the session counters of :data:`SESSION_FEATURES`, in [0, 1]
                                  (log_spent in [0, log1p(max spend / mean price)])
 ``candidates``     (K, F)        per-candidate features, columns ``bundlerl.candidates.features.COL``
+                                 (the last, ``comp_bought``, from the purchases the recommender saw)
 ``action_mask``    (K,)          1.0 where the candidate is a valid action, else 0.0
 =================  ============  ==============================================================
 
@@ -62,10 +63,11 @@ SESSION_FEATURES: tuple[str, ...] = (
 """Names of the session counters, in column order of ``obs["session"]``."""
 
 
-SPEC_VERSION = 1
+SPEC_VERSION = 2
 """Version of the observation's layout: its keys, shapes, column order and the meaning of every column. Bump it with
 any change to them; logged data (``bundlerl.evaluation.logs``) records it, and a policy is only evaluated on logs of
-its own version."""
+its own version. 2: the candidate column ``comp_bought`` (estimated complementarity of the bundle to the items bought
+this session; ``bundlerl.candidates.features.bought_complementarity``) appended, F = 10."""
 
 
 def observation_spec(P: int, K: int, F: int) -> dict:

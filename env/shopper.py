@@ -22,6 +22,8 @@ Model (symbols of docs/SIMULATOR.md; constants in :class:`bundlerl.env.shopper_p
                   Buying every item of a bundle of k >= 2 items pays (1 − d_k) of the sum, d_k the store's
                   discount it was shown (``BuilderConfig.discounts``; the shopper owns no discount).
 - reward          not the shopper's: the environment computes it from the response (:mod:`bundlerl.env.reward`)
+- dormancy        at the session start ν[x] ← ν[x]·(1 − φ_D) for every category x whose anchor c is among the
+                  persona's interests (G[c, x] > G[x, c], G[c, x] >= dormant_threshold): complements wait for the anchor
 - dynamics        per bought item (in purchase order): ν[c] ← ν[c]·(1 − s), then ν ← min(1, ν + κ·G[c, :]);
                   budget −= paid; after a click θ ← normalize(θ + η·(mean e_B − θ)); fatigue: no click
                   f ← min(1, f + φ_miss + φ_rep·seen(B)), click f ← f·(1 − φ_hit)
@@ -164,7 +166,8 @@ class ShopperModel:
         θ = normalize(profile + σ_θ·ξ + σ_I·ē_{c*}), ξ a uniform random unit direction drawn from ``rng``, c* this
         session's errand (one of the persona's interests, uniformly, drawn from ``rng`` when σ_I or the focus is
         > 0), ē_c the unit mean embedding of category c; needs are the persona's, those of its other interests
-        times (1 − intent_focus); budget and β are the persona's; fatigue 0; nothing shown or bought.
+        times (1 − intent_focus), those of dormant complements (:meth:`dormant_mask`) times (1 − dormant_complements);
+        budget and β are the persona's; fatigue 0; nothing shown or bought.
         """
         v = np.asarray(profile_vecs, dtype=np.float32)
         N = len(personas)
@@ -189,6 +192,8 @@ class ShopperModel:
             other_mask = np.arange(k)[None, :] != pick[:, None]
             r_idx, j_idx = np.nonzero(other_mask)
             needs[r_idx, others[r_idx, j_idx]] *= 1.0 - p.intent_focus
+        if p.dormant_complements > 0:  # complements wait for their anchor (no random draw: streams stay aligned)
+            needs[self.dormant_mask(personas.interests)] *= 1.0 - p.dormant_complements
         theta = _normalize(v + p.sigma_theta * xi + tilt)
         return ShopperState(
             theta=theta.astype(np.float32),
@@ -200,6 +205,14 @@ class ShopperModel:
             bought=np.zeros((N, self.n_items), bool),
             active=np.ones(N, bool),
         )
+
+    def dormant_mask(self, interests: np.ndarray) -> np.ndarray:
+        """(N, C) bool: the categories whose need starts dormant for shoppers with ``interests`` (N, k): those with an
+        anchor c among the interests, G[c, x] > G[x, c] and G[c, x] >= ``dormant_threshold`` (see
+        ``ShopperParams.dormant_complements``)."""
+        G = self.G
+        anchor_of = (G > G.T) & (G >= self.params.dormant_threshold)  # [c, x]: c is x's anchor (diagonal False)
+        return anchor_of[np.asarray(interests, dtype=np.int64)].any(axis=1)
 
     # ------------------------------------------------------------------ scoring (N, J, K_max) bundles
     def _bundle_terms(self, b: np.ndarray) -> "_BundleTerms":

@@ -85,6 +85,15 @@ class ShopperParams:
     intent_focus: float = 0.0
     """In [0, 1]: the needs of the persona's interest categories other than the errand are multiplied by
     (1 − intent_focus) at the start of the session (the shopper came for the errand); 0: no focus."""
+    dormant_complements: float = 0.0
+    """φ_D in [0, 1]: delayed-payoff complements. A category x whose anchor is among the persona's interests (an
+    interest c ≠ x with G[c, x] > G[x, c] and G[c, x] >= ``dormant_threshold``: owning a c is what makes an x wanted,
+    as a camera makes a memory card wanted) starts the session with its need multiplied by (1 − φ_D): nobody shops
+    for a memory card before they have the camera. Buying the anchor re-activates it (ν[x] += κ·G[c, x]), so an anchor
+    that sells less now unlocks its complements later; 0: no dormancy."""
+    dormant_threshold: float = 0.3
+    """Smallest G[c, x] that makes interest c the anchor of a dormant complement x (``dormant_complements``), in
+    [0, 1]."""
     need_relevant: float = 0.2
     """A category is relevant while its need is >= this; the session ends when the budget is below the cheapest
     item of every relevant category (or nothing is relevant any more). In [0, 1]."""
@@ -103,6 +112,7 @@ class ShopperParams:
             "satiation": (0, 1), "kappa": (0, None),
             "eta": (0, 1), "phi_miss": (0, 1), "phi_rep": (0, None), "phi_hit": (0, 1), "lambda_f": (0, None),
             "sigma_theta": (0, None), "need_relevant": (0, 1), "sigma_intent": (0, None), "intent_focus": (0, 1),
+            "dormant_complements": (0, 1), "dormant_threshold": (0, 1),
         }
         for f in dataclasses.fields(self):
             v = getattr(self, f.name)

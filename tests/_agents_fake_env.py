@@ -11,9 +11,10 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from bundlerl.candidates.features import CANDIDATE_FEATURES
 from bundlerl.env.observation import CANDIDATES_KEY, HISTORY_KEY, MASK_KEY, PROFILE_KEY, SESSION_KEY
 
-P, S, K, F = 4, 3, 5, 9  # F = len(CANDIDATE_FEATURES), so the baselines read it
+P, S, K, F = 4, 3, 5, len(CANDIDATE_FEATURES)  # so the baselines read it
 
 
 def fake_space(k: int = K) -> spaces.Dict:

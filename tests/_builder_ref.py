@@ -116,4 +116,5 @@ def picked_bundles_ref(sel, slot_items, price, pop_feat, shown, rel_p, rel_h, me
     feats[..., COL.popularity] = at_size(prefix_mean(pop_feat[ssc]))
     feats[..., COL.novelty] = at_size(prefix_mean((~shown.contains(sel_slots)).astype(np.float32)))
     feats[..., COL.discount] = disc_b[k_sel]
+    feats[..., COL.comp_bought] = 0.0  # the builder fills it after the picks (features.bought_complementarity)
     return items, sizes, valid, np.where(valid[..., None], feats, np.float32(0.0))

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from bundlerl.candidates.features import CANDIDATE_FEATURES
 from bundlerl.env.observation import observation_spec
 from bundlerl.evaluation.logs.schema import Dims
 from bundlerl.evaluation.logs.writer import LogWriter
 
-DIMS = Dims(P=2, S=10, K=3, F=9, M=2)
+DIMS = Dims(P=2, S=10, K=3, F=len(CANDIDATE_FEATURES), M=2)
 
 
 def rows(n_episodes: int = 4, length: int = 3, seed: int = 0, dims: Dims = DIMS) -> dict:

@@ -1,4 +1,4 @@
-"""The nine candidate features (bundlerl.candidates.features): one column map, and the builder's computation
+"""The ten candidate features (bundlerl.candidates.features): one column map, and the builder's computation
 (prefix tables + compiled kernel, float32) agrees with :func:`bundle_features` (any bundles, dense pair
 matrices; compose mode's) on the same bundles."""
 
@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from test_builder import make_catalog, make_comp, unit
 
 from bundlerl.candidates.builder import BuilderConfig, BundleBuilder
-from bundlerl.candidates.features import CANDIDATE_FEATURES, COL, FeatureIndex, bundle_features
+from bundlerl.candidates.features import CANDIDATE_FEATURES, COL, FeatureIndex, bought_complementarity, bundle_features
 from bundlerl.candidates.index import ItemIndex
 from bundlerl.candidates.types import CANDIDATE_FEATURES as TYPES_FEATURES
 from bundlerl.env.config import PRESETS
@@ -49,10 +51,14 @@ def test_builder_features_equal_bundle_features_with_a_price_cap():
     shown_m = np.zeros((N, n), bool)
     for u, s in enumerate(shown):
         shown_m[u, s] = True
+    bought_p = np.full((N, 5), -1)
+    for u, bb in enumerate(bought):
+        bought_p[u, :bb.size] = bb
     got = bundle_features(
-        cs.items, profile=profile, history=history, shown=shown_m, embeddings=cat.embeddings, category=cat.category,
-        price=b.price, popularity=b.pop_feat, discount=b.disc, comp_score=comp.score,
+        cs.items, profile=profile, history=history, shown=shown_m, bought=bought_p, embeddings=cat.embeddings,
+        category=cat.category, price=b.price, popularity=b.pop_feat, discount=b.disc, comp_score=comp.score,
     )
+    assert (cs.features[cs.mask][:, COL.comp_bought] > 0).any()  # the purchases' column is exercised
     _assert_same(got, cs.features, cs.mask)
 
 
@@ -82,3 +88,35 @@ def test_cached_pool_features_stay_those_of_its_bundles(compose_batch):
     the features of the pool's bundles."""
     core = compose_batch
     _assert_same(core._bundle_features(core.cand_items), core.cand_feat, core.cand_mask)
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 2**16), n_bought=st.integers(0, 4), extra=st.integers(0, 11))
+def test_comp_bought_is_the_mean_over_items_of_the_best_purchase(seed, n_bought, extra):
+    """``bought_complementarity`` (observation spec 2) equals its definition, mean over the bundle's items of
+    max over purchases of comp(s -> i), computed by loops; it lies in [0, 1], is 0 before any purchase and for
+    empty bundles, and one more purchase never lowers it."""
+    rng = np.random.default_rng(seed)
+    n, N, J, Km = 12, 3, 5, 3
+    table = rng.uniform(0, 1, (n, n))
+    np.fill_diagonal(table, 0.0)
+
+    def score(i, j):
+        return table[np.asarray(i), np.asarray(j)].astype(np.float32)
+
+    items = rng.integers(0, n, (N, J, Km))
+    items[rng.uniform(size=(N, J, Km)) < 0.3] = -1
+    bought = np.full((N, 4), -1)
+    bought[:, :n_bought] = rng.integers(0, n, (N, n_bought))
+    got = bought_complementarity(items, bought, score)
+    want = np.zeros((N, J))
+    for u in range(N):
+        bs = [b for b in bought[u] if b >= 0]
+        for j in range(J):
+            members = [i for i in items[u, j] if i >= 0]
+            if bs and members:
+                want[u, j] = np.mean([max(table[b, i] for b in bs) for i in members])
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    assert got.dtype == np.float32 and (got >= 0).all() and (got <= 1).all()
+    more = np.concatenate([bought, np.full((N, 1), extra)], axis=1)
+    assert (bought_complementarity(items, more, score) >= got - 1e-6).all()

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from bundlerl.agents.baselines import ComplementGreedyPolicy, RandomPolicy
 from bundlerl.agents.exploration import EpsilonGreedy, PropensityFloor, Softmax, exploring
 from bundlerl.agents.policy import PolicyError, uniform_valid
-from bundlerl.env.observation import observation_spec
+from bundlerl.env.observation import SPEC_VERSION, observation_spec
 from bundlerl.evaluation.logs import LogDataset, LogError, collect_logs
 
 
@@ -86,7 +86,8 @@ def test_missing_column_and_wrong_type(tmp_path):
 def test_spec_mismatch_and_not_a_log(tmp_path):
     write(tmp_path)
     other = observation_spec(DIMS.P, DIMS.K + 1, DIMS.F)
-    with pytest.raises(LogError, match=r"version 1 \(K=3\) does not match the policy.s, version 1 \(K=4\)"):
+    v = SPEC_VERSION
+    with pytest.raises(LogError, match=rf"version {v} \(K=3\) does not match the policy.s, version {v} \(K=4\)"):
         LogDataset.open(tmp_path, expect_spec=other)
     (tmp_path / "empty").mkdir()
     with pytest.raises(LogError, match="no part-"):
@@ -113,7 +114,7 @@ _masks = st.lists(st.lists(st.booleans(), min_size=4, max_size=4), min_size=1, m
 
 def _obs(mask, seed=0):
     m = np.asarray(mask, np.float32)
-    feats = np.random.default_rng(seed).uniform(0, 1, (m.shape[0], 4, 9)).astype(np.float32)
+    feats = np.random.default_rng(seed).uniform(0, 1, (m.shape[0], 4, DIMS.F)).astype(np.float32)
     return {"candidates": feats * m[..., None], "action_mask": m}
 
 

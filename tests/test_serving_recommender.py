@@ -69,6 +69,11 @@ def test_same_user_state_gives_the_env_and_the_recommender_the_same_candidates_a
     np.testing.assert_array_equal(obs["action_mask"], env_obs["action_mask"])
     for key, tol in (("profile", 1e-5), ("history", 1e-5), ("session", 1e-5), ("candidates", 1e-4)):
         np.testing.assert_allclose(obs[key], env_obs[key], atol=tol, err_msg=key)
+    # observation spec 2: the purchases' column is compared too (some row bought something)
+    from bundlerl.candidates.features import COL
+
+    buyers = [r for r, i in enumerate(rows) if any(len(s[2]) for s in hist[i])]
+    assert buyers and (obs["candidates"][buyers][..., COL.comp_bought] > 0).any()
 
 
 def test_events_group_into_shown_bundles_by_timestamp():

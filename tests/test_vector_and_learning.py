@@ -22,6 +22,7 @@ import pytest
 from gymnasium import spaces
 
 import bundlerl  # noqa: F401  - registers the gymnasium ids in this process
+from bundlerl.candidates.features import CANDIDATE_FEATURES
 from bundlerl.env.world import build_world
 
 SPAWN_ID = "bundlerl:bundlerl/BundleRec-small-v0"
@@ -102,7 +103,7 @@ def test_sb3_make_vec_env_subproc_spawn_matches_dummy_and_exposes_masks():
 
 
 # ---------------------------------------------------------------------------------------- (b) learning
-K, F, P, S, H = 4, 9, 4, 3, 8
+K, F, P, S, H = 4, len(CANDIDATE_FEATURES), 4, 3, 8  # F: the baselines read the real columns
 
 
 class FlaggedCandidateEnv(gym.Env):
