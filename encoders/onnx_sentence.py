@@ -16,8 +16,8 @@ identity stay shared.
 
 ``precision="int8"`` runs a copy of the graph whose MatMul weights are quantised to int8 per output channel
 (onnxruntime's dynamic quantisation: activations quantised per call, no calibration data). About a third of the CPU per
-sentence, at a cost in fidelity: cosine to the float32 vectors 0.992 on average (0.980 at worst) on 300 profile texts,
-94% of their top-10 catalogue neighbours kept (BENCHMARKS.md, Serving). Its vectors are not the model's, so its
+sentence, at a cost in fidelity: cosine to the float32 vectors 0.99 on average (0.98 at worst) on 300 profile texts,
+91-94% of their top-10 catalogue neighbours kept (BENCHMARKS.md, Serving). Its vectors are not the model's, so its
 ``identity`` carries ``+int8`` and no embedding cache mixes the two. The quantised graph is cached beside the float32
 one, with the same atomic write and warned-miss rules.
 """
