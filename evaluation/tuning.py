@@ -211,8 +211,13 @@ def fit_tuned_linear(world, budget: CEMBudget = RECORDED_BUDGET, seed: int = 0,
 def cache_key(world, budget: CEMBudget = RECORDED_BUDGET, seed: int = 0,
               interactions: Sequence[str] = DEFAULT_INTERACTIONS) -> str:
     """Content hash of a fit: the world's config (every field but its name) and data files, the budget, the seed,
-    the features, :data:`TUNING_VERSION` and the shopper model's version."""
+    the features, :data:`TUNING_VERSION`, the shopper model's version, and the versions of what the world's
+    candidates and observations are computed by (observation spec, complementarity and learned-completion fits):
+    weights fitted on other candidates or feature columns are another fit, not a cache hit."""
+    from bundlerl.candidates.complementarity.fitting import FIT_VERSION as COMPLEMENTARITY_FIT
+    from bundlerl.candidates.learned.fitting import FIT_VERSION as COMPLETION_FIT
     from bundlerl.env import get_config
+    from bundlerl.env.observation import SPEC_VERSION
     from bundlerl.env.shopper_params import SHOPPER_VERSION
     from bundlerl.env.world_cache import world_cache_key
 
@@ -220,6 +225,7 @@ def cache_key(world, budget: CEMBudget = RECORDED_BUDGET, seed: int = 0,
     plain = config.to_dict()
     plain.pop("name", None)
     src = {"tuning": TUNING_VERSION, "shopper": SHOPPER_VERSION, "world": world_cache_key(config), "config": plain,
+           "observation": SPEC_VERSION, "complementarity_fit": COMPLEMENTARITY_FIT, "completion_fit": COMPLETION_FIT,
            "budget": dataclasses.asdict(budget), "seed": int(seed), "features": list(feature_names(interactions))}
     return hashlib.sha256(json.dumps(src, sort_keys=True, default=str).encode()).hexdigest()[:24]
 

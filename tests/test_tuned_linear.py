@@ -181,6 +181,23 @@ def test_a_real_fit_is_cached_by_content(tmp_path, monkeypatch):
     assert len(calls) == 1
 
 
+@pytest.mark.parametrize("module, name", [("bundlerl.env.observation", "SPEC_VERSION"),
+                                          ("bundlerl.candidates.complementarity.fitting", "FIT_VERSION"),
+                                          ("bundlerl.candidates.learned.fitting", "FIT_VERSION"),
+                                          ("bundlerl.env.shopper_params", "SHOPPER_VERSION")])
+def test_a_fit_on_other_candidates_or_features_is_not_a_cache_hit(monkeypatch, module, name):
+    """Weights fitted before the observation spec, a candidate model's fit or the shopper changed are another entry
+    (they were a hit when the key held only the world's config and data files)."""
+    import importlib
+
+    from bundlerl.evaluation import tuning
+
+    budget = CEMBudget(rounds=1, candidates=2, episodes=4, elite=1)
+    before = tuning.cache_key("small", budget)
+    monkeypatch.setattr(importlib.import_module(module), name, getattr(importlib.import_module(module), name) + 1)
+    assert tuning.cache_key("small", budget) != before
+
+
 def test_tuned_linear_is_an_observable_baseline_everywhere(tmp_path):
     from bundlerl.evaluation.compare import named_policies
 
