@@ -275,7 +275,9 @@ def main(argv=None) -> None:
     ap.add_argument("--concurrency", default="1,32")
     ap.add_argument("--max-batch", type=int, default=None,
                     help="the server's --max-batch (default: its own; 1 turns dynamic batching off)")
-    ap.add_argument("--encoder-precision", choices=("fp32", "int8"), default="fp32",
+    from bundlerl.encoders.onnx_sentence import PRECISIONS
+
+    ap.add_argument("--encoder-precision", choices=PRECISIONS, default="fp32",
                     help="the server's --encoder-precision (default fp32); int8 also prints its fidelity to fp32")
     ap.add_argument("--out", type=Path, default=None, help="write the figures as JSON here")
     args = ap.parse_args(argv)

@@ -36,13 +36,20 @@ from bundlerl.encoders._texts import check_texts
 from bundlerl.encoders.base import EncoderError
 from bundlerl.encoders.sentence import SentenceEncoder
 
-__all__ = ["OnnxSentenceEncoder", "ONNX_FORMAT", "PRECISIONS", "EncoderCacheWarning"]
+__all__ = ["OnnxSentenceEncoder", "ONNX_FORMAT", "PRECISIONS", "check_precision", "EncoderCacheWarning"]
 
 ONNX_FORMAT = 1
 """Version of the exported graph's layout (inputs, pooling); part of the cache key."""
 
 PRECISIONS = ("fp32", "int8")
 """Weight precisions of the run graph: the exported float32 graph, or its int8 dynamic quantisation."""
+
+
+def check_precision(precision: str) -> str:
+    """``precision`` if it is one of :data:`PRECISIONS`; EncoderError naming the choices otherwise."""
+    if precision not in PRECISIONS:
+        raise EncoderError(f"encoder precision {precision!r} is not one of {', '.join(PRECISIONS)}")
+    return precision
 
 _INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 _STANDARD = ("sentence_transformers.models.Transformer", "sentence_transformers.models.Pooling",
@@ -134,10 +141,8 @@ class OnnxSentenceEncoder:
 
     def __init__(self, base: SentenceEncoder | None = None, *, threads: int = 1, cache_dir: Path | None = None,
                  precision: str = "fp32"):
-        if precision not in PRECISIONS:
-            raise EncoderError(f"encoder precision {precision!r} is not one of {', '.join(PRECISIONS)}")
+        self.precision = check_precision(precision)
         self.base = base if base is not None else SentenceEncoder()
-        self.precision = precision
         self.threads = int(threads)
         self._cache_dir = cache_dir
         self._session: Any = None

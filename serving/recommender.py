@@ -72,19 +72,15 @@ class Recommender:
     """
 
     def __init__(self, artifacts, *, seed: int = 0, stream: int = 0, encoder=None, encoder_precision: str = "fp32"):
-        from bundlerl.encoders.onnx_sentence import PRECISIONS
+        from bundlerl.encoders.onnx_sentence import check_precision
         from bundlerl.evaluation.seeds import Purpose
 
         self.art = artifacts
         self.stream = int(stream)
         self.rng = np.random.default_rng(np.random.SeedSequence(int(seed), spawn_key=(int(Purpose.SERVING),
                                                                                       int(stream))))
-        if encoder_precision not in PRECISIONS:
-            from bundlerl.encoders.base import EncoderError
-
-            raise EncoderError(f"encoder precision {encoder_precision!r} is not one of {', '.join(PRECISIONS)}")
         self._encoder = encoder
-        self.encoder_precision = encoder_precision
+        self.encoder_precision = check_precision(encoder_precision)
         self._memo: OrderedDict[str, np.ndarray] = OrderedDict()
         #: profile-text vectors kept (the encoder's cost is per distinct text)
         self.memo_size = _TEXT_MEMO
