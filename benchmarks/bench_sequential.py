@@ -36,6 +36,8 @@ import numpy as np
 
 
 def _parse(argv=None):
+    from bundlerl.scripts.flags import Integer
+
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--presets", default="default,revenue", help="comma-separated env presets (default: default,revenue)")
     p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
@@ -51,6 +53,12 @@ def _parse(argv=None):
                    help="base policies of the lookahead oracle's rollouts, comma-separated: one-step (the one-step "
                         "oracle) and/or tuned-linear (default: both); a '~budget' suffix (e.g. tuned-linear~budget) "
                         "is the ablation whose planner does not know the shopper's budget")
+    p.add_argument("--lookahead-depth", type=Integer(1), default=5,
+                   help="steps each simulated future of the lookahead oracle runs, the first included (default: 5)")
+    p.add_argument("--lookahead-top-m", type=Integer(1), default=5,
+                   help="candidates the lookahead oracle plans per step (default: 5)")
+    p.add_argument("--lookahead-rollouts", type=Integer(1), default=8,
+                   help="simulated futures per planned candidate (default: 8)")
     p.add_argument("--eval-seed", type=int, default=7, help="seed of the EVALUATE stream (default: 7)")
     p.add_argument("--tuned-budget", default="12x24x200", help="tuned-linear's search budget (default: 12x24x200)")
     p.add_argument("--no-train", action="store_true", help="only the controls and the oracles (no RL training)")
@@ -128,7 +136,8 @@ def run_world(config, args, out: Path, log=print) -> str:
         name = (LookaheadOracle.name if base is None else f"{LookaheadOracle.name}[{TUNED_LINEAR}]") + \
             ("~budget" if blind else "")
         timed(name, "oracle", lambda base=base, blind=blind: ev(
-            lambda v: LookaheadOracle(v, seed=args.eval_seed, base=base, blind_budget=blind), la_n))
+            lambda v: LookaheadOracle(v, seed=args.eval_seed, base=base, blind_budget=blind, depth=args.lookahead_depth,
+                                      top_m=args.lookahead_top_m, n_rollouts=args.lookahead_rollouts), la_n))
     curves: dict[str, list] = {}
     pooled: dict[str, list] = {}
     if not args.no_train:
@@ -161,7 +170,8 @@ def run_world(config, args, out: Path, log=print) -> str:
     bm = allr[best][0]
     lines = [f"### {config.name}" + (f" ({', '.join(args.set)})" if args.set else ""), "",
              f"{args.episodes} common evaluation episodes per policy (EVALUATE stream, seed {args.eval_seed}); "
-             f"tuned-linear budget {budget.label}; " + ("no RL training" if args.no_train else
+             f"tuned-linear budget {budget.label}; lookahead depth {args.lookahead_depth}, top {args.lookahead_top_m}, "
+             f"{args.lookahead_rollouts} rollouts; " + ("no RL training" if args.no_train else
                                                          f"RL: {args.timesteps} timesteps, seeds {args.seeds}"), "",
              "| policy | kind | mean return (95% CI) | revenue / episode (95% CI) | / best myopic (95% CI) |",
              "|---|---|---|---|---|"]
