@@ -1,14 +1,24 @@
 """Off-policy evaluation validated against the simulator (issue 18, section 3), and its scale.
 
 Validation: for each logger (complement-greedy with epsilon 0.3; a softmax over tuned-linear's scores mixed with 5%
-uniform over the valid candidates) one long log is written on the ``LOGGING`` stream and cut into disjoint repeats of
-whole episodes (a part file of ~``--steps`` decisions each; ``--large-parts`` consecutive parts make a 10x larger
-repeat). Every estimator of ``bundlerl ope`` is run on each repeat for every target, and compared with its own ground
-truth:
+uniform over the valid candidates) logs are written on the ``LOGGING`` stream, one per seed (``--seed``, ``--seed`` +
+1, ...), each of ``--log-parts`` full part files of ~``--steps`` decisions (one more part of episodes is logged and its
+short tail dropped), and cut into disjoint repeats of whole episodes: a 10k repeat is one part (the first
+``--repeats`` parts in log order), a 100k repeat ``--large-parts`` consecutive parts of one log. Every estimator of
+``bundlerl ope`` is run on each repeat for every target, and compared with its own ground truth:
 
 - per decision: the mean over the repeat's logged decisions of sum_a pi(a|x) E[r|x, a] (the log's ``truth/`` files);
 - per trajectory: the target's on-policy mean return over ``--truth-episodes`` fresh episodes of an ``EVALUATE``
-  stream (disjoint from the logs' by purpose).
+  stream (disjoint from the logs' by purpose), computed once per (world, target) and cached on disk by content
+  (``bundlerl.evaluation.ope.truth``).
+
+Affordability (issue 18's full size: 100 repeats at 10k and 20 at 100k per logger, 2 loggers, 9 targets): the work
+is cut into tasks, one log, one truth or one repeat's evaluation each, each with its own seeds (a repeat's bootstrap
+and regressors seed = its index; a log's stream = its seed), run by ``--jobs`` worker processes of one thread each
+(10k repeats and their logs first, then the truths, then the 100k repeats), so ``--jobs 2`` gives the same numbers
+as ``--jobs 1`` on two cores. Every task writes its own file (logs, ``results-<logger>-<size>/repeat-*.json``, the
+truth cache), so an interrupted run resumes where it stopped; ``identity.json`` ties ``--out`` to one world and one
+identity per target name (model file hashes, tuned-linear's weights).
 
 Printed per logger and repeat size: mean relative error |estimate - truth| / |truth| and 95% CI coverage (the share
 of repeats whose bootstrap interval holds the truth) for every estimator x target, and the episode-weight ESS.
@@ -23,10 +33,10 @@ Targets: random, complement-greedy, tuned-linear (greedy), and the trained runs 
 Scale (``--scale N``): a log of N decisions (the validation logs' parts, repeated with fresh context ids when they are
 shorter), all estimators, three targets, streamed in a fresh process: wall time and peak RSS, next to the same at N/4.
 
-    # the recorded run (100 repeats at 10k, 10 at 100k; ~1 hour on the shared 2-core VM, two loggers side by side)
-    python benchmarks/bench_ope.py --repeats 100 --large-repeats 10 --extra-logs 6 --ppo RUN --dqn RUN --myopic RUN
-    # the issue's full size (100 at 10k, 20 at 100k: 16 more logs of 11 parts each)
-    python benchmarks/bench_ope.py --repeats 100 --large-repeats 20 --extra-logs 16 --ppo RUN --dqn RUN --myopic RUN
+    # the issue's full size (100 repeats at 10k, 20 at 100k per logger: 20 logs of 10 parts per logger), two workers
+    python benchmarks/bench_ope.py --repeats 100 --large-repeats 20 --jobs 2 --ppo RUN --dqn RUN --myopic RUN
+    # the 10k repeats only (coverage; 10 logs per logger)
+    python benchmarks/bench_ope.py --repeats 100 --large-repeats 0 --jobs 2 --ppo RUN --dqn RUN --myopic RUN
     python benchmarks/bench_ope.py --scale 1000000 --scale-only --out DIR        # scale only
 """
 
@@ -133,21 +143,22 @@ def task_log(args, lname: str, folder: str, seed: int) -> str:
     from bundlerl.evaluation.logs import collect_logs
 
     st = _state(args)
-    t = time.perf_counter()
+    t, c = time.perf_counter(), time.process_time()
     episodes = int((args.log_parts + 1) * args.steps / args.mean_length)
     info = collect_logs(st["loggers"][lname], st["world"], episodes, Path(folder), seed=seed,
                         rows_per_part=args.steps, num_envs=args.log_envs, progress=False)
     return (f"logged {Path(folder).name}: {info['rows']:,} decisions, {info['parts']} parts, "
-            f"{time.perf_counter() - t:.0f} s")
+            f"{time.perf_counter() - t:.0f} s ({time.process_time() - c:.0f} CPU s)")
 
 
 def task_truth(args, name: str) -> str:
     from bundlerl.evaluation.ope.truth import trajectory_truth
 
     st = _state(args)
+    c = time.process_time()
     tr = trajectory_truth(st["pols"][name], st["world"], identity=st["ident"][name], episodes=args.truth_episodes)
     return (f"truth {name}: {tr.mean:.3f} ± {1.96 * tr.se:.3f} ({tr.episodes:,} episodes; computed in "
-            f"{tr.seconds:.0f} s)")
+            f"{tr.seconds:.0f} s; {time.process_time() - c:.0f} CPU s now)")
 
 
 def result_path(args, lname: str, size: str, i: int) -> Path:
@@ -162,13 +173,14 @@ def task_eval(args, lname: str, size: str, i: int, folder: str, parts: list[str]
     path = result_path(args, lname, size, i)
     rows = json.loads(path.read_text()) if path.is_file() else []
     todo = {k: v for k, v in st["pols"].items() if k not in {r["policy"] for r in rows}}
-    t = time.perf_counter()
+    t, c = time.perf_counter(), time.process_time()
     if todo:
         rows += [{"repeat": i, **res.to_dict()} for res in
                  run_repeat(Path(folder), [Path(folder) / p for p in parts], todo, seed=i)]
         path.parent.mkdir(parents=True, exist_ok=True)
         write_text(path, json.dumps(rows))
-    return f"{lname} {size} repeat {i} ({len(todo)} targets, {time.perf_counter() - t:.0f} s)"
+    return (f"{lname} {size} repeat {i} ({len(todo)} targets, {time.perf_counter() - t:.0f} s, "
+            f"{time.process_time() - c:.0f} CPU s)")
 
 
 class _Inline:
