@@ -142,6 +142,8 @@ def _state(args):
 def task_log(args, lname: str, folder: str, seed: int) -> str:
     from bundlerl.evaluation.logs import collect_logs
 
+    if (Path(folder) / "log.json").is_file():  # finished since the plan was made (another process, a rerun)
+        return f"{Path(folder).name}: already logged"
     st = _state(args)
     t, c = time.perf_counter(), time.process_time()
     episodes = int((args.log_parts + 1) * args.steps / args.mean_length)
