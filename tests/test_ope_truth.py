@@ -80,7 +80,7 @@ def _bench(out: Path, jobs: int) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, str(ROOT / "benchmarks" / "bench_ope.py"), "--preset", "small", "--loggers", "cg",
          "--steps", "300", "--repeats", "3", "--large-parts", "2", "--large-repeats", "1", "--log-parts", "2",
-         "--truth-episodes", "20", "--tuned-budget", "1x4x8", "--jobs", str(jobs), "--out", str(out)],
+         "--truth-episodes", "20", "--mean-length", "4", "--tuned-budget", "1x4x8", "--jobs", str(jobs), "--out", str(out)],
         capture_output=True, text=True, timeout=600, env={**__import__("os").environ, "BUNDLERL_PROGRESS": "0"})
 
 
