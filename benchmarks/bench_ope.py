@@ -140,10 +140,14 @@ def _state(args):
 
 
 def task_log(args, lname: str, folder: str, seed: int) -> str:
+    import shutil
+
     from bundlerl.evaluation.logs import collect_logs
 
     if (Path(folder) / "log.json").is_file():  # finished since the plan was made (another process, a rerun)
         return f"{Path(folder).name}: already logged"
+    if Path(folder).is_dir():  # parts without log.json: a log task killed midway (an interrupted run) starts over
+        shutil.rmtree(folder)
     st = _state(args)
     t, c = time.perf_counter(), time.process_time()
     episodes = int((args.log_parts + 1) * args.steps / args.mean_length)
