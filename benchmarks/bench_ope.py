@@ -43,6 +43,7 @@ shorter), all estimators, three targets, streamed in a fresh process: wall time 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import resource
 import subprocess
@@ -121,6 +122,15 @@ def repeats_of(args, logs: list[tuple[Path, int]]) -> dict[str, list[tuple[Path,
         large += [(folder, parts[i * args.large_parts:(i + 1) * args.large_parts])
                   for i in range(len(parts) // args.large_parts)]
     return {"small": small[: args.repeats], "large": large[: args.large_repeats]}
+
+
+def finished_logs(logs: list[tuple[Path, int]], ready: set[Path], no_logging: bool) -> list[tuple[Path, int]]:
+    """The logs repeats may be cut from now: the finished ones up to the first unfinished one, so repeat i is the same
+    part whatever order the workers finish the logs in (cutting from all finished logs gave repeat 0 to whichever log
+    finished first, and a part two repeat numbers); with ``no_logging`` none will come, so all finished ones."""
+    if no_logging:
+        return [lg for lg in logs if lg[0] in ready]
+    return list(itertools.takewhile(lambda lg: lg[0] in ready, logs))
 
 
 _STATE: dict = {}
@@ -249,7 +259,7 @@ def run_tasks(args, lnames: list[str], names: list[str]) -> None:
         if args.log_only:
             return
         for ln in lnames:
-            cut = repeats_of(args, [lg for lg in logs[ln] if lg[0] in ready])
+            cut = repeats_of(args, finished_logs(logs[ln], ready, args.no_logging))
             for size, groups in cut.items():
                 for i, (folder, parts) in enumerate(groups):
                     key = (ln, size, i)

@@ -102,3 +102,17 @@ def test_bench_jobs_equal_one_process(tmp_path):
     # a rerun into the same folder resumes: nothing is logged or evaluated again
     again = _bench(tmp_path / "two", 2)
     assert again.returncode == 0 and "logged" not in again.stdout and "repeat" not in again.stdout.split("tasks done")[0]
+
+
+def test_repeats_are_cut_from_the_finished_prefix_of_the_logs():
+    """bench_ope numbers its repeats by log order, not by which worker finished first: a later log that is done
+    before an earlier one waits (else repeat 0 would be its part now, and its parts two repeat numbers later)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bench_ope", ROOT / "benchmarks" / "bench_ope.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    logs = [(Path(f"log-s{j}"), j) for j in range(3)]
+    assert bench.finished_logs(logs, {Path("log-s1")}, no_logging=False) == []
+    assert bench.finished_logs(logs, {Path("log-s0"), Path("log-s2")}, no_logging=False) == logs[:1]
+    assert bench.finished_logs(logs, {Path("log-s0"), Path("log-s2")}, no_logging=True) == [logs[0], logs[2]]
