@@ -1,14 +1,24 @@
 """Off-policy evaluation validated against the simulator (issue 18, section 3), and its scale.
 
 Validation: for each logger (complement-greedy with epsilon 0.3; a softmax over tuned-linear's scores mixed with 5%
-uniform over the valid candidates) one long log is written on the ``LOGGING`` stream and cut into disjoint repeats of
-whole episodes (a part file of ~``--steps`` decisions each; ``--large-parts`` consecutive parts make a 10x larger
-repeat). Every estimator of ``bundlerl ope`` is run on each repeat for every target, and compared with its own ground
-truth:
+uniform over the valid candidates) logs are written on the ``LOGGING`` stream, one per seed (``--seed``, ``--seed`` +
+1, ...), each of ``--log-parts`` full part files of ~``--steps`` decisions (one more part of episodes is logged and its
+short tail dropped), and cut into disjoint repeats of whole episodes: a 10k repeat is one part (the first
+``--repeats`` parts in log order), a 100k repeat ``--large-parts`` consecutive parts of one log. Every estimator of
+``bundlerl ope`` is run on each repeat for every target, and compared with its own ground truth:
 
 - per decision: the mean over the repeat's logged decisions of sum_a pi(a|x) E[r|x, a] (the log's ``truth/`` files);
 - per trajectory: the target's on-policy mean return over ``--truth-episodes`` fresh episodes of an ``EVALUATE``
-  stream (disjoint from the logs' by purpose).
+  stream (disjoint from the logs' by purpose), computed once per (world, target) and cached on disk by content
+  (``bundlerl.evaluation.ope.truth``).
+
+Affordability (issue 18's full size: 100 repeats at 10k and 20 at 100k per logger, 2 loggers, 9 targets): the work
+is cut into tasks, one log, one truth or one repeat's evaluation each, each with its own seeds (a repeat's bootstrap
+and regressors seed = its index; a log's stream = its seed), run by ``--jobs`` worker processes of one thread each
+(10k repeats and their logs first, then the truths, then the 100k repeats), so ``--jobs 2`` gives the same numbers
+as ``--jobs 1`` on two cores. Every task writes its own file (logs, ``results-<logger>-<size>/repeat-*.json``, the
+truth cache), so an interrupted run resumes where it stopped; ``identity.json`` ties ``--out`` to one world and one
+identity per target name (model file hashes, tuned-linear's weights).
 
 Printed per logger and repeat size: mean relative error |estimate - truth| / |truth| and 95% CI coverage (the share
 of repeats whose bootstrap interval holds the truth) for every estimator x target, and the episode-weight ESS.
@@ -23,16 +33,17 @@ Targets: random, complement-greedy, tuned-linear (greedy), and the trained runs 
 Scale (``--scale N``): a log of N decisions (the validation logs' parts, repeated with fresh context ids when they are
 shorter), all estimators, three targets, streamed in a fresh process: wall time and peak RSS, next to the same at N/4.
 
-    # the recorded run (100 repeats at 10k, 10 at 100k; ~1 hour on the shared 2-core VM, two loggers side by side)
-    python benchmarks/bench_ope.py --repeats 100 --large-repeats 10 --extra-logs 6 --ppo RUN --dqn RUN --myopic RUN
-    # the issue's full size (100 at 10k, 20 at 100k: 16 more logs of 11 parts each)
-    python benchmarks/bench_ope.py --repeats 100 --large-repeats 20 --extra-logs 16 --ppo RUN --dqn RUN --myopic RUN
+    # the issue's full size (100 repeats at 10k, 20 at 100k per logger: 20 logs of 10 parts per logger), two workers
+    python benchmarks/bench_ope.py --repeats 100 --large-repeats 20 --jobs 2 --ppo RUN --dqn RUN --myopic RUN
+    # the 10k repeats only (coverage; 10 logs per logger)
+    python benchmarks/bench_ope.py --repeats 100 --large-repeats 0 --jobs 2 --ppo RUN --dqn RUN --myopic RUN
     python benchmarks/bench_ope.py --scale 1000000 --scale-only --out DIR        # scale only
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import resource
 import subprocess
@@ -44,24 +55,34 @@ import numpy as np
 
 
 def targets(args, world):
+    """The target policies (label -> Policy), the tuned-linear policy, and each target's identity (label -> str: what
+    makes its behaviour, the key of its cached trajectory truth)."""
     from bundlerl.agents.baselines import ComplementGreedyPolicy, RandomPolicy
     from bundlerl.agents.exploration import Greedy
     from bundlerl.agents.sb3 import SB3Policy
     from bundlerl.evaluation.tuning import CEMBudget, tuned_linear
+    from bundlerl.evaluation.world_identity import content_key
     from bundlerl.experiment.run_dir import RunDir
+    from bundlerl.utils.hashing import file_sha256
 
     tl = tuned_linear(world, budget=CEMBudget.parse(args.tuned_budget), log=print)
     out = {"random": RandomPolicy(np.random.default_rng(0)), "complement-greedy": ComplementGreedyPolicy(),
            "tuned-linear": tl}
+    ident = {"random": "random", "complement-greedy": "complement-greedy",
+             "tuned-linear": "tuned-linear " + content_key({"weights": np.asarray(tl.weights).tolist(),
+                                                            "features": list(tl.names)})}
     for label, path in (("myopic", args.myopic), ("ppo", args.ppo), ("dqn", args.dqn)):
         if not path:
             continue
         run = RunDir.open(path)
         model = run.load_model("best")
+        digest = file_sha256(run.model_path("best"))
         base = SB3Policy(model, name=label)
         out[f"{label}:greedy"] = Greedy(base)
+        ident[f"{label}:greedy"] = f"{label}:greedy sb3 {digest}"
         out[f"{label}:stochastic"] = SB3Policy(model, name=f"{label}:stochastic", epsilon=0.1) if base.is_dqn else base
-    return out, tl
+        ident[f"{label}:stochastic"] = f"{label}:stochastic sb3 {digest}" + (" epsilon 0.1" if base.is_dqn else "")
+    return out, tl, ident
 
 
 def loggers(tl, temperature: float):
@@ -72,23 +93,222 @@ def loggers(tl, temperature: float):
             f"tl-softmax{temperature:g}+floor0.05": exploring(tl, temperature=temperature, floor=0.05)}
 
 
-def trajectory_truth(pols, world, episodes: int, cache: Path) -> dict[str, float]:
-    from bundlerl.evaluation.rollout import evaluate
-    from bundlerl.evaluation.seeds import Purpose, env_stream
+# ---------------------------------------------------------------------- the plan: logs, repeats, tasks
+def plan_logs(args, lnames) -> dict[str, list[tuple[Path, int]]]:
+    """Per logger, its logs (folder, logging seed): ``--log-parts`` full parts each (one more part of episodes is
+    logged, its short tail dropped), as many as the repeats need; seeds ``--seed``, ``--seed`` + 1, ..."""
+    per_log_large = args.log_parts // args.large_parts if args.large_parts <= args.log_parts else 0
+    need = -(-args.repeats // args.log_parts)
+    if args.large_repeats:
+        if not per_log_large:
+            raise SystemExit(f"--log-parts {args.log_parts} < --large-parts {args.large_parts}: a large repeat "
+                             "would span logs")
+        need = max(need, -(-args.large_repeats // per_log_large))
+    out = Path(args.out)
+    return {ln: [(out / f"log-{ln}-s{args.seed + j}", args.seed + j) for j in range(need)] for ln in lnames}
 
-    known = json.loads(cache.read_text()) if cache.is_file() else {}
-    for name, pol in pols.items():
-        if name in known:
+
+def repeats_of(args, logs: list[tuple[Path, int]]) -> dict[str, list[tuple[Path, list[str]]]]:
+    """The disjoint repeats cut from a logger's finished logs: ``small`` (one part each, the first ``--repeats``
+    parts in log order) and ``large`` (``--large-parts`` consecutive parts of one log); each (folder, part names)."""
+    from bundlerl.evaluation.logs import LogDataset
+
+    small, large = [], []
+    for folder, _ in logs:
+        if not (folder / "log.json").is_file():
             continue
-        t = time.perf_counter()
-        res = evaluate(pol, world, n_episodes=episodes, seed=env_stream(Purpose.EVALUATE, 18), deterministic=False,
-                       keep_log=False, progress=False)
-        se = res.returns.std(ddof=1) / np.sqrt(res.returns.size)
-        known[name] = {"mean": float(res.returns.mean()), "se": float(se)}
-        print(f"  truth {name}: {known[name]['mean']:.3f} ± {1.96 * se:.3f} ({episodes} episodes, "
-              f"{time.perf_counter() - t:.0f} s)", flush=True)
-        cache.write_text(json.dumps(known, indent=1))
-    return {k: v["mean"] for k, v in known.items()}
+        parts = [p.name for p in LogDataset.open(folder).part_paths[:-1]][: args.log_parts]  # the last may be short
+        small += [(folder, [p]) for p in parts]
+        large += [(folder, parts[i * args.large_parts:(i + 1) * args.large_parts])
+                  for i in range(len(parts) // args.large_parts)]
+    return {"small": small[: args.repeats], "large": large[: args.large_repeats]}
+
+
+def finished_logs(logs: list[tuple[Path, int]], ready: set[Path], no_logging: bool) -> list[tuple[Path, int]]:
+    """The logs repeats may be cut from now: the finished ones up to the first unfinished one, so repeat i is the same
+    part whatever order the workers finish the logs in (cutting from all finished logs gave repeat 0 to whichever log
+    finished first, and a part two repeat numbers); with ``no_logging`` none will come, so all finished ones."""
+    if no_logging:
+        return [lg for lg in logs if lg[0] in ready]
+    return list(itertools.takewhile(lambda lg: lg[0] in ready, logs))
+
+
+_STATE: dict = {}
+
+
+def _state(args):
+    """This process's world, targets and loggers (built once per process; a worker builds its own)."""
+    if not _STATE:
+        from bundlerl.env.config import get_config
+        from bundlerl.utils.threads import torch_threads
+
+        torch_threads(1).__enter__()  # one thread per process: --jobs processes share the cores
+        world = get_config(args.preset)
+        pols, tl, ident = targets(args, world)
+        _STATE.update(world=world, pols=pols, ident=ident, loggers=loggers(tl, args.temperature))
+    return _STATE
+
+
+def task_log(args, lname: str, folder: str, seed: int) -> str:
+    import shutil
+
+    from bundlerl.evaluation.logs import collect_logs
+
+    if (Path(folder) / "log.json").is_file():  # finished since the plan was made (another process, a rerun)
+        return f"{Path(folder).name}: already logged"
+    if Path(folder).is_dir():  # parts without log.json: a log task killed midway (an interrupted run) starts over
+        shutil.rmtree(folder)
+    st = _state(args)
+    t, c = time.perf_counter(), time.process_time()
+    episodes = int((args.log_parts + 1) * args.steps / args.mean_length)
+    info = collect_logs(st["loggers"][lname], st["world"], episodes, Path(folder), seed=seed,
+                        rows_per_part=args.steps, num_envs=args.log_envs, progress=False)
+    return (f"logged {Path(folder).name}: {info['rows']:,} decisions, {info['parts']} parts, "
+            f"{time.perf_counter() - t:.0f} s ({time.process_time() - c:.0f} CPU s)")
+
+
+def task_truth(args, name: str) -> str:
+    from bundlerl.evaluation.ope.truth import trajectory_truth
+
+    st = _state(args)
+    c = time.process_time()
+    tr = trajectory_truth(st["pols"][name], st["world"], identity=st["ident"][name], episodes=args.truth_episodes)
+    return (f"truth {name}: {tr.mean:.3f} ± {1.96 * tr.se:.3f} ({tr.episodes:,} episodes; computed in "
+            f"{tr.seconds:.0f} s; {time.process_time() - c:.0f} CPU s now)")
+
+
+def result_path(args, lname: str, size: str, i: int) -> Path:
+    return Path(args.out) / f"results-{lname}-{size}" / f"repeat-{i:04d}.json"
+
+
+def task_eval(args, lname: str, size: str, i: int, folder: str, parts: list[str]) -> str:
+    """Every estimator for every target on repeat ``i`` (its own bootstrap seed ``i``); rows to its own file."""
+    from bundlerl.utils.atomic import write_text
+
+    st = _state(args)
+    path = result_path(args, lname, size, i)
+    rows = json.loads(path.read_text()) if path.is_file() else []
+    todo = {k: v for k, v in st["pols"].items() if k not in {r["policy"] for r in rows}}
+    t, c = time.perf_counter(), time.process_time()
+    if todo:
+        rows += [{"repeat": i, **res.to_dict()} for res in
+                 run_repeat(Path(folder), [Path(folder) / p for p in parts], todo, seed=i)]
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_text(path, json.dumps(rows))
+    return (f"{lname} {size} repeat {i} ({len(todo)} targets, {time.perf_counter() - t:.0f} s, "
+            f"{time.process_time() - c:.0f} CPU s)")
+
+
+class _Inline:
+    """A one-process stand-in for the pool (``--jobs 1``): runs each task when submitted."""
+
+    def submit(self, fn, *a):
+        from concurrent.futures import Future
+
+        f = Future()
+        try:
+            f.set_result(fn(*a))
+        except BaseException as err:  # noqa: BLE001 - handed to the caller through the future
+            f.set_exception(err)
+        return f
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+def _pool(jobs: int):
+    """``jobs`` worker processes (spawned; one BLAS / OpenMP / torch thread each), or in-process for 1."""
+    import multiprocessing as mp
+    import os
+    from concurrent.futures import ProcessPoolExecutor
+
+    if jobs <= 1:
+        return _Inline()
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
+        os.environ[var] = "1"  # inherited by the spawned workers
+    return ProcessPoolExecutor(jobs, mp_context=mp.get_context("spawn"))
+
+
+def run_tasks(args, lnames: list[str], names: list[str]) -> None:
+    """Logs, truths and repeat evaluations, at most ``--jobs`` at a time, in priority order: the 10k repeats (what
+    coverage needs most) and their logs first, then the truths, then the 100k repeats and their logs. Every task
+    writes its own files, so an interrupted run resumes where it stopped."""
+    from concurrent.futures import FIRST_COMPLETED, wait
+
+    logs = plan_logs(args, lnames)
+    n_small_logs = -(-args.repeats // args.log_parts)
+    queue: list[tuple[int, int, tuple]] = []  # (priority, order, task)
+    order = iter(range(10**9))
+    ready: set[Path] = set()
+    for j in range(max((len(v) for v in logs.values()), default=0)):
+        for ln in lnames:
+            if j < len(logs[ln]):
+                folder, seed = logs[ln][j]
+                if (folder / "log.json").is_file():
+                    ready.add(folder)
+                elif not args.no_logging:
+                    queue.append((1 if j < n_small_logs else 4, next(order), (task_log, ln, str(folder), seed)))
+    if not args.log_only:
+        queue += [(2, next(order), (task_truth, n)) for n in names]
+    submitted: set[tuple] = set()
+
+    def add_evals():
+        if args.log_only:
+            return
+        for ln in lnames:
+            cut = repeats_of(args, finished_logs(logs[ln], ready, args.no_logging))
+            for size, groups in cut.items():
+                for i, (folder, parts) in enumerate(groups):
+                    key = (ln, size, i)
+                    if key in submitted:
+                        continue
+                    submitted.add(key)
+                    path = result_path(args, ln, size, i)
+                    if path.is_file() and {r["policy"] for r in json.loads(path.read_text())} >= set(names):
+                        continue
+                    queue.append((0 if size == "small" else 3, next(order),
+                                  (task_eval, ln, size, i, str(folder), parts)))
+
+    add_evals()
+    t0 = time.perf_counter()
+    running: dict = {}
+    with _pool(args.jobs) as pool:
+        while queue or running:
+            while queue and len(running) < max(args.jobs, 1):
+                queue.sort()
+                _, _, task = queue.pop(0)
+                running[pool.submit(task[0], args, *task[1:])] = task
+            done, _ = wait(list(running), return_when=FIRST_COMPLETED)
+            for f in done:
+                task = running.pop(f)
+                print(f"[{time.perf_counter() - t0:6.0f} s] {f.result()}", flush=True)  # a failed task raises here
+                if task[0] is task_log:
+                    ready.add(Path(task[2]))
+            add_evals()
+
+
+def check_identity(args, world, ident: dict[str, str]) -> None:
+    """``--out`` belongs to one world and one identity per target name: a folder of logs or results from another
+    world (or a changed target under the same name) is an error, not a silent mix."""
+    from bundlerl.evaluation.world_identity import content_key, world_identity
+    from bundlerl.utils.atomic import write_text
+
+    path = Path(args.out) / "identity.json"
+    mine = {"world": content_key(world_identity(world)), "targets": ident,
+            "logging": {"steps": args.steps, "log_parts": args.log_parts, "temperature": args.temperature,
+                        "tuned_budget": args.tuned_budget}}
+    if path.is_file():
+        old = json.loads(path.read_text())
+        clash = [k for k in ("world",) if old.get(k) != mine[k]]
+        clash += [f"target {n}" for n, v in ident.items() if old.get("targets", {}).get(n, v) != v]
+        clash += [f"logging {k}" for k, v in mine["logging"].items() if old.get("logging", {}).get(k, v) != v]
+        if clash:
+            raise SystemExit(f"{args.out} holds logs / results of another {', '.join(clash)}: choose another --out")
+        mine["targets"] = {**old.get("targets", {}), **ident}
+    write_text(path, json.dumps(mine, indent=1))
 
 
 def run_repeat(folder: Path, parts: list[Path], pols, seed: int):
@@ -174,68 +394,39 @@ def summarise(rows: list[dict], traj_truth: dict[str, float]) -> str:
 
 
 def validate(args) -> None:
-    from bundlerl.env.config import get_config
-    from bundlerl.evaluation.logs import LogDataset, collect_logs
-    from bundlerl.utils.threads import torch_threads
+    from bundlerl.evaluation.ope.truth import trajectory_truth
 
-    world = get_config(args.preset)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    with torch_threads(1):
-        pols, tl = targets(args, world)
-        truth = None  # computed (or read from its cache) only when the first results are summarised
-        n_parts = max(args.repeats, args.large_repeats * args.large_parts) + 1  # + 1: the last part may be short
-        report = [f"# bench_ope: preset {args.preset}, {args.steps:,}-step repeats x {args.repeats}, "
-                  f"{args.steps * args.large_parts:,}-step repeats x {args.large_repeats}; trajectory truth from "
-                  f"{args.truth_episodes:,} on-policy episodes; tuned-linear budget {args.tuned_budget}\n",
-                  "cells: mean relative error / 95% CI coverage over repeats\n"]
-        for lname, logger in loggers(tl, args.temperature).items():
-            if args.loggers and not any(lname.startswith(w) for w in args.loggers.split(",")):
+    st = _state(args)  # fits tuned-linear here first (cached), so the workers load it
+    lnames = [ln for ln in st["loggers"] if not args.loggers or any(ln.startswith(w) for w in args.loggers.split(","))]
+    names = list(st["pols"])
+    check_identity(args, st["world"], st["ident"])
+    t = time.perf_counter()
+    run_tasks(args, lnames, names)
+    print(f"tasks done in {time.perf_counter() - t:.0f} s (--jobs {args.jobs})", flush=True)
+    if args.log_only:
+        return
+    truths = {n: trajectory_truth(st["pols"][n], st["world"], identity=st["ident"][n], episodes=args.truth_episodes)
+              for n in names}  # from the cache the truth tasks filled
+    (out / "trajectory_truth.json").write_text(json.dumps({n: vars(v) for n, v in truths.items()}, indent=1))
+    truth = {n: v.mean for n, v in truths.items()}
+    report = [f"# bench_ope: preset {args.preset}, {args.steps:,}-step repeats x {args.repeats}, "
+              f"{args.steps * args.large_parts:,}-step repeats x {args.large_repeats}; trajectory truth from "
+              f"{args.truth_episodes:,} on-policy episodes; tuned-linear budget {args.tuned_budget}\n",
+              "truths: " + ", ".join(f"{n} {v.mean:.3f} ± {1.96 * v.se:.3f}" for n, v in truths.items()) + "\n",
+              "cells: mean relative error / 95% CI coverage over repeats\n"]
+    logs = plan_logs(args, lnames)
+    for ln in lnames:
+        for size, groups in repeats_of(args, logs[ln]).items():
+            rows = [r for i in range(len(groups)) if result_path(args, ln, size, i).is_file()
+                    for r in json.loads(result_path(args, ln, size, i).read_text())]
+            if not rows:
                 continue
-            # the log of --seed, then --extra-logs more of seeds --seed + 1, ... (other logging streams): their
-            # parts (whole episodes, ~--steps decisions each) are the disjoint repeats
-            folders = []
-            for j in range(1 + args.extra_logs):
-                folder = out / (f"log-{lname}" + (f"-s{args.seed + j}" if j else ""))
-                if not (folder / "log.json").is_file() and args.no_logging:
-                    print(f"no finished log {folder}: skipped (--no-logging)", flush=True)
-                    continue
-                if not (folder / "log.json").is_file():
-                    t = time.perf_counter()
-                    parts_wanted = n_parts if not j else args.large_parts + 1
-                    episodes = int(parts_wanted * args.steps / args.mean_length)
-                    info = collect_logs(logger, world, episodes, folder, seed=args.seed + j,
-                                        rows_per_part=args.steps, progress=False)
-                    print(f"logged {folder.name}: {info['rows']:,} decisions, {info['parts']} parts, "
-                          f"{time.perf_counter() - t:.0f} s", flush=True)
-                folders.append((folder, LogDataset.open(folder).part_paths[:-1]))  # the last part may be short
-            if args.log_only:
-                continue
-            small = [(f, [p]) for f, parts in folders for p in parts][: args.repeats]
-            large = [(f, parts[i * args.large_parts:(i + 1) * args.large_parts]) for f, parts in folders
-                     for i in range(len(parts) // args.large_parts)][: args.large_repeats]
-            for size, groups in (("small", small), ("large", large)):
-                if not groups:  # e.g. --repeats 0: one process per size
-                    continue
-                cache = out / f"results-{lname}-{size}.json"
-                rows = json.loads(cache.read_text()) if cache.is_file() else []
-                t = time.perf_counter()
-                for i, (folder, group) in enumerate(groups):
-                    done = {r["policy"] for r in rows if r["repeat"] == i}
-                    todo = {k: v for k, v in pols.items() if k not in done}
-                    if not todo:
-                        continue
-                    for res in run_repeat(folder, group, todo, seed=i):
-                        rows.append({"repeat": i, **res.to_dict()})
-                    cache.write_text(json.dumps(rows))
-                    print(f"  {lname} {size} repeat {i + 1}/{len(groups)} ({time.perf_counter() - t:.0f} s)",
-                          flush=True)
-                rows = [r for r in rows if r["repeat"] < len(groups)]
-                if truth is None:
-                    truth = trajectory_truth(pols, world, args.truth_episodes, out / "trajectory_truth.json")
-                n_dec = np.mean([r["n_decisions"] for r in rows]) if rows else 0
-                report.append(f"\n## logger {lname}, {len(groups)} repeats of ~{n_dec:,.0f} decisions\n")
-                report.append(summarise(rows, truth))
+            n_dec = np.mean([r["n_decisions"] for r in rows])
+            n_rep = len({r["repeat"] for r in rows})
+            report.append(f"\n## logger {ln}, {n_rep} repeats of ~{n_dec:,.0f} decisions ({size})\n")
+            report.append(summarise(rows, truth))
     text = "\n".join(report) + "\n"
     (out / "bench_ope.md").write_text(text)
     print(text)
@@ -300,8 +491,11 @@ def main(argv=None) -> None:
     p.add_argument("--ppo"), p.add_argument("--dqn"), p.add_argument("--myopic")
     p.add_argument("--seed", type=int, default=0, help="logging stream seed")
     p.add_argument("--no-logging", action="store_true", help="use only the finished logs in --out")
-    p.add_argument("--extra-logs", type=int, default=0,
-                   help="more logs per logger (logging seeds --seed + 1, ...), each of --large-parts + 1 parts")
+    p.add_argument("--log-parts", type=int, default=10,
+                   help="full parts per log (each log is one logging seed and one task); default: one large repeat")
+    p.add_argument("--log-envs", type=int, default=256, help="sessions stepped together while logging")
+    p.add_argument("--jobs", type=int, default=1, help="worker processes (one thread each): logs, truths and "
+                   "repeats run side by side; results equal --jobs 1's (each task its own seeds)")
     p.add_argument("--log-only", action="store_true", help="write the logs, estimate nothing")
     p.add_argument("--loggers", default="", help="comma-separated name prefixes of the loggers to run "
                    "(cg, tl; default: both), e.g. one process per logger")

@@ -19,8 +19,6 @@ benchmarks reuse fits. A damaged cache entry is a warned miss (refit, rewritten 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 import re
 import warnings
 from dataclasses import dataclass
@@ -214,20 +212,10 @@ def cache_key(world, budget: CEMBudget = RECORDED_BUDGET, seed: int = 0,
     the features, :data:`TUNING_VERSION`, the shopper model's version, and the versions of what the world's
     candidates and observations are computed by (observation spec, complementarity and learned-completion fits):
     weights fitted on other candidates or feature columns are another fit, not a cache hit."""
-    from bundlerl.candidates.complementarity.fitting import FIT_VERSION as COMPLEMENTARITY_FIT
-    from bundlerl.candidates.learned.fitting import FIT_VERSION as COMPLETION_FIT
-    from bundlerl.env import get_config
-    from bundlerl.env.observation import SPEC_VERSION
-    from bundlerl.env.shopper_params import SHOPPER_VERSION
-    from bundlerl.env.world_cache import world_cache_key
+    from bundlerl.evaluation.world_identity import content_key, world_identity
 
-    config = get_config(world)
-    plain = config.to_dict()
-    plain.pop("name", None)
-    src = {"tuning": TUNING_VERSION, "shopper": SHOPPER_VERSION, "world": world_cache_key(config), "config": plain,
-           "observation": SPEC_VERSION, "complementarity_fit": COMPLEMENTARITY_FIT, "completion_fit": COMPLETION_FIT,
-           "budget": dataclasses.asdict(budget), "seed": int(seed), "features": list(feature_names(interactions))}
-    return hashlib.sha256(json.dumps(src, sort_keys=True, default=str).encode()).hexdigest()[:24]
+    return content_key({"tuning": TUNING_VERSION, **world_identity(world), "budget": dataclasses.asdict(budget),
+                        "seed": int(seed), "features": list(feature_names(interactions))})
 
 
 def cache_path(key: str) -> Path:

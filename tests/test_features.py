@@ -120,3 +120,11 @@ def test_comp_bought_is_the_mean_over_items_of_the_best_purchase(seed, n_bought,
     assert got.dtype == np.float32 and (got >= 0).all() and (got <= 1).all()
     more = np.concatenate([bought, np.full((N, 1), extra)], axis=1)
     assert (bought_complementarity(items, more, score) >= got - 1e-6).all()
+    asked = []  # each distinct (purchase, item) pair is scored once
+
+    def counting(i, j):
+        asked.extend(zip(np.asarray(i).tolist(), np.asarray(j).tolist()))
+        return score(i, j)
+
+    np.testing.assert_array_equal(bought_complementarity(items, bought, counting), got)
+    assert len(asked) == len(set(asked))

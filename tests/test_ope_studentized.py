@@ -124,3 +124,25 @@ def test_studentized_falls_back_to_percentile_without_a_spread():
     s = studentized_estimate(2.0, 1.0, np.array([1.0, 2.5, 4.0]), np.ones(3), 0.95, 3, symmetric=True)
     assert s.high - 2.0 == pytest.approx(2.0 - s.low) and s.high - s.low == pytest.approx(2 * np.percentile(
         [1.0, 0.5, 2.0], 95))
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(1, 9), st.integers(1, 30), st.integers(1, 3), st.integers(0, 2**16), st.integers(1, 7))
+def test_moments_equal_the_dense_sum_of_outer_products(H, E, B, seed, chunk):
+    """``EpisodeMoments.add`` (episodes grouped by how far their terms vary, spread by slices) equals
+    sum_i w_i x_i x_i^T with x_i = (terms_i flattened, 1), for any terms: tails of zeros and a repeated normaliser
+    value (as ``trajectory_terms`` writes them), episodes that vary to the last step, and arbitrary values."""
+    rng = np.random.default_rng(seed)
+    terms = rng.normal(size=(E, 4, H))
+    for e in range(E):
+        L = int(rng.integers(0, H + 1))
+        terms[e, [0, 2, 3], L:] = 0.0
+        terms[e, 1, L:] = terms[e, 1, L - 1] if L else rng.normal()
+    terms[rng.uniform(size=terms.shape) < 0.1] = 0.0  # zeros inside the varying steps too
+    boot = rng.poisson(1.0, (B, E)).astype(float)
+    mom = EpisodeMoments(B, chunk=chunk)
+    mom.add(terms, boot)
+    X = np.concatenate([terms.reshape(E, 4 * H), np.ones((E, 1))], axis=1)
+    W = np.concatenate([np.ones((1, E)), boot])
+    want = np.einsum("be,ei,ej->bij", W, X, X)
+    np.testing.assert_allclose(mom.M, want, rtol=1e-10, atol=1e-10)

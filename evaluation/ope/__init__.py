@@ -10,4 +10,5 @@ __getattr__, __dir__, __all__ = lazy_exports(__name__, {
                    "TrajectoryDR WeightedDR DECISION_ESTIMATORS TRAJECTORY_ESTIMATORS",
     ".evaluate": "OPEConfig OPEResult off_policy_evaluate",
     ".report": "ope_markdown ope_chart write_ope_report",
+    ".truth": "TrajectoryTruth trajectory_truth",
 })
