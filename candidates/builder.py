@@ -58,6 +58,7 @@ from bundlerl.candidates.features import (
 )
 from bundlerl.candidates.index import ItemIndex, inner_products_by_index
 from bundlerl.candidates.kernels import greedy_complete, mmr_select, selected_bundles
+from bundlerl.candidates.pair_memo import PairScoreMemo
 from bundlerl.candidates.projection import pca_projection
 from bundlerl.candidates.ragged import RaggedSet, RaggedSetError
 from bundlerl.candidates.types import CandidateSet
@@ -154,6 +155,17 @@ class BundleBuilder:
         else:
             self.W = pca_projection(self.E, cfg.rel_dim, center=False)  # the best rank-r approximation of inner products
             self.Er = np.ascontiguousarray(self.E @ self.W)
+
+    @property
+    def bought_comp_score(self) -> PairScoreMemo:
+        """``self.comp.score`` with a memo of its pairs (:class:`bundlerl.candidates.pair_memo.PairScoreMemo`): the
+        ``comp_bought`` column scores the same (purchase, item) pairs step after step. A new memo when ``comp`` is
+        replaced."""
+        owner, memo = self.__dict__.get("_bought_memo", (None, None))
+        if owner is not self.comp:
+            memo = PairScoreMemo(self.comp.score, self.n_items)
+            self._bought_memo = (self.comp, memo)
+        return memo
 
     # ------------------------------------------------------------------ tables
     def _tabulate(self, top: np.ndarray, top_scores: np.ndarray, chunk: int = 4096) -> None:
@@ -354,7 +366,7 @@ class BundleBuilder:
         cs = picked_bundles(sel, slot_items, self.price, self.pop_feat, shown_set, *scored, self.disc[1 : Km + 1])
         if bought_set.max_len:  # comp_bought: 0 until the user buys something
             cs.features[..., COL.comp_bought] = np.where(
-                cs.mask, bought_complementarity(cs.items, bought_set.all_padded(), self.comp.score), 0.0)
+                cs.mask, bought_complementarity(cs.items, bought_set.all_padded(), self.bought_comp_score), 0.0)
         return cs
 
     def _anchors(self, q: np.ndarray, cap: np.ndarray, bought: RaggedSet) -> tuple[np.ndarray, np.ndarray]:

@@ -125,7 +125,7 @@ class CandidateCache(RowTable):
             feat[sel, :, COL.rel_history] = cos.sum(axis=2) / np.maximum(size[sel], 1)
             bought = log.bought_log[rows[sel]]
             feat[sel, :, COL.comp_bought] = np.where(
-                size[sel] > 0, bought_complementarity(items[sel], bought, self.builder.comp.score), 0.0)
+                size[sel] > 0, bought_complementarity(items[sel], bought, self.builder.bought_comp_score), 0.0)
         stale = (np.take(log.bought_items.reshape(-1), flat) & valid).any(axis=2)
         if stale.any():
             self.cand_mask[rows] = self.cand_mask[rows] & ~stale
