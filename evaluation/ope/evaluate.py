@@ -29,6 +29,7 @@ from bundlerl.evaluation.logs.loader import LogDataset, LogPart
 from bundlerl.evaluation.ope.estimators import (
     DECISION_ESTIMATORS,
     DECISION_TERMS,
+    MOMENT_ESTIMATORS,
     TRAJECTORY_ESTIMATORS,
     OPEError,
     SwitchDR,
@@ -55,7 +56,7 @@ from bundlerl.utils.progress import progress_bar, progress_enabled
 
 __all__ = ["OPEConfig", "OPEResult", "off_policy_evaluate", "ESTIMATOR_NAMES", "RETURN_MODELS"]
 
-ESTIMATOR_NAMES = tuple(c.name for c in DECISION_ESTIMATORS + TRAJECTORY_ESTIMATORS)
+ESTIMATOR_NAMES = tuple(c.name for c in DECISION_ESTIMATORS + TRAJECTORY_ESTIMATORS + MOMENT_ESTIMATORS)
 """Every estimator's name, per decision then per trajectory (table order)."""
 
 _COLUMNS = ("context_id", "step", "session", "candidates", "action_mask", "action", "action_prob", "pscore", "reward",
@@ -275,8 +276,7 @@ def off_policy_evaluate(logs: "LogDataset | str", policies: Mapping[str, Policy]
                 terms, final, _ = trajectory_terms(ep, ratio, r, q_g[np.arange(n), a], v, Hs, clip=cfg.clip)
                 s.t += terms.sum(axis=0)
                 s.tb += np.einsum("be,eth->bth", boot, terms)
-                if cfg.trajectory_interval != "percentile":
-                    s.mom.add(terms, boot)
+                s.mom.add(terms, boot)  # the studentized intervals' and RegDR's second moments
                 if fqe:
                     t, rho, rho_prev = cumulative_weights(ep, ratio, clip=cfg.clip)
                     s.fq.add(fqe_stats(ep, t, phi, a, r, pe, rho, rho_prev, Hs, cfg.gamma), fold, boot)
@@ -315,6 +315,21 @@ def _result(name: str, s: _Acc, cfg: OPEConfig, n_rows: int) -> OPEResult:
         if cfg.trajectory_interval != "percentile" and not (est.uses_model and s.fq is not None):
             se = s.mom.se(0, est.gradient(s.t, s.n_ep))
             se_reps = np.array([s.mom.se(b + 1, est.gradient(s.tb[b], s.n_epb[b])) for b in range(s.B)])
+            estimates[est.name] = studentized_estimate(value, se, reps, se_reps, cfg.level, int(s.n_ep),
+                                                       symmetric=cfg.trajectory_interval == "symmetric")
+            percentile[est.name] = percentile_estimate(value, reps, cfg.level, int(s.n_ep))
+            if cfg.keep_replicates:
+                kept[est.name] = {"reps": reps.tolist(), "se": se, "se_reps": se_reps.tolist()}
+        else:
+            estimates[est.name] = percentile_estimate(value, reps, cfg.level, int(s.n_ep))
+    for cls in MOMENT_ESTIMATORS:  # functions of the episodes' moments (the Monte-Carlo return model's terms)
+        est = cls(gamma=cfg.gamma, clip=cfg.clip)
+        s.mom.grow(t.shape[1])
+        reps = np.array([est.value_moments(s.mom.M[b + 1]) for b in range(s.B)])
+        value = est.value_moments(s.mom.M[0])
+        if cfg.trajectory_interval != "percentile":
+            se = s.mom.se(0, est.gradient_moments(s.mom.M[0]))
+            se_reps = np.array([s.mom.se(b + 1, est.gradient_moments(s.mom.M[b + 1])) for b in range(s.B)])
             estimates[est.name] = studentized_estimate(value, se, reps, se_reps, cfg.level, int(s.n_ep),
                                                        symmetric=cfg.trajectory_interval == "symmetric")
             percentile[est.name] = percentile_estimate(value, reps, cfg.level, int(s.n_ep))

@@ -9,7 +9,7 @@ from typing import Sequence
 
 import numpy as np
 
-from bundlerl.evaluation.ope.estimators import DECISION_ESTIMATORS, TRAJECTORY_ESTIMATORS
+from bundlerl.evaluation.ope.estimators import DECISION_ESTIMATORS, MOMENT_ESTIMATORS, TRAJECTORY_ESTIMATORS
 from bundlerl.evaluation.ope.evaluate import OPEResult
 from bundlerl.evaluation.report import pyplot, save_figure
 
@@ -20,7 +20,7 @@ LOW_EPISODE_ESS = 0.01
 and intervals are not to be trusted (issue 18's bar; bench_ope measured their intervals under-covering there)."""
 
 _GROUPS = (("per decision: mean reward per decision", [c.name for c in DECISION_ESTIMATORS]),
-           ("per trajectory: mean episode return", [c.name for c in TRAJECTORY_ESTIMATORS]))
+           ("per trajectory: mean episode return", [c.name for c in TRAJECTORY_ESTIMATORS + MOMENT_ESTIMATORS]))
 
 
 def _cell(e, digits: int) -> str:
