@@ -5,7 +5,7 @@ Two passes over the log (``bundlerl.evaluation.logs.LogDataset``): the first fit
 return-to-go models (``bundlerl.evaluation.ope.reward_model``) on at most ``max_fit_rows`` decisions per fold; the
 second computes, per part and target, the estimators' terms (``bundlerl.evaluation.ope.estimators``) and adds them to
 the full sums and to ``n_boot`` bootstrap replicates (and, per trajectory, the episodes' second moments for the
-studentized intervals and, with ``return_model="fqe"``, each target's fitted-Q statistics). The bootstrap is a
+studentized intervals and for RegDR, and, with ``return_model="fqe"``, each target's fitted-Q statistics). The bootstrap is a
 Poisson bootstrap over episodes (contexts): each replicate weighs every episode by a Poisson(1) draw (Hanley & MacGibbon 2006; Chamandy et al. 2012), which
 resamples the episodes as units (a decision's neighbours in its episode are not independent of it) and needs no
 second pass; per decision the interval is the replicates' percentile interval, per trajectory by default the
@@ -81,7 +81,8 @@ class OPEConfig:
         (``bundlerl.evaluation.ope.intervals``): the symmetric studentized bootstrap (default), the equal-tailed one,
         or the percentile one. The fitted-Q return model's DR / WDR always get the percentile interval (their model
         moves per replicate).
-    :param return_model: the per-trajectory DR / WDR's return model, one of :data:`RETURN_MODELS`.
+    :param return_model: the per-trajectory DR / WDR's return model, one of :data:`RETURN_MODELS` (RegDR always
+        uses the Monte-Carlo one: it reads the episodes' moments of those terms).
     :param keep_replicates: keep the per-trajectory estimators' bootstrap replicates and standard errors in
         ``OPEResult.extra["replicates"]`` (for studying interval forms; bench_ope).
     :param max_fit_rows: decisions per fold the models fit on. :param truth: compute the per-decision ground truth
