@@ -53,8 +53,9 @@ def ope_markdown(results: Sequence[OPEResult], digits: int = 3) -> str:
     low = [r.policy for r in results if r.n_episodes and r.ess_episodes < LOW_EPISODE_ESS * r.n_episodes]
     if low:
         lines.append(f"Per-trajectory estimates of {', '.join(low)} rest on an episode-weight ESS under "
-                     f"{LOW_EPISODE_ESS:.0%} of the episodes: a few episodes decide them and their intervals are too "
-                     "narrow (they under-cover); trust the per-decision DR / SNDR, or log closer to the target.")
+                     f"{LOW_EPISODE_ESS:.0%} of the episodes: a few episodes decide them, the log may not follow the "
+                     "target to the end of its sessions (the return model fills in the rest) and their intervals "
+                     "under-cover (RegDR-traj's least); trust the per-decision DR / SNDR, or log closer to the target.")
     return "\n".join(lines) + "\n"
 
 
