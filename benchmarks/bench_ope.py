@@ -475,7 +475,9 @@ def scale(args) -> None:
             print(child.stderr)
             raise SystemExit(child.returncode)
         r = json.loads(child.stdout.strip().splitlines()[-1])
-        print(f"scale: {r['rows']:,} decisions, 10 estimators x 3 targets: {r['seconds']:.0f} s, "
+        from bundlerl.evaluation.ope.evaluate import ESTIMATOR_NAMES
+
+        print(f"scale: {r['rows']:,} decisions, {len(ESTIMATOR_NAMES)} estimators x 3 targets: {r['seconds']:.0f} s, "
               f"{r['rows'] / r['seconds']:,.0f} decisions/s, peak RSS {r['peak_rss_mb']:.0f} MB", flush=True)
 
 
