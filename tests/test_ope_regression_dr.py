@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from _heavy_log import heavy_log
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -160,17 +161,6 @@ def test_no_episodes_is_nan():
     assert np.isnan(RegressionDR().value_moments(np.zeros((5, 5))))
 
 
-def _heavy_log(rng, E=40, L=4, K=4, p=0.7):
-    """Uniform logger over K, target p on action 0 (per-step weights 2.8 or 0.4); reward 1{a = 0} + noise, so the
-    target's value is L p, and the TD error (q = v = 0) grows with the weight: heavy-tailed, positively related."""
-    a = rng.integers(0, K, (E, L))
-    r = (a == 0) * 1.0 + rng.normal(0, 0.5, (E, L))
-    ratio = np.where(a == 0, p, (1 - p) / (K - 1)).ravel() * K
-    ep = np.repeat(np.arange(E), L)
-    z = np.zeros(E * L)
-    return trajectory_terms(ep, ratio, r.ravel(), z, z, L)[0]
-
-
 def test_covers_heavy_tailed_weights_better_than_wdr():
     """On simulated logs of 40 episodes (not the benchmark's), the symmetric bootstrap-t interval of RegDR holds the
     truth more often than WDR's, and within the 90-99% band."""
@@ -179,7 +169,7 @@ def test_covers_heavy_tailed_weights_better_than_wdr():
     hits: dict[str, list] = {}
     reg, wdr = RegressionDR(), WeightedDR()
     for _ in range(logs):
-        terms = _heavy_log(rng)
+        terms = heavy_log(rng, E=40)
         E = terms.shape[0]
         boot = rng.poisson(1.0, (B, E)).astype(float)
         mom = EpisodeMoments(B)

@@ -330,14 +330,17 @@ class _Trajectory:
         gradient is orthogonal to (s, n) (Euler) and per-episode influences g . x_i sum to zero."""
         raise NotImplementedError
 
-    def estimate_policy_value(self, episode, ratio, reward, q=None, v=None, horizon: int | None = None) -> float:
-        """The estimate from in-memory arrays (shapes as in :func:`trajectory_terms`)."""
+    def _terms(self, episode, ratio, reward, q=None, v=None, horizon: int | None = None) -> np.ndarray:
         n = np.asarray(reward).size
         q = np.zeros(n) if q is None else np.asarray(q, np.float64)
         v = np.zeros(n) if v is None else np.asarray(v, np.float64)
         ep = np.asarray(episode)
         H = horizon or (int(np.bincount(ep).max()) if n else 1)
-        terms, final, _ = trajectory_terms(ep, ratio, reward, q, v, H, clip=self.clip)
+        return trajectory_terms(ep, ratio, reward, q, v, H, clip=self.clip)[0]
+
+    def estimate_policy_value(self, episode, ratio, reward, q=None, v=None, horizon: int | None = None) -> float:
+        """The estimate from in-memory arrays (shapes as in :func:`trajectory_terms`)."""
+        terms = self._terms(episode, ratio, reward, q, v, horizon)
         return self.value(terms.sum(axis=0), float(terms.shape[0]))
 
 
@@ -497,13 +500,7 @@ class RegressionDR(_Trajectory):
 
     def estimate_policy_value(self, episode, ratio, reward, q=None, v=None, horizon: int | None = None) -> float:
         """The estimate from in-memory arrays (shapes as in :func:`trajectory_terms`)."""
-        n = np.asarray(reward).size
-        q = np.zeros(n) if q is None else np.asarray(q, np.float64)
-        v = np.zeros(n) if v is None else np.asarray(v, np.float64)
-        ep = np.asarray(episode)
-        H = horizon or (int(np.bincount(ep).max()) if n else 1)
-        terms, _, _ = trajectory_terms(ep, ratio, reward, q, v, H, clip=self.clip)
-        return self.value_moments(episode_moments(terms))
+        return self.value_moments(episode_moments(self._terms(episode, ratio, reward, q, v, horizon)))
 
 
 def episode_moments(terms: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:

@@ -309,35 +309,29 @@ def _result(name: str, s: _Acc, cfg: OPEConfig, n_rows: int) -> OPEResult:
         t[2], t[3] = Q[0], V[0]
         tb[:, 2], tb[:, 3] = Q[1:], V[1:]
     percentile, kept = {}, {}
-    for cls in TRAJECTORY_ESTIMATORS:
+    s.mom.grow(t.shape[1])
+    for cls in TRAJECTORY_ESTIMATORS + MOMENT_ESTIMATORS:
         est = cls(gamma=cfg.gamma, clip=cfg.clip)
-        reps = np.array([est.value(tb[b], s.n_epb[b]) for b in range(s.B)])
-        value = est.value(t, s.n_ep)
-        if cfg.trajectory_interval != "percentile" and not (est.uses_model and s.fq is not None):
-            se = s.mom.se(0, est.gradient(s.t, s.n_ep))
-            se_reps = np.array([s.mom.se(b + 1, est.gradient(s.tb[b], s.n_epb[b])) for b in range(s.B)])
-            estimates[est.name] = studentized_estimate(value, se, reps, se_reps, cfg.level, int(s.n_ep),
-                                                       symmetric=cfg.trajectory_interval == "symmetric")
-            percentile[est.name] = percentile_estimate(value, reps, cfg.level, int(s.n_ep))
-            if cfg.keep_replicates:
-                kept[est.name] = {"reps": reps.tolist(), "se": se, "se_reps": se_reps.tolist()}
+        if cls in MOMENT_ESTIMATORS:  # functions of the episodes' moments (the Monte-Carlo return model's terms)
+            value = est.value_moments(s.mom.M[0])
+            reps = np.array([est.value_moments(s.mom.M[b + 1]) for b in range(s.B)])
+            grads = [est.gradient_moments(s.mom.M[b]) for b in range(s.B + 1)] \
+                if cfg.trajectory_interval != "percentile" else None
         else:
+            value = est.value(t, s.n_ep)
+            reps = np.array([est.value(tb[b], s.n_epb[b]) for b in range(s.B)])
+            grads = [est.gradient(s.t, s.n_ep)] + [est.gradient(s.tb[b], s.n_epb[b]) for b in range(s.B)] \
+                if cfg.trajectory_interval != "percentile" and not (est.uses_model and s.fq is not None) else None
+        if grads is None:
             estimates[est.name] = percentile_estimate(value, reps, cfg.level, int(s.n_ep))
-    for cls in MOMENT_ESTIMATORS:  # functions of the episodes' moments (the Monte-Carlo return model's terms)
-        est = cls(gamma=cfg.gamma, clip=cfg.clip)
-        s.mom.grow(t.shape[1])
-        reps = np.array([est.value_moments(s.mom.M[b + 1]) for b in range(s.B)])
-        value = est.value_moments(s.mom.M[0])
-        if cfg.trajectory_interval != "percentile":
-            se = s.mom.se(0, est.gradient_moments(s.mom.M[0]))
-            se_reps = np.array([s.mom.se(b + 1, est.gradient_moments(s.mom.M[b + 1])) for b in range(s.B)])
-            estimates[est.name] = studentized_estimate(value, se, reps, se_reps, cfg.level, int(s.n_ep),
-                                                       symmetric=cfg.trajectory_interval == "symmetric")
-            percentile[est.name] = percentile_estimate(value, reps, cfg.level, int(s.n_ep))
-            if cfg.keep_replicates:
-                kept[est.name] = {"reps": reps.tolist(), "se": se, "se_reps": se_reps.tolist()}
-        else:
-            estimates[est.name] = percentile_estimate(value, reps, cfg.level, int(s.n_ep))
+            continue
+        se = s.mom.se(0, grads[0])
+        se_reps = np.array([s.mom.se(b + 1, grads[b + 1]) for b in range(s.B)])
+        estimates[est.name] = studentized_estimate(value, se, reps, se_reps, cfg.level, int(s.n_ep),
+                                                   symmetric=cfg.trajectory_interval == "symmetric")
+        percentile[est.name] = percentile_estimate(value, reps, cfg.level, int(s.n_ep))
+        if cfg.keep_replicates:
+            kept[est.name] = {"reps": reps.tolist(), "se": se, "se_reps": se_reps.tolist()}
     n = max(full["n"], 1.0)
     return OPEResult(name, estimates, int(full["n"]), int(s.n_ep), decision_ess(full), trajectory_ess(s.e1, s.e2),
                      float(s.d[-1] / n), float(s.truth / n) if cfg.truth else None, cfg.interval,
