@@ -388,6 +388,8 @@ def summarise(rows: list[dict], traj_truth: dict[str, float]) -> str:
               f"- WDR-traj, targets with episode ESS > {LOW_EPISODE_ESS:.0%} "
               f"({', '.join(n for n in names if high(n)) or 'none'}): {pooled('WDR-traj', high)}",
               f"- WDR-traj, the others: {pooled('WDR-traj', lambda n: not high(n))}",
+              f"- RegDR-traj, targets with episode ESS > {LOW_EPISODE_ESS:.0%}: {pooled('RegDR-traj', high)}",
+              f"- RegDR-traj, the others: {pooled('RegDR-traj', lambda n: not high(n))}",
               f"- WPDIS, all targets: {pooled('WPDIS', lambda n: True)}",
               f"- DR-traj, all targets: {pooled('DR-traj', lambda n: True)}"]
     return "\n".join(lines)
@@ -473,7 +475,9 @@ def scale(args) -> None:
             print(child.stderr)
             raise SystemExit(child.returncode)
         r = json.loads(child.stdout.strip().splitlines()[-1])
-        print(f"scale: {r['rows']:,} decisions, 10 estimators x 3 targets: {r['seconds']:.0f} s, "
+        from bundlerl.evaluation.ope.evaluate import ESTIMATOR_NAMES
+
+        print(f"scale: {r['rows']:,} decisions, {len(ESTIMATOR_NAMES)} estimators x 3 targets: {r['seconds']:.0f} s, "
               f"{r['rows'] / r['seconds']:,.0f} decisions/s, peak RSS {r['peak_rss_mb']:.0f} MB", flush=True)
 
 

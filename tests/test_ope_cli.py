@@ -25,8 +25,10 @@ def test_log_then_ope(tmp_path):
     assert (tmp_path / "ope" / "ope.png").stat().st_size > 1000
     res = json.loads((tmp_path / "ope" / "ope.json").read_text())
     assert {x["policy"] for x in res} == {"random", "complement-greedy:greedy"}
-    # studentized per-trajectory intervals, the percentile ones kept for comparison (fitted-Q DR / WDR: percentile)
-    assert set(res[0]["trajectory_percentile"]) == {"PDIS", "WPDIS"}
+    # studentized per-trajectory intervals, the percentile ones kept for comparison (fitted-Q DR / WDR: percentile;
+    # RegDR reads the Monte-Carlo model's moments whatever the return model)
+    assert set(res[0]["trajectory_percentile"]) == {"PDIS", "WPDIS", "RegDR-traj"}
+    assert "| RegDR-traj |" in r.stdout
 
 
 def test_bad_input_is_one_line(tmp_path):

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from _heavy_log import heavy_log
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -75,24 +76,13 @@ def test_moments_stream_over_parts_with_a_growing_horizon(lengths, seed, B):
         assert one.se(0, g) == pytest.approx(np.sqrt(((X @ g) ** 2).sum()), rel=1e-9, abs=1e-12)
 
 
-def _heavy_log(rng, E=100, L=4, K=4, p=0.7):
-    """Uniform logger over K, target p on action 0 (per-step weights 2.8 or 0.4): episode ESS ~12 of 100. Reward
-    1{a = 0} + noise, so the target's value is L p."""
-    a = rng.integers(0, K, (E, L))
-    r = (a == 0) * 1.0 + rng.normal(0, 0.5, (E, L))
-    ratio = np.where(a == 0, p, (1 - p) / (K - 1)).ravel() * K
-    ep = np.repeat(np.arange(E), L)
-    z = np.zeros(E * L)
-    return trajectory_terms(ep, ratio, r.ravel(), z, z, L)[0]
-
-
 def test_studentized_intervals_cover_heavy_tailed_weights_better_than_percentile():
     """Both bootstrap-t forms (equal-tailed and symmetric) hold the truth more often than the percentile interval."""
     rng = np.random.default_rng(0)
     B, truth, logs = 100, 4 * 0.7, 120
     hits = {}
     for _ in range(logs):
-        terms = _heavy_log(rng)
+        terms = heavy_log(rng)
         E = terms.shape[0]
         boot = rng.poisson(1.0, (B, E)).astype(float)
         mom = EpisodeMoments(B)

@@ -7,7 +7,7 @@ from bundlerl.utils.lazy import lazy_exports
 
 __getattr__, __dir__, __all__ = lazy_exports(__name__, {
     ".estimators": "OPEError DirectMethod IPS SNIPS DoublyRobust SelfNormalizedDR SwitchDR PDIS WeightedPDIS "
-                   "TrajectoryDR WeightedDR DECISION_ESTIMATORS TRAJECTORY_ESTIMATORS",
+                   "TrajectoryDR WeightedDR RegressionDR DECISION_ESTIMATORS TRAJECTORY_ESTIMATORS MOMENT_ESTIMATORS",
     ".evaluate": "OPEConfig OPEResult off_policy_evaluate",
     ".report": "ope_markdown ope_chart write_ope_report",
     ".truth": "TrajectoryTruth trajectory_truth",

@@ -27,7 +27,20 @@ PDIS       sum_t gamma^t sum_i rho_{i,t} r_{i,t} / n
 WPDIS      sum_t gamma^t sum_i rho_{i,t} r_{i,t} / W_t
 DR         sum_t gamma^t sum_i [rho_{i,t} (r_{i,t} - q_{i,t}) + rho_{i,t-1} v_{i,t}] / n
 WDR        sum_t gamma^t sum_i [rho_{i,t} (r_{i,t} - q_{i,t}) / W_t + rho_{i,t-1} v_{i,t} / W_{t-1}]
+RegDR      mean v_{i,0} + sum_t gamma^t [a_t + beta_t (1 - b_t)]   (the regression estimator, below)
 =========  ===========================================================================
+
+RegDR: with delta_{i,t} = r_{i,t} - q_{i,t} + gamma v_{i,t+1} (the episode's TD error under the model), DR is
+mean v_{i,0} + sum_t gamma^t a_t with a_t = sum_i rho_{i,t} delta_{i,t} / n, and WDR the same with a_t / b_t,
+b_t = W_t / n: the ratio estimator. b_t is a sample mean of weights whose expectation under the logger is exactly 1
+(the cumulative weight is a martingale; an ended episode keeps its last one), so it is a control variate of known
+mean, and the *regression* estimator a_t + beta_t (1 - b_t), beta_t the least-squares slope of rho_{i,t}
+delta_{i,t} on rho_{i,t} over the episodes, is its variance-optimal use (Hesterberg 1995, "Weighted average
+importance sampling and defensive mixture distributions"; Owen 2013, "Monte Carlo theory, methods and examples",
+ch. 9; Kallus & Uehara 2019's REG estimators for RL). beta_t = a_t / b_t gives WDR back, beta_t = 0 DR. It needs
+the per-step sums of rho_t^2 and rho_t rho_t delta_t: the episodes' second moments
+(``bundlerl.evaluation.ope.intervals.EpisodeMoments``), so it is a :data:`MOMENT_ESTIMATORS` class whose value is a
+function of those moments.
 
 Effective sample sizes: per decision (sum w)^2 / sum w^2, per trajectory the same of the final episode weights. The
 unsupported share is the target's mean mass on actions the logger gave zero probability.
@@ -44,8 +57,8 @@ from bundlerl.evaluation.stats import EvaluationError
 __all__ = [
     "OPEError", "DECISION_TERMS", "TRAJECTORY_TERMS", "decision_terms", "trajectory_terms", "cumulative_weights", "importance_weights",
     "unsupported_mass", "DirectMethod", "IPS", "SNIPS", "DoublyRobust", "SelfNormalizedDR", "SwitchDR", "PDIS",
-    "WeightedPDIS", "TrajectoryDR", "WeightedDR", "DECISION_ESTIMATORS", "TRAJECTORY_ESTIMATORS", "decision_ess",
-    "trajectory_ess",
+    "WeightedPDIS", "TrajectoryDR", "WeightedDR", "RegressionDR", "DECISION_ESTIMATORS", "TRAJECTORY_ESTIMATORS",
+    "MOMENT_ESTIMATORS", "episode_moments", "decision_ess", "trajectory_ess",
 ]
 
 
@@ -317,14 +330,17 @@ class _Trajectory:
         gradient is orthogonal to (s, n) (Euler) and per-episode influences g . x_i sum to zero."""
         raise NotImplementedError
 
-    def estimate_policy_value(self, episode, ratio, reward, q=None, v=None, horizon: int | None = None) -> float:
-        """The estimate from in-memory arrays (shapes as in :func:`trajectory_terms`)."""
+    def _terms(self, episode, ratio, reward, q=None, v=None, horizon: int | None = None) -> np.ndarray:
         n = np.asarray(reward).size
         q = np.zeros(n) if q is None else np.asarray(q, np.float64)
         v = np.zeros(n) if v is None else np.asarray(v, np.float64)
         ep = np.asarray(episode)
         H = horizon or (int(np.bincount(ep).max()) if n else 1)
-        terms, final, _ = trajectory_terms(ep, ratio, reward, q, v, H, clip=self.clip)
+        return trajectory_terms(ep, ratio, reward, q, v, H, clip=self.clip)[0]
+
+    def estimate_policy_value(self, episode, ratio, reward, q=None, v=None, horizon: int | None = None) -> float:
+        """The estimate from in-memory arrays (shapes as in :func:`trajectory_terms`)."""
+        terms = self._terms(episode, ratio, reward, q, v, horizon)
         return self.value(terms.sum(axis=0), float(terms.shape[0]))
 
 
@@ -420,6 +436,82 @@ class WeightedDR(_Trajectory):
         return np.r_[g.ravel(), gn]
 
 
+@dataclass(frozen=True)
+class RegressionDR(_Trajectory):
+    """Per-trajectory DR with the per-step weight means as control variates of known mean 1 (the regression
+    estimator; module docstring): a function of the episodes' second moments, not of the summed terms alone.
+
+    The moments ``M`` ((4 H + 1, 4 H + 1)) are sum_i c_i x_i x_i^T over episodes i (weights c_i: 1, or a bootstrap
+    replicate's), x_i = (the episode's :func:`trajectory_terms` (4, H) flattened row-major, 1): its last row holds the
+    summed terms and the episode count. A step whose weights do not vary (e.g. every weight 1: target == logger, or
+    every episode's weight 0) has beta_t = 0 there, where the estimate is DR's (and WDR's, since then b_t = 1 or
+    a_t = 0).
+    """
+
+    name = "RegDR-traj"
+    uses_model = True
+
+    def _parts(self, M: np.ndarray):
+        M = np.asarray(M, np.float64)
+        H = (M.shape[0] - 1) // 4
+        n = M[-1, -1]
+        S = M[-1, :-1].reshape(4, H)
+        t = np.arange(H)
+        iA, iW, iQ, iV = t, H + t, 2 * H + t, 3 * H + t
+        nxt = np.r_[S[3, 1:], 0.0]  # sum rho_t v_{t+1}: the next step's model term, weighted by this step's rho
+        a = (S[0] - S[2] + self.gamma * nxt) / n
+        b = S[1] / n
+        swd = M[iW, iA] - M[iW, iQ]
+        swd[:-1] += self.gamma * M[iW[:-1], iV[1:]]
+        cov = swd / n - a * b
+        var = M[iW, iW] / n - b * b
+        # a step whose weights (nearly) do not vary carries no control-variate information: beta 0 there
+        ok = var > 1e-12 * np.maximum(b * b, 1.0)
+        beta = np.where(ok, cov / np.where(ok, var, 1.0), 0.0)
+        return H, n, S, a, b, beta
+
+    def value_moments(self, M: np.ndarray) -> float:
+        """The estimate from the episodes' second moments ``M`` (class docstring); NaN without episodes."""
+        M = np.asarray(M, np.float64)
+        if M[-1, -1] <= 0:
+            return float("nan")
+        H, n, S, a, b, beta = self._parts(M)
+        return float(S[3, 0] / n + _discount(H, self.gamma) @ (a + beta * (1 - b)))
+
+    def gradient_moments(self, M: np.ndarray) -> np.ndarray:
+        """(4 H + 1,) g with g . x_i = episode i's influence / n, the slopes beta_t held fixed (the usual linearisation
+        of a control-variate estimator): g^T M g is the delta-method variance (``EpisodeMoments.se``). The
+        influences sum to zero over the episodes (g . (summed x) = 0)."""
+        M = np.asarray(M, np.float64)
+        H = (M.shape[0] - 1) // 4
+        g = np.zeros((4, H))
+        if M[-1, -1] <= 0:
+            return np.zeros(4 * H + 1)
+        H, n, S, a, b, beta = self._parts(M)
+        d = _discount(H, self.gamma)
+        g[0], g[2], g[1] = d / n, -d / n, -d * beta / n
+        g[3, 0] = 1.0 / n
+        g[3, 1:] += self.gamma * d[:-1] / n
+        const = -(S[3, 0] / n + d @ (a - beta * b)) / n
+        return np.r_[g.ravel(), const]
+
+    def value(self, s, n):  # pragma: no cover - the moments carry what it needs
+        raise OPEError(f"{self.name} is a function of the episodes' second moments: use value_moments")
+
+    def estimate_policy_value(self, episode, ratio, reward, q=None, v=None, horizon: int | None = None) -> float:
+        """The estimate from in-memory arrays (shapes as in :func:`trajectory_terms`)."""
+        return self.value_moments(episode_moments(self._terms(episode, ratio, reward, q, v, horizon)))
+
+
+def episode_moments(terms: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
+    """(4 H + 1, 4 H + 1) sum_i c_i x_i x_i^T of the episodes' terms ``terms`` (E, 4, H) (x_i = the terms flattened,
+    1), c = ``weights`` (E,) or 1: what :class:`RegressionDR` reads (in memory; the evaluator streams the same sums)."""
+    E = terms.shape[0]
+    X = np.concatenate([terms.reshape(E, -1), np.ones((E, 1))], axis=1)
+    c = np.ones(E) if weights is None else np.asarray(weights, np.float64)
+    return (X * c[:, None]).T @ X
+
+
 def trajectory_ess(e1: float, e2: float) -> float:
     """Effective sample size of the final episode weights, (sum rho)^2 / sum rho^2."""
     return float(e1 * e1 / e2) if e2 > 0 else 0.0
@@ -428,4 +520,7 @@ def trajectory_ess(e1: float, e2: float) -> float:
 DECISION_ESTIMATORS = (DirectMethod, IPS, SNIPS, DoublyRobust, SelfNormalizedDR, SwitchDR)
 """The per-decision estimator classes, in table order."""
 TRAJECTORY_ESTIMATORS = (PDIS, WeightedPDIS, TrajectoryDR, WeightedDR)
-"""The per-trajectory estimator classes, in table order."""
+"""The per-trajectory estimator classes that are functions of the summed terms (``value(s, n)``), in table order."""
+MOMENT_ESTIMATORS = (RegressionDR,)
+"""The per-trajectory estimator classes that are functions of the episodes' second moments (``value_moments(M)``),
+after :data:`TRAJECTORY_ESTIMATORS` in table order."""

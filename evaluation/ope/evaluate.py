@@ -5,7 +5,7 @@ Two passes over the log (``bundlerl.evaluation.logs.LogDataset``): the first fit
 return-to-go models (``bundlerl.evaluation.ope.reward_model``) on at most ``max_fit_rows`` decisions per fold; the
 second computes, per part and target, the estimators' terms (``bundlerl.evaluation.ope.estimators``) and adds them to
 the full sums and to ``n_boot`` bootstrap replicates (and, per trajectory, the episodes' second moments for the
-studentized intervals and, with ``return_model="fqe"``, each target's fitted-Q statistics). The bootstrap is a
+studentized intervals and for RegDR, and, with ``return_model="fqe"``, each target's fitted-Q statistics). The bootstrap is a
 Poisson bootstrap over episodes (contexts): each replicate weighs every episode by a Poisson(1) draw (Hanley & MacGibbon 2006; Chamandy et al. 2012), which
 resamples the episodes as units (a decision's neighbours in its episode are not independent of it) and needs no
 second pass; per decision the interval is the replicates' percentile interval, per trajectory by default the
@@ -29,6 +29,7 @@ from bundlerl.evaluation.logs.loader import LogDataset, LogPart
 from bundlerl.evaluation.ope.estimators import (
     DECISION_ESTIMATORS,
     DECISION_TERMS,
+    MOMENT_ESTIMATORS,
     TRAJECTORY_ESTIMATORS,
     OPEError,
     SwitchDR,
@@ -55,7 +56,7 @@ from bundlerl.utils.progress import progress_bar, progress_enabled
 
 __all__ = ["OPEConfig", "OPEResult", "off_policy_evaluate", "ESTIMATOR_NAMES", "RETURN_MODELS"]
 
-ESTIMATOR_NAMES = tuple(c.name for c in DECISION_ESTIMATORS + TRAJECTORY_ESTIMATORS)
+ESTIMATOR_NAMES = tuple(c.name for c in DECISION_ESTIMATORS + TRAJECTORY_ESTIMATORS + MOMENT_ESTIMATORS)
 """Every estimator's name, per decision then per trajectory (table order)."""
 
 _COLUMNS = ("context_id", "step", "session", "candidates", "action_mask", "action", "action_prob", "pscore", "reward",
@@ -80,7 +81,8 @@ class OPEConfig:
         (``bundlerl.evaluation.ope.intervals``): the symmetric studentized bootstrap (default), the equal-tailed one,
         or the percentile one. The fitted-Q return model's DR / WDR always get the percentile interval (their model
         moves per replicate).
-    :param return_model: the per-trajectory DR / WDR's return model, one of :data:`RETURN_MODELS`.
+    :param return_model: the per-trajectory DR / WDR's return model, one of :data:`RETURN_MODELS` (RegDR always
+        uses the Monte-Carlo one: it reads the episodes' moments of those terms).
     :param keep_replicates: keep the per-trajectory estimators' bootstrap replicates and standard errors in
         ``OPEResult.extra["replicates"]`` (for studying interval forms; bench_ope).
     :param max_fit_rows: decisions per fold the models fit on. :param truth: compute the per-decision ground truth
@@ -275,8 +277,7 @@ def off_policy_evaluate(logs: "LogDataset | str", policies: Mapping[str, Policy]
                 terms, final, _ = trajectory_terms(ep, ratio, r, q_g[np.arange(n), a], v, Hs, clip=cfg.clip)
                 s.t += terms.sum(axis=0)
                 s.tb += np.einsum("be,eth->bth", boot, terms)
-                if cfg.trajectory_interval != "percentile":
-                    s.mom.add(terms, boot)
+                s.mom.add(terms, boot)  # the studentized intervals' and RegDR's second moments
                 if fqe:
                     t, rho, rho_prev = cumulative_weights(ep, ratio, clip=cfg.clip)
                     s.fq.add(fqe_stats(ep, t, phi, a, r, pe, rho, rho_prev, Hs, cfg.gamma), fold, boot)
@@ -308,20 +309,29 @@ def _result(name: str, s: _Acc, cfg: OPEConfig, n_rows: int) -> OPEResult:
         t[2], t[3] = Q[0], V[0]
         tb[:, 2], tb[:, 3] = Q[1:], V[1:]
     percentile, kept = {}, {}
-    for cls in TRAJECTORY_ESTIMATORS:
+    s.mom.grow(t.shape[1])
+    for cls in TRAJECTORY_ESTIMATORS + MOMENT_ESTIMATORS:
         est = cls(gamma=cfg.gamma, clip=cfg.clip)
-        reps = np.array([est.value(tb[b], s.n_epb[b]) for b in range(s.B)])
-        value = est.value(t, s.n_ep)
-        if cfg.trajectory_interval != "percentile" and not (est.uses_model and s.fq is not None):
-            se = s.mom.se(0, est.gradient(s.t, s.n_ep))
-            se_reps = np.array([s.mom.se(b + 1, est.gradient(s.tb[b], s.n_epb[b])) for b in range(s.B)])
-            estimates[est.name] = studentized_estimate(value, se, reps, se_reps, cfg.level, int(s.n_ep),
-                                                       symmetric=cfg.trajectory_interval == "symmetric")
-            percentile[est.name] = percentile_estimate(value, reps, cfg.level, int(s.n_ep))
-            if cfg.keep_replicates:
-                kept[est.name] = {"reps": reps.tolist(), "se": se, "se_reps": se_reps.tolist()}
+        if cls in MOMENT_ESTIMATORS:  # functions of the episodes' moments (the Monte-Carlo return model's terms)
+            value = est.value_moments(s.mom.M[0])
+            reps = np.array([est.value_moments(s.mom.M[b + 1]) for b in range(s.B)])
+            grads = [est.gradient_moments(s.mom.M[b]) for b in range(s.B + 1)] \
+                if cfg.trajectory_interval != "percentile" else None
         else:
+            value = est.value(t, s.n_ep)
+            reps = np.array([est.value(tb[b], s.n_epb[b]) for b in range(s.B)])
+            grads = [est.gradient(s.t, s.n_ep)] + [est.gradient(s.tb[b], s.n_epb[b]) for b in range(s.B)] \
+                if cfg.trajectory_interval != "percentile" and not (est.uses_model and s.fq is not None) else None
+        if grads is None:
             estimates[est.name] = percentile_estimate(value, reps, cfg.level, int(s.n_ep))
+            continue
+        se = s.mom.se(0, grads[0])
+        se_reps = np.array([s.mom.se(b + 1, grads[b + 1]) for b in range(s.B)])
+        estimates[est.name] = studentized_estimate(value, se, reps, se_reps, cfg.level, int(s.n_ep),
+                                                   symmetric=cfg.trajectory_interval == "symmetric")
+        percentile[est.name] = percentile_estimate(value, reps, cfg.level, int(s.n_ep))
+        if cfg.keep_replicates:
+            kept[est.name] = {"reps": reps.tolist(), "se": se, "se_reps": se_reps.tolist()}
     n = max(full["n"], 1.0)
     return OPEResult(name, estimates, int(full["n"]), int(s.n_ep), decision_ess(full), trajectory_ess(s.e1, s.e2),
                      float(s.d[-1] / n), float(s.truth / n) if cfg.truth else None, cfg.interval,

@@ -9,7 +9,7 @@ from typing import Sequence
 
 import numpy as np
 
-from bundlerl.evaluation.ope.estimators import DECISION_ESTIMATORS, TRAJECTORY_ESTIMATORS
+from bundlerl.evaluation.ope.estimators import DECISION_ESTIMATORS, MOMENT_ESTIMATORS, TRAJECTORY_ESTIMATORS
 from bundlerl.evaluation.ope.evaluate import OPEResult
 from bundlerl.evaluation.report import pyplot, save_figure
 
@@ -20,7 +20,7 @@ LOW_EPISODE_ESS = 0.01
 and intervals are not to be trusted (issue 18's bar; bench_ope measured their intervals under-covering there)."""
 
 _GROUPS = (("per decision: mean reward per decision", [c.name for c in DECISION_ESTIMATORS]),
-           ("per trajectory: mean episode return", [c.name for c in TRAJECTORY_ESTIMATORS]))
+           ("per trajectory: mean episode return", [c.name for c in TRAJECTORY_ESTIMATORS + MOMENT_ESTIMATORS]))
 
 
 def _cell(e, digits: int) -> str:
@@ -53,8 +53,9 @@ def ope_markdown(results: Sequence[OPEResult], digits: int = 3) -> str:
     low = [r.policy for r in results if r.n_episodes and r.ess_episodes < LOW_EPISODE_ESS * r.n_episodes]
     if low:
         lines.append(f"Per-trajectory estimates of {', '.join(low)} rest on an episode-weight ESS under "
-                     f"{LOW_EPISODE_ESS:.0%} of the episodes: a few episodes decide them and their intervals are too "
-                     "narrow (they under-cover); trust the per-decision DR / SNDR, or log closer to the target.")
+                     f"{LOW_EPISODE_ESS:.0%} of the episodes: a few episodes decide them, the log may not follow the "
+                     "target to the end of its sessions (the return model fills in the rest) and their intervals "
+                     "under-cover (RegDR-traj's least); trust the per-decision DR / SNDR, or log closer to the target.")
     return "\n".join(lines) + "\n"
 
 
