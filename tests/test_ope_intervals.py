@@ -16,6 +16,7 @@ from bundlerl.evaluation.ope.estimators import (
     DoublyRobust,
     OPEError,
     SelfNormalizedDR,
+    SwitchDR,
     decision_terms,
 )
 from bundlerl.evaluation.ope.evaluate import OPEConfig
@@ -83,6 +84,39 @@ def test_replicate_formulas(n, seed, B):
                                    [est.value(dict(zip(DECISION_TERMS, b))) for b in boot], rtol=1e-12)
     np.testing.assert_allclose(decision_replicates(DirectMethod(), full, boot),
                                decision_replicates(DirectMethod(), full, boot, "population"))
+
+
+def _switch_terms(rng, n, tau):
+    """Decision terms of a greedy target (arm 2) under a uniform logger, Switch-DR at ``tau``."""
+    mu = rng.normal(0, 1.0, n)
+    q = mu[:, None] + np.array([0.0, 0.5, 1.0])[None]
+    a = rng.integers(0, 3, n)
+    r = q[np.arange(n), a] + rng.normal(0, 0.3, n)
+    return decision_terms(r, a, np.full(n, 1 / 3), np.tile([0.0, 0.0, 1.0], (n, 1)), q + 0.05, tau=tau)
+
+
+@given(st.integers(2, 60), st.integers(0, 2**16), st.integers(2, 20), st.sampled_from([0.0, 1.0, 10.0]))
+def test_switch_dr_logged_interval_is_the_population_one(n, seed, B, tau):
+    # Switch-DR leaves the model uncorrected where the weight exceeds tau: like DM, its spread is not held fixed
+    rng = np.random.default_rng(seed)
+    terms = _switch_terms(rng, n, tau)
+    full, boot = terms.sum(axis=0), rng.poisson(1.0, (B, n)) @ terms
+    with np.errstate(divide="ignore", invalid="ignore"):
+        np.testing.assert_allclose(decision_replicates(SwitchDR(tau=tau), full, boot),
+                                   decision_replicates(SwitchDR(tau=tau), full, boot, "population"))
+
+
+def test_switch_dr_at_tau_zero_has_dm_width_not_zero():
+    # the fresh user's case: at tau = 0 Switch-DR is DM; its logged interval was a point
+    rng = np.random.default_rng(5)
+    terms = _switch_terms(rng, 400, 0.0)
+    full, boot = terms.sum(axis=0), rng.poisson(1.0, (200, 400)) @ terms
+    sw = percentile_estimate(SwitchDR(tau=0.0).value(dict(zip(DECISION_TERMS, full))),
+                             decision_replicates(SwitchDR(tau=0.0), full, boot), 0.95, 400)
+    dm = percentile_estimate(DirectMethod().value(dict(zip(DECISION_TERMS, full))),
+                             decision_replicates(DirectMethod(), full, boot), 0.95, 400)
+    assert sw.value == pytest.approx(dm.value)
+    assert sw.high - sw.low == pytest.approx(dm.high - dm.low) and sw.high - sw.low > 0.1
 
 
 def test_unknown_interval_is_refused():

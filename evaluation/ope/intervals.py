@@ -18,7 +18,10 @@ percentile interval. What the replicates vary decides the estimand the interval 
   than 1.96 x the estimator's real error against the logged-context truth for targets close to the logger: coverage
   100%).
   DM's own interval stays the population one: given the contexts DM moves only with the model's fit, which no
-  bootstrap that does not refit sees.
+  bootstrap that does not refit sees. Switch-DR gets the population interval too: it never corrects the model on
+  the actions whose weight exceeds ``tau`` (for a greedy target far from the logger, most of its mass), so there it
+  is DM, and holding the model's value fixed gave a zero-width interval at ``tau`` = 0 around an estimate that is
+  DM's (a fresh user's report).
 
 Per-trajectory estimators estimate the on-policy mean return of fresh episodes, a population value: their intervals
 are always ``"population"``. Their *form* (:data:`TRAJECTORY_INTERVALS`) is by default the symmetric studentized
@@ -41,7 +44,7 @@ from typing import Sequence
 
 import numpy as np
 
-from bundlerl.evaluation.ope.estimators import DECISION_TERMS, DirectMethod, OPEError
+from bundlerl.evaluation.ope.estimators import DECISION_TERMS, DirectMethod, OPEError, SwitchDR
 from bundlerl.evaluation.stats import Estimate
 
 __all__ = ["INTERVALS", "TRAJECTORY_INTERVALS", "percentile_estimate", "studentized_estimate", "decision_replicates",
@@ -151,7 +154,7 @@ def decision_replicates(est, full: np.ndarray, boot: np.ndarray, interval: str =
     T = len(DECISION_TERMS)
     rows: Sequence[dict] = [dict(zip(DECISION_TERMS, b[:T])) for b in np.asarray(boot)]
     reps = np.array([est.value(s) for s in rows])
-    if interval == "population" or isinstance(est, DirectMethod):
+    if interval == "population" or isinstance(est, (DirectMethod, SwitchDR)):
         return reps
     dm = DirectMethod()
     base = dm.value(dict(zip(DECISION_TERMS, np.asarray(full)[:T])))
