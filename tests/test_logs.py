@@ -53,6 +53,7 @@ def _damage(tmp_path, **changes):
     ({"action_prob": lambda d: d["action_prob"] * 0.9}, "action_prob", "sums to"),
     ({"pscore": lambda d: np.where(np.arange(12) == 5, 0.0, d["pscore"])}, "pscore", "must be > 0"),
     ({"pscore": lambda d: d["pscore"] * 0.5}, "pscore", "differs from action_prob"),
+    ({"pscore": lambda d: np.where(np.arange(12) == 5, np.nan, d["pscore"])}, "pscore", "must be finite"),
     ({"step": lambda d: np.where(np.arange(12) == 4, 2, d["step"])}, "step", "step order"),
     ({"spec_version": lambda d: np.where(np.arange(12) == 3, 99, d["spec_version"])}, "spec_version", "version 99"),
     ({"action": lambda d: np.where(np.arange(12) == 2, 7, d["action"])}, "action", "outside"),

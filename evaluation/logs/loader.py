@@ -266,6 +266,10 @@ def _check_rows(path: Path, c: dict, d: Dims, spec_version: int) -> None:
         raise _fail(path, int(bad[0]), "action_prob", f"the logging policy's distribution sums to {s[bad[0]]:.8g}, "
                     "not 1: log the full normalised distribution over the K candidates")
     ps = c["pscore"]
+    bad = np.flatnonzero(~np.isfinite(ps))
+    if bad.size:
+        raise _fail(path, int(bad[0]), "pscore", f"propensity {ps[bad[0]]} of the logged action must be finite (a "
+                    "number, not NaN or inf): log action_prob[action]")
     bad = np.flatnonzero(~(ps > 0))
     if bad.size:
         raise _fail(path, int(bad[0]), "pscore", f"propensity {ps[bad[0]]} of the logged action: it must be > 0 (an "
