@@ -172,6 +172,9 @@ def test_collect_small(tmp_path):
     assert np.array_equal(np.sort(ctx), np.arange(40))  # whole episodes, none split across parts
     with pytest.raises(LogError, match="already holds a log"):
         collect_logs(pol, "small", 2, tmp_path / "log", progress=False)
+    (tmp_path / "log" / "log.json").unlink()  # as an interrupted run leaves it
+    with pytest.raises(LogError, match=r"already holds an unfinished log \(part files, no log.json"):
+        collect_logs(pol, "small", 2, tmp_path / "log", progress=False)
 
 
 def test_random_logger_propensities(tmp_path):
