@@ -470,6 +470,10 @@ def scale(args) -> None:
                 offset = int(ids.max()) + 1
                 rows += t.num_rows
                 i += 1
+        if not (folder / "log.json").is_file():  # the loader refuses a log without it (an unfinished writer)
+            from bundlerl.evaluation.logs.writer import write_log_json
+
+            write_log_json(folder, {"source": "bench_ope scale: parts of the validation logs, context ids offset"})
         child = subprocess.run([sys.executable, "-c", _SCALE_CHILD, str(folder)], capture_output=True, text=True)
         if child.returncode:
             print(child.stderr)

@@ -32,6 +32,12 @@ Exploration (off-policy estimators need every action a target may take to have a
   --epsilon E      with probability E a uniform valid candidate, else the policy's best
   --temperature T  softmax over the policy's scores / T (its log-probabilities when it has no scores)
   --floor P        mix the result with P uniform over the valid candidates
+Default (none of them): no exploration - the policy's own distribution, one-hot for a deterministic
+policy (complement-greedy, popularity, ...): such a log supports only the logging policy itself
+(most targets are refused by 'bundlerl ope' as unsupported); a warning says so.
+
+The folder gets log.json last: a log interrupted (Ctrl-C) before it is removed when this command
+created the folder, else refused by 'bundlerl ope' as incomplete.
 """
 
 EPILOG = """\
@@ -49,10 +55,11 @@ def add_parser(subparsers) -> None:
                    help=f"the logging policy: a baseline ({', '.join(BASELINES)}), tuned-linear (its cached fit, else "
                         "fitted now: minutes), a tuned-linear weights .json, or a run directory")
     g = p.add_mutually_exclusive_group()
-    g.add_argument("--epsilon", type=Number(0.0, 1.0), default=None, help="epsilon-greedy exploration, in [0, 1]")
-    g.add_argument("--temperature", type=Number(1e-6, 1e6), default=None, help="softmax temperature, > 0")
+    g.add_argument("--epsilon", type=Number(0.0, 1.0), default=None, help="epsilon-greedy exploration, in [0, 1] (default: none)")
+    g.add_argument("--temperature", type=Number(1e-6, 1e6), default=None, help="softmax temperature, > 0 (default: none)")
     p.add_argument("--floor", type=Number(0.0, 1.0), default=None,
-                   help="share of uniform over the valid candidates mixed in (a propensity floor), in [0, 1]")
+                   help="share of uniform over the valid candidates mixed in (a propensity floor), in [0, 1] "
+                        "(default: none)")
     add_world_flags(p, "default: a run's own world, else 'default'")
     p.add_argument("--episodes", type=Integer(1), required=True, help="episodes to log")
     p.add_argument("--seed", type=SEED, default=0, help="seed of the logging stream (default: 0)")
@@ -65,18 +72,33 @@ def add_parser(subparsers) -> None:
 
 
 def run(args) -> int:
+    import shutil
+    import sys
+    from pathlib import Path
+
     from bundlerl.agents.exploration import exploring
     from bundlerl.evaluation.logs.collect import collect_logs
     from bundlerl.experiment.policy_spec import load_policy, policy_world
     from bundlerl.utils.threads import torch_threads
 
     world = world_from_args(args) or policy_world(args.policy) or "default"
+    out = Path(args.out)
+    created = not out.exists()  # only a folder this run made is removed on an interrupt
     with torch_threads(1):
-        policy = exploring(load_policy(args.policy, seed=args.seed, world=world), epsilon=args.epsilon,
-                           temperature=args.temperature, floor=args.floor)
-        info = collect_logs(policy, world, args.episodes, args.out, seed=args.seed, num_envs=args.num_envs,
-                            truth=not args.no_truth, rows_per_part=args.rows_per_part,
-                            progress=False if args.no_progress else None)
+        base = load_policy(args.policy, seed=args.seed, world=world)
+        if not any((args.epsilon, args.temperature, args.floor)) and base.name != "random":
+            print(f"bundlerl log: warning: no exploration (--epsilon, --temperature, --floor): the log follows "
+                  f"{base.name}'s own distribution (one-hot when it is deterministic) and supports only that policy "
+                  "itself; 'bundlerl ope' refuses most other targets as unsupported", file=sys.stderr)
+        policy = exploring(base, epsilon=args.epsilon, temperature=args.temperature, floor=args.floor)
+        try:
+            info = collect_logs(policy, world, args.episodes, out, seed=args.seed, num_envs=args.num_envs,
+                                truth=not args.no_truth, rows_per_part=args.rows_per_part,
+                                progress=False if args.no_progress else None)
+        except BaseException:  # Ctrl-C or a failure: no half log left behind (it has no log.json: ope refuses it)
+            if created:
+                shutil.rmtree(out, ignore_errors=True)
+            raise
     print(f"logged {info['rows']:,} decisions of {info['episodes']:,} episodes ({info['policy']}, {info['preset']}, "
           f"{info['stream']}) in {info['parts']} part(s) to {args.out} ({info['seconds']:.1f} s)")
     return 0

@@ -5,18 +5,24 @@ Argument parsing only: the work is ``bundlerl.evaluation.ope.evaluate.off_policy
 from __future__ import annotations
 
 import argparse
+import re
 
 from bundlerl.agents.baselines import BASELINES
 from bundlerl.evaluation.ope.fitted_q import RETURN_MODELS
 from bundlerl.evaluation.ope.intervals import INTERVALS, TRAJECTORY_INTERVALS
 from bundlerl.scripts.flags import SEED, ExistingFolder, Integer, Number, OutputFolder, PolicySpec
 
+_CLI_NAMES = re.compile(r"allow_unsupported \(--allow-unsupported\)|allow_unsupported(=True)?")
+"""The Python argument's name in the estimators' messages, as the CLI says it (its flag)."""
+
 HELP = "estimate policies' values from a log (IPS, DR, ... with bootstrap CIs; table + chart)"
 
 DESCRIPTION = """\
 Off-policy evaluation: estimate what each --policy would earn from a log written by 'bundlerl log'
 (or by serving), without running it. Per decision (mean reward per decision): DM, IPS, SNIPS, DR,
-SNDR, Switch-DR; per trajectory (mean episode return): PDIS, weighted PDIS, DR, weighted DR.
+SNDR, Switch-DR; per trajectory (mean episode return): PDIS, weighted PDIS, DR, weighted DR, and
+RegDR (DR with the weight means as control variates) - PDIS-traj, WPDIS-traj, DR-traj, WDR-traj,
+RegDR-traj in the table.
 Intervals: 95% Poisson bootstrap over episodes; per decision they cover the policy's value on the
 logged contexts (--interval logged, the default) or on the traffic they came from (--interval
 population: wider, the contexts' own spread enters); per trajectory, the mean return of new
@@ -27,7 +33,8 @@ error unless --allow-unsupported). The log is streamed part by part: memory stay
 A policy is a baseline name or a run directory; add ':greedy' for its deterministic form
 (one-hot on its most probable candidate), e.g. runs/ppo_run:greedy.
 
-Writes ope.md, ope.json and ope.png into --out.
+Writes ope.md, ope.json and ope.png into --out (with --ranking-k also ranking.md, its figures in ope.json too).
+The log must be complete (its log.json written last by 'bundlerl log') and match it.
 """
 
 EPILOG = """\
@@ -68,7 +75,8 @@ def add_parser(subparsers) -> None:
                    help="also report the simulator's per-decision ground truth (simulated logs only)")
     p.add_argument("--ranking-k", type=Integer(1), default=None, metavar="K",
                    help="also rank each decision's logged candidates by each policy and report precision / recall / "
-                        "NDCG / hit rate @K against the items bought in the session (works on logs of real traffic)")
+                        "NDCG / hit rate @K against the items bought in the session (works on logs of real traffic); at most the "
+                        "log's K candidates per decision")
     p.add_argument("--out", default=None, type=OutputFolder(), help="output folder (default: LOGS/ope)")
     p.set_defaults(func=run)
 
@@ -78,12 +86,20 @@ def run(args) -> int:
 
     from bundlerl.env.observation import observation_spec
     from bundlerl.evaluation.logs.loader import LogDataset
+    from bundlerl.evaluation.logs.schema import TRUTH_DIR, LogError
+    from bundlerl.evaluation.ope.estimators import OPEError
     from bundlerl.evaluation.ope.evaluate import OPEConfig, off_policy_evaluate
-    from bundlerl.evaluation.ope.report import ope_markdown, write_ope_report
+    from bundlerl.evaluation.ope.report import ope_markdown, ranking_markdown, write_ope_report
     from bundlerl.experiment.policy_spec import load_policy, policy_world
     from bundlerl.utils.threads import torch_threads
 
     logs = LogDataset.open(args.logs)
+    if args.truth and not logs.has_truth:
+        raise LogError(f"{args.logs}: this log has no ground truth ({TRUTH_DIR}/: logs written with --no-truth and "
+                       "logs of real traffic have none): drop --truth")
+    if args.ranking_k is not None and args.ranking_k > logs.dims.K:
+        raise LogError(f"--ranking-k {args.ranking_k}: the log has K={logs.dims.K} candidates per decision; pass "
+                       f"--ranking-k {logs.dims.K} or less")
     for spec in args.policy:  # a trained policy must see the observation it was trained on
         world = policy_world(spec)
         if world is not None:
@@ -102,23 +118,20 @@ def run(args) -> int:
         for spec in args.policy:
             pol = load_policy(spec, seed=args.seed, world=logs.info.get("preset"))
             policies[pol.name if pol.name not in policies else spec] = pol
-        results = off_policy_evaluate(logs, policies, config)
-    paths = write_ope_report(results, args.out or Path(args.logs) / "ope",
-                             f"off-policy estimates from {args.logs} ({logs.n_rows:,} decisions)")
-    print(ope_markdown(results))
-    if args.ranking_k:
-        from bundlerl.evaluation.ranking import RANKING_METRICS, log_ranking_metrics
-        from bundlerl.utils.atomic import write_text
+        try:
+            results = off_policy_evaluate(logs, policies, config)
+        except OPEError as exc:  # the CLI's flag, not the Python argument, in the CLI's message
+            raise OPEError(_CLI_NAMES.sub("--allow-unsupported", str(exc))) from None
+        ranking = None
+        if args.ranking_k:
+            from bundlerl.evaluation.ranking import log_ranking_metrics
 
-        table = log_ranking_metrics(logs, policies, args.ranking_k)
-        k = args.ranking_k
-        lines = ["| policy | " + " | ".join(f"{m}@{k}" for m in RANKING_METRICS) + " | decisions with a purchase |",
-                 "|" + "---|" * (len(RANKING_METRICS) + 2)]
-        for name, row in table.items():
-            lines.append(f"| {name} | " + " | ".join(row[m].format() for m in RANKING_METRICS) + " | "
-                         f"sessions: {row['ndcg'].n:,} |")
-        text = "\n".join(lines) + "\n"
-        write_text(paths["md"].with_name("ranking.md"), text)
-        print(text)
-    print(f"written: {paths['md']}, {paths['png']}")
+            ranking = log_ranking_metrics(logs, policies, args.ranking_k)
+    paths = write_ope_report(results, args.out or Path(args.logs) / "ope",
+                             f"off-policy estimates from {args.logs} ({logs.n_rows:,} decisions)",
+                             ranking=ranking, ranking_k=args.ranking_k)
+    print(ope_markdown(results))
+    if ranking is not None:
+        print(ranking_markdown(ranking, args.ranking_k))
+    print("written: " + ", ".join(str(p) for p in paths.values()))
     return 0

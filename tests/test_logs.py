@@ -35,8 +35,11 @@ def test_round_trip(tmp_path):
 def test_parts_append_and_no_temporaries(tmp_path):
     write(tmp_path)
     write(tmp_path)  # a second writer appends part 1
-    assert sorted(p.name for p in tmp_path.iterdir() if p.is_file()) == ["part-000000.parquet", "part-000001.parquet"]
-    assert LogDataset.open(tmp_path).n_rows == 24
+    assert sorted(p.name for p in tmp_path.iterdir() if p.is_file()) == [
+        "log.json", "part-000000.parquet", "part-000001.parquet"]
+    logs = LogDataset.open(tmp_path)
+    assert logs.n_rows == 24
+    assert (logs.info["parts"], logs.info["rows"], logs.info["dims"]) == (2, 24, DIMS.to_dict())
 
 
 def _damage(tmp_path, **changes):
@@ -50,6 +53,7 @@ def _damage(tmp_path, **changes):
     ({"action_prob": lambda d: d["action_prob"] * 0.9}, "action_prob", "sums to"),
     ({"pscore": lambda d: np.where(np.arange(12) == 5, 0.0, d["pscore"])}, "pscore", "must be > 0"),
     ({"pscore": lambda d: d["pscore"] * 0.5}, "pscore", "differs from action_prob"),
+    ({"pscore": lambda d: np.where(np.arange(12) == 5, np.nan, d["pscore"])}, "pscore", "must be finite"),
     ({"step": lambda d: np.where(np.arange(12) == 4, 2, d["step"])}, "step", "step order"),
     ({"spec_version": lambda d: np.where(np.arange(12) == 3, 99, d["spec_version"])}, "spec_version", "version 99"),
     ({"action": lambda d: np.where(np.arange(12) == 2, 7, d["action"])}, "action", "outside"),
@@ -168,6 +172,9 @@ def test_collect_small(tmp_path):
     assert np.array_equal(np.sort(ctx), np.arange(40))  # whole episodes, none split across parts
     with pytest.raises(LogError, match="already holds a log"):
         collect_logs(pol, "small", 2, tmp_path / "log", progress=False)
+    (tmp_path / "log" / "log.json").unlink()  # as an interrupted run leaves it
+    with pytest.raises(LogError, match=r"already holds an unfinished log \(part files, no log.json"):
+        collect_logs(pol, "small", 2, tmp_path / "log", progress=False)
 
 
 def test_random_logger_propensities(tmp_path):
@@ -183,3 +190,85 @@ def test_parts_are_cut_at_context_boundaries(tmp_path):
     ds = LogDataset.open(tmp_path)
     sizes = [p.n for p in ds.parts(truth=True)]
     assert sizes == [9, 9, 9, 3]
+
+
+# ------------------------------------------------------------------ issue 18: outcomes, masks, log.json
+@pytest.mark.parametrize("column", ["reward", "revenue"])
+@pytest.mark.parametrize("value", [np.nan, np.inf, -np.inf])
+def test_non_finite_outcome_is_refused(tmp_path, column, value):
+    _damage(tmp_path, **{column: lambda d: np.where(np.arange(12) == 7, value, d[column])})
+    with pytest.raises(LogError, match=rf"part-000000\.parquet: row 7, column '{column}': .*must be finite"):
+        list(LogDataset.open(tmp_path).parts())
+
+
+def test_non_finite_candidate_feature_is_named(tmp_path):
+    def nan_feature(d):
+        c = d["candidates"].copy()
+        c[4, 1, 2] = np.nan
+        return c
+
+    _damage(tmp_path, candidates=nan_feature)
+    with pytest.raises(LogError, match=r"part-000000\.parquet: row 4, column 'candidates': candidate 1's feature 2 "
+                                       r"\('.+'\) is nan"):
+        list(LogDataset.open(tmp_path).parts())
+
+
+def test_masked_action_and_mass_on_masked_are_refused(tmp_path):
+    data = rows()
+    data["action_mask"][3] = [data["action"][3] != k for k in range(DIMS.K)]  # the logged action masked
+    write(tmp_path / "a", data)
+    with pytest.raises(LogError, match=r"row 3, column 'action': action \d is a masked"):
+        list(LogDataset.open(tmp_path / "a").parts())
+    data = rows()
+    k = (data["action"][5] + 1) % DIMS.K  # another candidate masked, the logger still gives it 1/3
+    data["action_mask"][5, k] = False
+    write(tmp_path / "b", data)
+    with pytest.raises(LogError, match=rf"row 5, column 'action_prob': probability 0.333.* on masked candidate {k}"):
+        list(LogDataset.open(tmp_path / "b").parts())
+
+
+def test_log_json_is_written_last_and_required(tmp_path):
+    from bundlerl.evaluation.logs.writer import LogWriter
+
+    data = rows()
+    spec = observation_spec(DIMS.P, DIMS.K, DIMS.F)
+    with pytest.raises(RuntimeError):  # an interrupted writer: parts, no log.json
+        with LogWriter(tmp_path, DIMS, spec, rows_per_part=3) as w:
+            w.write(data)
+            raise RuntimeError("interrupted")
+    assert any(tmp_path.glob("part-*.parquet")) and not (tmp_path / "log.json").exists()
+    with pytest.raises(LogError, match="incomplete log: no log.json - the writer did not finish.*re-run bundlerl log "
+                                       "into an empty folder"):
+        LogDataset.open(tmp_path)
+
+
+def test_files_are_checked_against_log_json(tmp_path):
+    import json
+    import shutil
+
+    write(tmp_path)
+    info = json.loads((tmp_path / "log.json").read_text())
+    (tmp_path / "log.json").write_text(json.dumps({**info, "dims": {**info["dims"], "K": 8}}))
+    with pytest.raises(LogError, match=r"log.json: says K=8 but the part files have K=3"):
+        LogDataset.open(tmp_path)
+    (tmp_path / "log.json").write_text(json.dumps(info))
+    LogDataset.open(tmp_path)
+    shutil.copy(tmp_path / "part-000000.parquet", tmp_path / "part-000001.parquet")  # a foreign part dropped in
+    with pytest.raises(LogError, match=r"says 1 part file\(s\) but the folder holds 2"):
+        LogDataset.open(tmp_path)
+    (tmp_path / "part-000001.parquet").unlink()
+    (tmp_path / "log.json").write_text(json.dumps({**info, "rows": 99}))
+    with pytest.raises(LogError, match="says 99 decisions but the part files hold 12"):
+        LogDataset.open(tmp_path)
+    (tmp_path / "log.json").write_text("[1, 2]")
+    with pytest.raises(LogError, match="not a JSON object"):
+        LogDataset.open(tmp_path)
+
+
+def test_truth_folder_points_to_its_parent(tmp_path):
+    write(tmp_path, truth=True)
+    with pytest.raises(LogError, match=r"this is the truth/ folder of the log .*; pass its parent"):
+        LogDataset.open(tmp_path / "truth")
+    write(tmp_path / "nt")
+    with pytest.raises(LogError, match=r"no ground truth.*truth=False"):
+        list(LogDataset.open(tmp_path / "nt").parts(truth=True))

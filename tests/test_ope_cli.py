@@ -22,9 +22,13 @@ def test_log_then_ope(tmp_path):
     assert r.returncode == 0, r.stderr
     assert "| WDR-traj |" in r.stdout and "complement-greedy:greedy" in r.stdout
     assert "ndcg@3" in r.stdout and (tmp_path / "ope" / "ranking.md").is_file()
+    assert "| policy | precision@3 | recall@3 | ndcg@3 | hit@3 | sessions |" in r.stdout
+    written = r.stdout.strip().splitlines()[-1]
+    assert all(f in written for f in ("ope.md", "ope.json", "ope.png", "ranking.md")), written
     assert (tmp_path / "ope" / "ope.png").stat().st_size > 1000
     res = json.loads((tmp_path / "ope" / "ope.json").read_text())
     assert {x["policy"] for x in res} == {"random", "complement-greedy:greedy"}
+    assert res[0]["ranking"]["k"] == 3 and res[0]["ranking"]["ndcg"]["n"] == 60
     # studentized per-trajectory intervals, the percentile ones kept for comparison (fitted-Q DR / WDR: percentile;
     # RegDR reads the Monte-Carlo model's moments whatever the return model)
     assert set(res[0]["trajectory_percentile"]) == {"PDIS", "WPDIS", "RegDR-traj"}
@@ -62,3 +66,88 @@ def test_policy_specs(tmp_path):
     assert load_policy("random:greedy").name == "random:greedy" and policy_world("random") is None
     with pytest.raises(PolicyError, match="neither a baseline"):
         load_policy(str(tmp_path / "missing"))
+
+
+def _one_line(r, *words):
+    """Bad input: exit 2, one line on stderr holding ``words``, no traceback."""
+    assert r.returncode == 2, (r.returncode, r.stderr[-2000:])
+    assert len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr, r.stderr
+    for w in words:
+        assert w in r.stderr, (w, r.stderr)
+
+
+def test_ope_refuses_bad_logs_in_one_line(tmp_path):
+    """Issue 18: a non-finite reward, an incomplete log, a log.json of another log, a truth/ folder, --truth on a
+    log without truth, --ranking-k over K, unsupported mass (the CLI's flag only)."""
+    import shutil
+
+    import numpy as np
+    from _log_data import DIMS, rows, write
+
+    args = ("--policy", "random", "--bootstrap", "2", "--no-progress")
+    data = rows()
+    data["reward"] = np.where(np.arange(12) == 7, np.nan, data["reward"])
+    write(tmp_path / "nan", data)
+    _one_line(run_cli("ope", "--logs", str(tmp_path / "nan"), *args), "part-000000.parquet: row 7, column 'reward'",
+              "must be finite")
+    good = write(tmp_path / "good", truth=True)
+    shutil.copytree(good, tmp_path / "partial")
+    (tmp_path / "partial" / "log.json").unlink()
+    _one_line(run_cli("ope", "--logs", str(tmp_path / "partial"), *args), "incomplete log: no log.json")
+    shutil.copytree(good, tmp_path / "k8")
+    info = json.loads((good / "log.json").read_text())
+    (tmp_path / "k8" / "log.json").write_text(json.dumps({**info, "dims": {**info["dims"], "K": 8}}))
+    _one_line(run_cli("ope", "--logs", str(tmp_path / "k8"), *args), "says K=8 but the part files have K=3")
+    _one_line(run_cli("ope", "--logs", str(good / "truth"), *args), "this is the truth/ folder", "pass its parent")
+    _one_line(run_cli("ope", "--logs", str(tmp_path / "nan"), "--truth", *args), "drop --truth")
+    _one_line(run_cli("ope", "--logs", str(good), "--ranking-k", str(DIMS.K + 2), *args),
+              f"--ranking-k {DIMS.K + 2}", f"K={DIMS.K}")
+    det = rows()  # a deterministic logger: always candidate 0
+    det["action"][:] = 0
+    det["action_prob"] = np.tile(np.eye(DIMS.K)[0], (12, 1))
+    det["pscore"] = np.ones(12)
+    write(tmp_path / "det", det)
+    r = run_cli("ope", "--logs", str(tmp_path / "det"), *args)
+    _one_line(r, "pass --allow-unsupported")
+    assert "allow_unsupported" not in r.stderr
+
+
+def test_help_and_deterministic_logger_warning(tmp_path):
+    r = run_cli("ope", "--help")
+    assert r.returncode == 0 and "RegDR-traj" in r.stdout
+    r = run_cli("log", "--help")
+    assert r.returncode == 0 and "Default (none of them): no exploration" in r.stdout
+    r = run_cli("log", "--policy", "complement-greedy", "--preset", "small", "--episodes", "2", "--num-envs", "2",
+                "--no-truth", "--out", str(tmp_path / "det"), "--no-progress", timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert "warning: no exploration" in r.stderr and "supports only that policy" in r.stderr
+
+
+def test_interrupted_log_leaves_nothing(tmp_path):
+    """Ctrl-C during 'bundlerl log' into a folder it created: the folder is removed (no half log left)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from _cli import ROOT
+
+    out = tmp_path / "log"
+    proc = subprocess.Popen([sys.executable, "-m", "bundlerl.scripts.cli", "log", "--policy", "random", "--preset",
+                             "small", "--episodes", "1000000", "--num-envs", "8", "--rows-per-part", "50",
+                             "--out", str(out), "--no-progress"], cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=dict(os.environ, PYTHONUNBUFFERED="1"))
+    try:
+        deadline = time.monotonic() + 120
+        while not any(out.glob("part-*.parquet")) and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.2)
+        assert any(out.glob("part-*.parquet")), "no part written"
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode != 0 and "interrupted" in err, err
+    assert not out.exists()

@@ -46,7 +46,8 @@ def collect_logs(policy: Policy, preset="default", n_episodes: int = 1000, out: 
         raise LogError(f"n_episodes={n_episodes}, num_envs={num_envs}; both must be >= 1")
     out = Path(out)
     if out.is_dir() and any(out.glob("part-*.parquet")):
-        raise LogError(f"{out} already holds a log; choose an empty folder (or delete it)")
+        what = "a log" if (out / "log.json").is_file() else "an unfinished log (part files, no log.json: interrupted)"
+        raise LogError(f"{out} already holds {what}; choose an empty folder (or delete it)")
     stream = env_stream(Purpose.LOGGING, seed) if not isinstance(seed, np.random.SeedSequence) else seed
     n_rows = min(num_envs, n_episodes)
     venv = BundleRecVecEnv(preset, num_envs=n_rows, seed=stream)

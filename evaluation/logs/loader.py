@@ -3,8 +3,11 @@
 :meth:`LogDataset.open` checks each part file's columns, types and metadata (schema version, array sizes, observation
 spec, the same in every part); :meth:`LogDataset.parts` then yields one part at a time as numpy arrays (memory: one
 part, whatever the log's size) after checking its rows: actions in range, distributions that are finite, >= 0 and
-sum to 1, a propensity > 0 that equals the distribution's mass on the logged action, each context's steps 0, 1, 2, ...
-in row order within one part, the row's spec version. Every problem is a :class:`LogError` naming file, row, column.
+sum to 1 with no mass on masked candidates, a logged action that is a valid candidate, a propensity > 0 that equals
+the distribution's mass on the logged action, each context's steps 0, 1, 2, ... in row order within one part, the
+row's spec version, finite outcomes (:data:`OUTCOME_COLUMNS`) and candidate features. Every problem is a
+:class:`LogError` naming file, row, column. A folder without ``log.json`` (a writer that did not finish) is refused,
+and so is one whose files differ from what ``log.json`` says (sizes, observation spec, part and row counts).
 """
 
 from __future__ import annotations
@@ -31,10 +34,20 @@ from bundlerl.evaluation.logs.schema import (
     truth_schema,
 )
 
-__all__ = ["LogDataset", "LogPart", "column_numpy", "PROB_ATOL"]
+__all__ = ["LogDataset", "LogPart", "column_numpy", "PROB_ATOL", "OUTCOME_COLUMNS"]
 
 PROB_ATOL = 1e-6
 """How far a logged distribution's sum may be from 1, and its ``pscore`` from ``action_prob[action]``."""
+
+OUTCOME_COLUMNS = ("reward", "revenue")
+"""The real-valued outcome columns, each checked finite when read (``click`` is a bool; ``n_bought`` an int >= 0)."""
+
+
+def _feature_name(j: int) -> str:
+    """Candidate feature ``j``'s name (``CANDIDATE_FEATURES`` order), with its index."""
+    from bundlerl.candidates.features import CANDIDATE_FEATURES
+
+    return f"{j} ({CANDIDATE_FEATURES[j]!r})" if 0 <= j < len(CANDIDATE_FEATURES) else str(j)
 
 
 def column_numpy(col: "pa.ChunkedArray | pa.Array", tail: tuple = ()) -> np.ndarray:
@@ -103,9 +116,15 @@ class LogDataset:
         folder = Path(folder)
         if not folder.is_dir():
             raise LogError(f"{folder}: no such log folder; write one with 'bundlerl log ... --out {folder}'")
+        if folder.name == TRUTH_DIR and any(folder.parent.glob(PART_GLOB)):
+            raise LogError(f"{folder}: this is the {TRUTH_DIR}/ folder of the log {folder.parent} (ground truth, not "
+                           f"decisions); pass its parent, {folder.parent}")
         parts = sorted(folder.glob(PART_GLOB))
         if not parts:
             raise LogError(f"{folder}: no {PART_GLOB} files in it: not a bundlerl log")
+        if not (folder / LOG_JSON).is_file():
+            raise LogError(f"{folder}: incomplete log: no {LOG_JSON} - the writer did not finish (interrupted?); "
+                           "re-run bundlerl log into an empty folder")
         first = None
         n_rows = 0
         for p in parts:
@@ -125,18 +144,14 @@ class LogDataset:
                            f"does not match the policy's, version {want.get('version')} "
                            f"({', '.join(f'{k}={want.get(k)}' for k in diff)}): evaluate policies on logs of their own "
                            "observation spec")
-        info = {}
-        if (folder / LOG_JSON).is_file():
-            try:
-                info = json.loads((folder / LOG_JSON).read_text(encoding="utf-8"))
-            except (ValueError, UnicodeDecodeError) as exc:
-                raise LogError(f"{folder / LOG_JSON}: not JSON ({exc}); delete it (it only describes the log)") from None
+        info = _read_info(folder / LOG_JSON)
+        _check_info(folder / LOG_JSON, info, parts, first, n_rows)
         return cls(folder, parts, Dims(**first["dims"]), first["obs_spec"], n_rows, info)
 
     def parts(self, columns: Sequence[str] | None = None, *, truth: bool = False) -> Iterator[LogPart]:
         """Each part in order, its rows checked (see the module docstring); ``columns`` limits what is read (the
         checked columns are always read). ``truth`` also reads the ground-truth part (LogError if missing)."""
-        need = {"context_id", "step", "spec_version", "action", "action_prob", "pscore"}
+        need = {"context_id", "step", "spec_version", "action", "action_mask", "action_prob", "pscore"}
         cols = list(COLUMNS) if columns is None else [c for c in COLUMNS if c in set(columns) | need]
         for c in set(columns or ()) - set(COLUMNS):
             raise LogError(f"{self.folder}: no column {c!r} in the log schema; columns: {', '.join(COLUMNS)}")
@@ -149,14 +164,48 @@ class LogDataset:
             if truth:
                 tp = self.folder / TRUTH_DIR / p.name
                 if not tp.is_file():
-                    raise LogError(f"{tp}: no ground truth for {p.name} (logs of real traffic have none; simulated "
-                                   "logs get it from 'bundlerl log')")
+                    raise LogError(f"{tp}: no ground truth for {p.name} (logs of real traffic and logs written with "
+                                   "--no-truth have none): evaluate without truth (truth=False)")
                 _check_header(tp, "truth", self.dims)
                 t = pq.read_table(tp)
                 if t.num_rows != len(data["step"]) or not np.array_equal(column_numpy(t.column("step")), data["step"]):
                     raise LogError(f"{tp}: its rows do not match {p.name}'s (count or steps differ); regenerate the log")
                 er = column_numpy(t.column("expected_reward"), (self.dims.K,))
             yield LogPart(p, data, er)
+
+
+def _read_info(path: Path) -> dict:
+    """``log.json`` as a dict (LogError when it is not a JSON object)."""
+    try:
+        info = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise LogError(f"{path}: not JSON ({exc}); re-run bundlerl log into an empty folder") from None
+    if not isinstance(info, dict):
+        raise LogError(f"{path}: holds a {type(info).__name__}, not a JSON object; re-run bundlerl log into an empty "
+                       "folder")
+    return info
+
+
+def _check_info(path: Path, info: dict, parts: list[Path], first: dict, n_rows: int) -> None:
+    """The files against what ``log.json`` says they are (each key it has: dims, obs_spec, parts, rows)."""
+    redo = "re-run bundlerl log into an empty folder"
+    if "dims" in info and info["dims"] != first["dims"]:
+        got = info["dims"] if isinstance(info["dims"], dict) else {}
+        have = first["dims"]
+        diff = [k for k in have if got.get(k) != have[k]] or list(have)
+        said = ", ".join(f"{k}={got.get(k)}" for k in diff)
+        held = ", ".join(f"{k}={have.get(k)}" for k in diff)
+        raise LogError(f"{path}: says {said} but the part files have {held}: log.json describes another log; {redo}")
+    if "obs_spec" in info and info["obs_spec"] != first["obs_spec"]:
+        raise LogError(f"{path}: its observation spec differs from the part files' (version "
+                       f"{first['obs_spec'].get('version')}): log.json describes another log; {redo}")
+    if "parts" in info and info["parts"] != len(parts):
+        raise LogError(f"{path}: says {info['parts']} part file(s) but the folder holds {len(parts)} "
+                       f"({parts[0].name} ... {parts[-1].name}): a part was added or removed after writing; "
+                       f"remove the foreign part(s) or {redo}")
+    if "rows" in info and info["rows"] != n_rows:
+        raise LogError(f"{path}: says {info['rows']} decisions but the part files hold {n_rows}: a part was "
+                       f"replaced after writing; {redo}")
 
 
 def _check_header(path: Path, kind: str, dims: Dims | None = None) -> tuple[dict, int]:
@@ -217,10 +266,26 @@ def _check_rows(path: Path, c: dict, d: Dims, spec_version: int) -> None:
         raise _fail(path, int(bad[0]), "action_prob", f"the logging policy's distribution sums to {s[bad[0]]:.8g}, "
                     "not 1: log the full normalised distribution over the K candidates")
     ps = c["pscore"]
+    bad = np.flatnonzero(~np.isfinite(ps))
+    if bad.size:
+        raise _fail(path, int(bad[0]), "pscore", f"propensity {ps[bad[0]]} of the logged action must be finite (a "
+                    "number, not NaN or inf): log action_prob[action]")
     bad = np.flatnonzero(~(ps > 0))
     if bad.size:
         raise _fail(path, int(bad[0]), "pscore", f"propensity {ps[bad[0]]} of the logged action: it must be > 0 (an "
                     "action the logging policy could not take; log with exploration, e.g. --epsilon or --floor)")
+    m = c["action_mask"].astype(bool)
+    bad = np.flatnonzero(~m[np.arange(n), a])
+    if bad.size:
+        r = int(bad[0])
+        raise _fail(path, r, "action", f"action {int(a[r])} is a masked (invalid) candidate: action_mask "
+                    f"{m[r].astype(int).tolist()}; a logger shows valid candidates only")
+    bad = np.flatnonzero((p * ~m > 0).any(axis=1))
+    if bad.size:
+        r = int(bad[0])
+        k = int(np.flatnonzero(p[r] * ~m[r] > 0)[0])
+        raise _fail(path, r, "action_prob", f"probability {p[r, k]:.8g} on masked candidate {k} (action_mask "
+                    f"{m[r].astype(int).tolist()}): log a distribution with no mass on masked candidates")
     chosen = p[np.arange(n), a]
     bad = np.flatnonzero(np.abs(ps - chosen) > PROB_ATOL)
     if bad.size:
@@ -238,3 +303,23 @@ def _check_rows(path: Path, c: dict, d: Dims, spec_version: int) -> None:
         r = int(order[bad[0]])
         raise _fail(path, r, "step", f"context {int(ctx[r])} has step {int(step[r])} where step {int(expect[bad[0]])} "
                     "was expected: a context's rows must be in step order 0, 1, 2, ... within one part file")
+    for col in OUTCOME_COLUMNS:  # the outcomes the estimators regress on and average: NaN / inf would poison them
+        if col not in c:
+            continue
+        v = np.asarray(c[col], np.float64)
+        bad = np.flatnonzero(~np.isfinite(v))
+        if bad.size:
+            raise _fail(path, int(bad[0]), col, f"{col} {v[bad[0]]} must be finite (a number, not NaN or inf): "
+                        "fix the row or drop its context from the log")
+    if "n_bought" in c:
+        bad = np.flatnonzero(c["n_bought"] < 0)
+        if bad.size:
+            raise _fail(path, int(bad[0]), "n_bought", f"{int(c['n_bought'][bad[0]])} items bought: it must be >= 0")
+    if "candidates" in c:
+        f = c["candidates"]
+        bad = np.flatnonzero(~np.isfinite(f.reshape(n, -1)).all(axis=1))
+        if bad.size:
+            r = int(bad[0])
+            k, j = (int(x[0]) for x in np.nonzero(~np.isfinite(f[r])))
+            raise _fail(path, r, "candidates", f"candidate {k}'s feature {_feature_name(j)} is {f[r, k, j]}: "
+                        "candidate features must be finite; fix the row or drop its context from the log")

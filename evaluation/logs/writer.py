@@ -3,6 +3,8 @@
 Each part file is written atomically (``bundlerl.utils.atomic``: a temporary file, then a rename), so a reader or
 a crash never sees half a part; a part starts at the next free number in the folder, so a writer appends to a log
 that already holds parts (serving). Ground truth, when given, goes to ``truth/`` with the same part number and rows.
+``close`` then writes ``log.json`` (what the folder holds: parts, rows, sizes, observation spec), last: a writer
+that did not finish (a crash, Ctrl-C) leaves none, and the loader refuses such a folder.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ import pyarrow.parquet as pq
 
 from bundlerl.evaluation.logs.schema import (
     COLUMNS,
+    LOG_JSON,
+    META_KEY,
     PART_GLOB,
     TRUTH_DIR,
     Dims,
@@ -154,7 +158,11 @@ class LogWriter:
         self._buf, self._truth_buf, self._buffered = [], [], 0
 
     def close(self) -> None:
+        """Write what is buffered, then ``log.json`` (:func:`write_log_json`; none while the folder holds no part),
+        which marks the log complete."""
         self.flush()
+        if any(self.out.glob(PART_GLOB)):
+            write_log_json(self.out, {})
 
     def __enter__(self) -> "LogWriter":
         return self
@@ -165,8 +173,24 @@ class LogWriter:
 
 
 def write_log_json(out: str | Path, info: dict) -> None:
-    """``out/log.json``: what wrote the log (plain data), written atomically."""
-    from bundlerl.evaluation.logs.schema import LOG_JSON
+    """``out/log.json``: what wrote the log (plain data: ``info`` merged over the file's current content), with
+    what the folder holds now - ``parts`` (count), ``rows``, ``dims``, ``obs_spec``, from the part files' footers -
+    which the loader checks the files against. Written atomically, after the parts: its presence marks a finished
+    log. :raises LogError: the folder holds no part file."""
     from bundlerl.utils.atomic import write_text
 
-    write_text(Path(out) / LOG_JSON, json.dumps(info, indent=2, sort_keys=True, default=str) + "\n")
+    out = Path(out)
+    parts = sorted(out.glob(PART_GLOB))
+    if not parts:
+        raise LogError(f"{out}: no {PART_GLOB} files to describe in {LOG_JSON}")
+    old = {}
+    if (out / LOG_JSON).is_file():
+        try:
+            old = json.loads((out / LOG_JSON).read_text(encoding="utf-8"))
+        except (ValueError, UnicodeDecodeError):
+            old = {}  # a damaged description: replaced by what the files say
+    meta = json.loads(pq.read_schema(parts[-1]).metadata[META_KEY])
+    held = {"parts": len(parts), "rows": sum(pq.ParquetFile(p).metadata.num_rows for p in parts),
+            "dims": meta["dims"], "obs_spec": meta["obs_spec"]}
+    merged = {**(old if isinstance(old, dict) else {}), **info, **held}
+    write_text(out / LOG_JSON, json.dumps(merged, indent=2, sort_keys=True, default=str) + "\n")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 
@@ -13,7 +13,7 @@ from bundlerl.evaluation.ope.estimators import DECISION_ESTIMATORS, MOMENT_ESTIM
 from bundlerl.evaluation.ope.evaluate import OPEResult
 from bundlerl.evaluation.report import pyplot, save_figure
 
-__all__ = ["ope_markdown", "ope_chart", "write_ope_report", "LOW_EPISODE_ESS"]
+__all__ = ["ope_markdown", "ope_chart", "ranking_markdown", "write_ope_report", "LOW_EPISODE_ESS"]
 
 LOW_EPISODE_ESS = 0.01
 """Episode-weight ESS, as a share of the episodes, below which the report warns that the per-trajectory estimates
@@ -84,14 +84,45 @@ def ope_chart(results: Sequence[OPEResult], path: str | Path, title: str = "") -
     save_figure(fig, path)
 
 
-def write_ope_report(results: Sequence[OPEResult], out: str | Path, title: str = "") -> dict[str, Path]:
-    """``ope.md``, ``ope.json`` and ``ope.png`` in ``out`` (written atomically); returns their paths."""
+def ranking_markdown(table: Mapping[str, Mapping], k: int) -> str:
+    """A markdown table of ranking metrics @k (``bundlerl.evaluation.ranking.log_ranking_metrics``'s
+    ``{policy: {metric: Estimate}}``): a row per policy, value ± 95% half-width (delta method over sessions), and
+    the number of sessions the intervals are over."""
+    from bundlerl.evaluation.ranking import RANKING_METRICS
+
+    lines = ["| policy | " + " | ".join(f"{m}@{k}" for m in RANKING_METRICS) + " | sessions |",
+             "|" + "---|" * (len(RANKING_METRICS) + 2)]
+    for name, row in table.items():
+        lines.append(f"| {name} | " + " | ".join(row[m].format() for m in RANKING_METRICS) + " | "
+                     f"{row[RANKING_METRICS[0]].n:,} |")
+    lines.append("")
+    lines.append(f"Ranking @{k}: each decision's valid candidates ranked by the policy's scores, relevant = holds an "
+                 "item bought in the session; averaged over the decisions with a purchase.")
+    return "\n".join(lines) + "\n"
+
+
+def write_ope_report(results: Sequence[OPEResult], out: str | Path, title: str = "",
+                     ranking: Mapping[str, Mapping] | None = None, ranking_k: int | None = None) -> dict[str, Path]:
+    """``ope.md``, ``ope.json`` and ``ope.png`` in ``out`` (written atomically); returns their paths (keys ``md``,
+    ``json``, ``png``, and ``ranking`` when written).
+
+    :param ranking: ranking metrics @``ranking_k`` per policy (:func:`ranking_markdown`'s input), also written to
+        ``ranking.md`` and, per policy, to ``ope.json`` under ``"ranking"`` (``{"k", metric: Estimate dict}``).
+    """
     from bundlerl.utils.atomic import write_text
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     paths = {"md": out / "ope.md", "json": out / "ope.json", "png": out / "ope.png"}
     write_text(paths["md"], (f"# {title}\n\n" if title else "") + ope_markdown(results))
-    write_text(paths["json"], json.dumps([r.to_dict() for r in results], indent=2) + "\n")
+    rows = [r.to_dict() for r in results]
+    if ranking is not None:
+        for row in rows:
+            table = ranking.get(row["policy"])
+            if table is not None:
+                row["ranking"] = {"k": ranking_k, **{m: e.to_dict() for m, e in table.items()}}
+        paths["ranking"] = out / "ranking.md"
+        write_text(paths["ranking"], ranking_markdown(ranking, ranking_k))
+    write_text(paths["json"], json.dumps(rows, indent=2) + "\n")
     ope_chart(results, paths["png"], title)
     return paths
