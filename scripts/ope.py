@@ -12,7 +12,7 @@ from bundlerl.evaluation.ope.fitted_q import RETURN_MODELS
 from bundlerl.evaluation.ope.intervals import INTERVALS, TRAJECTORY_INTERVALS
 from bundlerl.scripts.flags import SEED, ExistingFolder, Integer, Number, OutputFolder, PolicySpec
 
-_CLI_NAMES = re.compile(r"allow_unsupported \(--allow-unsupported\)|allow_unsupported(=True)?")
+_CLI_NAMES = re.compile(r"allow_unsupported=True")
 """The Python argument's name in the estimators' messages, as the CLI says it (its flag)."""
 
 HELP = "estimate policies' values from a log (IPS, DR, ... with bootstrap CIs; table + chart)"

@@ -142,6 +142,7 @@ def test_report_says_what_the_intervals_cover_and_warns_on_low_episode_ess():
     ok = OPEResult("near", est, 100, 1000, 50.0, 200.0, 0.0)
     far = OPEResult("far", est, 100, 1000, 5.0, 3.0, 0.0, interval="population")
     text = ope_markdown([ok, far])
-    assert "the value on the logged contexts / the value on the traffic they came from" in text
+    assert ("the value on the logged contexts (DM's and Switch-DR's: on the traffic they came from, as they lean on "
+            "the reward model) / the value on the traffic they came from") in text
     assert "Per-trajectory estimates of far rest on an episode-weight ESS under 1%" in text
     assert "estimates of near" not in text and "under 1%" not in ope_markdown([ok])

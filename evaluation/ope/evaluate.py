@@ -262,8 +262,8 @@ def off_policy_evaluate(logs: "LogDataset | str", policies: Mapping[str, Policy]
                     raise OPEError(
                         f"{name} puts {uns.mean():.1%} of its mass (on the decisions of {part.path.name}; e.g. row "
                         f"{i}: {uns[i]:.3g}) on candidates the logging policy never shows: no estimator can "
-                        "see their rewards. Log with exploration (--epsilon, --floor), or pass allow_unsupported "
-                        "(--allow-unsupported) to estimate anyway (biased)")
+                        "see their rewards. Log with exploration (--epsilon, --floor), or pass allow_unsupported=True "
+                        "to estimate anyway (biased)")
                 dt = np.concatenate([decision_terms(r, a, ps, pe, q_r, clip=cfg.clip, tau=cfg.tau), uns[:, None]],
                                     axis=1)
                 per_ep = np.zeros((E, dt.shape[1]))

@@ -46,7 +46,9 @@ def ope_markdown(results: Sequence[OPEResult], digits: int = 3) -> str:
         lines.append("| ground truth per decision (simulator) | " + " | ".join(
             "n/a" if r.truth is None else f"{r.truth:.{digits}f}" for r in results) + " |")
     lines.append("")
-    on = {"logged": "the value on the logged contexts", "population": "the value on the traffic they came from"}
+    on = {"logged": "the value on the logged contexts (DM's and Switch-DR's: on the traffic they came from, as they "
+                    "lean on the reward model)",
+          "population": "the value on the traffic they came from"}
     lines.append(f"Intervals: 95% bootstrap over episodes; per decision they cover "
                  f"{' / '.join(sorted({on.get(r.interval, r.interval) for r in results}))}, per trajectory the mean "
                  "return of new episodes.")
