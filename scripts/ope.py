@@ -100,6 +100,9 @@ def run(args) -> int:
     if args.ranking_k is not None and args.ranking_k > logs.dims.K:
         raise LogError(f"--ranking-k {args.ranking_k}: the log has K={logs.dims.K} candidates per decision; pass "
                        f"--ranking-k {logs.dims.K} or less")
+    repeated = sorted({spec for spec in args.policy if args.policy.count(spec) > 1})
+    if repeated:
+        raise OPEError(f"--policy {repeated[0]} is given more than once; each policy is estimated once: drop the repeat")
     for spec in args.policy:  # a trained policy must see the observation it was trained on
         world = policy_world(spec)
         if world is not None:

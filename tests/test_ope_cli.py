@@ -78,7 +78,7 @@ def _one_line(r, *words):
 
 def test_ope_refuses_bad_logs_in_one_line(tmp_path):
     """Issue 18: a non-finite reward, an incomplete log, a log.json of another log, a truth/ folder, --truth on a
-    log without truth, --ranking-k over K, unsupported mass (the CLI's flag only)."""
+    log without truth, --ranking-k over K, a repeated --policy, unsupported mass (the CLI's flag only)."""
     import shutil
 
     import numpy as np
@@ -102,6 +102,8 @@ def test_ope_refuses_bad_logs_in_one_line(tmp_path):
     _one_line(run_cli("ope", "--logs", str(tmp_path / "nan"), "--truth", *args), "drop --truth")
     _one_line(run_cli("ope", "--logs", str(good), "--ranking-k", str(DIMS.K + 2), *args),
               f"--ranking-k {DIMS.K + 2}", f"K={DIMS.K}")
+    _one_line(run_cli("ope", "--logs", str(good), "--policy", "random", *args), "--policy random is given more than once",
+              "drop the repeat")
     det = rows()  # a deterministic logger: always candidate 0
     det["action"][:] = 0
     det["action_prob"] = np.tile(np.eye(DIMS.K)[0], (12, 1))
