@@ -452,6 +452,8 @@ def scale(args) -> None:
     import pyarrow.parquet as pq
 
     from bundlerl.evaluation.logs import LogDataset
+    from bundlerl.evaluation.logs.writer import write_log_json
+    from bundlerl.evaluation.ope.evaluate import ESTIMATOR_NAMES
 
     src = sorted(Path(args.out).glob("log-*"))
     if not src:
@@ -471,16 +473,12 @@ def scale(args) -> None:
                 rows += t.num_rows
                 i += 1
         if not (folder / "log.json").is_file():  # the loader refuses a log without it (an unfinished writer)
-            from bundlerl.evaluation.logs.writer import write_log_json
-
             write_log_json(folder, {"source": "bench_ope scale: parts of the validation logs, context ids offset"})
         child = subprocess.run([sys.executable, "-c", _SCALE_CHILD, str(folder)], capture_output=True, text=True)
         if child.returncode:
             print(child.stderr)
             raise SystemExit(child.returncode)
         r = json.loads(child.stdout.strip().splitlines()[-1])
-        from bundlerl.evaluation.ope.evaluate import ESTIMATOR_NAMES
-
         print(f"scale: {r['rows']:,} decisions, {len(ESTIMATOR_NAMES)} estimators x 3 targets: {r['seconds']:.0f} s, "
               f"{r['rows'] / r['seconds']:,.0f} decisions/s, peak RSS {r['peak_rss_mb']:.0f} MB", flush=True)
 

@@ -5,15 +5,14 @@ Argument parsing only: the work is ``bundlerl.evaluation.ope.evaluate.off_policy
 from __future__ import annotations
 
 import argparse
-import re
 
 from bundlerl.agents.baselines import BASELINES
 from bundlerl.evaluation.ope.fitted_q import RETURN_MODELS
 from bundlerl.evaluation.ope.intervals import INTERVALS, TRAJECTORY_INTERVALS
 from bundlerl.scripts.flags import SEED, ExistingFolder, Integer, Number, OutputFolder, PolicySpec
 
-_CLI_NAMES = re.compile(r"allow_unsupported=True")
-"""The Python argument's name in the estimators' messages, as the CLI says it (its flag)."""
+_PYTHON_NAME = "allow_unsupported=True"
+"""The Python argument as the estimators' messages name it; the CLI says its flag instead."""
 
 HELP = "estimate policies' values from a log (IPS, DR, ... with bootstrap CIs; table + chart)"
 
@@ -124,7 +123,7 @@ def run(args) -> int:
         try:
             results = off_policy_evaluate(logs, policies, config)
         except OPEError as exc:  # the CLI's flag, not the Python argument, in the CLI's message
-            raise OPEError(_CLI_NAMES.sub("--allow-unsupported", str(exc))) from None
+            raise OPEError(str(exc).replace(_PYTHON_NAME, "--allow-unsupported")) from None
         ranking = None
         if args.ranking_k:
             from bundlerl.evaluation.ranking import log_ranking_metrics

@@ -19,7 +19,7 @@ from bundlerl.agents.oracles import OneStepOracle
 from bundlerl.agents.policy import Policy, check_probabilities, choose_actions
 from bundlerl.env.observation import CANDIDATES_KEY, HISTORY_KEY, MASK_KEY, PROFILE_KEY, SESSION_KEY, observation_spec
 from bundlerl.evaluation.logs.schema import Dims, LogError
-from bundlerl.evaluation.logs.writer import LogWriter, write_log_json
+from bundlerl.evaluation.logs.writer import LogWriter
 from bundlerl.evaluation.seeds import Purpose, action_rng, env_stream, stream_label
 from bundlerl.utils.progress import progress_bar, progress_enabled
 
@@ -112,12 +112,12 @@ def collect_logs(policy: Policy, preset="default", n_episodes: int = 1000, out: 
                     policy.reset(np.flatnonzero(dones))
                 if pending_rows >= min(rows_per_part, 4096) or not (done_count < quota).any():
                     pending, pending_rows = _emit_complete(pending, writer)
-        info = {"policy": policy.name, "preset": venv.config.name, "stream": stream_label(stream),
-                "seed": int(stream.entropy), "episodes": int(n_episodes), "rows": writer.rows_written,
-                "parts": len(writer.parts), "truth": bool(truth), "obs_spec": spec, "dims": dims.to_dict(),
-                "seconds": round(time.perf_counter() - t0, 2)}
-        write_log_json(out, info)
-        return info
+            # log.json (written by close, last): what wrote the log; its counts come from the files
+            writer.info = {"policy": policy.name, "preset": venv.config.name, "stream": stream_label(stream),
+                           "seed": int(stream.entropy), "episodes": int(n_episodes), "truth": bool(truth),
+                           "seconds": round(time.perf_counter() - t0, 2)}
+        return {**writer.info, "rows": writer.rows_written, "parts": len(writer.parts), "obs_spec": spec,
+                "dims": dims.to_dict()}
     finally:
         if bar is not None:
             bar.close()

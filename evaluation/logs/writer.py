@@ -82,7 +82,8 @@ class LogWriter:
         (whole contexts only: a context never spans two parts, which the per-trajectory estimators rely on).
     :param truth: also write ``truth/`` parts (:meth:`write` then needs ``expected_reward``).
 
-    Use as a context manager (``close`` writes what is buffered).
+    Use as a context manager (``close`` writes what is buffered, then ``log.json`` with :attr:`info`, which the
+    caller may fill before closing).
     """
 
     def __init__(self, out: str | Path, dims: Dims, obs_spec: dict, *, rows_per_part: int = 50_000,
@@ -100,6 +101,8 @@ class LogWriter:
         self._buffered = 0
         self.rows_written = 0
         self.parts: list[Path] = []
+        self.info: dict = {}
+        """What wrote the log (plain data), merged into ``log.json`` by :meth:`close`."""
 
     def write(self, rows: Mapping[str, np.ndarray], expected_reward: np.ndarray | None = None) -> None:
         """Buffer ``rows`` (whole contexts, see :func:`to_table`) and, with ``truth``, their (n, K) expected rewards;
@@ -158,11 +161,11 @@ class LogWriter:
         self._buf, self._truth_buf, self._buffered = [], [], 0
 
     def close(self) -> None:
-        """Write what is buffered, then ``log.json`` (:func:`write_log_json`; none while the folder holds no part),
-        which marks the log complete."""
+        """Write what is buffered, then ``log.json`` with :attr:`info` (:func:`write_log_json`; none while the folder
+        holds no part), which marks the log complete."""
         self.flush()
         if any(self.out.glob(PART_GLOB)):
-            write_log_json(self.out, {})
+            write_log_json(self.out, self.info)
 
     def __enter__(self) -> "LogWriter":
         return self

@@ -47,10 +47,13 @@ import numpy as np
 from bundlerl.evaluation.ope.estimators import DECISION_TERMS, DirectMethod, OPEError, SwitchDR
 from bundlerl.evaluation.stats import Estimate
 
-__all__ = ["INTERVALS", "TRAJECTORY_INTERVALS", "percentile_estimate", "studentized_estimate", "decision_replicates",
+__all__ = ["INTERVALS", "TRAJECTORY_INTERVALS", "MODEL_INTERVAL_ESTIMATORS", "percentile_estimate", "studentized_estimate", "decision_replicates",
            "EpisodeMoments"]
 
 INTERVALS = ("logged", "population")
+MODEL_INTERVAL_ESTIMATORS = (DirectMethod, SwitchDR)
+"""Per-decision estimators that lean on the reward model where no logged reward corrects it: their interval is
+always the population one (module docstring)."""
 """Estimands of the per-decision intervals (see the module docstring); the first is the default."""
 
 
@@ -154,7 +157,7 @@ def decision_replicates(est, full: np.ndarray, boot: np.ndarray, interval: str =
     T = len(DECISION_TERMS)
     rows: Sequence[dict] = [dict(zip(DECISION_TERMS, b[:T])) for b in np.asarray(boot)]
     reps = np.array([est.value(s) for s in rows])
-    if interval == "population" or isinstance(est, (DirectMethod, SwitchDR)):
+    if interval == "population" or isinstance(est, MODEL_INTERVAL_ESTIMATORS):
         return reps
     dm = DirectMethod()
     base = dm.value(dict(zip(DECISION_TERMS, np.asarray(full)[:T])))

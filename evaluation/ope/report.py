@@ -11,6 +11,7 @@ import numpy as np
 
 from bundlerl.evaluation.ope.estimators import DECISION_ESTIMATORS, MOMENT_ESTIMATORS, TRAJECTORY_ESTIMATORS
 from bundlerl.evaluation.ope.evaluate import OPEResult
+from bundlerl.evaluation.ope.intervals import MODEL_INTERVAL_ESTIMATORS
 from bundlerl.evaluation.report import pyplot, save_figure
 
 __all__ = ["ope_markdown", "ope_chart", "ranking_markdown", "write_ope_report", "LOW_EPISODE_ESS"]
@@ -46,8 +47,9 @@ def ope_markdown(results: Sequence[OPEResult], digits: int = 3) -> str:
         lines.append("| ground truth per decision (simulator) | " + " | ".join(
             "n/a" if r.truth is None else f"{r.truth:.{digits}f}" for r in results) + " |")
     lines.append("")
-    on = {"logged": "the value on the logged contexts (DM's and Switch-DR's: on the traffic they came from, as they "
-                    "lean on the reward model)",
+    model = " and ".join(f"{c.name}'s" for c in MODEL_INTERVAL_ESTIMATORS)
+    on = {"logged": f"the value on the logged contexts ({model}: on the traffic they came from, as they lean on the "
+                    "reward model)",
           "population": "the value on the traffic they came from"}
     lines.append(f"Intervals: 95% bootstrap over episodes; per decision they cover "
                  f"{' / '.join(sorted({on.get(r.interval, r.interval) for r in results}))}, per trajectory the mean "
