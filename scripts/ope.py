@@ -29,8 +29,9 @@ episodes. Also reported: effective sample sizes of the
 importance weights, and the share of the policy's mass on candidates the logger never showed (an
 error unless --allow-unsupported). The log is streamed part by part: memory stays flat.
 
-A policy is a baseline name or a run directory; add ':greedy' for its deterministic form
-(one-hot on its most probable candidate), e.g. runs/ppo_run:greedy.
+A policy is a baseline name, tuned-linear, a tuned-linear weights .json or a run directory;
+RUN_DIR:greedy is a run's deterministic form (one-hot on its most probable candidate), e.g.
+runs/ppo_run:greedy (run directories only: the other policies are greedy already, random has none).
 
 Writes ope.md, ope.json and ope.png into --out (with --ranking-k also ranking.md, its figures in ope.json too).
 The log must be complete (its log.json written last by 'bundlerl log') and match it.
@@ -50,7 +51,7 @@ def add_parser(subparsers) -> None:
                    help="the log folder")
     p.add_argument("--policy", required=True, action="append", metavar="NAME|RUN_DIR[:greedy]", type=PolicySpec(),
                    help=f"a target policy (repeatable): a baseline ({', '.join(BASELINES)}), tuned-linear, a "
-                        "tuned-linear weights .json, or a run directory")
+                        "tuned-linear weights .json, or a run directory (RUN_DIR:greedy: its deterministic form)")
     p.add_argument("--clip", type=Number(1e-9, 1e12), default=None,
                    help="largest importance weight (default: no clipping)")
     p.add_argument("--tau", type=Number(0.0, 1e12), default=10.0, help="Switch-DR threshold (default: 10)")

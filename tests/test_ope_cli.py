@@ -16,18 +16,18 @@ def test_log_then_ope(tmp_path):
     assert "logged" in r.stdout and (log / "truth" / "part-000000.parquet").is_file()
     info = json.loads((log / "log.json").read_text())
     assert info["policy"] == "complement-greedy+eps0.3" and info["stream"] == "logging stream, seed 0"
-    r = run_cli("ope", "--logs", str(log), "--policy", "random", "--policy", "complement-greedy:greedy",
+    r = run_cli("ope", "--logs", str(log), "--policy", "random", "--policy", "complement-greedy",
                 "--bootstrap", "20", "--truth", "--ranking-k", "3", "--return-model", "fqe", "--out", str(tmp_path / "ope"),
                 "--no-progress", timeout=300)
     assert r.returncode == 0, r.stderr
-    assert "| WDR-traj |" in r.stdout and "complement-greedy:greedy" in r.stdout
+    assert "| WDR-traj |" in r.stdout and "| complement-greedy |" in r.stdout
     assert "ndcg@3" in r.stdout and (tmp_path / "ope" / "ranking.md").is_file()
     assert "| policy | precision@3 | recall@3 | ndcg@3 | hit@3 | sessions |" in r.stdout
     written = r.stdout.strip().splitlines()[-1]
     assert all(f in written for f in ("ope.md", "ope.json", "ope.png", "ranking.md")), written
     assert (tmp_path / "ope" / "ope.png").stat().st_size > 1000
     res = json.loads((tmp_path / "ope" / "ope.json").read_text())
-    assert {x["policy"] for x in res} == {"random", "complement-greedy:greedy"}
+    assert {x["policy"] for x in res} == {"random", "complement-greedy"}
     assert res[0]["ranking"]["k"] == 3 and res[0]["ranking"]["ndcg"]["n"] == 60
     # studentized per-trajectory intervals, the percentile ones kept for comparison (fitted-Q DR / WDR: percentile;
     # RegDR reads the Monte-Carlo model's moments whatever the return model)
@@ -61,11 +61,41 @@ def test_policy_specs(tmp_path):
     w = tmp_path / "tl.json"
     TunedLinearPolicy(np.arange(len(feature_names()), dtype=float)).save(w)
     assert isinstance(load_policy(str(w)), TunedLinearPolicy)
-    greedy = load_policy(f"{w}:greedy")
-    assert greedy.name == "tuned-linear:greedy"
-    assert load_policy("random:greedy").name == "random:greedy" and policy_world("random") is None
+    assert policy_world("random") is None
     with pytest.raises(PolicyError, match="neither a baseline"):
         load_policy(str(tmp_path / "missing"))
+
+
+def test_greedy_applies_to_run_directories_only(tmp_path):
+    """Issue 18: ':greedy' on random (a tie: its first valid candidate) or on an already greedy policy (a second copy
+    of it) is refused, naming the valid forms; on a run directory it is the run's deterministic form."""
+    import numpy as np
+    import pytest
+
+    from bundlerl.agents.policy import PolicyError
+    from bundlerl.agents.tuned_linear import TunedLinearPolicy, feature_names
+    from bundlerl.experiment.policy_spec import SPEC_FORMS, check_spec, load_policy
+
+    w = tmp_path / "tl.json"
+    TunedLinearPolicy(np.arange(len(feature_names()), dtype=float)).save(w)
+    with pytest.raises(PolicyError, match=r"'random:greedy': ':greedy' applies to a run directory only and random is "
+                                          r"uniform.*write 'random'"):
+        load_policy("random:greedy")
+    for spec in ("popularity:greedy", "complement-greedy:greedy", "tuned-linear:greedy", f"{w}:greedy"):
+        with pytest.raises(PolicyError, match="already deterministic") as exc:
+            check_spec(spec)
+        assert SPEC_FORMS in str(exc.value)
+    for spec in ("random:stochastic", "random:greedy:greedy", " popularity:eps0.1"):
+        with pytest.raises(PolicyError, match="is not a modifier") as exc:
+            check_spec(spec)
+        assert "RUN_DIR:greedy" in str(exc.value)
+    (tmp_path / "run").mkdir()
+    assert check_spec(f"{tmp_path / 'run'}:greedy") == (str(tmp_path / "run"), "run", True)
+    assert check_spec(f" {w} ") == (str(w), "weights", False) and check_spec("random") == ("random", "baseline", False)
+    r = run_cli("ope", "--logs", str(tmp_path), "--policy", "random:greedy")  # refused at parse time, one line
+    _one_line(r, "--policy", "applies to a run directory only", "RUN_DIR:greedy")
+    r = run_cli("log", "--policy", "complement-greedy:greedy", "--episodes", "5", "--out", str(tmp_path / "x"))
+    _one_line(r, "--policy", "already deterministic", "write 'complement-greedy'")
 
 
 def _one_line(r, *words):
