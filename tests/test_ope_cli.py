@@ -26,7 +26,7 @@ def test_log_then_ope(tmp_path):
     written = r.stdout.strip().splitlines()[-1]
     assert all(f in written for f in ("ope.md", "ope.json", "ope.png", "ranking.md")), written
     assert (tmp_path / "ope" / "ope.png").stat().st_size > 1000
-    res = json.loads((tmp_path / "ope" / "ope.json").read_text())
+    res = json.loads((tmp_path / "ope" / "ope.json").read_text())["results"]
     assert {x["policy"] for x in res} == {"random", "complement-greedy"}
     assert res[0]["ranking"]["k"] == 3 and res[0]["ranking"]["ndcg"]["n"] == 60
     # studentized per-trajectory intervals, the percentile ones kept for comparison (fitted-Q DR / WDR: percentile;
@@ -183,3 +183,80 @@ def test_interrupted_log_leaves_nothing(tmp_path):
             proc.wait()
     assert proc.returncode != 0 and "interrupted" in err, err
     assert not out.exists()
+
+
+def test_ope_json_records_the_settings(tmp_path):
+    """Issue 18: ope.json records the run's settings (log folder and log.json hash, policies, estimator settings,
+    ranking k, versions and git commit as a run directory's versions.json); they read back to the same OPEConfig."""
+    import subprocess
+
+    from _cli import ROOT
+    from _log_data import write
+
+    from bundlerl.evaluation.ope.evaluate import OPEConfig
+    from bundlerl.evaluation.ope.report import OPE_JSON_VERSION, config_from_settings, read_ope_json
+    from bundlerl.experiment.provenance import package_versions
+    from bundlerl.utils.hashing import file_sha256
+
+    log = write(tmp_path / "log", truth=True)
+    r = run_cli("ope", "--logs", str(log), "--policy", "random", "--policy", "popularity", "--clip", "40", "--tau", "3",
+                "--gamma", "0.9", "--bootstrap", "7", "--seed", "5", "--interval", "population", "--ranking-k", "2",
+                "--truth", "--allow-unsupported", "--no-progress")
+    assert r.returncode == 0, r.stderr
+    doc = read_ope_json(log / "ope")
+    assert doc["version"] == OPE_JSON_VERSION and [x["policy"] for x in doc["results"]] == ["random", "popularity"]
+    st = doc["settings"]
+    assert st["logs"]["folder"] == str(log.resolve()) and st["logs"]["rows"] == 12
+    assert st["logs"]["log_json_sha256"] == file_sha256(log / "log.json")
+    assert st["policies"] == [{"spec": "random", "name": "random"}, {"spec": "popularity", "name": "popularity"}]
+    assert st["ranking_k"] == 2
+    want = OPEConfig(clip=40.0, tau=3.0, gamma=0.9, n_boot=7, seed=5, interval="population", allow_unsupported=True,
+                     truth=True)
+    assert config_from_settings(st["estimator"]) == want  # progress, display only, is not a setting
+    assert {k: st["versions"][k] for k in package_versions()} == package_versions()
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    assert st["versions"]["git"]["commit"] == head
+    # no clipping is null in JSON and inf again when read back
+    r = run_cli("ope", "--logs", str(log), "--policy", "random", "--bootstrap", "2", "--out", str(tmp_path / "o2"),
+                "--no-progress")
+    assert r.returncode == 0, r.stderr
+    st = read_ope_json(tmp_path / "o2" / "ope.json")["settings"]
+    assert st["estimator"]["clip"] is None and config_from_settings(st["estimator"]).clip == float("inf")
+    assert st["ranking_k"] is None
+
+
+def test_ope_out_is_not_overwritten_silently(tmp_path):
+    """Issue 18: a non-empty --out (a previous report, or other files) is refused in one line before any work;
+    --overwrite replaces the report's files only (an earlier ranking.md too), leaving the rest."""
+    from _log_data import write
+
+    log = write(tmp_path / "log")
+    args = ("ope", "--logs", str(log), "--policy", "random", "--bootstrap", "2", "--no-progress")
+    assert run_cli(*args, "--ranking-k", "2").returncode == 0  # default --out: LOGS/ope
+    first = (log / "ope" / "ope.json").read_text()
+    _one_line(run_cli(*args), f"--out {log / 'ope'}: holds a report already", "ope.json", "pass --overwrite")
+    assert (log / "ope" / "ope.json").read_text() == first and (log / "ope" / "ranking.md").is_file()
+    (log / "ope" / "notes.txt").write_text("mine")
+    r = run_cli(*args, "--overwrite")
+    assert r.returncode == 0, r.stderr
+    assert not (log / "ope" / "ranking.md").exists(), "the earlier report's ranking.md is not this report's"
+    assert (log / "ope" / "notes.txt").read_text() == "mine" and (log / "ope" / "ope.json").read_text() != first
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "a.csv").write_text("x")
+    _one_line(run_cli(*args, "--out", str(other)), "not empty (a.csv) and not a report", "choose an empty or new folder")
+    assert sorted(p.name for p in other.iterdir()) == ["a.csv"]
+    (tmp_path / "empty").mkdir()
+    assert run_cli(*args, "--out", str(tmp_path / "empty")).returncode == 0
+
+
+def test_enormous_reward_is_one_line(tmp_path):
+    """Issue 18: the user's reward 1e300 in a log part: one line naming file, row, column, no overflow warnings."""
+    from _log_data import rows, write
+
+    data = rows()
+    data["reward"][7] = 1e300
+    write(tmp_path / "big", data)
+    r = run_cli("ope", "--logs", str(tmp_path / "big"), "--policy", "random", "--bootstrap", "2", "--no-progress")
+    _one_line(r, "part-000000.parquet: row 7, column 'reward': reward 1e+300 is too large", "rescale the column")
+    assert "RuntimeWarning" not in r.stderr and "overflow encountered" not in r.stderr
