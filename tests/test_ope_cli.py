@@ -23,12 +23,14 @@ def test_log_then_ope(tmp_path):
     assert "| WDR-traj |" in r.stdout and "| complement-greedy |" in r.stdout
     assert "ndcg@3" in r.stdout and (tmp_path / "ope" / "ranking.md").is_file()
     assert "| policy | precision@3 | recall@3 | ndcg@3 | hit@3 | sessions |" in r.stdout
+    assert "sessions: the log's sessions, the units of the 95% intervals" in r.stdout
     written = r.stdout.strip().splitlines()[-1]
     assert all(f in written for f in ("ope.md", "ope.json", "ope.png", "ranking.md")), written
     assert (tmp_path / "ope" / "ope.png").stat().st_size > 1000
     res = json.loads((tmp_path / "ope" / "ope.json").read_text())["results"]
     assert {x["policy"] for x in res} == {"random", "complement-greedy"}
-    assert res[0]["ranking"]["k"] == 3 and res[0]["ranking"]["ndcg"]["n"] == 60
+    assert res[0]["ranking"]["k"] == 3 and res[0]["ranking"]["ndcg"]["n"] == 60  # the cell: sessions, all 60
+    assert "| random |" in r.stdout and "| 60 |" in r.stdout
     # studentized per-trajectory intervals, the percentile ones kept for comparison (fitted-Q DR / WDR: percentile;
     # RegDR reads the Monte-Carlo model's moments whatever the return model)
     assert set(res[0]["trajectory_percentile"]) == {"PDIS", "WPDIS", "RegDR-traj"}

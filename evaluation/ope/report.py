@@ -125,7 +125,8 @@ def ranking_markdown(table: Mapping[str, Mapping], k: int) -> str:
                      f"{row[RANKING_METRICS[0]].n:,} |")
     lines.append("")
     lines.append(f"Ranking @{k}: each decision's valid candidates ranked by the policy's scores, relevant = holds an "
-                 "item bought in the session; averaged over the decisions with a purchase.")
+                 "item bought in the session; averaged over the decisions with a purchase. sessions: the log's "
+                 "sessions, the units of the 95% intervals (those without a purchase add no decision).")
     return "\n".join(lines) + "\n"
 
 
