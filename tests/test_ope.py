@@ -303,3 +303,20 @@ def test_chart_draws_an_interval_that_misses_its_estimate(tmp_path):
     est[ESTIMATOR_NAMES[0]] = Estimate(1.0, float("nan"), float("nan"), 10)
     ope_chart([OPEResult("p", est, 100, 1000, 50.0, 200.0, 0.0)], tmp_path / "c.png")
     assert (tmp_path / "c.png").stat().st_size > 1000
+
+
+def test_write_ope_report_refuses_a_non_empty_folder(tmp_path):
+    """The Python form of 'bundlerl ope --out': a report goes into a missing or empty folder, or with overwrite=True
+    (ope.json, written last, then holds the settings given)."""
+    from bundlerl.evaluation.ope.estimators import OPEError
+    from bundlerl.evaluation.ope.evaluate import ESTIMATOR_NAMES, OPEResult
+    from bundlerl.evaluation.ope.report import read_ope_json, write_ope_report
+    from bundlerl.evaluation.stats import Estimate
+
+    res = [OPEResult("p", {k: Estimate(1.0, 0.9, 1.1, 10) for k in ESTIMATOR_NAMES}, 100, 1000, 50.0, 200.0, 0.0)]
+    write_ope_report(res, tmp_path / "r", settings={"a": 1})
+    with pytest.raises(OPEError, match=r"out .*: holds a report already \(ope.md, ope.png, ope.json\); pass "
+                                       r"overwrite=True"):
+        write_ope_report(res, tmp_path / "r")
+    write_ope_report(res, tmp_path / "r", settings={"a": 2}, overwrite=True)
+    assert read_ope_json(tmp_path / "r")["settings"] == {"a": 2}

@@ -250,6 +250,9 @@ def test_ope_out_is_not_overwritten_silently(tmp_path):
     assert sorted(p.name for p in other.iterdir()) == ["a.csv"]
     (tmp_path / "empty").mkdir()
     assert run_cli(*args, "--out", str(tmp_path / "empty")).returncode == 0
+    (tmp_path / "empty" / "ope.json").unlink()  # as an overwrite interrupted before its last file leaves it
+    _one_line(run_cli(*args, "--out", str(tmp_path / "empty")), "holds an unfinished report (no ope.json",
+              "pass --overwrite")
 
 
 def test_enormous_reward_is_one_line(tmp_path):

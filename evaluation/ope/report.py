@@ -188,9 +188,11 @@ def check_report_folder(out: str | Path, *, overwrite: bool = False, out_name: s
     entries = sorted(e.name for e in out.iterdir() if not (e.name.startswith(".") and ".tmp" in e.name))
     if not entries:
         return out
-    if "ope.json" in entries:
-        raise OPEError(f"{out_name} {out}: holds a report already ({', '.join(f for f in REPORT_FILES if f in entries)}"
-                       f"); pass {overwrite_name} to replace it, or choose another {out_name}")
+    ours = ", ".join(f for f in REPORT_FILES if f in entries)
+    if ours:
+        what = "a report already" if "ope.json" in entries else "an unfinished report (no ope.json: interrupted?)"
+        raise OPEError(f"{out_name} {out}: holds {what} ({ours}); pass {overwrite_name} to replace it, or choose "
+                       f"another {out_name}")
     shown = ", ".join(entries[:3]) + (f" and {len(entries) - 3} more" if len(entries) > 3 else "")
     raise OPEError(f"{out_name} {out}: not empty ({shown}) and not a report; choose an empty or new folder, or pass "
                    f"{overwrite_name} to write the report's files ({', '.join(REPORT_FILES)}) among them")
