@@ -265,3 +265,16 @@ def test_enormous_reward_is_one_line(tmp_path):
     r = run_cli("ope", "--logs", str(tmp_path / "big"), "--policy", "random", "--bootstrap", "2", "--no-progress")
     _one_line(r, "part-000000.parquet: row 7, column 'reward': reward 1e+300 is too large", "rescale the column")
     assert "RuntimeWarning" not in r.stderr and "overflow encountered" not in r.stderr
+
+
+def test_log_refuses_a_folder_holding_a_log_before_any_work(tmp_path):
+    """'bundlerl log --out' into a folder holding a log is refused at parse time: before tuned-linear is fitted."""
+    import time
+
+    from _log_data import write
+
+    log = write(tmp_path / "log")
+    t0 = time.monotonic()
+    r = run_cli("log", "--policy", "tuned-linear", "--episodes", "5", "--out", str(log), "--no-progress")
+    _one_line(r, f"{log} already holds a log", "choose an empty folder")
+    assert time.monotonic() - t0 < 60 and "fitting" not in r.stdout.lower()
