@@ -1,8 +1,11 @@
 """Policies named on the command line: ``NAME`` (an observable baseline, or ``tuned-linear``: its cached fit for the
 world, else fitted now with the recorded budget), ``WEIGHTS.json`` (tuned-linear weights saved by
-``TunedLinearPolicy.save``) or ``RUN_DIR`` (a trained run's best model), each optionally followed by ``:greedy`` for
-its deterministic form (one-hot on its most probable candidate). What ``bundlerl log --policy`` and
-``bundlerl ope --policy`` take.
+``TunedLinearPolicy.save``) or ``RUN_DIR`` (a trained run's best model), and ``RUN_DIR:greedy``, a run's deterministic
+form (one-hot on its most probable candidate). What ``bundlerl log --policy`` and ``bundlerl ope --policy`` take.
+
+``:greedy`` applies to run directories only: the baselines other than ``random``, ``tuned-linear`` and weights files
+are greedy already (the suffix would name a second copy of the same policy), and ``random``'s "most probable
+candidate" is a tie, its first valid candidate: not a form of random. Such specs are refused (:func:`check_spec`).
 """
 
 from __future__ import annotations
@@ -16,17 +19,52 @@ from bundlerl.agents.exploration import Greedy
 from bundlerl.agents.policy import Policy, PolicyError
 from bundlerl.experiment.run_dir import RunDir
 
-__all__ = ["GREEDY_SUFFIX", "load_policy", "policy_world"]
+__all__ = ["GREEDY_SUFFIX", "SPEC_FORMS", "check_spec", "load_policy", "policy_world"]
 
 GREEDY_SUFFIX = ":greedy"
-"""Suffix of a policy spec asking for the deterministic form of the policy."""
+"""Suffix of a run directory's spec asking for its deterministic form."""
+
+SPEC_FORMS = (f"NAME (a baseline: {', '.join(BASELINES)}; or tuned-linear), WEIGHTS.json (tuned-linear weights), "
+              f"RUN_DIR (a trained run) or RUN_DIR{GREEDY_SUFFIX} (its deterministic form)")
+"""The valid forms of a policy spec, in words (the messages of a bad one)."""
 
 
-def _split(spec: str) -> tuple[str, bool]:
-    spec = str(spec).strip()
-    if spec.endswith(GREEDY_SUFFIX):
-        return spec[: -len(GREEDY_SUFFIX)], True
-    return spec, False
+def check_spec(spec: str) -> tuple[str, str, bool]:
+    """``(name, kind, greedy)`` of a policy spec: ``kind`` is ``"baseline"``, ``"tuned-linear"``, ``"weights"`` (an
+    existing ``.json`` file) or ``"run"`` (an existing folder); ``greedy``: it ends with ``:greedy``.
+
+    :raises PolicyError: a name that is none of these, or ``:greedy`` on anything but a run directory (the message
+        says why and lists :data:`SPEC_FORMS`).
+    """
+    from bundlerl.agents.tuned_linear import TUNED_LINEAR
+
+    text = str(spec).strip()
+    greedy = text.endswith(GREEDY_SUFFIX)
+    name = text[: -len(GREEDY_SUFFIX)] if greedy else text
+    p = Path(name)
+    kind = ("baseline" if name in BASELINES else "tuned-linear" if name == TUNED_LINEAR
+            else "weights" if name.endswith(".json") and p.is_file() else "run" if name and p.is_dir() else "")
+    if not kind:
+        base, sep, rest = text.partition(":")
+        if sep and _kind(base):  # e.g. random:stochastic, random:greedy:greedy
+            raise PolicyError(f"policy {spec!r}: ':{rest}' is not a modifier {base!r} takes; the forms are "
+                              f"{SPEC_FORMS}")
+        raise PolicyError(f"policy {spec!r}: neither a baseline, tuned-linear, a weights file (.json) nor a run "
+                          f"directory; the forms are {SPEC_FORMS}")
+    if greedy and kind != "run":
+        why = ("random is uniform: its most probable candidate is a tie, i.e. its first valid candidate, not a form of "
+               "random" if name == "random" else f"{name} is already deterministic (greedy on its scores)")
+        raise PolicyError(f"policy {spec!r}: '{GREEDY_SUFFIX}' applies to a run directory only and {why}; write "
+                          f"{name!r}. The forms are {SPEC_FORMS}")
+    return name, kind, greedy
+
+
+def _kind(name: str) -> str:
+    """``check_spec(name)``'s kind, or "" where ``name`` is not a valid spec."""
+    try:
+        return check_spec(name)[1]
+    except PolicyError:
+        return ""
 
 
 def load_policy(spec: str, *, seed: int = 0, which: str = "best", world=None) -> Policy:
@@ -34,31 +72,30 @@ def load_policy(spec: str, *, seed: int = 0, which: str = "best", world=None) ->
     run's model (``best``, falling back to ``final``), ``world`` (an EnvConfig or preset name) is what
     ``tuned-linear`` is fitted on.
 
-    :raises PolicyError: neither a baseline name nor a run directory (the message lists the baselines).
+    :raises PolicyError: a bad spec (:func:`check_spec`).
     :raises RunDirError: a damaged run directory.
     """
-    from bundlerl.agents.tuned_linear import TUNED_LINEAR, TunedLinearPolicy
+    from bundlerl.agents.tuned_linear import TunedLinearPolicy
 
-    name, greedy = _split(spec)
-    if name in BASELINES:
+    name, kind, greedy = check_spec(spec)
+    if kind == "baseline":
         pol = make_baseline(name, np.random.default_rng(seed))
-    elif name == TUNED_LINEAR:
+    elif kind == "tuned-linear":
         from bundlerl.env.config import get_config
         from bundlerl.evaluation.tuning import tuned_linear
 
         pol = tuned_linear(get_config(world or "default"), log=print)
-    elif name.endswith(".json") and Path(name).is_file():
+    elif kind == "weights":
         pol = TunedLinearPolicy.load(name)
-    elif Path(name).is_dir():
+    else:
         run = RunDir.open(name)
         pol = run.policy(which, name=run.path.name)
-    else:
-        raise PolicyError(f"policy {spec!r}: neither a baseline ({', '.join(BASELINES)}, {TUNED_LINEAR}), a weights "
-                          f"file (.json) nor a run directory; add '{GREEDY_SUFFIX}' for a policy's deterministic form")
     return Greedy(pol) if greedy else pol
 
 
 def policy_world(spec: str):
-    """The EnvConfig a run directory's policy was trained on; None for a baseline (it fits any world)."""
-    name, _ = _split(spec)
-    return RunDir.open(name).env_config() if Path(name).is_dir() else None
+    """The EnvConfig a run directory's policy was trained on; None for a baseline (it fits any world).
+
+    :raises PolicyError: a bad spec (:func:`check_spec`)."""
+    name, kind, _ = check_spec(spec)
+    return RunDir.open(name).env_config() if kind == "run" else None

@@ -214,23 +214,25 @@ class Assignment(FlagType):
 
 
 class PolicySpec(FlagType):
-    """A policy of ``bundlerl.experiment.policy_spec``: an observable baseline or ``tuned-linear`` by name, a
-    tuned-linear weights ``.json`` file or a run directory, optionally followed by ``:greedy``."""
+    """A policy of ``bundlerl.experiment.policy_spec`` (its :func:`check_spec`): an observable baseline or
+    ``tuned-linear`` by name, a tuned-linear weights ``.json`` file or a run directory, and ``RUN_DIR:greedy``."""
 
     __name__ = "policy"
-    accepts = "a baseline name, tuned-linear, a tuned-linear weights .json or a run directory (+ ':greedy')"
-    bad_examples = ("psychic", "", "no/such/run:greedy")
+    accepts = "a baseline name, tuned-linear, a tuned-linear weights .json, a run directory or RUN_DIR:greedy"
+    bad_examples = ("psychic", "", "no/such/run:greedy", "random:greedy", "popularity:greedy", "random:stochastic")
     """Values a test expects refused (tests/test_cli_flags.py)."""
 
     def __call__(self, text: str) -> str:
-        from bundlerl.agents.tuned_linear import OBSERVABLE_POLICIES
+        from bundlerl.agents.policy import PolicyError
+        from bundlerl.experiment.policy_spec import check_spec
 
-        name = str(text).strip().removesuffix(":greedy")
-        p = Path(name)
-        if name in OBSERVABLE_POLICIES or (p.suffix == ".json" and p.is_file()) or (p / "config.yaml").is_file():
-            return str(text).strip()
-        raise self.bad(text, f"neither a baseline ({', '.join(OBSERVABLE_POLICIES)}), a weights .json nor a run "
-                             f"directory; use {self.accepts}")
+        try:
+            name, kind, _ = check_spec(text)
+        except PolicyError as exc:
+            raise self.bad(text, str(exc).removeprefix(f"policy {text!r}: ")) from None
+        if kind == "run" and not (Path(name) / "config.yaml").is_file():
+            raise self.bad(text, f"{name} holds no config.yaml: not a run directory made by 'bundlerl train'")
+        return str(text).strip()
 
 
 SEED = Integer(0)

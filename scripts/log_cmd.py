@@ -68,7 +68,17 @@ def add_parser(subparsers) -> None:
                    help="decisions per Parquet part file (default: 50,000)")
     p.add_argument("--no-truth", action="store_true", help="do not write the simulator's ground truth")
     p.add_argument("--out", required=True, type=OutputFolder(), help="log folder to write (must hold no log yet)")
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, check=check)
+
+
+def check(args) -> None:
+    """The flags' joint checks, right after parsing (``bundlerl.scripts.cli``): --out holds no log yet (before a
+    policy is loaded, which for tuned-linear may mean minutes of fitting).
+
+    :raises LogError: --out holds part files (one line, exit 2)."""
+    from bundlerl.evaluation.logs.collect import check_log_folder
+
+    check_log_folder(args.out)
 
 
 def run(args) -> int:

@@ -29,10 +29,14 @@ episodes. Also reported: effective sample sizes of the
 importance weights, and the share of the policy's mass on candidates the logger never showed (an
 error unless --allow-unsupported). The log is streamed part by part: memory stays flat.
 
-A policy is a baseline name or a run directory; add ':greedy' for its deterministic form
-(one-hot on its most probable candidate), e.g. runs/ppo_run:greedy.
+A policy is a baseline name, tuned-linear, a tuned-linear weights .json or a run directory;
+RUN_DIR:greedy is a run's deterministic form (one-hot on its most probable candidate), e.g.
+runs/ppo_run:greedy (run directories only: the other policies are greedy already, random has none).
 
-Writes ope.md, ope.json and ope.png into --out (with --ranking-k also ranking.md, its figures in ope.json too).
+Writes ope.md, ope.png and ope.json into --out (with --ranking-k also ranking.md, its figures in ope.json too);
+ope.json also records the run's settings: the log folder and its log.json's SHA-256, the policies, the
+estimator settings, --ranking-k, package versions and git commit. --out must be missing or empty, or
+--overwrite given (a previous report is never replaced silently).
 The log must be complete (its log.json written last by 'bundlerl log') and match it.
 """
 
@@ -50,7 +54,7 @@ def add_parser(subparsers) -> None:
                    help="the log folder")
     p.add_argument("--policy", required=True, action="append", metavar="NAME|RUN_DIR[:greedy]", type=PolicySpec(),
                    help=f"a target policy (repeatable): a baseline ({', '.join(BASELINES)}), tuned-linear, a "
-                        "tuned-linear weights .json, or a run directory")
+                        "tuned-linear weights .json, or a run directory (RUN_DIR:greedy: its deterministic form)")
     p.add_argument("--clip", type=Number(1e-9, 1e12), default=None,
                    help="largest importance weight (default: no clipping)")
     p.add_argument("--tau", type=Number(0.0, 1e12), default=10.0, help="Switch-DR threshold (default: 10)")
@@ -76,12 +80,32 @@ def add_parser(subparsers) -> None:
                    help="also rank each decision's logged candidates by each policy and report precision / recall / "
                         "NDCG / hit rate @K against the items bought in the session (works on logs of real traffic); at most the "
                         "log's K candidates per decision")
-    p.add_argument("--out", default=None, type=OutputFolder(), help="output folder (default: LOGS/ope)")
-    p.set_defaults(func=run)
+    p.add_argument("--out", default=None, type=OutputFolder(),
+                   help="output folder, missing or empty (default: LOGS/ope)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="write into a non-empty --out: replace a previous report's files (ope.md, ranking.md, ope.png, "
+                        "ope.json; nothing else in the folder is touched)")
+    p.set_defaults(func=run, check=check)
+
+
+def _out(args):
+    from pathlib import Path
+
+    return Path(args.out) if args.out else Path(args.logs) / "ope"
+
+
+def check(args) -> None:
+    """The flags' joint checks, right after parsing (``bundlerl.scripts.cli``): --out (default LOGS/ope) missing or
+    empty, or --overwrite (a previous report is not replaced silently; ``bundlerl log`` likewise refuses a folder
+    holding a log).
+
+    :raises OPEError: a non-empty --out without --overwrite (one line, exit 2)."""
+    from bundlerl.evaluation.ope.report import check_report_folder
+
+    check_report_folder(_out(args), overwrite=args.overwrite, out_name="--out", overwrite_name="--overwrite")
 
 
 def run(args) -> int:
-    from pathlib import Path
 
     from bundlerl.env.observation import observation_spec
     from bundlerl.evaluation.logs.loader import LogDataset
@@ -129,11 +153,38 @@ def run(args) -> int:
             from bundlerl.evaluation.ranking import log_ranking_metrics
 
             ranking = log_ranking_metrics(logs, policies, args.ranking_k)
-    paths = write_ope_report(results, args.out or Path(args.logs) / "ope",
-                             f"off-policy estimates from {args.logs} ({logs.n_rows:,} decisions)",
-                             ranking=ranking, ranking_k=args.ranking_k)
+    out = _out(args)
+    check(args)  # again: another run may have written there since the flags were checked
+    settings = _settings(args, logs, config, [(spec, name) for spec, name in zip(args.policy, policies)])
+    paths = write_ope_report(results, out, f"off-policy estimates from {args.logs} ({logs.n_rows:,} decisions)",
+                             ranking=ranking, ranking_k=args.ranking_k, settings=settings, overwrite=True)
     print(ope_markdown(results))
     if ranking is not None:
         print(ranking_markdown(ranking, args.ranking_k))
     print("written: " + ", ".join(str(p) for p in paths.values()))
     return 0
+
+
+def _settings(args, logs, config, policies: list[tuple[str, str]]) -> dict:
+    """What ``ope.json`` records of this run (``write_ope_report``'s ``settings``): the log (folder, its
+    ``log.json``'s SHA-256 and what wrote it), the policies (spec as given, name in the table), the estimator settings
+    (``config_settings``), --ranking-k, and the provenance a run directory records (``bundlerl.experiment.provenance``:
+    python and package versions, git commit and dirty flag)."""
+    from pathlib import Path
+
+    from bundlerl.evaluation.logs.schema import LOG_JSON
+    from bundlerl.evaluation.ope.report import config_settings
+    from bundlerl.experiment.provenance import git_info, package_versions
+    from bundlerl.utils.hashing import file_sha256
+
+    log_json = Path(args.logs) / LOG_JSON
+    return {
+        "command": "bundlerl ope",
+        "logs": {"folder": str(Path(args.logs).resolve()), "log_json_sha256": file_sha256(log_json),
+                 "rows": logs.n_rows, **{k: logs.info[k] for k in ("policy", "preset", "stream", "episodes")
+                                         if k in logs.info}},
+        "policies": [{"spec": spec, "name": name} for spec, name in policies],
+        "estimator": config_settings(config),
+        "ranking_k": args.ranking_k,
+        "versions": {**package_versions(), "git": git_info()},
+    }

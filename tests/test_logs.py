@@ -201,6 +201,47 @@ def test_non_finite_outcome_is_refused(tmp_path, column, value):
         list(LogDataset.open(tmp_path).parts())
 
 
+@pytest.mark.parametrize("column", ["reward", "revenue"])
+@pytest.mark.parametrize("value", [1e300, -1e300, 1e50])
+def test_enormous_outcome_is_refused(tmp_path, column, value):
+    """Issue 18: a finite but enormous outcome (the user's 1e300) is refused by file, row and column, with the
+    bound (float32 max / rows) and what to do, instead of overflowing the reward models."""
+    _damage(tmp_path, **{column: lambda d: np.where(np.arange(12) == 7, value, d[column])})
+    with pytest.raises(LogError, match=rf"part-000000\.parquet: row 7, column '{column}': .*too large: in a log of "
+                                       r"12 rows .* at most 2\.84e\+37 .*rescale the column"):
+        list(LogDataset.open(tmp_path).parts())
+
+
+@given(rows_=st.integers(1, 10**9), share=st.floats(0.0, 1.0))
+def test_outcome_limit_bounds_the_float32_sum(rows_, share):
+    """Property: ``rows`` outcomes within the limit sum to a finite float32 (the reward models' gradient sums), and
+    the limit shrinks as 1 / rows."""
+    from bundlerl.evaluation.logs.loader import outcome_limit
+
+    lim = outcome_limit(rows_)
+    assert np.isfinite(np.float32(share * lim)) and share * lim * rows_ <= float(np.finfo(np.float32).max) * (1 + 1e-12)
+    assert outcome_limit(rows_) <= outcome_limit(max(rows_ // 2, 1))
+
+
+def test_outcomes_at_the_limit_give_finite_estimates_without_warnings(tmp_path):
+    """The bound is enough: every outcome at +-limit, and the estimators and reward models run without overflow."""
+    import warnings
+
+    from bundlerl.agents.baselines import PopularityPolicy
+    from bundlerl.evaluation.logs.loader import outcome_limit
+    from bundlerl.evaluation.ope.evaluate import OPEConfig, off_policy_evaluate
+
+    lim = outcome_limit(12)
+    write(tmp_path, {**(d := rows()), "reward": np.where(d["reward"] > 0.3, lim, -lim), "revenue": np.full(12, lim)})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        res = off_policy_evaluate(LogDataset.open(tmp_path), {"popularity": PopularityPolicy()},
+                                  OPEConfig(n_boot=5, progress=False, allow_unsupported=True))
+    for name, e in res[0].estimates.items():
+        assert np.isfinite(e.value), name
+        assert not np.isfinite(e.low) or (np.isfinite(e.high) and e.low <= e.high), name
+
+
 def test_non_finite_candidate_feature_is_named(tmp_path):
     def nan_feature(d):
         c = d["candidates"].copy()

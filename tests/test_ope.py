@@ -29,6 +29,7 @@ from bundlerl.evaluation.ope.estimators import (
     trajectory_ess,
 )
 from bundlerl.evaluation.ope.evaluate import OPEConfig, off_policy_evaluate
+from bundlerl.evaluation.ope.intervals import INTERVALS, TRAJECTORY_INTERVALS
 from bundlerl.evaluation.ope.reward_model import returns_to_go
 
 ALL_DECISION = (DirectMethod(), IPS(), SNIPS(), DoublyRobust(), SelfNormalizedDR(), SwitchDR())
@@ -256,3 +257,66 @@ def test_deterministic_targets_and_truth(tmp_path):
     assert [r.truth for r in res] == [0.0, 0.0]  # the synthetic truth is all zeros
     assert res[1].ess_decisions < res[0].ess_decisions
     assert res[0].n_decisions == 90 and res[0].n_episodes == 30
+
+
+# ------------------------------------------------------------------ issue 18: ope.json records the settings
+@given(clip=st.one_of(st.just(float("inf")), st.floats(1e-6, 1e9)), tau=st.floats(0, 1e6), gamma=st.floats(0, 1),
+       n_boot=st.integers(2, 5000), seed=st.integers(0, 2**63), interval=st.sampled_from(INTERVALS),
+       traj=st.sampled_from(TRAJECTORY_INTERVALS), unsupported=st.booleans(), truth=st.booleans())
+def test_config_settings_round_trip(clip, tau, gamma, n_boot, seed, interval, traj, unsupported, truth):
+    """Property: an OPEConfig's recorded settings are JSON and read back to the same config (no clipping: null)."""
+    import json
+
+    from bundlerl.evaluation.ope.report import config_from_settings, config_settings
+
+    cfg = OPEConfig(clip=clip, tau=tau, gamma=gamma, n_boot=n_boot, seed=seed, interval=interval,
+                    trajectory_interval=traj, allow_unsupported=unsupported, truth=truth, progress=False)
+    data = json.loads(json.dumps(config_settings(cfg), allow_nan=False))
+    assert (data["clip"] is None) == (clip == float("inf")) and "progress" not in data
+    back = config_from_settings(data)
+    assert back == OPEConfig(**{**cfg.__dict__, "progress": None})
+
+
+def test_read_ope_json_layouts(tmp_path):
+    import json
+
+    from bundlerl.evaluation.ope.estimators import OPEError
+    from bundlerl.evaluation.ope.report import config_from_settings, read_ope_json
+
+    (tmp_path / "ope.json").write_text(json.dumps([{"policy": "random"}]))  # version 1: the bare list of results
+    assert read_ope_json(tmp_path) == {"version": 1, "settings": None, "results": [{"policy": "random"}]}
+    (tmp_path / "ope.json").write_text("{")
+    with pytest.raises(OPEError, match="ope.json: cannot read it as JSON"):
+        read_ope_json(tmp_path / "ope.json")
+    with pytest.raises(OPEError, match="'clipp': not OPEConfig settings"):
+        config_from_settings({"clipp": 3})
+
+
+def test_chart_draws_an_interval_that_misses_its_estimate(tmp_path):
+    """A bootstrap interval need not hold its point estimate (small logs, population / studentized intervals): the
+    chart draws it instead of failing on matplotlib's negative yerr (an exit 1 of 'bundlerl ope' before)."""
+    from bundlerl.evaluation.ope.evaluate import ESTIMATOR_NAMES, OPEResult
+    from bundlerl.evaluation.ope.report import ope_chart
+    from bundlerl.evaluation.stats import Estimate
+
+    est = {k: Estimate(1.0, 1.2, 1.5, 10) for k in ESTIMATOR_NAMES}
+    est[ESTIMATOR_NAMES[0]] = Estimate(1.0, float("nan"), float("nan"), 10)
+    ope_chart([OPEResult("p", est, 100, 1000, 50.0, 200.0, 0.0)], tmp_path / "c.png")
+    assert (tmp_path / "c.png").stat().st_size > 1000
+
+
+def test_write_ope_report_refuses_a_non_empty_folder(tmp_path):
+    """The Python form of 'bundlerl ope --out': a report goes into a missing or empty folder, or with overwrite=True
+    (ope.json, written last, then holds the settings given)."""
+    from bundlerl.evaluation.ope.estimators import OPEError
+    from bundlerl.evaluation.ope.evaluate import ESTIMATOR_NAMES, OPEResult
+    from bundlerl.evaluation.ope.report import read_ope_json, write_ope_report
+    from bundlerl.evaluation.stats import Estimate
+
+    res = [OPEResult("p", {k: Estimate(1.0, 0.9, 1.1, 10) for k in ESTIMATOR_NAMES}, 100, 1000, 50.0, 200.0, 0.0)]
+    write_ope_report(res, tmp_path / "r", settings={"a": 1})
+    with pytest.raises(OPEError, match=r"out .*: holds a report already \(ope.md, ope.png, ope.json\); pass "
+                                       r"overwrite=True"):
+        write_ope_report(res, tmp_path / "r")
+    write_ope_report(res, tmp_path / "r", settings={"a": 2}, overwrite=True)
+    assert read_ope_json(tmp_path / "r")["settings"] == {"a": 2}

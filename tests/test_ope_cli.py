@@ -16,19 +16,21 @@ def test_log_then_ope(tmp_path):
     assert "logged" in r.stdout and (log / "truth" / "part-000000.parquet").is_file()
     info = json.loads((log / "log.json").read_text())
     assert info["policy"] == "complement-greedy+eps0.3" and info["stream"] == "logging stream, seed 0"
-    r = run_cli("ope", "--logs", str(log), "--policy", "random", "--policy", "complement-greedy:greedy",
+    r = run_cli("ope", "--logs", str(log), "--policy", "random", "--policy", "complement-greedy",
                 "--bootstrap", "20", "--truth", "--ranking-k", "3", "--return-model", "fqe", "--out", str(tmp_path / "ope"),
                 "--no-progress", timeout=300)
     assert r.returncode == 0, r.stderr
-    assert "| WDR-traj |" in r.stdout and "complement-greedy:greedy" in r.stdout
+    assert "| WDR-traj |" in r.stdout and "| complement-greedy |" in r.stdout
     assert "ndcg@3" in r.stdout and (tmp_path / "ope" / "ranking.md").is_file()
     assert "| policy | precision@3 | recall@3 | ndcg@3 | hit@3 | sessions |" in r.stdout
+    assert "sessions: the log's sessions, the units of the 95% intervals" in r.stdout
     written = r.stdout.strip().splitlines()[-1]
     assert all(f in written for f in ("ope.md", "ope.json", "ope.png", "ranking.md")), written
     assert (tmp_path / "ope" / "ope.png").stat().st_size > 1000
-    res = json.loads((tmp_path / "ope" / "ope.json").read_text())
-    assert {x["policy"] for x in res} == {"random", "complement-greedy:greedy"}
-    assert res[0]["ranking"]["k"] == 3 and res[0]["ranking"]["ndcg"]["n"] == 60
+    res = json.loads((tmp_path / "ope" / "ope.json").read_text())["results"]
+    assert {x["policy"] for x in res} == {"random", "complement-greedy"}
+    assert res[0]["ranking"]["k"] == 3 and res[0]["ranking"]["ndcg"]["n"] == 60  # the cell: sessions, all 60
+    assert "| random |" in r.stdout and "| 60 |" in r.stdout
     # studentized per-trajectory intervals, the percentile ones kept for comparison (fitted-Q DR / WDR: percentile;
     # RegDR reads the Monte-Carlo model's moments whatever the return model)
     assert set(res[0]["trajectory_percentile"]) == {"PDIS", "WPDIS", "RegDR-traj"}
@@ -61,11 +63,41 @@ def test_policy_specs(tmp_path):
     w = tmp_path / "tl.json"
     TunedLinearPolicy(np.arange(len(feature_names()), dtype=float)).save(w)
     assert isinstance(load_policy(str(w)), TunedLinearPolicy)
-    greedy = load_policy(f"{w}:greedy")
-    assert greedy.name == "tuned-linear:greedy"
-    assert load_policy("random:greedy").name == "random:greedy" and policy_world("random") is None
+    assert policy_world("random") is None
     with pytest.raises(PolicyError, match="neither a baseline"):
         load_policy(str(tmp_path / "missing"))
+
+
+def test_greedy_applies_to_run_directories_only(tmp_path):
+    """Issue 18: ':greedy' on random (a tie: its first valid candidate) or on an already greedy policy (a second copy
+    of it) is refused, naming the valid forms; on a run directory it is the run's deterministic form."""
+    import numpy as np
+    import pytest
+
+    from bundlerl.agents.policy import PolicyError
+    from bundlerl.agents.tuned_linear import TunedLinearPolicy, feature_names
+    from bundlerl.experiment.policy_spec import SPEC_FORMS, check_spec, load_policy
+
+    w = tmp_path / "tl.json"
+    TunedLinearPolicy(np.arange(len(feature_names()), dtype=float)).save(w)
+    with pytest.raises(PolicyError, match=r"'random:greedy': ':greedy' applies to a run directory only and random is "
+                                          r"uniform.*write 'random'"):
+        load_policy("random:greedy")
+    for spec in ("popularity:greedy", "complement-greedy:greedy", "tuned-linear:greedy", f"{w}:greedy"):
+        with pytest.raises(PolicyError, match="already deterministic") as exc:
+            check_spec(spec)
+        assert SPEC_FORMS in str(exc.value)
+    for spec in ("random:stochastic", "random:greedy:greedy", " popularity:eps0.1"):
+        with pytest.raises(PolicyError, match="is not a modifier") as exc:
+            check_spec(spec)
+        assert "RUN_DIR:greedy" in str(exc.value)
+    (tmp_path / "run").mkdir()
+    assert check_spec(f"{tmp_path / 'run'}:greedy") == (str(tmp_path / "run"), "run", True)
+    assert check_spec(f" {w} ") == (str(w), "weights", False) and check_spec("random") == ("random", "baseline", False)
+    r = run_cli("ope", "--logs", str(tmp_path), "--policy", "random:greedy")  # refused at parse time, one line
+    _one_line(r, "--policy", "applies to a run directory only", "RUN_DIR:greedy")
+    r = run_cli("log", "--policy", "complement-greedy:greedy", "--episodes", "5", "--out", str(tmp_path / "x"))
+    _one_line(r, "--policy", "already deterministic", "write 'complement-greedy'")
 
 
 def _one_line(r, *words):
@@ -153,3 +185,96 @@ def test_interrupted_log_leaves_nothing(tmp_path):
             proc.wait()
     assert proc.returncode != 0 and "interrupted" in err, err
     assert not out.exists()
+
+
+def test_ope_json_records_the_settings(tmp_path):
+    """Issue 18: ope.json records the run's settings (log folder and log.json hash, policies, estimator settings,
+    ranking k, versions and git commit as a run directory's versions.json); they read back to the same OPEConfig."""
+    import subprocess
+
+    from _cli import ROOT
+    from _log_data import write
+
+    from bundlerl.evaluation.ope.evaluate import OPEConfig
+    from bundlerl.evaluation.ope.report import OPE_JSON_VERSION, config_from_settings, read_ope_json
+    from bundlerl.experiment.provenance import package_versions
+    from bundlerl.utils.hashing import file_sha256
+
+    log = write(tmp_path / "log", truth=True)
+    r = run_cli("ope", "--logs", str(log), "--policy", "random", "--policy", "popularity", "--clip", "40", "--tau", "3",
+                "--gamma", "0.9", "--bootstrap", "7", "--seed", "5", "--interval", "population", "--ranking-k", "2",
+                "--truth", "--allow-unsupported", "--no-progress")
+    assert r.returncode == 0, r.stderr
+    doc = read_ope_json(log / "ope")
+    assert doc["version"] == OPE_JSON_VERSION and [x["policy"] for x in doc["results"]] == ["random", "popularity"]
+    st = doc["settings"]
+    assert st["logs"]["folder"] == str(log.resolve()) and st["logs"]["rows"] == 12
+    assert st["logs"]["log_json_sha256"] == file_sha256(log / "log.json")
+    assert st["policies"] == [{"spec": "random", "name": "random"}, {"spec": "popularity", "name": "popularity"}]
+    assert st["ranking_k"] == 2
+    want = OPEConfig(clip=40.0, tau=3.0, gamma=0.9, n_boot=7, seed=5, interval="population", allow_unsupported=True,
+                     truth=True)
+    assert config_from_settings(st["estimator"]) == want  # progress, display only, is not a setting
+    assert {k: st["versions"][k] for k in package_versions()} == package_versions()
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    assert st["versions"]["git"]["commit"] == head
+    # no clipping is null in JSON and inf again when read back
+    r = run_cli("ope", "--logs", str(log), "--policy", "random", "--bootstrap", "2", "--out", str(tmp_path / "o2"),
+                "--no-progress")
+    assert r.returncode == 0, r.stderr
+    st = read_ope_json(tmp_path / "o2" / "ope.json")["settings"]
+    assert st["estimator"]["clip"] is None and config_from_settings(st["estimator"]).clip == float("inf")
+    assert st["ranking_k"] is None
+
+
+def test_ope_out_is_not_overwritten_silently(tmp_path):
+    """Issue 18: a non-empty --out (a previous report, or other files) is refused in one line before any work;
+    --overwrite replaces the report's files only (an earlier ranking.md too), leaving the rest."""
+    from _log_data import write
+
+    log = write(tmp_path / "log")
+    args = ("ope", "--logs", str(log), "--policy", "random", "--bootstrap", "2", "--no-progress")
+    assert run_cli(*args, "--ranking-k", "2").returncode == 0  # default --out: LOGS/ope
+    first = (log / "ope" / "ope.json").read_text()
+    _one_line(run_cli(*args), f"--out {log / 'ope'}: holds a report already", "ope.json", "pass --overwrite")
+    assert (log / "ope" / "ope.json").read_text() == first and (log / "ope" / "ranking.md").is_file()
+    (log / "ope" / "notes.txt").write_text("mine")
+    r = run_cli(*args, "--overwrite")
+    assert r.returncode == 0, r.stderr
+    assert not (log / "ope" / "ranking.md").exists(), "the earlier report's ranking.md is not this report's"
+    assert (log / "ope" / "notes.txt").read_text() == "mine" and (log / "ope" / "ope.json").read_text() != first
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "a.csv").write_text("x")
+    _one_line(run_cli(*args, "--out", str(other)), "not empty (a.csv) and not a report", "choose an empty or new folder")
+    assert sorted(p.name for p in other.iterdir()) == ["a.csv"]
+    (tmp_path / "empty").mkdir()
+    assert run_cli(*args, "--out", str(tmp_path / "empty")).returncode == 0
+    (tmp_path / "empty" / "ope.json").unlink()  # as an overwrite interrupted before its last file leaves it
+    _one_line(run_cli(*args, "--out", str(tmp_path / "empty")), "holds an unfinished report (no ope.json",
+              "pass --overwrite")
+
+
+def test_enormous_reward_is_one_line(tmp_path):
+    """Issue 18: the user's reward 1e300 in a log part: one line naming file, row, column, no overflow warnings."""
+    from _log_data import rows, write
+
+    data = rows()
+    data["reward"][7] = 1e300
+    write(tmp_path / "big", data)
+    r = run_cli("ope", "--logs", str(tmp_path / "big"), "--policy", "random", "--bootstrap", "2", "--no-progress")
+    _one_line(r, "part-000000.parquet: row 7, column 'reward': reward 1e+300 is too large", "rescale the column")
+    assert "RuntimeWarning" not in r.stderr and "overflow encountered" not in r.stderr
+
+
+def test_log_refuses_a_folder_holding_a_log_before_any_work(tmp_path):
+    """'bundlerl log --out' into a folder holding a log is refused at parse time: before tuned-linear is fitted."""
+    import time
+
+    from _log_data import write
+
+    log = write(tmp_path / "log")
+    t0 = time.monotonic()
+    r = run_cli("log", "--policy", "tuned-linear", "--episodes", "5", "--out", str(log), "--no-progress")
+    _one_line(r, f"{log} already holds a log", "choose an empty folder")
+    assert time.monotonic() - t0 < 60 and "fitting" not in r.stdout.lower()

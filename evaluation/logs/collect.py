@@ -18,12 +18,24 @@ import numpy as np
 from bundlerl.agents.oracles import OneStepOracle
 from bundlerl.agents.policy import Policy, check_probabilities, choose_actions
 from bundlerl.env.observation import CANDIDATES_KEY, HISTORY_KEY, MASK_KEY, PROFILE_KEY, SESSION_KEY, observation_spec
-from bundlerl.evaluation.logs.schema import Dims, LogError
+from bundlerl.evaluation.logs.schema import LOG_JSON, PART_GLOB, Dims, LogError
 from bundlerl.evaluation.logs.writer import LogWriter
 from bundlerl.evaluation.seeds import Purpose, action_rng, env_stream, stream_label
 from bundlerl.utils.progress import progress_bar, progress_enabled
 
-__all__ = ["collect_logs"]
+__all__ = ["collect_logs", "check_log_folder"]
+
+
+def check_log_folder(out: str | Path) -> Path:
+    """``out`` as a Path, once it is sure it holds no log yet (logs are never mixed by accident: a second log's parts
+    would join the first's). ``bundlerl log`` runs it at parse time, before a policy is loaded or fitted.
+
+    :raises LogError: ``out`` holds part files (a log, or an unfinished one without ``log.json``)."""
+    out = Path(out)
+    if out.is_dir() and any(out.glob(PART_GLOB)):
+        what = "a log" if (out / LOG_JSON).is_file() else f"an unfinished log (part files, no {LOG_JSON}: interrupted)"
+        raise LogError(f"{out} already holds {what}; choose an empty folder (or delete it)")
+    return out
 
 
 def collect_logs(policy: Policy, preset="default", n_episodes: int = 1000, out: str | Path = "logs", *,
@@ -44,10 +56,7 @@ def collect_logs(policy: Policy, preset="default", n_episodes: int = 1000, out: 
 
     if n_episodes < 1 or num_envs < 1:
         raise LogError(f"n_episodes={n_episodes}, num_envs={num_envs}; both must be >= 1")
-    out = Path(out)
-    if out.is_dir() and any(out.glob("part-*.parquet")):
-        what = "a log" if (out / "log.json").is_file() else "an unfinished log (part files, no log.json: interrupted)"
-        raise LogError(f"{out} already holds {what}; choose an empty folder (or delete it)")
+    out = check_log_folder(out)
     stream = env_stream(Purpose.LOGGING, seed) if not isinstance(seed, np.random.SeedSequence) else seed
     n_rows = min(num_envs, n_episodes)
     venv = BundleRecVecEnv(preset, num_envs=n_rows, seed=stream)

@@ -5,8 +5,8 @@ spec, the same in every part); :meth:`LogDataset.parts` then yields one part at 
 part, whatever the log's size) after checking its rows: actions in range, distributions that are finite, >= 0 and
 sum to 1 with no mass on masked candidates, a logged action that is a valid candidate, a propensity > 0 that equals
 the distribution's mass on the logged action, each context's steps 0, 1, 2, ... in row order within one part, the
-row's spec version, finite outcomes (:data:`OUTCOME_COLUMNS`) and candidate features. Every problem is a
-:class:`LogError` naming file, row, column. A folder without ``log.json`` (a writer that did not finish) is refused,
+row's spec version, finite outcomes (:data:`OUTCOME_COLUMNS`, at most :func:`outcome_limit` in magnitude) and
+candidate features. Every problem is a :class:`LogError` naming file, row, column. A folder without ``log.json`` (a writer that did not finish) is refused,
 and so is one whose files differ from what ``log.json`` says (sizes, observation spec, part and row counts).
 """
 
@@ -34,13 +34,25 @@ from bundlerl.evaluation.logs.schema import (
     truth_schema,
 )
 
-__all__ = ["LogDataset", "LogPart", "column_numpy", "PROB_ATOL", "OUTCOME_COLUMNS"]
+__all__ = ["LogDataset", "LogPart", "column_numpy", "PROB_ATOL", "OUTCOME_COLUMNS", "outcome_limit"]
 
 PROB_ATOL = 1e-6
 """How far a logged distribution's sum may be from 1, and its ``pscore`` from ``action_prob[action]``."""
 
 OUTCOME_COLUMNS = ("reward", "revenue")
-"""The real-valued outcome columns, each checked finite when read (``click`` is a bool; ``n_bought`` an int >= 0)."""
+"""The real-valued outcome columns, each checked finite and within :func:`outcome_limit` when read (``click`` is a
+bool; ``n_bought`` an int >= 0)."""
+
+
+def outcome_limit(n_rows: int) -> float:
+    """The largest magnitude an outcome (:data:`OUTCOME_COLUMNS`) may have in a log of ``n_rows`` decisions:
+    ``float32 max / n_rows`` (3.4e38 / n; 3.4e32 for a million rows).
+
+    Why: the reward models (scikit-learn's ``HistGradientBoostingRegressor``, ``bundlerl.evaluation.ope.reward_model``)
+    hold their gradients in float32 and sum them over the rows, so larger outcomes overflow there (inf / NaN figures
+    and overflow warnings instead of estimates; a reward of 1e50 already does). The float64 sums of squares of the
+    estimators' intervals overflow far later (sqrt(float64 max / n)), so this bound is the binding one."""
+    return float(np.finfo(np.float32).max) / max(int(n_rows), 1)
 
 
 def _feature_name(j: int) -> str:
@@ -159,7 +171,7 @@ class LogDataset:
         for p in self.part_paths:
             table = pq.read_table(p, columns=cols)
             data = {c: column_numpy(table.column(c), shapes.get(c, ())) for c in cols}
-            _check_rows(p, data, self.dims, self.spec_version)
+            _check_rows(p, data, self.dims, self.spec_version, self.n_rows)
             er = None
             if truth:
                 tp = self.folder / TRUTH_DIR / p.name
@@ -243,8 +255,9 @@ def _fail(path: Path, row: int, column: str, what: str) -> LogError:
     return LogError(f"{path}: row {row}, column {column!r}: {what}")
 
 
-def _check_rows(path: Path, c: dict, d: Dims, spec_version: int) -> None:
-    """Row-level checks of one part (see the module docstring); raises LogError at the first bad row."""
+def _check_rows(path: Path, c: dict, d: Dims, spec_version: int, log_rows: int | None = None) -> None:
+    """Row-level checks of one part (see the module docstring); ``log_rows``: the whole log's rows, which bound the
+    outcomes' magnitude (:func:`outcome_limit`; None: only finite). Raises LogError at the first bad row."""
     n = len(c["step"])
     if n == 0:
         return
@@ -311,6 +324,12 @@ def _check_rows(path: Path, c: dict, d: Dims, spec_version: int) -> None:
         if bad.size:
             raise _fail(path, int(bad[0]), col, f"{col} {v[bad[0]]} must be finite (a number, not NaN or inf): "
                         "fix the row or drop its context from the log")
+        limit = np.inf if log_rows is None else outcome_limit(log_rows)
+        bad = np.flatnonzero(np.abs(v) > limit)
+        if bad.size:
+            raise _fail(path, int(bad[0]), col, f"{col} {v[bad[0]]:.6g} is too large: in a log of {log_rows:,} rows an "
+                        f"outcome's magnitude must be at most {limit:.3g} (float32 max / rows; the reward models' "
+                        "sums would overflow); rescale the column (e.g. to thousands) or fix the row")
     if "n_bought" in c:
         bad = np.flatnonzero(c["n_bought"] < 0)
         if bad.size:

@@ -1,20 +1,38 @@
 """Reports of an off-policy evaluation: a markdown table (estimator x policy, value and bootstrap interval, effective
-sample sizes, unsupported share) and a PNG of the estimates side by side (``bundlerl ope``)."""
+sample sizes, unsupported share), a PNG of the estimates side by side, and ``ope.json``: the run's settings (the
+estimator settings of its :class:`OPEConfig`, and whatever the caller adds: log identity, policies, versions) next to
+the figures (``bundlerl ope``). A report folder is written only when empty or with ``overwrite``."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from bundlerl.evaluation.ope.estimators import DECISION_ESTIMATORS, MOMENT_ESTIMATORS, TRAJECTORY_ESTIMATORS
-from bundlerl.evaluation.ope.evaluate import OPEResult
+from bundlerl.evaluation.ope.estimators import (
+    DECISION_ESTIMATORS,
+    MOMENT_ESTIMATORS,
+    TRAJECTORY_ESTIMATORS,
+    OPEError,
+)
+from bundlerl.evaluation.ope.evaluate import OPEConfig, OPEResult
 from bundlerl.evaluation.ope.intervals import MODEL_INTERVAL_ESTIMATORS
 from bundlerl.evaluation.report import pyplot, save_figure
 
-__all__ = ["ope_markdown", "ope_chart", "ranking_markdown", "write_ope_report", "LOW_EPISODE_ESS"]
+__all__ = ["ope_markdown", "ope_chart", "ranking_markdown", "write_ope_report", "LOW_EPISODE_ESS", "REPORT_FILES",
+           "OPE_JSON_VERSION", "check_report_folder", "config_settings", "config_from_settings", "read_ope_json"]
+
+REPORT_FILES = ("ope.md", "ranking.md", "ope.png", "ope.json")
+"""The files of a report folder, in the order written (``ope.json`` last: a folder holding it holds a report)."""
+
+OPE_JSON_VERSION = 2
+"""Layout of ``ope.json``: 2 = ``{"version", "settings", "results"}`` (1, before it: the bare list of results)."""
+
+_NOT_SETTINGS = ("progress",)
+"""OPEConfig fields that do not change the figures (display only), left out of the recorded settings."""
 
 LOW_EPISODE_ESS = 0.01
 """Episode-weight ESS, as a share of the episodes, below which the report warns that the per-trajectory estimates
@@ -74,10 +92,16 @@ def ope_chart(results: Sequence[OPEResult], path: str | Path, title: str = "") -
         for j, r in enumerate(results):
             est = [r.estimates[n] for n in names]
             v = np.array([e.value for e in est])
-            lo = np.array([e.value - e.low if np.isfinite(e.low) else 0.0 for e in est])
-            hi = np.array([e.high - e.value if np.isfinite(e.high) else 0.0 for e in est])
-            ax.bar(x + (j - (len(results) - 1) / 2) * width, np.nan_to_num(v), width, yerr=[lo, hi], capsize=2,
-                   color=colors(j % 10), label=r.policy)
+            xs = x + (j - (len(results) - 1) / 2) * width
+            ax.bar(xs, np.nan_to_num(v), width, color=colors(j % 10), label=r.policy)
+            # the interval as drawn lines, not yerr: a bootstrap interval need not hold its point estimate (a
+            # studentized or population one on a small log), and yerr refuses a negative extent
+            ok = np.array([np.isfinite(e.low) and np.isfinite(e.high) for e in est])
+            if ok.any():
+                lo, hi = np.array([e.low for e in est])[ok], np.array([e.high for e in est])[ok]
+                ax.vlines(xs[ok], lo, hi, colors="black", linewidth=1)
+                ax.hlines(np.r_[lo, hi], np.r_[xs[ok], xs[ok]] - width / 6, np.r_[xs[ok], xs[ok]] + width / 6,
+                          colors="black", linewidth=1)
         ax.set_xticks(x, names, rotation=20)
         ax.set_title(label, fontsize=10)
         ax.grid(axis="y", alpha=0.3)
@@ -101,22 +125,99 @@ def ranking_markdown(table: Mapping[str, Mapping], k: int) -> str:
                      f"{row[RANKING_METRICS[0]].n:,} |")
     lines.append("")
     lines.append(f"Ranking @{k}: each decision's valid candidates ranked by the policy's scores, relevant = holds an "
-                 "item bought in the session; averaged over the decisions with a purchase.")
+                 "item bought in the session; averaged over the decisions with a purchase. sessions: the log's "
+                 "sessions, the units of the 95% intervals (those without a purchase add no decision).")
     return "\n".join(lines) + "\n"
 
 
+def config_settings(config: OPEConfig) -> dict[str, Any]:
+    """The estimator settings of ``config`` as JSON data: every field that changes the figures (not ``progress``);
+    no clipping (``clip`` inf) is ``None``. :func:`config_from_settings` is the inverse."""
+    out = {f.name: getattr(config, f.name) for f in dataclasses.fields(config) if f.name not in _NOT_SETTINGS}
+    out["clip"] = None if not np.isfinite(out["clip"]) else float(out["clip"])
+    return out
+
+
+def config_from_settings(settings: Mapping[str, Any]) -> OPEConfig:
+    """The OPEConfig of :func:`config_settings`' output (e.g. ``read_ope_json(path)["settings"]["estimator"]``), to
+    re-run a report's estimates. :raises OPEError: an unknown setting, or a value OPEConfig refuses."""
+    known = {f.name for f in dataclasses.fields(OPEConfig)} - set(_NOT_SETTINGS)
+    unknown = sorted(set(settings) - known)
+    if unknown:
+        raise OPEError(f"estimator settings {', '.join(map(repr, unknown))}: not OPEConfig settings; known: "
+                       f"{', '.join(sorted(known))}")
+    d = dict(settings)
+    if "clip" in d and d["clip"] is None:
+        d["clip"] = float("inf")
+    return OPEConfig(**d)
+
+
+def read_ope_json(path: str | Path) -> dict[str, Any]:
+    """An ``ope.json`` (a file or its report folder) as ``{"version", "settings", "results"}``; a version-1 file
+    (the bare list of results, before settings were recorded) reads with ``"settings": None``.
+
+    :raises OPEError: not JSON, or neither layout."""
+    path = Path(path)
+    path = path / "ope.json" if path.is_dir() else path
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, UnicodeDecodeError) as exc:
+        raise OPEError(f"{path}: cannot read it as JSON ({exc}); re-run bundlerl ope") from None
+    if isinstance(data, list):
+        return {"version": 1, "settings": None, "results": data}
+    if not isinstance(data, dict) or not isinstance(data.get("results"), list):
+        raise OPEError(f"{path}: not an ope.json (no list of results); re-run bundlerl ope")
+    return data
+
+
+def check_report_folder(out: str | Path, *, overwrite: bool = False, out_name: str = "out",
+                        overwrite_name: str = "overwrite=True") -> Path:
+    """``out`` as a Path, once it is sure a report may be written there: a missing or empty folder, or any folder
+    with ``overwrite`` (only :data:`REPORT_FILES` are then replaced; nothing else in it is touched). Nothing is made.
+
+    :param out_name: / :param overwrite_name: the arguments' names in the message (the CLI's ``--out`` /
+        ``--overwrite``).
+    :raises OPEError: a non-empty folder without ``overwrite`` (the message says whether it holds a previous report
+        and what to do), or a file in the way.
+    """
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise OPEError(f"{out_name} {out}: a file, not a folder; give a folder for the report")
+    if overwrite or not out.is_dir():
+        return out
+    entries = sorted(e.name for e in out.iterdir() if not (e.name.startswith(".") and ".tmp" in e.name))
+    if not entries:
+        return out
+    ours = ", ".join(f for f in REPORT_FILES if f in entries)
+    if ours:
+        what = "a report already" if "ope.json" in entries else "an unfinished report (no ope.json: interrupted?)"
+        raise OPEError(f"{out_name} {out}: holds {what} ({ours}); pass {overwrite_name} to replace it, or choose "
+                       f"another {out_name}")
+    shown = ", ".join(entries[:3]) + (f" and {len(entries) - 3} more" if len(entries) > 3 else "")
+    raise OPEError(f"{out_name} {out}: not empty ({shown}) and not a report; choose an empty or new folder, or pass "
+                   f"{overwrite_name} to write the report's files ({', '.join(REPORT_FILES)}) among them")
+
+
 def write_ope_report(results: Sequence[OPEResult], out: str | Path, title: str = "",
-                     ranking: Mapping[str, Mapping] | None = None, ranking_k: int | None = None) -> dict[str, Path]:
-    """``ope.md``, ``ope.json`` and ``ope.png`` in ``out`` (written atomically); returns their paths (keys ``md``,
-    ``json``, ``png``, and ``ranking`` when written).
+                     ranking: Mapping[str, Mapping] | None = None, ranking_k: int | None = None,
+                     settings: Mapping[str, Any] | None = None, *, overwrite: bool = False) -> dict[str, Path]:
+    """``ope.md``, ``ope.json`` and ``ope.png`` in ``out``, each written atomically, ``ope.json`` last; returns their
+    paths (keys ``md``, ``json``, ``png``, and ``ranking`` when written).
 
     :param ranking: ranking metrics @``ranking_k`` per policy (:func:`ranking_markdown`'s input), also written to
         ``ranking.md`` and, per policy, to ``ope.json`` under ``"ranking"`` (``{"k", metric: Estimate dict}``).
+    :param settings: what produced the figures, as JSON data (``bundlerl ope``: the log folder and its ``log.json``
+        hash, the policies, :func:`config_settings`, ranking k, versions and git commit), stored as ``ope.json``'s
+        ``"settings"`` (layout :data:`OPE_JSON_VERSION`, read by :func:`read_ope_json`).
+    :param overwrite: write into a non-empty folder (:func:`check_report_folder`); a ``ranking.md`` of an earlier
+        report is removed when this one has no ranking.
+    :raises OPEError: a non-empty ``out`` without ``overwrite``.
     """
     from bundlerl.utils.atomic import write_text
 
-    out = Path(out)
+    out = check_report_folder(out, overwrite=overwrite)
     out.mkdir(parents=True, exist_ok=True)
+    (out / "ope.json").unlink(missing_ok=True)  # an earlier report's, replaced last: ope.json marks a whole report
     paths = {"md": out / "ope.md", "json": out / "ope.json", "png": out / "ope.png"}
     write_text(paths["md"], (f"# {title}\n\n" if title else "") + ope_markdown(results))
     rows = [r.to_dict() for r in results]
@@ -127,6 +228,9 @@ def write_ope_report(results: Sequence[OPEResult], out: str | Path, title: str =
                 row["ranking"] = {"k": ranking_k, **{m: e.to_dict() for m, e in table.items()}}
         paths["ranking"] = out / "ranking.md"
         write_text(paths["ranking"], ranking_markdown(ranking, ranking_k))
-    write_text(paths["json"], json.dumps(rows, indent=2) + "\n")
+    else:
+        (out / "ranking.md").unlink(missing_ok=True)  # an earlier report's, not this one's
     ope_chart(results, paths["png"], title)
+    doc = {"version": OPE_JSON_VERSION, "settings": None if settings is None else dict(settings), "results": rows}
+    write_text(paths["json"], json.dumps(doc, indent=2) + "\n")
     return paths
