@@ -87,7 +87,8 @@ def _scores(policy: Policy, obs: Mapping[str, np.ndarray]) -> np.ndarray:
 def log_ranking_metrics(logs: "LogDataset | str", policies: Mapping[str, Policy], k: int = 5,
                         batch: int = 8192) -> dict[str, dict[str, Estimate]]:
     """``{policy: {metric: Estimate}}`` of :data:`RANKING_METRICS` @k over a log, streamed part by part; each
-    Estimate's ``n`` is the number of decisions with a relevant candidate."""
+    Estimate's ``n`` is the number of contexts (sessions) in the log, the interval's independent units, those without
+    a relevant candidate included (their decisions add nothing to the means)."""
     logs = logs if isinstance(logs, LogDataset) else LogDataset.open(logs)
     cols = ("context_id", "step", "profile", "history", "session", "candidates", "action_mask", "item_ids",
             "bought_items")
