@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 from _cli import run_cli
 
 
@@ -278,3 +279,22 @@ def test_log_refuses_a_folder_holding_a_log_before_any_work(tmp_path):
     r = run_cli("log", "--policy", "tuned-linear", "--episodes", "5", "--out", str(log), "--no-progress")
     _one_line(r, f"{log} already holds a log", "choose an empty folder")
     assert time.monotonic() - t0 < 60 and "fitting" not in r.stdout.lower()
+
+
+def test_bad_revenue_observation_and_log_json_are_one_line(tmp_path):
+    """Fresh user 7: an inf / 1e38 revenue (ope does not read revenue, it was never checked), a NaN profile value, a
+    `{}` log.json: one line naming file, row, column or field, exit 2."""
+    from _log_data import rows, write
+
+    args = ("--policy", "random", "--bootstrap", "2", "--no-progress")
+    for name, column, value, words in (("inf_rev", "revenue", np.inf, "revenue inf must be finite"),
+                                       ("huge_rev", "revenue", 1e38, "revenue 1e+38 is too large"),
+                                       ("nan_prof", "profile", np.nan, "profile[0] is nan: observations must be finite")):
+        data = rows()
+        data[column] = data[column].astype(float)
+        data[column][7] = value
+        write(tmp_path / name, data)
+        _one_line(run_cli("ope", "--logs", str(tmp_path / name), *args, "--out", str(tmp_path / f"o_{name}")),
+                  f"part-000000.parquet: row 7, column '{column}': {words}")
+    (tmp_path / "nan_prof" / "log.json").write_text("{}")
+    _one_line(run_cli("ope", "--logs", str(tmp_path / "nan_prof"), *args), "log.json: no 'parts' field")
