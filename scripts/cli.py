@@ -120,6 +120,7 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"bundlerl {args.command}: error: {exc} (see 'bundlerl {args.command} --help')",
                           file=sys.stderr)
                     return EXIT_BAD_INPUT
+            args.whole_process = argv is None  # the process's own command line (what it may do to its signals)
             return int(args.func(args) or 0)
     except (BundlerlError, FileNotFoundError) as exc:
         if args.debug:

@@ -106,14 +106,21 @@ def check(args) -> None:
 
 
 def run(args) -> int:
+    import sys
 
     from bundlerl.env.observation import observation_spec
     from bundlerl.evaluation.logs.loader import LogDataset
     from bundlerl.evaluation.logs.schema import TRUTH_DIR, LogError
     from bundlerl.evaluation.ope.estimators import OPEError
     from bundlerl.evaluation.ope.evaluate import OPEConfig, off_policy_evaluate
-    from bundlerl.evaluation.ope.report import ope_markdown, ranking_markdown, write_ope_report
+    from bundlerl.evaluation.ope.report import (
+        ReportWrittenInterrupt,
+        ope_markdown,
+        ranking_markdown,
+        write_ope_report,
+    )
     from bundlerl.experiment.policy_spec import load_policy, policy_world
+    from bundlerl.utils.atomic import interrupts_deferred
     from bundlerl.utils.threads import torch_threads
 
     logs = LogDataset.open(args.logs)
@@ -156,13 +163,37 @@ def run(args) -> int:
     out = _out(args)
     check(args)  # again: another run may have written there since the flags were checked
     settings = _settings(args, logs, config, [(spec, name) for spec, name in zip(args.policy, policies)])
-    paths = write_ope_report(results, out, f"off-policy estimates from {args.logs} ({logs.n_rows:,} decisions)",
-                             ranking=ranking, ranking_k=args.ranking_k, settings=settings, overwrite=True)
-    print(ope_markdown(results))
-    if ranking is not None:
-        print(ranking_markdown(ranking, args.ranking_k))
-    print("written: " + ", ".join(str(p) for p in paths.values()))
+    try:
+        paths = write_ope_report(results, out, f"off-policy estimates from {args.logs} ({logs.n_rows:,} decisions)",
+                                 ranking=ranking, ranking_k=args.ranking_k, settings=settings, overwrite=True)
+    except ReportWrittenInterrupt as exc:  # the report is complete: not a failure
+        print(f"bundlerl ope: {exc}", file=sys.stderr)
+        return 0
+    done = f"bundlerl ope: interrupted after the report was written to {out}"
+    if getattr(args, "whole_process", False):  # the report is complete: a Ctrl-C from now to the process's exit
+        _report_interrupts_after_the_report(done)  # (its teardown too) is said, not a failure (exit 0)
+    with interrupts_deferred() as late:
+        print(ope_markdown(results))
+        if ranking is not None:
+            print(ranking_markdown(ranking, args.ranking_k))
+        print("written: " + ", ".join(str(p) for p in paths.values()))
+    if late.interrupted:
+        print(done, file=sys.stderr)
+    if getattr(args, "whole_process", False):  # Python's teardown resets its own handlers: ignore Ctrl-C outright
+        import signal
+
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
     return 0
+
+
+def _report_interrupts_after_the_report(message: str) -> None:
+    """From now on, a Ctrl-C (SIGINT) prints ``message`` instead of stopping the process (it is about to exit 0)."""
+    import signal
+    import sys
+    import threading
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, lambda signum, frame: print(message, file=sys.stderr))
 
 
 def _settings(args, logs, config, policies: list[tuple[str, str]]) -> dict:

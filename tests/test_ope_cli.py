@@ -298,3 +298,85 @@ def test_bad_revenue_observation_and_log_json_are_one_line(tmp_path):
                   f"part-000000.parquet: row 7, column '{column}': {words}")
     (tmp_path / "nan_prof" / "log.json").write_text("{}")
     _one_line(run_cli("ope", "--logs", str(tmp_path / "nan_prof"), *args), "log.json: no 'parts' field")
+
+
+def _report(folder):
+    return {p.name: p.read_bytes() for p in folder.iterdir()}
+
+
+def test_interrupted_overwrite_keeps_the_old_report(tmp_path, monkeypatch, capsys):
+    """Fresh user 7: Ctrl-C while --overwrite writes the new report (here: while its chart is drawn) leaves the old
+    report whole (ope.md, ope.png, ope.json, ranking.md, and the user's own file) and no staging folder; a Ctrl-C
+    (a real SIGINT) during the swap is held back until the new report is complete, and the command exits 0 saying
+    so."""
+    import os
+    import signal
+
+    from _log_data import write
+
+    import bundlerl.evaluation.ope.report as report
+    from bundlerl.scripts.cli import main
+
+    log = write(tmp_path / "log")
+    out = tmp_path / "o"
+    args = ["ope", "--logs", str(log), "--policy", "random", "--bootstrap", "2", "--no-progress", "--out", str(out)]
+    assert main([*args, "--ranking-k", "2"]) == 0
+    (out / "notes.txt").write_text("mine")
+    old = _report(out)
+
+    def stopped(*a, **k):
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as m:
+        m.setattr(report, "ope_chart", stopped)
+        assert main([*args, "--overwrite"]) == 130
+    assert _report(out) == old
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == [], "a staging folder was left"
+
+    real, calls = os.replace, []
+
+    def replace_with_sigint(src, dst):
+        if str(src).endswith(".tmp-report/" + os.path.basename(dst)):  # the swap's renames (others write caches)
+            if not calls:
+                os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C in the middle of the swap
+            calls.append(dst)
+        real(src, dst)
+
+    capsys.readouterr()
+    with monkeypatch.context() as m:
+        m.setattr(report.os, "replace", replace_with_sigint)
+        assert main([*args, "--overwrite"]) == 0
+    assert "interrupted after the report was written" in capsys.readouterr().err
+    new = _report(out)
+    assert set(new) == {"ope.md", "ope.png", "ope.json", "notes.txt"} and new["ope.json"] != old["ope.json"]
+    assert len(calls) == 3 and str(calls[-1]).endswith("ope.json")
+
+
+def test_ctrl_c_after_the_report_is_written_exits_0(tmp_path):
+    """Fresh user 7: a SIGINT once 'written:' is printed (the report complete; the process tearing down) is not a
+    failure: exit 0, the report whole."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from _cli import ROOT
+    from _log_data import write
+
+    log = write(tmp_path / "log")
+    proc = subprocess.Popen([sys.executable, "-m", "bundlerl.scripts.cli", "ope", "--logs", str(log), "--policy",
+                             "random", "--bootstrap", "2", "--no-progress", "--out", str(tmp_path / "o")], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=dict(os.environ, PYTHONUNBUFFERED="1"))
+    try:
+        for line in proc.stdout:
+            if line.startswith("written:"):
+                proc.send_signal(signal.SIGINT)
+                break
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err and (tmp_path / "o" / "ope.json").is_file()
