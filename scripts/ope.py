@@ -171,7 +171,8 @@ def run(args) -> int:
     settings = _settings(args, logs, config, [(spec, name) for spec, name in zip(args.policy, policies)])
     try:
         paths = write_ope_report(results, out, f"off-policy estimates from {args.logs} ({logs.n_rows:,} decisions)",
-                                 ranking=ranking, ranking_k=args.ranking_k, settings=settings, overwrite=True)
+                                 ranking=ranking, ranking_k=args.ranking_k, settings=settings, overwrite=True,
+                                 notes=_evaluated(settings["policies"]))
     except ReportWrittenInterrupt as exc:  # the report is complete: not a failure
         print(f"bundlerl ope: {exc}", file=sys.stderr)
         return 0
@@ -202,15 +203,31 @@ def _report_interrupts_after_the_report(message: str) -> None:
         signal.signal(signal.SIGINT, lambda signum, frame: print(message, file=sys.stderr))
 
 
+def _evaluated(policies: list[dict]) -> str:
+    """ope.md's lines on what each policy is (the model file and hash behind a run directory or tuned-linear)."""
+    lines = []
+    for p in policies:
+        src = p["source"]
+        if src.get("sha256") or src.get("file"):
+            what = f"{src['run_dir']}/{src['model']}" if src["kind"] == "run" else src["file"]
+            commit = ((src.get("versions") or {}).get("git") or {}).get("commit") if src["kind"] == "run" else None
+            lines.append(f"- {p['name']}: {what} (sha256 {str(src.get('sha256'))[:16]}"
+                         + (f"; trained at commit {str(commit)[:12]}" if commit else "") + ")")
+    return "evaluated models:\n\n" + "\n".join(lines) if lines else ""
+
+
 def _settings(args, logs, config, policies: list[tuple[str, str]]) -> dict:
     """What ``ope.json`` records of this run (``write_ope_report``'s ``settings``): the log (folder, its
-    ``log.json``'s SHA-256 and what wrote it), the policies (spec as given, name in the table), the estimator settings
+    ``log.json``'s SHA-256 and what wrote it), the policies (spec as given, name in the table, and what was evaluated:
+    ``bundlerl.experiment.policy_source`` - a run's model file, its SHA-256 and the run's own versions, a weights
+    or tuned-linear cache file and its SHA-256), the estimator settings
     (``config_settings``), --ranking-k, and the provenance a run directory records (``bundlerl.experiment.provenance``:
     python and package versions, git commit and dirty flag)."""
     from pathlib import Path
 
     from bundlerl.evaluation.logs.schema import LOG_JSON
     from bundlerl.evaluation.ope.report import config_settings
+    from bundlerl.experiment.policy_spec import policy_source
     from bundlerl.experiment.provenance import git_info, package_versions
     from bundlerl.utils.hashing import file_sha256
 
@@ -220,7 +237,8 @@ def _settings(args, logs, config, policies: list[tuple[str, str]]) -> dict:
         "logs": {"folder": str(Path(args.logs).resolve()), "log_json_sha256": file_sha256(log_json),
                  "rows": logs.n_rows, **{k: logs.info[k] for k in ("policy", "preset", "stream", "episodes")
                                          if k in logs.info}},
-        "policies": [{"spec": spec, "name": name} for spec, name in policies],
+        "policies": [{"spec": spec, "name": name,
+                      "source": policy_source(spec, world=logs.info.get("preset"))} for spec, name in policies],
         "estimator": config_settings(config),
         "ranking_k": args.ranking_k,
         "versions": {**package_versions(), "git": git_info()},

@@ -211,7 +211,9 @@ def test_ope_json_records_the_settings(tmp_path):
     st = doc["settings"]
     assert st["logs"]["folder"] == str(log.resolve()) and st["logs"]["rows"] == 12
     assert st["logs"]["log_json_sha256"] == file_sha256(log / "log.json")
-    assert st["policies"] == [{"spec": "random", "name": "random"}, {"spec": "popularity", "name": "popularity"}]
+    baseline = {"kind": "baseline", "greedy": False}
+    assert st["policies"] == [{"spec": "random", "name": "random", "source": baseline},
+                              {"spec": "popularity", "name": "popularity", "source": baseline}]
     assert st["ranking_k"] == 2
     want = OPEConfig(clip=40.0, tau=3.0, gamma=0.9, n_boot=7, seed=5, interval="population", allow_unsupported=True,
                      truth=True)
@@ -380,3 +382,41 @@ def test_ctrl_c_after_the_report_is_written_exits_0(tmp_path):
             proc.wait()
     assert proc.returncode == 0, err
     assert "Traceback" not in err and (tmp_path / "o" / "ope.json").is_file()
+
+
+def test_ope_json_records_what_was_evaluated(tmp_path):
+    """Fresh user 7: ope.json records, per policy, the model file actually evaluated (a damaged best_model.zip is
+    passed over for final_model.zip), its SHA-256 and the run's own versions.json; a weights file's path and SHA-256;
+    ope.md names the evaluated model."""
+    import shutil
+    import warnings
+
+    from _serving import small_run_dir
+
+    from bundlerl.agents.tuned_linear import TunedLinearPolicy, feature_names
+    from bundlerl.utils.hashing import file_sha256
+
+    run = small_run_dir(tmp_path / "runs", "ppo")
+    shutil.copy(run / "best_model.zip", run / "final_model.zip")
+    (run / "best_model.zip").write_bytes(b"damaged")
+    versions = json.loads((run / "versions.json").read_text())
+    (run / "versions.json").write_text(json.dumps({**versions, "marker": "trained here"}))
+    w = tmp_path / "tl.json"
+    TunedLinearPolicy(np.arange(len(feature_names()), dtype=float)).save(w)
+    log = tmp_path / "log"
+    r = run_cli("log", "--policy", "random", "--preset", "small", "--episodes", "20", "--num-envs", "8", "--out",
+                str(log), "--no-progress", timeout=300)
+    assert r.returncode == 0, r.stderr
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        r = run_cli("ope", "--logs", str(log), "--policy", str(run), "--policy", str(w), "--bootstrap", "2",
+                    "--no-progress", "--out", str(tmp_path / "o"), timeout=300)
+    assert r.returncode == 0, r.stderr
+    policies = json.loads((tmp_path / "o" / "ope.json").read_text())["settings"]["policies"]
+    src = {p["spec"]: p["source"] for p in policies}
+    assert src[str(run)]["model"] == "final_model.zip" and src[str(run)]["kind"] == "run"
+    assert src[str(run)]["sha256"] == file_sha256(run / "final_model.zip")
+    assert src[str(run)]["versions"]["marker"] == "trained here"
+    assert src[str(w)] == {"kind": "weights", "greedy": False, "file": str(w.resolve()), "sha256": file_sha256(w)}
+    md = (tmp_path / "o" / "ope.md").read_text()
+    assert f"{run.resolve()}/final_model.zip (sha256 {file_sha256(run / 'final_model.zip')[:16]}" in md

@@ -202,7 +202,8 @@ def check_report_folder(out: str | Path, *, overwrite: bool = False, out_name: s
 
 def write_ope_report(results: Sequence[OPEResult], out: str | Path, title: str = "",
                      ranking: Mapping[str, Mapping] | None = None, ranking_k: int | None = None,
-                     settings: Mapping[str, Any] | None = None, *, overwrite: bool = False) -> dict[str, Path]:
+                     settings: Mapping[str, Any] | None = None, *, overwrite: bool = False,
+                     notes: str = "") -> dict[str, Path]:
     """``ope.md``, ``ope.json`` and ``ope.png`` in ``out``; returns their paths (keys ``md``, ``json``, ``png``, and
     ``ranking`` when written).
 
@@ -219,6 +220,7 @@ def write_ope_report(results: Sequence[OPEResult], out: str | Path, title: str =
         ``"settings"`` (layout :data:`OPE_JSON_VERSION`, read by :func:`read_ope_json`).
     :param overwrite: write into a non-empty folder (:func:`check_report_folder`); a ``ranking.md`` of an earlier
         report is removed when this one has no ranking.
+    :param notes: markdown put in ``ope.md`` between the title and the table (``bundlerl ope``: the evaluated models).
     :raises OPEError: a non-empty ``out`` without ``overwrite``.
     :raises ReportWrittenInterrupt: a Ctrl-C arrived during the swap; the report is complete.
     """
@@ -232,7 +234,8 @@ def write_ope_report(results: Sequence[OPEResult], out: str | Path, title: str =
     stage = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.{os.getpid()}.", suffix=".tmp-report"))
     try:
         names = {"md": "ope.md", "json": "ope.json", "png": "ope.png"}
-        (stage / names["md"]).write_text((f"# {title}\n\n" if title else "") + ope_markdown(results), encoding="utf-8")
+        (stage / names["md"]).write_text((f"# {title}\n\n" if title else "") + (f"{notes}\n\n" if notes else "")
+                                         + ope_markdown(results), encoding="utf-8")
         rows = [r.to_dict() for r in results]
         if ranking is not None:
             for row in rows:
