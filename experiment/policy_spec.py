@@ -49,8 +49,10 @@ def check_spec(spec: str) -> tuple[str, str, bool]:
         if sep and _kind(base):  # e.g. random:stochastic, random:greedy:greedy
             raise PolicyError(f"policy {spec!r}: ':{rest}' is not a modifier {base!r} takes; the forms are "
                               f"{SPEC_FORMS}")
-        raise PolicyError(f"policy {spec!r}: neither a baseline, tuned-linear, a weights file (.json) nor a run "
-                          f"directory; the forms are {SPEC_FORMS}")
+        missing = ("/" in name or name.endswith(".json")) and not p.exists()  # meant as a path
+        raise PolicyError(f"policy {spec!r}: " + (f"no such file or folder {name!r}; it is " if missing else "")
+                          + f"neither a baseline, tuned-linear, a weights file (.json) nor a run directory; the forms "
+                          f"are {SPEC_FORMS}")
     if greedy and kind != "run":
         why = ("random is uniform: its most probable candidate is a tie, i.e. its first valid candidate, not a form of "
                "random" if name == "random" else f"{name} is already deterministic (greedy on its scores)")

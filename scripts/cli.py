@@ -102,7 +102,11 @@ def main(argv: list[str] | None = None) -> int:
     or ``--help``, which argparse ends with SystemExit)."""
     parser = build_parser()
     try:
-        args = parser.parse_args(argv)
+        args, extra = parser.parse_known_args(argv)
+        if extra:  # said by the subcommand's parser, whose --help lists its flags
+            (sub,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+            command = sub.choices.get(getattr(args, "command", None) or "", parser)
+            command.error(f"unrecognized arguments: {' '.join(extra)}")
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else EXIT_BAD_INPUT
     if not getattr(args, "func", None):

@@ -105,9 +105,19 @@ def check(args) -> None:
     empty, or --overwrite (a previous report is not replaced silently; ``bundlerl log`` likewise refuses a folder
     holding a log).
 
-    :raises OPEError: a non-empty --out without --overwrite (one line, exit 2)."""
+    :raises OPEError: a non-empty --out without --overwrite, or --out the log folder (or its truth/) itself (one
+        line, exit 2)."""
+    from pathlib import Path
+
+    from bundlerl.evaluation.logs.schema import TRUTH_DIR
+    from bundlerl.evaluation.ope.estimators import OPEError
     from bundlerl.evaluation.ope.report import check_report_folder
 
+    out, logs = _out(args).resolve(), Path(args.logs).resolve()
+    if out in (logs, logs / TRUTH_DIR):
+        which = "the log folder" if out == logs else f"the log's {TRUTH_DIR}/ folder"
+        raise OPEError(f"--out {args.out}: that is {which} itself; write the report elsewhere, e.g. --out "
+                       f"{Path(args.logs) / 'ope'} (the default)")
     check_report_folder(_out(args), overwrite=args.overwrite, out_name="--out", overwrite_name="--overwrite")
 
 

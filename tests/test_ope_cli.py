@@ -420,3 +420,52 @@ def test_ope_json_records_what_was_evaluated(tmp_path):
     assert src[str(w)] == {"kind": "weights", "greedy": False, "file": str(w.resolve()), "sha256": file_sha256(w)}
     md = (tmp_path / "o" / "ope.md").read_text()
     assert f"{run.resolve()}/final_model.zip (sha256 {file_sha256(run / 'final_model.zip')[:16]}" in md
+
+
+def test_fresh_user_leftovers_are_one_line(tmp_path):
+    """Fresh user 7: an unknown flag points at the subcommand's --help; a missing run directory says so; --out the
+    log folder (or its truth/) is refused."""
+    from _log_data import write
+
+    log = write(tmp_path / "log", truth=True)
+    args = ("ope", "--logs", str(log), "--bootstrap", "2", "--no-progress")
+    r = run_cli(*args, "--policy", "random", "--bogus")
+    _one_line(r, "bundlerl ope: error: unrecognized arguments: --bogus", "see 'bundlerl ope --help'")
+    _one_line(run_cli(*args, "--policy", str(tmp_path / "runs" / "nonexistent")), "no such file or folder")
+    for out in (log, log / "truth"):
+        _one_line(run_cli(*args, "--policy", "random", "--out", str(out), "--overwrite"), "itself; write the report "
+                  f"elsewhere, e.g. --out {log / 'ope'}")
+    assert not (log / "ope.json").exists() and not (log / "truth" / "ope.json").exists()
+
+
+def test_interrupted_log_into_an_existing_folder_says_what_remains(tmp_path):
+    """Ctrl-C during 'bundlerl log' into an empty folder that existed before: the folder is not removed, and the
+    message says that the part files remain and what to do."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from _cli import ROOT
+
+    out = tmp_path / "log"
+    out.mkdir()
+    proc = subprocess.Popen([sys.executable, "-m", "bundlerl.scripts.cli", "log", "--policy", "random", "--preset",
+                             "small", "--episodes", "1000000", "--num-envs", "8", "--rows-per-part", "50",
+                             "--out", str(out), "--no-progress"], cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=dict(os.environ, PYTHONUNBUFFERED="1"))
+    try:
+        deadline = time.monotonic() + 120
+        while not any(out.glob("part-*.parquet")) and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.2)
+        assert any(out.glob("part-*.parquet")), "no part written"
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130, err
+    assert "the part files written so far remain in" in err and "delete its part-*.parquet" in err, err
+    assert len(err.strip().splitlines()) == 1 and out.is_dir()
