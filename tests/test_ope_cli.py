@@ -158,8 +158,9 @@ def test_help_and_deterministic_logger_warning(tmp_path):
     assert "warning: no exploration" in r.stderr and "supports only that policy" in r.stderr
 
 
-def test_interrupted_log_leaves_nothing(tmp_path):
-    """Ctrl-C during 'bundlerl log' into a folder it created: the folder is removed (no half log left)."""
+def _interrupted_log(out):
+    """Run 'bundlerl log' into ``out``, send it Ctrl-C (SIGINT) once a part file is written; returns (exit status,
+    stderr)."""
     import os
     import signal
     import subprocess
@@ -168,7 +169,6 @@ def test_interrupted_log_leaves_nothing(tmp_path):
 
     from _cli import ROOT
 
-    out = tmp_path / "log"
     proc = subprocess.Popen([sys.executable, "-m", "bundlerl.scripts.cli", "log", "--policy", "random", "--preset",
                              "small", "--episodes", "1000000", "--num-envs", "8", "--rows-per-part", "50",
                              "--out", str(out), "--no-progress"], cwd=ROOT, stdout=subprocess.PIPE,
@@ -184,7 +184,14 @@ def test_interrupted_log_leaves_nothing(tmp_path):
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    assert proc.returncode != 0 and "interrupted" in err, err
+    return proc.returncode, err
+
+
+def test_interrupted_log_leaves_nothing(tmp_path):
+    """Ctrl-C during 'bundlerl log' into a folder it created: the folder is removed (no half log left)."""
+    out = tmp_path / "log"
+    rc, err = _interrupted_log(out)
+    assert rc != 0 and "interrupted" in err, err
     assert not out.exists()
 
 
@@ -441,31 +448,9 @@ def test_fresh_user_leftovers_are_one_line(tmp_path):
 def test_interrupted_log_into_an_existing_folder_says_what_remains(tmp_path):
     """Ctrl-C during 'bundlerl log' into an empty folder that existed before: the folder is not removed, and the
     message says that the part files remain and what to do."""
-    import os
-    import signal
-    import subprocess
-    import sys
-    import time
-
-    from _cli import ROOT
-
     out = tmp_path / "log"
     out.mkdir()
-    proc = subprocess.Popen([sys.executable, "-m", "bundlerl.scripts.cli", "log", "--policy", "random", "--preset",
-                             "small", "--episodes", "1000000", "--num-envs", "8", "--rows-per-part", "50",
-                             "--out", str(out), "--no-progress"], cwd=ROOT, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=dict(os.environ, PYTHONUNBUFFERED="1"))
-    try:
-        deadline = time.monotonic() + 120
-        while not any(out.glob("part-*.parquet")) and time.monotonic() < deadline and proc.poll() is None:
-            time.sleep(0.2)
-        assert any(out.glob("part-*.parquet")), "no part written"
-        proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    assert proc.returncode == 130, err
+    rc, err = _interrupted_log(out)
+    assert rc == 130, err
     assert "the part files written so far remain in" in err and "delete its part-*.parquet" in err, err
     assert len(err.strip().splitlines()) == 1 and out.is_dir()
