@@ -39,8 +39,10 @@ RUN_DIR:greedy is a run's deterministic form (one-hot on its most probable candi
 runs/ppo_run:greedy (run directories only: the other policies are greedy already, random has none).
 
 Writes ope.md, ope.png and ope.json into --out (with --ranking-k also ranking.md, its figures in ope.json too);
-ope.json also records the run's settings: the log folder and its log.json's SHA-256, the policies, the
-estimator settings, --ranking-k, package versions and git commit. --out must be missing or empty, or
+ope.json also records the run's settings: the log folder and its log.json's SHA-256, the policies (and
+what each is: a run's model file actually loaded, its SHA-256 and the run's own versions; a weights or
+tuned-linear cache file and its SHA-256), the estimator settings, --ranking-k, package versions and git
+commit. The report is written to a temporary sibling folder and swapped in at the end. --out must be missing or empty, or
 --overwrite given (a previous report is never replaced silently).
 The log must be complete (its log.json written last by 'bundlerl log') and match it.
 """
