@@ -19,7 +19,7 @@ from bundlerl.agents.exploration import Greedy
 from bundlerl.agents.policy import Policy, PolicyError
 from bundlerl.experiment.run_dir import RunDir
 
-__all__ = ["GREEDY_SUFFIX", "SPEC_FORMS", "check_spec", "load_policy", "policy_world"]
+__all__ = ["GREEDY_SUFFIX", "SPEC_FORMS", "check_spec", "load_policy", "policy_world", "policy_source"]
 
 GREEDY_SUFFIX = ":greedy"
 """Suffix of a run directory's spec asking for its deterministic form."""
@@ -49,8 +49,10 @@ def check_spec(spec: str) -> tuple[str, str, bool]:
         if sep and _kind(base):  # e.g. random:stochastic, random:greedy:greedy
             raise PolicyError(f"policy {spec!r}: ':{rest}' is not a modifier {base!r} takes; the forms are "
                               f"{SPEC_FORMS}")
-        raise PolicyError(f"policy {spec!r}: neither a baseline, tuned-linear, a weights file (.json) nor a run "
-                          f"directory; the forms are {SPEC_FORMS}")
+        missing = ("/" in name or name.endswith(".json")) and not p.exists()  # meant as a path
+        raise PolicyError(f"policy {spec!r}: " + (f"no such file or folder {name!r}; it is " if missing else "")
+                          + f"neither a baseline, tuned-linear, a weights file (.json) nor a run directory; the forms "
+                          f"are {SPEC_FORMS}")
     if greedy and kind != "run":
         why = ("random is uniform: its most probable candidate is a tie, i.e. its first valid candidate, not a form of "
                "random" if name == "random" else f"{name} is already deterministic (greedy on its scores)")
@@ -99,3 +101,46 @@ def policy_world(spec: str):
     :raises PolicyError: a bad spec (:func:`check_spec`)."""
     name, kind, _ = check_spec(spec)
     return RunDir.open(name).env_config() if kind == "run" else None
+
+
+def policy_source(spec: str, *, which: str = "best", world=None) -> dict:
+    """What :func:`load_policy` (same ``which`` and ``world``) evaluates for ``spec``, as JSON data for a report's
+    provenance: ``kind`` (baseline / tuned-linear / weights / run) and ``greedy``; for a weights file its ``file``
+    and ``sha256``; for tuned-linear the cached fit's ``file`` and ``sha256`` (None where it is not cached); for a run
+    directory its ``run_dir``, the ``model`` file actually loaded (``best_model.zip``, else ``final_model.zip``, else
+    the latest checkpoint: a damaged file is passed over), the model's ``sha256`` and the run's own ``versions``
+    (its ``versions.json``: package versions and git commit when it was trained; None if missing).
+
+    :raises PolicyError: a bad spec. :raises RunDirError: a run with no intact model."""
+    import warnings
+
+    from bundlerl.utils.hashing import file_sha256
+
+    name, kind, greedy = check_spec(spec)
+    src: dict = {"kind": kind, "greedy": greedy}
+    if kind == "weights":
+        src.update(file=str(Path(name).resolve()), sha256=file_sha256(name))
+    elif kind == "tuned-linear":  # the cache entry load_policy's tuned_linear call (its defaults) reads or writes
+        from bundlerl.env.config import get_config
+        from bundlerl.evaluation.tuning import cache_key, cache_path
+
+        f = cache_path(cache_key(get_config(world or "default")))
+        src.update(file=str(f), sha256=file_sha256(f) if f.is_file() else None)
+    elif kind == "run":
+        run = RunDir.open(name)
+        with warnings.catch_warnings():  # load_policy warned already about a damaged model passed over
+            warnings.simplefilter("ignore")
+            model = run.model_path(which)
+        src.update(run_dir=str(run.path.resolve()), model=model.relative_to(run.path).as_posix(),
+                   sha256=file_sha256(model), versions=_run_versions(run))
+    return src
+
+
+def _run_versions(run: RunDir):
+    """The run's ``versions.json`` (None when missing or damaged: provenance, not a reason to refuse the run)."""
+    from bundlerl.utils.errors import BundlerlError
+
+    try:
+        return run.read_json("versions.json") if (run.path / "versions.json").is_file() else None
+    except BundlerlError:
+        return None

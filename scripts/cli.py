@@ -102,7 +102,11 @@ def main(argv: list[str] | None = None) -> int:
     or ``--help``, which argparse ends with SystemExit)."""
     parser = build_parser()
     try:
-        args = parser.parse_args(argv)
+        args, extra = parser.parse_known_args(argv)
+        if extra:  # said by the subcommand's parser, whose --help lists its flags
+            (sub,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+            command = sub.choices.get(getattr(args, "command", None) or "", parser)
+            command.error(f"unrecognized arguments: {' '.join(extra)}")
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else EXIT_BAD_INPUT
     if not getattr(args, "func", None):
@@ -120,6 +124,7 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"bundlerl {args.command}: error: {exc} (see 'bundlerl {args.command} --help')",
                           file=sys.stderr)
                     return EXIT_BAD_INPUT
+            args.whole_process = argv is None  # the process's own command line (what it may do to its signals)
             return int(args.func(args) or 0)
     except (BundlerlError, FileNotFoundError) as exc:
         if args.debug:

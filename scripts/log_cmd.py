@@ -105,9 +105,13 @@ def run(args) -> int:
             info = collect_logs(policy, world, args.episodes, out, seed=args.seed, num_envs=args.num_envs,
                                 truth=not args.no_truth, rows_per_part=args.rows_per_part,
                                 progress=False if args.no_progress else None)
-        except BaseException:  # Ctrl-C or a failure: no half log left behind (it has no log.json: ope refuses it)
+        except BaseException as exc:  # Ctrl-C or a failure: no half log left behind (it has no log.json: ope refuses it)
             if created:
                 shutil.rmtree(out, ignore_errors=True)
+            elif isinstance(exc, KeyboardInterrupt) and any(out.glob("part-*.parquet")):
+                raise KeyboardInterrupt(f"the part files written so far remain in {out}, a folder this run did not "
+                                        "create (no log.json: 'bundlerl ope' refuses them); delete its part-*.parquet "
+                                        "files and truth/ before logging into it again") from None
             raise
     print(f"logged {info['rows']:,} decisions of {info['episodes']:,} episodes ({info['policy']}, {info['preset']}, "
           f"{info['stream']}) in {info['parts']} part(s) to {args.out} ({info['seconds']:.1f} s)")

@@ -44,7 +44,8 @@ def _bad_values(action: argparse.Action, tmp: Path) -> list[str]:
     if action.choices is not None:
         return ["not-a-choice", ""]
     if isinstance(t, Integer):
-        return [str(t.minimum - 1), str(t.minimum - 1000), "abc", "1.5", "", "1e3", "nan"]
+        return [str(t.minimum - 1), str(t.minimum - 1000), "abc", "1.5", "", "1e3", "nan",
+                *([] if t.maximum is None else [str(t.maximum + 1), str(10**9)])]
     if isinstance(t, Number):
         return ["abc", "nan", "inf", str(t.high + 1), str(t.low - 1), ""]
     if isinstance(t, ExistingFile):

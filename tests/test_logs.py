@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -313,3 +315,120 @@ def test_truth_folder_points_to_its_parent(tmp_path):
     write(tmp_path / "nt")
     with pytest.raises(LogError, match=r"no ground truth.*truth=False"):
         list(LogDataset.open(tmp_path / "nt").parts(truth=True))
+
+
+# ------------------------------------------------------------------ fresh user 7: observations, items, log.json, checksums
+@pytest.mark.parametrize("column", ["profile", "history", "session"])
+@pytest.mark.parametrize("value", [np.nan, np.inf, -np.inf, 3e38, -2e6])
+def test_non_finite_or_huge_observation_is_refused(tmp_path, column, value):
+    """A NaN / inf / enormous observation value (which crashed a trained policy's network in torch) is refused by
+    file, row and column, with the bound."""
+    def bad(d):
+        v = d[column].astype(np.float64)
+        v[7, 1] = value
+        return v
+
+    _damage(tmp_path, **{column: bad})
+    with pytest.raises(LogError, match=rf"part-000000\.parquet: row 7, column '{column}': {column}\[1\] is .*must be "
+                                       r"finite and at most 1e\+06 in magnitude"):
+        list(LogDataset.open(tmp_path).parts())
+
+
+def test_huge_candidate_feature_is_refused(tmp_path):
+    def bad(d):
+        c = d["candidates"].copy()
+        c[4, 1, 2] = 1e30
+        return c
+
+    _damage(tmp_path, candidates=bad)
+    with pytest.raises(LogError, match=r"row 4, column 'candidates': candidate 1's feature 2 \('.+'\) is 1e\+30"):
+        list(LogDataset.open(tmp_path).parts(["reward"]))
+
+
+@pytest.mark.parametrize("column, value", [("revenue", np.inf), ("revenue", 1e38), ("profile", np.nan)])
+def test_checked_columns_are_checked_whatever_is_read(tmp_path, column, value):
+    """The revenue (and observations) are checked even when the caller reads other columns only (ope read reward,
+    not revenue, so an inf revenue passed)."""
+    def bad(d):
+        v = d[column].astype(np.float64)
+        v[7] = value
+        return v
+
+    _damage(tmp_path, **{column: bad})
+    with pytest.raises(LogError, match=rf"row 7, column '{column}'"):
+        list(LogDataset.open(tmp_path).parts(["reward"]))
+
+
+@pytest.mark.parametrize("change, column, words", [
+    ({"n_bought": lambda d: np.where(np.arange(12) == 3, 50, d["n_bought"])}, "n_bought", r"50 items bought: .*\[0, M=2\]"),
+    ({"item_ids": lambda d: np.where(np.arange(12)[:, None, None] == 3, -7, d["item_ids"])}, "item_ids", "item id -7"),
+    ({"bought_items": lambda d: np.where(np.arange(12)[:, None] == 3, -2, d["bought_items"])}, "bought_items",
+     "item id -2"),
+    ({"bought_items": lambda d: np.where(np.arange(12)[:, None] == 3, 999, d["bought_items"]),
+      "n_bought": lambda d: np.where(np.arange(12) == 3, 2, d["n_bought"])}, "bought_items", "from the shown bundle"),
+    ({"n_bought": lambda d: np.where(np.arange(12) == 3, 1, d["n_bought"])}, "n_bought", "holds 0"),
+])
+def test_item_columns_are_checked(tmp_path, change, column, words):
+    _damage(tmp_path, **change)
+    with pytest.raises(LogError, match=rf"part-000000\.parquet: row 3, column '{column}': .*{words}"):
+        list(LogDataset.open(tmp_path).parts(["reward"]))
+
+
+def test_non_finite_truth_is_refused(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    write(tmp_path, truth=True)
+    assert len(list(LogDataset.open(tmp_path).parts(truth=True))) == 1
+    tp = tmp_path / "truth" / "part-000000.parquet"
+    t = pq.read_table(tp)
+    er = t.column("expected_reward").to_pylist()
+    er[5][1] = float("nan")
+    i = t.schema.get_field_index("expected_reward")
+    t = t.set_column(i, t.schema.field(i), pa.array(er, t.schema.field(i).type)).replace_schema_metadata(t.schema.metadata)
+    pq.write_table(t, tp)
+    info = json.loads((tmp_path / "log.json").read_text())
+    del info["sha256"]  # not the checksum's catch: the row check's
+    (tmp_path / "log.json").write_text(json.dumps(info))
+    with pytest.raises(LogError, match=r"truth/part-000000\.parquet: row 5, column 'expected_reward': candidate 1's "
+                                       "expected reward is nan"):
+        list(LogDataset.open(tmp_path).parts(truth=True))
+
+
+@pytest.mark.parametrize("edit, words", [
+    (lambda i: {}, "no 'parts' field"),
+    (lambda i: {k: v for k, v in i.items() if k != "obs_spec"}, "no 'obs_spec' field"),
+    (lambda i: {k: v for k, v in i.items() if k != "dims"}, "no 'dims' field"),
+    (lambda i: {**i, "dims": {**i["dims"], "K": "3"}}, "field 'dims' has K='3'; each size must be an integer"),
+    (lambda i: {**i, "rows": "many"}, "field 'rows' is 'many'; it must be an integer"),
+    (lambda i: {**i, "episodes": 0}, "field 'episodes' is 0; it must be an integer >= 1"),
+    (lambda i: {**i, "episodes": 9}, "says 9 episodes but the part files hold 4 contexts"),
+    (lambda i: {**i, "sha256": "x"}, "field 'sha256' is str"),
+])
+def test_log_json_fields_are_required_and_typed(tmp_path, edit, words):
+    write(tmp_path)
+    info = json.loads((tmp_path / "log.json").read_text())
+    assert LogDataset.open(tmp_path).n_rows == 12
+    (tmp_path / "log.json").write_text(json.dumps(edit(info)))
+    with pytest.raises(LogError, match=rf"log\.json: .*{words}.*re-run bundlerl log"):
+        LogDataset.open(tmp_path)
+
+
+def test_checksums_catch_bytes_changed_after_writing(tmp_path):
+    """A part whose bytes changed after writing (still decoding, same rows) is refused by its SHA-256 in log.json;
+    so is a truth part, and a file log.json does not list."""
+    import shutil
+
+    import pyarrow.parquet as pq
+
+    write(tmp_path, truth=True)
+    info = json.loads((tmp_path / "log.json").read_text())
+    assert set(info["sha256"]) == {"part-000000.parquet", "truth/part-000000.parquet"}
+    for name in info["sha256"]:
+        shutil.copy(tmp_path / name, tmp_path / "copy")
+        t = pq.read_table(tmp_path / name)
+        pq.write_table(t, tmp_path / name, compression="gzip")  # the same rows, other bytes
+        with pytest.raises(LogError, match=rf"{name}: its SHA-256 differs from the one log\.json recorded"):
+            LogDataset.open(tmp_path)
+        shutil.move(tmp_path / "copy", tmp_path / name)
+    LogDataset.open(tmp_path)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 from _cli import run_cli
 
 
@@ -157,8 +158,9 @@ def test_help_and_deterministic_logger_warning(tmp_path):
     assert "warning: no exploration" in r.stderr and "supports only that policy" in r.stderr
 
 
-def test_interrupted_log_leaves_nothing(tmp_path):
-    """Ctrl-C during 'bundlerl log' into a folder it created: the folder is removed (no half log left)."""
+def _interrupted_log(out):
+    """Run 'bundlerl log' into ``out``, send it Ctrl-C (SIGINT) once a part file is written; returns (exit status,
+    stderr)."""
     import os
     import signal
     import subprocess
@@ -167,7 +169,6 @@ def test_interrupted_log_leaves_nothing(tmp_path):
 
     from _cli import ROOT
 
-    out = tmp_path / "log"
     proc = subprocess.Popen([sys.executable, "-m", "bundlerl.scripts.cli", "log", "--policy", "random", "--preset",
                              "small", "--episodes", "1000000", "--num-envs", "8", "--rows-per-part", "50",
                              "--out", str(out), "--no-progress"], cwd=ROOT, stdout=subprocess.PIPE,
@@ -183,7 +184,14 @@ def test_interrupted_log_leaves_nothing(tmp_path):
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    assert proc.returncode != 0 and "interrupted" in err, err
+    return proc.returncode, err
+
+
+def test_interrupted_log_leaves_nothing(tmp_path):
+    """Ctrl-C during 'bundlerl log' into a folder it created: the folder is removed (no half log left)."""
+    out = tmp_path / "log"
+    rc, err = _interrupted_log(out)
+    assert rc != 0 and "interrupted" in err, err
     assert not out.exists()
 
 
@@ -210,7 +218,9 @@ def test_ope_json_records_the_settings(tmp_path):
     st = doc["settings"]
     assert st["logs"]["folder"] == str(log.resolve()) and st["logs"]["rows"] == 12
     assert st["logs"]["log_json_sha256"] == file_sha256(log / "log.json")
-    assert st["policies"] == [{"spec": "random", "name": "random"}, {"spec": "popularity", "name": "popularity"}]
+    baseline = {"kind": "baseline", "greedy": False}
+    assert st["policies"] == [{"spec": "random", "name": "random", "source": baseline},
+                              {"spec": "popularity", "name": "popularity", "source": baseline}]
     assert st["ranking_k"] == 2
     want = OPEConfig(clip=40.0, tau=3.0, gamma=0.9, n_boot=7, seed=5, interval="population", allow_unsupported=True,
                      truth=True)
@@ -278,3 +288,172 @@ def test_log_refuses_a_folder_holding_a_log_before_any_work(tmp_path):
     r = run_cli("log", "--policy", "tuned-linear", "--episodes", "5", "--out", str(log), "--no-progress")
     _one_line(r, f"{log} already holds a log", "choose an empty folder")
     assert time.monotonic() - t0 < 60 and "fitting" not in r.stdout.lower()
+
+
+def test_bad_revenue_observation_and_log_json_are_one_line(tmp_path):
+    """Fresh user 7: an inf / 1e38 revenue (ope does not read revenue, it was never checked), a NaN profile value, a
+    `{}` log.json: one line naming file, row, column or field, exit 2."""
+    from _log_data import rows, write
+
+    args = ("--policy", "random", "--bootstrap", "2", "--no-progress")
+    for name, column, value, words in (("inf_rev", "revenue", np.inf, "revenue inf must be finite"),
+                                       ("huge_rev", "revenue", 1e38, "revenue 1e+38 is too large"),
+                                       ("nan_prof", "profile", np.nan, "profile[0] is nan: observations must be finite")):
+        data = rows()
+        data[column] = data[column].astype(float)
+        data[column][7] = value
+        write(tmp_path / name, data)
+        _one_line(run_cli("ope", "--logs", str(tmp_path / name), *args, "--out", str(tmp_path / f"o_{name}")),
+                  f"part-000000.parquet: row 7, column '{column}': {words}")
+    (tmp_path / "nan_prof" / "log.json").write_text("{}")
+    _one_line(run_cli("ope", "--logs", str(tmp_path / "nan_prof"), *args), "log.json: no 'parts' field")
+
+
+def _report(folder):
+    return {p.name: p.read_bytes() for p in folder.iterdir()}
+
+
+def test_interrupted_overwrite_keeps_the_old_report(tmp_path, monkeypatch, capsys):
+    """Fresh user 7: Ctrl-C while --overwrite writes the new report (here: while its chart is drawn) leaves the old
+    report whole (ope.md, ope.png, ope.json, ranking.md, and the user's own file) and no staging folder; a Ctrl-C
+    (a real SIGINT) during the swap is held back until the new report is complete, and the command exits 0 saying
+    so."""
+    import os
+    import signal
+
+    from _log_data import write
+
+    import bundlerl.evaluation.ope.report as report
+    from bundlerl.scripts.cli import main
+
+    log = write(tmp_path / "log")
+    out = tmp_path / "o"
+    args = ["ope", "--logs", str(log), "--policy", "random", "--bootstrap", "2", "--no-progress", "--out", str(out)]
+    assert main([*args, "--ranking-k", "2"]) == 0
+    (out / "notes.txt").write_text("mine")
+    old = _report(out)
+
+    def stopped(*a, **k):
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as m:
+        m.setattr(report, "ope_chart", stopped)
+        assert main([*args, "--overwrite"]) == 130
+    assert _report(out) == old
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == [], "a staging folder was left"
+
+    real, calls = os.replace, []
+
+    def replace_with_sigint(src, dst):
+        if str(src).endswith(".tmp-report/" + os.path.basename(dst)):  # the swap's renames (others write caches)
+            if not calls:
+                os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C in the middle of the swap
+            calls.append(dst)
+        real(src, dst)
+
+    capsys.readouterr()
+    with monkeypatch.context() as m:
+        m.setattr(report.os, "replace", replace_with_sigint)
+        assert main([*args, "--overwrite"]) == 0
+    assert "interrupted after the report was written" in capsys.readouterr().err
+    new = _report(out)
+    assert set(new) == {"ope.md", "ope.png", "ope.json", "notes.txt"} and new["ope.json"] != old["ope.json"]
+    assert len(calls) == 3 and str(calls[-1]).endswith("ope.json")
+
+
+def test_ctrl_c_after_the_report_is_written_exits_0(tmp_path):
+    """Fresh user 7: a SIGINT once 'written:' is printed (the report complete; the process tearing down) is not a
+    failure: exit 0, the report whole."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from _cli import ROOT
+    from _log_data import write
+
+    log = write(tmp_path / "log")
+    slow_exit = ("import atexit, sys, time; atexit.register(time.sleep, 2); sys.argv[0] = 'bundlerl'; "
+                 "from bundlerl.scripts.cli import main; sys.exit(main())")  # a teardown long enough to be hit
+    proc = subprocess.Popen([sys.executable, "-c", slow_exit, "ope", "--logs", str(log), "--policy",
+                             "random", "--bootstrap", "2", "--no-progress", "--out", str(tmp_path / "o")], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=dict(os.environ, PYTHONUNBUFFERED="1"))
+    try:
+        for line in proc.stdout:
+            if line.startswith("written:"):
+                proc.send_signal(signal.SIGINT)
+                break
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err, err
+    assert (tmp_path / "o" / "ope.json").is_file()
+
+
+def test_ope_json_records_what_was_evaluated(tmp_path):
+    """Fresh user 7: ope.json records, per policy, the model file actually evaluated (a damaged best_model.zip is
+    passed over for final_model.zip), its SHA-256 and the run's own versions.json; a weights file's path and SHA-256;
+    ope.md names the evaluated model."""
+    import shutil
+    import warnings
+
+    from _serving import small_run_dir
+
+    from bundlerl.agents.tuned_linear import TunedLinearPolicy, feature_names
+    from bundlerl.utils.hashing import file_sha256
+
+    run = small_run_dir(tmp_path / "runs", "ppo")
+    shutil.copy(run / "best_model.zip", run / "final_model.zip")
+    (run / "best_model.zip").write_bytes(b"damaged")
+    versions = json.loads((run / "versions.json").read_text())
+    (run / "versions.json").write_text(json.dumps({**versions, "marker": "trained here"}))
+    w = tmp_path / "tl.json"
+    TunedLinearPolicy(np.arange(len(feature_names()), dtype=float)).save(w)
+    log = tmp_path / "log"
+    r = run_cli("log", "--policy", "random", "--preset", "small", "--episodes", "20", "--num-envs", "8", "--out",
+                str(log), "--no-progress", timeout=300)
+    assert r.returncode == 0, r.stderr
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        r = run_cli("ope", "--logs", str(log), "--policy", str(run), "--policy", str(w), "--bootstrap", "2",
+                    "--no-progress", "--out", str(tmp_path / "o"), timeout=300)
+    assert r.returncode == 0, r.stderr
+    policies = json.loads((tmp_path / "o" / "ope.json").read_text())["settings"]["policies"]
+    src = {p["spec"]: p["source"] for p in policies}
+    assert src[str(run)]["model"] == "final_model.zip" and src[str(run)]["kind"] == "run"
+    assert src[str(run)]["sha256"] == file_sha256(run / "final_model.zip")
+    assert src[str(run)]["versions"]["marker"] == "trained here"
+    assert src[str(w)] == {"kind": "weights", "greedy": False, "file": str(w.resolve()), "sha256": file_sha256(w)}
+    md = (tmp_path / "o" / "ope.md").read_text()
+    assert f"{run.resolve()}/final_model.zip (sha256 {file_sha256(run / 'final_model.zip')[:16]}" in md
+
+
+def test_fresh_user_leftovers_are_one_line(tmp_path):
+    """Fresh user 7: an unknown flag points at the subcommand's --help; a missing run directory says so; --out the
+    log folder (or its truth/) is refused."""
+    from _log_data import write
+
+    log = write(tmp_path / "log", truth=True)
+    args = ("ope", "--logs", str(log), "--bootstrap", "2", "--no-progress")
+    r = run_cli(*args, "--policy", "random", "--bogus")
+    _one_line(r, "bundlerl ope: error: unrecognized arguments: --bogus", "see 'bundlerl ope --help'")
+    _one_line(run_cli(*args, "--policy", str(tmp_path / "runs" / "nonexistent")), "no such file or folder")
+    for out in (log, log / "truth"):
+        _one_line(run_cli(*args, "--policy", "random", "--out", str(out), "--overwrite"), "itself; write the report "
+                  f"elsewhere, e.g. --out {log / 'ope'}")
+    assert not (log / "ope.json").exists() and not (log / "truth" / "ope.json").exists()
+
+
+def test_interrupted_log_into_an_existing_folder_says_what_remains(tmp_path):
+    """Ctrl-C during 'bundlerl log' into an empty folder that existed before: the folder is not removed, and the
+    message says that the part files remain and what to do."""
+    out = tmp_path / "log"
+    out.mkdir()
+    rc, err = _interrupted_log(out)
+    assert rc == 130, err
+    assert "the part files written so far remain in" in err and "delete its part-*.parquet" in err, err
+    assert len(err.strip().splitlines()) == 1 and out.is_dir()

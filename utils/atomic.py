@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Iterator
 
-__all__ = ["atomic_write", "write_text", "sweep_temporaries"]
+__all__ = ["atomic_write", "write_text", "sweep_temporaries", "interrupts_deferred"]
 
 
 def _read_umask() -> int:
@@ -54,6 +54,35 @@ def atomic_write(path: str | os.PathLike, suffix: str | None = None) -> Iterator
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
         raise
+
+
+class _Deferred:
+    """What :func:`interrupts_deferred` saw: ``interrupted`` is True once a Ctrl-C (SIGINT) arrived in the block."""
+
+    interrupted = False
+
+
+@contextlib.contextmanager
+def interrupts_deferred() -> Iterator[_Deferred]:
+    """Hold Ctrl-C (SIGINT) back while the block runs (a few renames that must all happen, or none): a SIGINT
+    arriving meanwhile only sets the yielded object's ``interrupted``, which the caller acts on after the block.
+    Outside the main thread (where no signal handler can be set) the block runs as is."""
+    import signal
+    import threading
+
+    state = _Deferred()
+    if threading.current_thread() is not threading.main_thread():
+        yield state
+        return
+
+    def note(signum, frame):
+        state.interrupted = True
+
+    previous = signal.signal(signal.SIGINT, note)
+    try:
+        yield state
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def write_text(path: str | os.PathLike, text: str) -> None:

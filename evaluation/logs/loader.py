@@ -5,9 +5,13 @@ spec, the same in every part); :meth:`LogDataset.parts` then yields one part at 
 part, whatever the log's size) after checking its rows: actions in range, distributions that are finite, >= 0 and
 sum to 1 with no mass on masked candidates, a logged action that is a valid candidate, a propensity > 0 that equals
 the distribution's mass on the logged action, each context's steps 0, 1, 2, ... in row order within one part, the
-row's spec version, finite outcomes (:data:`OUTCOME_COLUMNS`, at most :func:`outcome_limit` in magnitude) and
-candidate features. Every problem is a :class:`LogError` naming file, row, column. A folder without ``log.json`` (a writer that did not finish) is refused,
-and so is one whose files differ from what ``log.json`` says (sizes, observation spec, part and row counts).
+row's spec version, finite outcomes (:data:`OUTCOME_COLUMNS`, at most :func:`outcome_limit` in magnitude), finite
+observations (:data:`OBSERVATION_COLUMNS`, at most :data:`OBSERVATION_LIMIT` in magnitude), item ids >= -1, bought
+items that are the shown bundle's (``n_bought`` of them, at most ``M``), and with ``truth`` finite expected rewards
+on the valid candidates. Every checked column is read whatever ``columns`` asks for. Every problem is a :class:`LogError` naming file, row, column. A folder without ``log.json`` (a writer that did not finish) is refused,
+and so is one whose ``log.json`` lacks a required field or has one of the wrong type (:data:`LOG_JSON_FIELDS`), or
+whose files differ from what it says (sizes, observation spec, part, row and episode counts, and each file's SHA-256
+where it records them: logs written since the checksums were added).
 """
 
 from __future__ import annotations
@@ -34,7 +38,8 @@ from bundlerl.evaluation.logs.schema import (
     truth_schema,
 )
 
-__all__ = ["LogDataset", "LogPart", "column_numpy", "PROB_ATOL", "OUTCOME_COLUMNS", "outcome_limit"]
+__all__ = ["LogDataset", "LogPart", "column_numpy", "PROB_ATOL", "OUTCOME_COLUMNS", "outcome_limit",
+           "OBSERVATION_COLUMNS", "OBSERVATION_LIMIT", "LOG_JSON_FIELDS"]
 
 PROB_ATOL = 1e-6
 """How far a logged distribution's sum may be from 1, and its ``pscore`` from ``action_prob[action]``."""
@@ -42,6 +47,22 @@ PROB_ATOL = 1e-6
 OUTCOME_COLUMNS = ("reward", "revenue")
 """The real-valued outcome columns, each checked finite and within :func:`outcome_limit` when read (``click`` is a
 bool; ``n_bought`` an int >= 0)."""
+
+
+OBSERVATION_COLUMNS = ("profile", "history", "session", "candidates")
+"""The real-valued observation columns a target policy reads, each checked finite and within
+:data:`OBSERVATION_LIMIT` when read."""
+
+OBSERVATION_LIMIT = 1e6
+"""The largest magnitude an observation value (:data:`OBSERVATION_COLUMNS`) may have. Why: the env's observations
+are O(1) to O(100) (profile and history in [-1, 1], session counters and log-prices, candidate features), and a
+trained policy's network turns a value near float32's maximum into inf / NaN logits (a crash in torch); 1e6 leaves
+served traffic room for larger counters."""
+
+LOG_JSON_FIELDS = {"parts": int, "rows": int, "dims": dict, "obs_spec": dict}
+"""The fields ``log.json`` must have and their JSON types (the writer writes them from the files; the loader checks
+the files against them). Optional, checked when present: ``episodes`` (int: the contexts in the parts) and
+``sha256`` (object: each part's, and truth part's, path in the folder -> SHA-256 hex)."""
 
 
 def outcome_limit(n_rows: int) -> float:
@@ -158,6 +179,8 @@ class LogDataset:
                            "observation spec")
         info = _read_info(folder / LOG_JSON)
         _check_info(folder / LOG_JSON, info, parts, first, n_rows)
+        _check_episodes(folder / LOG_JSON, info, parts)
+        _check_sha256(folder, info)
         return cls(folder, parts, Dims(**first["dims"]), first["obs_spec"], n_rows, info)
 
     def parts(self, columns: Sequence[str] | None = None, *, truth: bool = False) -> Iterator[LogPart]:
@@ -169,8 +192,9 @@ class LogDataset:
             raise LogError(f"{self.folder}: no column {c!r} in the log schema; columns: {', '.join(COLUMNS)}")
         shapes = _shapes(self.dims)
         for p in self.part_paths:
-            table = pq.read_table(p, columns=cols)
-            data = {c: column_numpy(table.column(c), shapes.get(c, ())) for c in cols}
+            table = pq.read_table(p)  # every column: each is checked, whichever the caller reads (terminated /
+            # truncated have nothing to check, but a part is read whole anyway)
+            data = {c: column_numpy(table.column(c), shapes.get(c, ())) for c in COLUMNS}
             _check_rows(p, data, self.dims, self.spec_version, self.n_rows)
             er = None
             if truth:
@@ -183,7 +207,8 @@ class LogDataset:
                 if t.num_rows != len(data["step"]) or not np.array_equal(column_numpy(t.column("step")), data["step"]):
                     raise LogError(f"{tp}: its rows do not match {p.name}'s (count or steps differ); regenerate the log")
                 er = column_numpy(t.column("expected_reward"), (self.dims.K,))
-            yield LogPart(p, data, er)
+                _check_truth(tp, er, data["action_mask"].astype(bool))
+            yield LogPart(p, {c: data[c] for c in cols}, er)
 
 
 def _read_info(path: Path) -> dict:
@@ -199,8 +224,21 @@ def _read_info(path: Path) -> dict:
 
 
 def _check_info(path: Path, info: dict, parts: list[Path], first: dict, n_rows: int) -> None:
-    """The files against what ``log.json`` says they are (each key it has: dims, obs_spec, parts, rows)."""
+    """``log.json``'s required fields (:data:`LOG_JSON_FIELDS`), then the files against what it says they are (dims,
+    obs_spec, parts, rows)."""
     redo = "re-run bundlerl log into an empty folder"
+    for key, kind in LOG_JSON_FIELDS.items():
+        if key not in info:
+            raise LogError(f"{path}: no {key!r} field (a log.json of 'bundlerl log' has {', '.join(LOG_JSON_FIELDS)}): "
+                           f"it was edited or written by something else; {redo}")
+        v = info[key]
+        if not isinstance(v, kind) or isinstance(v, bool) or (kind is int and v < 0):
+            raise LogError(f"{path}: field {key!r} is {v!r}; it must be a{'n integer >= 0' if kind is int else ' JSON object'}"
+                           f"; {redo}")
+    bad = {k: v for k, v in info["dims"].items() if isinstance(v, bool) or not isinstance(v, int)}
+    if bad:
+        k, v = next(iter(bad.items()))
+        raise LogError(f"{path}: field 'dims' has {k}={v!r}; each size must be an integer; {redo}")
     if "dims" in info and info["dims"] != first["dims"]:
         got = info["dims"] if isinstance(info["dims"], dict) else {}
         have = first["dims"]
@@ -218,6 +256,52 @@ def _check_info(path: Path, info: dict, parts: list[Path], first: dict, n_rows: 
     if "rows" in info and info["rows"] != n_rows:
         raise LogError(f"{path}: says {info['rows']} decisions but the part files hold {n_rows}: a part was "
                        f"replaced after writing; {redo}")
+
+
+def _check_episodes(path: Path, info: dict, parts: list[Path]) -> None:
+    """``log.json``'s ``episodes`` (when it has one) against the contexts in the parts (a context never spans two)."""
+    if "episodes" not in info:
+        return
+    said = info["episodes"]
+    if isinstance(said, bool) or not isinstance(said, int) or said < 1:
+        raise LogError(f"{path}: field 'episodes' is {said!r}; it must be an integer >= 1; re-run bundlerl log into "
+                       "an empty folder")
+    held = sum(len(np.unique(pq.read_table(p, columns=["context_id"]).column("context_id").to_numpy())) for p in parts)
+    if said != held:
+        raise LogError(f"{path}: says {said} episodes but the part files hold {held} contexts: log.json describes "
+                       "another log; re-run bundlerl log into an empty folder")
+
+
+def _check_sha256(folder: Path, info: dict) -> None:
+    """Each file's SHA-256 against ``log.json``'s ``sha256`` (when it has one: written since the checksums were
+    added); catches bytes changed after writing that still decode (a damaged disk or copy)."""
+    from bundlerl.utils.hashing import file_sha256
+
+    sums = info.get("sha256")
+    if sums is None:
+        return
+    if not isinstance(sums, dict):
+        raise LogError(f"{folder / LOG_JSON}: field 'sha256' is {type(sums).__name__}; it must be an object of file "
+                       "-> SHA-256; re-run bundlerl log into an empty folder")
+    names = {p.name for p in folder.glob(PART_GLOB)} | {f"{TRUTH_DIR}/{p.name}" for p in (folder / TRUTH_DIR).glob(PART_GLOB)}
+    for name in sorted(names):
+        if name not in sums:
+            raise LogError(f"{folder / name}: not in {LOG_JSON}'s checksums: a file added after writing; remove it or "
+                           "re-run bundlerl log into an empty folder")
+        if file_sha256(folder / name) != sums[name]:
+            raise LogError(f"{folder / name}: its SHA-256 differs from the one {LOG_JSON} recorded when it was written: "
+                           "the file changed or was damaged since; restore it from a copy or re-run bundlerl log into "
+                           "an empty folder")
+
+
+def _check_truth(path: Path, er: np.ndarray, mask: np.ndarray) -> None:
+    """Ground-truth expected rewards: finite on every valid candidate (NaN only on masked ones), never inf."""
+    bad = np.flatnonzero((~np.isfinite(er) & mask).any(axis=1) | np.isinf(er).any(axis=1))
+    if bad.size:
+        r = int(bad[0])
+        k = int(np.flatnonzero(~np.isfinite(er[r]) & (mask[r] | np.isinf(er[r])))[0])
+        raise _fail(path, r, "expected_reward", f"candidate {k}'s expected reward is {er[r, k]}: ground truth must be "
+                    "finite on valid candidates (NaN only on masked ones); regenerate the log")
 
 
 def _check_header(path: Path, kind: str, dims: Dims | None = None) -> tuple[dict, int]:
@@ -331,14 +415,49 @@ def _check_rows(path: Path, c: dict, d: Dims, spec_version: int, log_rows: int |
                         f"outcome's magnitude must be at most {limit:.3g} (float32 max / rows; the reward models' "
                         "sums would overflow); rescale the column (e.g. to thousands) or fix the row")
     if "n_bought" in c:
-        bad = np.flatnonzero(c["n_bought"] < 0)
+        nb = c["n_bought"]
+        bad = np.flatnonzero((nb < 0) | (nb > d.M))
         if bad.size:
-            raise _fail(path, int(bad[0]), "n_bought", f"{int(c['n_bought'][bad[0]])} items bought: it must be >= 0")
-    if "candidates" in c:
-        f = c["candidates"]
-        bad = np.flatnonzero(~np.isfinite(f.reshape(n, -1)).all(axis=1))
+            raise _fail(path, int(bad[0]), "n_bought", f"{int(nb[bad[0]])} items bought: it must be in [0, M={d.M}] "
+                        "(the shown bundle's items); fix the row or drop its context from the log")
+    _check_items(path, c, d, n, a)
+    for col in OBSERVATION_COLUMNS:  # what a target policy reads: NaN / inf / huge values crash its network
+        if col not in c:
+            continue
+        f = c[col].reshape(n, -1)
+        bad = np.flatnonzero(~(np.abs(f) <= OBSERVATION_LIMIT).all(axis=1))
         if bad.size:
             r = int(bad[0])
-            k, j = (int(x[0]) for x in np.nonzero(~np.isfinite(f[r])))
-            raise _fail(path, r, "candidates", f"candidate {k}'s feature {_feature_name(j)} is {f[r, k, j]}: "
-                        "candidate features must be finite; fix the row or drop its context from the log")
+            j = int(np.flatnonzero(~(np.abs(f[r]) <= OBSERVATION_LIMIT))[0])
+            where = (f"candidate {j // d.F}'s feature {_feature_name(j % d.F)}" if col == "candidates"
+                     else f"{col}[{j}]")
+            raise _fail(path, r, col, f"{where} is {float(f[r, j]):.6g}: observations must be finite and at most "
+                        f"{OBSERVATION_LIMIT:.0e} in magnitude; fix the row or drop its context from the log")
+
+
+def _check_items(path: Path, c: dict, d: Dims, n: int, a: np.ndarray) -> None:
+    """Item ids >= 0 or the -1 padding; each bought item the shown bundle's item in its slot; ``n_bought`` the
+    count of bought slots."""
+    for col in ("item_ids", "bought_items"):
+        if col not in c:
+            continue
+        v = c[col].reshape(n, -1)
+        bad = np.flatnonzero((v < -1).any(axis=1))
+        if bad.size:
+            r = int(bad[0])
+            raise _fail(path, r, col, f"item id {int(v[r][v[r] < -1][0])}: ids are catalogue indices >= 0, or -1 "
+                        "for an empty slot; fix the row or drop its context from the log")
+    if "bought_items" not in c or "item_ids" not in c:
+        return
+    b, shown = c["bought_items"], c["item_ids"][np.arange(n), a]
+    bad = np.flatnonzero(((b != -1) & (b != shown)).any(axis=1))
+    if bad.size:
+        r = int(bad[0])
+        raise _fail(path, r, "bought_items", f"bought {b[r].tolist()} from the shown bundle {shown[r].tolist()}: a "
+                    "bought item is the shown bundle's item in its slot, else -1; fix the row")
+    if "n_bought" in c:
+        bad = np.flatnonzero((b != -1).sum(axis=1) != c["n_bought"])
+        if bad.size:
+            r = int(bad[0])
+            raise _fail(path, r, "n_bought", f"{int(c['n_bought'][r])} items bought but bought_items "
+                        f"{b[r].tolist()} holds {int((b[r] != -1).sum())}: fix the row")

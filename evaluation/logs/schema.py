@@ -9,9 +9,10 @@ A log is a folder::
 
     DIR/part-000000.parquet ...     decisions (this schema); a context's rows never span two part files
     DIR/truth/part-000000.parquet   simulator ground truth, validation only (:data:`TRUTH_COLUMNS`), same rows and order
-    DIR/log.json                    what wrote it (logger, preset, seeds) and what it holds (parts, rows, dims,
-                                    obs_spec); written last by the writer's ``close``: a folder without it is an
-                                    unfinished log, and the loader refuses it (and files that differ from it)
+    DIR/log.json                    what wrote it (logger, preset, seeds, episodes) and what it holds (parts, rows,
+                                    dims, obs_spec, each file's sha256); written last by the writer's ``close``: a
+                                    folder without it is an unfinished log, and the loader refuses it (and files
+                                    that differ from it)
 
 Columns of a part file (``P``: profile dim, ``S``: session counters, ``K``: candidates, ``F``: candidate features,
 ``M``: ``K_max``, the largest bundle; ``fsl<t>[n]`` is an Arrow fixed-size list of ``n`` values of type ``t``):

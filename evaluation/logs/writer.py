@@ -178,9 +178,11 @@ class LogWriter:
 def write_log_json(out: str | Path, info: dict) -> None:
     """``out/log.json``: what wrote the log (plain data: ``info`` merged over the file's current content), with
     what the folder holds now - ``parts`` (count), ``rows``, ``dims``, ``obs_spec``, from the part files' footers -
-    which the loader checks the files against. Written atomically, after the parts: its presence marks a finished
+    which the loader checks the files against, and ``sha256``, each part's and truth part's SHA-256 by path in the
+    folder (``truth/part-000000.parquet``). Written atomically, after the parts: its presence marks a finished
     log. :raises LogError: the folder holds no part file."""
     from bundlerl.utils.atomic import write_text
+    from bundlerl.utils.hashing import file_sha256
 
     out = Path(out)
     parts = sorted(out.glob(PART_GLOB))
@@ -193,7 +195,10 @@ def write_log_json(out: str | Path, info: dict) -> None:
         except (ValueError, UnicodeDecodeError):
             old = {}  # a damaged description: replaced by what the files say
     meta = json.loads(pq.read_schema(parts[-1]).metadata[META_KEY])
+    files = parts + sorted((out / TRUTH_DIR).glob(PART_GLOB))
     held = {"parts": len(parts), "rows": sum(pq.ParquetFile(p).metadata.num_rows for p in parts),
-            "dims": meta["dims"], "obs_spec": meta["obs_spec"]}
+            "dims": meta["dims"], "obs_spec": meta["obs_spec"],
+            # checksums: bytes damaged after writing that still decode are caught by the loader
+            "sha256": {p.relative_to(out).as_posix(): file_sha256(p) for p in files}}
     merged = {**(old if isinstance(old, dict) else {}), **info, **held}
     write_text(out / LOG_JSON, json.dumps(merged, indent=2, sort_keys=True, default=str) + "\n")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -23,7 +24,8 @@ from bundlerl.evaluation.ope.intervals import MODEL_INTERVAL_ESTIMATORS
 from bundlerl.evaluation.report import pyplot, save_figure
 
 __all__ = ["ope_markdown", "ope_chart", "ranking_markdown", "write_ope_report", "LOW_EPISODE_ESS", "REPORT_FILES",
-           "OPE_JSON_VERSION", "check_report_folder", "config_settings", "config_from_settings", "read_ope_json"]
+           "OPE_JSON_VERSION", "check_report_folder", "config_settings", "config_from_settings", "read_ope_json",
+           "ReportWrittenInterrupt"]
 
 REPORT_FILES = ("ope.md", "ranking.md", "ope.png", "ope.json")
 """The files of a report folder, in the order written (``ope.json`` last: a folder holding it holds a report)."""
@@ -200,9 +202,16 @@ def check_report_folder(out: str | Path, *, overwrite: bool = False, out_name: s
 
 def write_ope_report(results: Sequence[OPEResult], out: str | Path, title: str = "",
                      ranking: Mapping[str, Mapping] | None = None, ranking_k: int | None = None,
-                     settings: Mapping[str, Any] | None = None, *, overwrite: bool = False) -> dict[str, Path]:
-    """``ope.md``, ``ope.json`` and ``ope.png`` in ``out``, each written atomically, ``ope.json`` last; returns their
-    paths (keys ``md``, ``json``, ``png``, and ``ranking`` when written).
+                     settings: Mapping[str, Any] | None = None, *, overwrite: bool = False,
+                     notes: str = "") -> dict[str, Path]:
+    """``ope.md``, ``ope.json`` and ``ope.png`` in ``out``; returns their paths (keys ``md``, ``json``, ``png``, and
+    ``ranking`` when written).
+
+    The files are written into a temporary sibling folder first, then swapped in by renames with Ctrl-C held back
+    (``bundlerl.utils.atomic.interrupts_deferred``): a new or empty ``out`` is that folder renamed; otherwise the
+    previous report's files are replaced one by one (``ope.json`` removed first and renamed in last: a folder holding
+    it holds a whole report), and nothing else in ``out`` is touched. An interrupt before the swap leaves the previous
+    report intact; one during it is delivered after, as :class:`ReportWrittenInterrupt`.
 
     :param ranking: ranking metrics @``ranking_k`` per policy (:func:`ranking_markdown`'s input), also written to
         ``ranking.md`` and, per policy, to ``ope.json`` under ``"ranking"`` (``{"k", metric: Estimate dict}``).
@@ -211,26 +220,50 @@ def write_ope_report(results: Sequence[OPEResult], out: str | Path, title: str =
         ``"settings"`` (layout :data:`OPE_JSON_VERSION`, read by :func:`read_ope_json`).
     :param overwrite: write into a non-empty folder (:func:`check_report_folder`); a ``ranking.md`` of an earlier
         report is removed when this one has no ranking.
+    :param notes: markdown put in ``ope.md`` between the title and the table (``bundlerl ope``: the evaluated models).
     :raises OPEError: a non-empty ``out`` without ``overwrite``.
+    :raises ReportWrittenInterrupt: a Ctrl-C arrived during the swap; the report is complete.
     """
-    from bundlerl.utils.atomic import write_text
+    import shutil
+    import tempfile
+
+    from bundlerl.utils.atomic import _UMASK, interrupts_deferred
 
     out = check_report_folder(out, overwrite=overwrite)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "ope.json").unlink(missing_ok=True)  # an earlier report's, replaced last: ope.json marks a whole report
-    paths = {"md": out / "ope.md", "json": out / "ope.json", "png": out / "ope.png"}
-    write_text(paths["md"], (f"# {title}\n\n" if title else "") + ope_markdown(results))
-    rows = [r.to_dict() for r in results]
-    if ranking is not None:
-        for row in rows:
-            table = ranking.get(row["policy"])
-            if table is not None:
-                row["ranking"] = {"k": ranking_k, **{m: e.to_dict() for m, e in table.items()}}
-        paths["ranking"] = out / "ranking.md"
-        write_text(paths["ranking"], ranking_markdown(ranking, ranking_k))
-    else:
-        (out / "ranking.md").unlink(missing_ok=True)  # an earlier report's, not this one's
-    ope_chart(results, paths["png"], title)
-    doc = {"version": OPE_JSON_VERSION, "settings": None if settings is None else dict(settings), "results": rows}
-    write_text(paths["json"], json.dumps(doc, indent=2) + "\n")
-    return paths
+    out.parent.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.{os.getpid()}.", suffix=".tmp-report"))
+    try:
+        names = {"md": "ope.md", "json": "ope.json", "png": "ope.png"}
+        (stage / names["md"]).write_text((f"# {title}\n\n" if title else "") + (f"{notes}\n\n" if notes else "")
+                                         + ope_markdown(results), encoding="utf-8")
+        rows = [r.to_dict() for r in results]
+        if ranking is not None:
+            for row in rows:
+                table = ranking.get(row["policy"])
+                if table is not None:
+                    row["ranking"] = {"k": ranking_k, **{m: e.to_dict() for m, e in table.items()}}
+            names["ranking"] = "ranking.md"
+            (stage / names["ranking"]).write_text(ranking_markdown(ranking, ranking_k), encoding="utf-8")
+        ope_chart(results, stage / names["png"], title)
+        doc = {"version": OPE_JSON_VERSION, "settings": None if settings is None else dict(settings), "results": rows}
+        (stage / names["json"]).write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
+        os.chmod(stage, 0o777 & ~_UMASK)  # mkdtemp makes 0700; a report folder gets the usual permissions
+        with interrupts_deferred() as late:
+            if not out.is_dir() or not any(out.iterdir()):
+                os.replace(stage, out)
+            else:
+                (out / "ope.json").unlink(missing_ok=True)
+                for name in REPORT_FILES:
+                    if name not in names.values():
+                        (out / name).unlink(missing_ok=True)  # an earlier report's, not this one's
+                for name in sorted(names.values(), key=lambda n: n == "ope.json"):  # ope.json last
+                    os.replace(stage / name, out / name)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+    if late.interrupted:
+        raise ReportWrittenInterrupt(f"interrupted after the report was written to {out}")
+    return {k: out / n for k, n in names.items()}
+
+
+class ReportWrittenInterrupt(KeyboardInterrupt):
+    """Ctrl-C arrived while :func:`write_ope_report` swapped the new report in; it was finished first (complete)."""
