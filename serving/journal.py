@@ -168,7 +168,7 @@ def journal_to_log(log_dir: str | os.PathLike, out: str | os.PathLike, artifacts
         if fb is None:
             continue
         shown = r["item_ids"][r["action"]]
-        hit = [pos for pos in fb["bought"] if pos in shown]
+        hit = sorted({pos for pos in fb["bought"] if pos in shown})  # an id listed twice is one item bought
         click[i] = bool(fb["click"]) or bool(hit)
         n_bought[i] = len(hit)
         revenue[i] = float(fb["revenue"])

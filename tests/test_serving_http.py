@@ -194,8 +194,13 @@ def test_the_journal_is_an_offline_evaluation_log(live):
     from bundlerl.serving.journal import Journal, journal_to_log, read_journal
 
     url, folder = live
-    mine = {C.post(f"{url}/v1/recommend", json={"profile_text": f"gift {i}", "exploration": {"epsilon": 0.3}}
-                   ).json()["impression_id"] for i in range(5)}
+    outs = [C.post(f"{url}/v1/recommend", json={"profile_text": f"gift {i}", "exploration": {"epsilon": 0.3}}).json()
+            for i in range(5)]
+    mine = {o["impression_id"] for o in outs}
+    # feedback that names one bought item twice: one item bought (n_bought agrees with bought_items)
+    twice = outs[0]["bundles"][0]["items"][0]["id"]
+    fb = {"impression_id": outs[0]["impression_id"], "click": True, "bought": [twice, twice], "revenue": 3.0}
+    assert C.post(f"{url}/v1/feedback", json=fb, headers=W).status_code == 200
     only = folder.parent / "my-journal"  # this test's impressions (the server's journal holds other tests' too)
     j = Journal(only)
     for rec in read_journal(folder / "logs"):
@@ -213,6 +218,8 @@ def test_the_journal_is_an_offline_evaluation_log(live):
     again = exploring_probabilities(art.policy, part.observation(), None, Exploration(epsilon=0.3))
     np.testing.assert_allclose(c["action_prob"], again, atol=1e-6)
     np.testing.assert_allclose(c["pscore"], c["action_prob"][np.arange(part.n), c["action"]])
+    np.testing.assert_array_equal(c["n_bought"], (c["bought_items"] >= 0).sum(1))
+    assert c["n_bought"].sum() == 1
 
 
 def _fuzz(url: str, per_operation: int) -> int:
