@@ -77,6 +77,7 @@ def test_log_ranking_metrics(tmp_path):
     data = rows(20, 2)
     data["item_ids"] = np.tile(np.array([[1, -1], [2, -1], [3, -1]]), (40, 1, 1))
     data["bought_items"] = np.tile([[2, -1]], (40, 1))  # candidate 1 is always the one bought from
+    data["action"], data["n_bought"] = np.ones(40, int), np.ones(40, int)  # so it is the shown one (loader's check)
     write(tmp_path, data)
     res = log_ranking_metrics(tmp_path, {"right": _Pick(1), "wrong": _Pick(0)}, k=1)
     assert res["right"]["precision"].value == 1.0 and res["wrong"]["hit"].value == 0.0
