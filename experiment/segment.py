@@ -17,12 +17,9 @@ outgrew it (:func:`resize_replay_buffer`).
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import shlex
 import shutil
-import signal
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -32,7 +29,8 @@ import numpy as np
 from bundlerl.agents.config import config_from_dict, config_to_dict
 from bundlerl.experiment.run_dir import RunDir, RunDirError, RunDirWarning
 from bundlerl.experiment.training import TrainConfig, TrainingInterrupted, train_dict
-from bundlerl.utils.errors import BundlerlError
+from bundlerl.utils.atomic import interrupts_deferred
+from bundlerl.utils.errors import BundlerlError, keyboard_interrupt_in
 
 __all__ = ["Segment", "start_new", "start_resumed", "stopped", "plan_timesteps", "resume_command",
            "replay_buffer_bytes", "resize_replay_buffer"]
@@ -267,19 +265,6 @@ def resize_replay_buffer(model, transitions: int) -> None:
     model.replay_buffer = new
 
 
-@contextlib.contextmanager
-def _sigint_ignored():
-    """Ctrl-C is ignored while the interrupted run's checkpoint is written (a second one would leave none)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
-
-
 def stopped(seg: Segment, exc: BaseException, log: Callable[[str], None]) -> None:
     """What ``exc`` (raised while ``seg`` ran) leaves behind; returns to let the caller re-raise ``exc``.
 
@@ -289,9 +274,9 @@ def stopped(seg: Segment, exc: BaseException, log: Callable[[str], None]) -> Non
     :raises TrainingInterrupted: for a KeyboardInterrupt.
     """
     rd, t = seg.run_dir, int(seg.model.num_timesteps)
-    interrupted = isinstance(exc, KeyboardInterrupt) and not isinstance(exc, TrainingInterrupted)
+    interrupted = keyboard_interrupt_in(exc) is not None and not isinstance(exc, TrainingInterrupted)
     if interrupted and t > 0:
-        with _sigint_ignored():
+        with interrupts_deferred():  # a second Ctrl-C would leave no checkpoint; the run stops after it anyway
             seg.checkpoint()
         cmd = resume_command(rd.path, seg.cfg.timesteps)
         log(f"== interrupted at {t:,} timesteps: checkpoint saved; continue with:\n   {cmd}")

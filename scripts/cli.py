@@ -30,7 +30,7 @@ import sys
 import traceback
 import warnings
 
-from bundlerl.utils.errors import BundlerlError
+from bundlerl.utils.errors import BundlerlError, keyboard_interrupt_in
 
 #: Subcommand modules under ``scripts/``, in the order ``--help`` lists them.
 COMMANDS: tuple[str, ...] = (
@@ -131,9 +131,13 @@ def main(argv: list[str] | None = None) -> int:
             traceback.print_exc()
         print(f"bundlerl {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    except KeyboardInterrupt as exc:
+    except (KeyboardInterrupt, SystemError) as exc:
+        interrupt = keyboard_interrupt_in(exc)  # a Ctrl-C inside numba code arrives as a chained SystemError
+        if interrupt is None:
+            raise
         if args.debug:
             traceback.print_exc()
+        exc = interrupt if isinstance(exc, SystemError) else exc
         resume = getattr(exc, "resume_command", "")  # bundlerl.experiment.training.TrainingInterrupted
         print(f"bundlerl {args.command}: interrupted" + (f"; continue with: {resume}" if resume else
                                                           f" ({exc})" if str(exc) else ""), file=sys.stderr)

@@ -89,6 +89,7 @@ def run(args) -> int:
     from bundlerl.agents.exploration import exploring
     from bundlerl.evaluation.logs.collect import collect_logs
     from bundlerl.experiment.policy_spec import load_policy, policy_world
+    from bundlerl.utils.errors import keyboard_interrupt_in
     from bundlerl.utils.threads import torch_threads
 
     world = world_from_args(args) or policy_world(args.policy) or "default"
@@ -108,7 +109,7 @@ def run(args) -> int:
         except BaseException as exc:  # Ctrl-C or a failure: no half log left behind (it has no log.json: ope refuses it)
             if created:
                 shutil.rmtree(out, ignore_errors=True)
-            elif isinstance(exc, KeyboardInterrupt) and any(out.glob("part-*.parquet")):
+            elif keyboard_interrupt_in(exc) is not None and any(out.glob("part-*.parquet")):
                 raise KeyboardInterrupt(f"the part files written so far remain in {out}, a folder this run did not "
                                         "create (no log.json: 'bundlerl ope' refuses them); delete its part-*.parquet "
                                         "files and truth/ before logging into it again") from None

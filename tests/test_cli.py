@@ -117,3 +117,53 @@ def test_every_registered_name_works_in_the_cli(tmp_path):
                   "--tuned-budget", "1x2x3", "--out", str(tmp_path), "--no-progress", timeout=300)
     assert out.returncode == 0, out.stderr[-3000:]
     assert list(json.loads((tmp_path / "results.json").read_text())) == [*OBSERVABLE_POLICIES, *ORACLES]
+
+
+def _chained(kind: str) -> BaseException:
+    """A KeyboardInterrupt raised inside compiled code the way numba reports it: a SystemError chained to it."""
+    try:
+        try:
+            raise KeyboardInterrupt
+        except KeyboardInterrupt as ki:
+            if kind == "cause":
+                raise SystemError("returned a result with an exception set") from ki
+            raise SystemError("returned a result with an exception set")  # __context__ only
+    except SystemError as exc:
+        return exc
+
+
+@pytest.mark.parametrize("kind", ["cause", "context"])
+def test_ctrl_c_inside_compiled_code_is_an_interrupt(kind, monkeypatch, capsys, tmp_path):
+    """A Ctrl-C that surfaces as numba's chained SystemError exits 130 with the one 'interrupted' line, like a plain
+    KeyboardInterrupt; a SystemError of any other origin stays a bug (raised)."""
+    from bundlerl.scripts import cli, ope
+    from bundlerl.utils.errors import keyboard_interrupt_in
+
+    exc = _chained(kind)
+    assert isinstance(keyboard_interrupt_in(exc), KeyboardInterrupt)
+    assert keyboard_interrupt_in(SystemError("other")) is None and keyboard_interrupt_in(None) is None
+
+    def run(args):
+        raise exc
+
+    monkeypatch.setattr(ope, "run", run)
+    monkeypatch.setattr(ope, "check", lambda args: None)
+    argv = ["ope", "--logs", str(tmp_path), "--policy", "random"]
+    assert cli.main(argv) == cli.EXIT_INTERRUPTED
+    assert capsys.readouterr().err.strip() == "bundlerl ope: interrupted"
+
+    def bug(args):
+        raise SystemError("a real bug")
+
+    monkeypatch.setattr(ope, "run", bug)
+    with pytest.raises(SystemError, match="a real bug"):
+        cli.main(argv)
+
+
+def test_keyboard_interrupt_in_survives_a_cycle():
+    """An exception chain with a cycle (a context pointing back) ends, with no interrupt found."""
+    from bundlerl.utils.errors import keyboard_interrupt_in
+
+    a, b = ValueError("a"), ValueError("b")
+    a.__context__, b.__context__ = b, a
+    assert keyboard_interrupt_in(a) is None
