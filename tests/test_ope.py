@@ -320,3 +320,31 @@ def test_write_ope_report_refuses_a_non_empty_folder(tmp_path):
         write_ope_report(res, tmp_path / "r")
     write_ope_report(res, tmp_path / "r", settings={"a": 2}, overwrite=True)
     assert read_ope_json(tmp_path / "r")["settings"] == {"a": 2}
+
+
+def test_a_killed_writers_staging_folder_is_swept(tmp_path):
+    """A report's staging folder left by a killed run (SIGKILL: no clean-up ran) is removed by the next report
+    written beside it once its process is gone; a live writer's staging folder and unrelated folders stay."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    from bundlerl.evaluation.ope.evaluate import ESTIMATOR_NAMES, OPEResult
+    from bundlerl.evaluation.ope.report import write_ope_report
+    from bundlerl.evaluation.stats import Estimate
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead_pid = int(dead.stdout)  # a process that has exited
+    old = time.time() - 3600
+    stale = tmp_path / f".r.{dead_pid}.ab_cd123.tmp-report"
+    live = tmp_path / f".r.{os.getpid()}.xy_zw789.tmp-report"
+    other = tmp_path / ".r.notes"
+    for d in (stale, live, other):
+        d.mkdir()
+        (d / "ope.md").write_text("half")
+        os.utime(d, (old, old))
+    res = [OPEResult("p", {k: Estimate(1.0, 0.9, 1.1, 10) for k in ESTIMATOR_NAMES}, 100, 1000, 50.0, 200.0, 0.0)]
+    write_ope_report(res, tmp_path / "r")
+    assert not stale.exists() and live.is_dir() and other.is_dir()
+    assert sorted(p.name for p in (tmp_path / "r").iterdir()) == ["ope.json", "ope.md", "ope.png"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -106,10 +107,11 @@ def _running(pid: int) -> bool:
 
 
 def sweep_temporaries(folder: str | os.PathLike, *, recursive: bool = False, grace_s: float = 60.0,
-                      max_age_s: float = 86_400.0) -> int:
-    """Remove the temporary files that killed writers of :func:`atomic_write` left in ``folder``.
+                      max_age_s: float = 86_400.0, dirs: bool = False) -> int:
+    """Remove the temporary files that killed writers of :func:`atomic_write` left in ``folder`` (with ``dirs``,
+    also staging folders named the same way, e.g. ``bundlerl.evaluation.ope.report``'s ``.NAME.PID.XXXXXXXX.tmp-report``).
 
-    A temporary file is removed when its writer process no longer runs on this machine and it has not changed for
+    A temporary is removed when its writer process no longer runs on this machine and it has not changed for
     ``grace_s`` seconds (the grace spares a writer on another machine sharing the folder), or when it has not
     changed for ``max_age_s`` seconds whoever wrote it. Other files are never touched. Returns the number removed;
     a missing folder is empty.
@@ -120,12 +122,15 @@ def sweep_temporaries(folder: str | os.PathLike, *, recursive: bool = False, gra
         now, removed = time.time(), 0
         for p in paths:
             m = _TEMP.match(p.name)
-            if m is None or not p.is_file():
+            if m is None or not (p.is_file() or (dirs and p.is_dir() and not p.is_symlink())):
                 continue
             with contextlib.suppress(OSError):
                 age = now - p.stat().st_mtime
                 if age > max_age_s or (age > grace_s and not _running(int(m.group(1)))):
-                    p.unlink()
+                    if p.is_dir():
+                        shutil.rmtree(p)
+                    else:
+                        p.unlink()
                     removed += 1
         return removed
     except FileNotFoundError:

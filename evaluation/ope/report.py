@@ -227,10 +227,11 @@ def write_ope_report(results: Sequence[OPEResult], out: str | Path, title: str =
     import shutil
     import tempfile
 
-    from bundlerl.utils.atomic import _UMASK, interrupts_deferred
+    from bundlerl.utils.atomic import _UMASK, interrupts_deferred, sweep_temporaries
 
     out = check_report_folder(out, overwrite=overwrite)
     out.parent.mkdir(parents=True, exist_ok=True)
+    sweep_temporaries(out.parent, dirs=True)  # staging folders of killed runs (SIGKILL: no finally ran)
     stage = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.{os.getpid()}.", suffix=".tmp-report"))
     try:
         names = {"md": "ope.md", "json": "ope.json", "png": "ope.png"}
