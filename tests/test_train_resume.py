@@ -201,3 +201,27 @@ def test_the_actual_timestep_count_is_said_when_it_is_not_the_requested_one(fake
         assert note in res.overshoot_note and any(note in m for m in logs)
         assert f"timesteps: {done:,} (requested {requested:,}: " in report
         assert ("whole rollouts of n_steps x num_envs = 8 x 4 = 32" if algo == "ppo" else "4 users") in report
+
+
+def test_ctrl_c_inside_compiled_code_checkpoints_the_run(tmp_path):
+    """A Ctrl-C that surfaces as numba's SystemError chained to the KeyboardInterrupt (it landed inside the bundle
+    builder's compiled code) stops training like a plain Ctrl-C: a checkpoint, then TrainingInterrupted with the
+    resume command; the run is not removed as a failed one. (A stand-in segment: only ``stopped`` is under test.)"""
+    from types import SimpleNamespace
+
+    from bundlerl.experiment.segment import stopped
+    from bundlerl.experiment.training import TrainingInterrupted
+
+    saved = []
+    seg = SimpleNamespace(run_dir=SimpleNamespace(path=tmp_path, saved_timesteps=None), created=True,
+                          model=SimpleNamespace(num_timesteps=128), cfg=SimpleNamespace(timesteps=1024),
+                          checkpoint=lambda: saved.append(True))
+    try:
+        try:
+            raise KeyboardInterrupt
+        except KeyboardInterrupt as ki:
+            raise SystemError("CPUDispatcher(greedy_complete) returned a result with an exception set") from ki
+    except SystemError as exc:
+        with pytest.raises(TrainingInterrupted, match="--resume"):
+            stopped(seg, exc, lambda m: None)
+    assert saved == [True] and tmp_path.is_dir()
