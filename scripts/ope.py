@@ -158,7 +158,7 @@ def run(args) -> int:
 
             space = BundleRecVecEnv(world, num_envs=1).observation_space.spaces
             K, F = space["candidates"].shape
-            LogDataset.open(args.logs, expect_spec=observation_spec(space["profile"].shape[0], K, F))
+            logs.check_spec(observation_spec(space["profile"].shape[0], K, F))
     config = OPEConfig(clip=float("inf") if args.clip is None else args.clip, tau=args.tau, gamma=args.gamma, n_boot=args.bootstrap, seed=args.seed,
                        interval=args.interval, return_model=args.return_model,
                        trajectory_interval=args.trajectory_interval,

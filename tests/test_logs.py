@@ -95,6 +95,10 @@ def test_spec_mismatch_and_not_a_log(tmp_path):
     v = SPEC_VERSION
     with pytest.raises(LogError, match=rf"version {v} \(K=3\) does not match the policy.s, version {v} \(K=4\)"):
         LogDataset.open(tmp_path, expect_spec=other)
+    ds = LogDataset.open(tmp_path)  # the same check on a log already open ('bundlerl ope', per trained policy)
+    ds.check_spec(observation_spec(DIMS.P, DIMS.K, DIMS.F))
+    with pytest.raises(LogError, match=rf"version {v} \(K=3\) does not match the policy.s, version {v} \(K=4\)"):
+        ds.check_spec(other)
     (tmp_path / "empty").mkdir()
     with pytest.raises(LogError, match="no part-"):
         LogDataset.open(tmp_path / "empty")

@@ -170,18 +170,19 @@ class LogDataset:
                                f"version {first['obs_spec'].get('version')}): one log holds one observation spec; "
                                "write the other to its own folder")
             n_rows += rows
-        if expect_spec is not None and first["obs_spec"] != expect_spec:
-            got, want = first["obs_spec"], expect_spec
-            diff = [k for k in sorted(set(got) | set(want)) if got.get(k) != want.get(k)]
-            raise LogError(f"{parts[0]}: observation spec version {got.get('version')} ({', '.join(f'{k}={got.get(k)}' for k in diff)}) "
-                           f"does not match the policy's, version {want.get('version')} "
-                           f"({', '.join(f'{k}={want.get(k)}' for k in diff)}): evaluate policies on logs of their own "
-                           "observation spec")
+        if expect_spec is not None:
+            _check_spec(parts[0], first["obs_spec"], expect_spec)
         info = _read_info(folder / LOG_JSON)
         _check_info(folder / LOG_JSON, info, parts, first, n_rows)
         _check_episodes(folder / LOG_JSON, info, parts)
         _check_sha256(folder, info)
         return cls(folder, parts, Dims(**first["dims"]), first["obs_spec"], n_rows, info)
+
+    def check_spec(self, expect_spec: dict) -> None:
+        """What :meth:`open`'s ``expect_spec`` checks, on a log already open (no second pass over its files).
+
+        :raises LogError: the log's observation spec is not ``expect_spec``."""
+        _check_spec(self.part_paths[0], self.obs_spec, expect_spec)
 
     def parts(self, columns: Sequence[str] | None = None, *, truth: bool = False) -> Iterator[LogPart]:
         """Each part in order, its rows checked (see the module docstring); ``columns`` limits what is read (the
@@ -223,6 +224,16 @@ def _read_info(path: Path) -> dict:
     return info
 
 
+def _check_spec(path: Path, got: dict, want: dict) -> None:
+    """A log's observation spec ``got`` (read from ``path``) against the policy's ``want``; the message names what differs."""
+    if got != want:
+        diff = [k for k in sorted(set(got) | set(want)) if got.get(k) != want.get(k)]
+        raise LogError(f"{path}: observation spec version {got.get('version')} ({', '.join(f'{k}={got.get(k)}' for k in diff)}) "
+                       f"does not match the policy's, version {want.get('version')} "
+                       f"({', '.join(f'{k}={want.get(k)}' for k in diff)}): evaluate policies on logs of their own "
+                       "observation spec")
+
+
 def _check_info(path: Path, info: dict, parts: list[Path], first: dict, n_rows: int) -> None:
     """``log.json``'s required fields (:data:`LOG_JSON_FIELDS`), then the files against what it says they are (dims,
     obs_spec, parts, rows)."""
@@ -239,21 +250,20 @@ def _check_info(path: Path, info: dict, parts: list[Path], first: dict, n_rows: 
     if bad:
         k, v = next(iter(bad.items()))
         raise LogError(f"{path}: field 'dims' has {k}={v!r}; each size must be an integer; {redo}")
-    if "dims" in info and info["dims"] != first["dims"]:
-        got = info["dims"] if isinstance(info["dims"], dict) else {}
-        have = first["dims"]
+    if info["dims"] != first["dims"]:
+        got, have = info["dims"], first["dims"]
         diff = [k for k in have if got.get(k) != have[k]] or list(have)
         said = ", ".join(f"{k}={got.get(k)}" for k in diff)
         held = ", ".join(f"{k}={have.get(k)}" for k in diff)
         raise LogError(f"{path}: says {said} but the part files have {held}: log.json describes another log; {redo}")
-    if "obs_spec" in info and info["obs_spec"] != first["obs_spec"]:
+    if info["obs_spec"] != first["obs_spec"]:
         raise LogError(f"{path}: its observation spec differs from the part files' (version "
                        f"{first['obs_spec'].get('version')}): log.json describes another log; {redo}")
-    if "parts" in info and info["parts"] != len(parts):
+    if info["parts"] != len(parts):
         raise LogError(f"{path}: says {info['parts']} part file(s) but the folder holds {len(parts)} "
                        f"({parts[0].name} ... {parts[-1].name}): a part was added or removed after writing; "
                        f"remove the foreign part(s) or {redo}")
-    if "rows" in info and info["rows"] != n_rows:
+    if info["rows"] != n_rows:
         raise LogError(f"{path}: says {info['rows']} decisions but the part files hold {n_rows}: a part was "
                        f"replaced after writing; {redo}")
 
